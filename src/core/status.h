@@ -112,7 +112,8 @@ Status AsStatus(const Result<T>& r) {
 }  // namespace kiln
 
 // TRY(expr) propagates a failed Status or Result; TRY_ASSIGN(decl, expr) also binds the value
-// of a Result. The only propagation macros in the code base; no argument counting, so `expr`
+// of a Result (it expands to several statements: inside an `if`, use braces). The only
+// propagation macros in the code base; no argument counting, so `expr`
 // may contain commas.
 #define KILN_CONCAT_INNER(a, b) a##b
 #define KILN_CONCAT(a, b) KILN_CONCAT_INNER(a, b)

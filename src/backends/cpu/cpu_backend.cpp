@@ -1,0 +1,216 @@
+#include "backends/cpu/cpu_backend.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "backends/cpu/kernel_context.h"
+
+namespace kiln {
+
+namespace cpu {
+
+KernelFn KernelFor(OpKind kind) {
+  switch (kind) {
+    case OpKind::kEmbed: return EmbedKernel;
+    case OpKind::kRmsNorm: return RmsNormKernel;
+    case OpKind::kLinear: return LinearKernel;
+    case OpKind::kRope: return RopeKernel;
+    case OpKind::kKvAppend: return KvAppendKernel;
+    case OpKind::kAttention: return AttentionKernel;
+    case OpKind::kAdd: return AddKernel;
+    case OpKind::kMul: return MulKernel;
+    case OpKind::kScaleByWeight: return ScaleByWeightKernel;
+    case OpKind::kScale: return ScaleKernel;
+    case OpKind::kGeluMul: return GeluMulKernel;
+    case OpKind::kSoftcap: return SoftcapKernel;
+    case OpKind::kSliceColumns: return SliceColumnsKernel;
+    case OpKind::kLastRow: return LastRowKernel;
+    case OpKind::kMoe: return MoeKernel;
+    case OpKind::kCount: return nullptr;
+  }
+  return nullptr;
+}
+
+namespace {
+
+constexpr uint8_t kCanary = 0xA5;
+
+struct AlignedFree {
+  void operator()(void* p) const { std::free(p); }
+};
+using AlignedBuffer = std::unique_ptr<uint8_t, AlignedFree>;
+
+Result<AlignedBuffer> AllocateAligned(int64_t bytes, const char* what) {
+  const size_t rounded = static_cast<size_t>((std::max<int64_t>(bytes, 64) + 63) / 64 * 64);
+  void* memory = std::aligned_alloc(64, rounded);
+  if (!memory) {
+    return Error(ErrorCode::kOutOfMemory, std::string("cannot allocate ") + std::to_string(bytes) + " bytes for the " + what);
+  }
+  return AlignedBuffer(static_cast<uint8_t*>(memory));
+}
+
+class CpuSession : public BackendSession {
+ public:
+  CpuSession(const Program& program, std::vector<WeightView> weights, int num_threads)
+      : program_(program), weights_(std::move(weights)), pool_(num_threads), dot_(&cpu::SelectDotKernels()) {}
+
+  Status Init() {
+    TRY(VerifyProgram(program_, program_.arena_bytes));  // validate at load, trust at run
+    TRY_ASSIGN(arena_, AllocateAligned(program_.arena_bytes, "activation arena"));
+    for (const CacheLayout& layout : program_.caches) {
+      const int64_t half = layout.bytes() / 2;
+      TRY_ASSIGN(AlignedBuffer k, AllocateAligned(half, "KV cache"));
+      TRY_ASSIGN(AlignedBuffer v, AllocateAligned(half, "KV cache"));
+      caches_.push_back({reinterpret_cast<float*>(k.get()), reinterpret_cast<float*>(v.get()),
+                         layout.capacity_positions, layout.num_kv_heads, layout.head_dim, layout.window});
+      cache_memory_.push_back(std::move(k));
+      cache_memory_.push_back(std::move(v));
+    }
+    return Status::Ok();
+  }
+
+  Status RunStep(const StepFunction& step, const StepIo& io) override;
+
+  MemoryReport memory() const override { return {program_.arena_bytes, program_.cache_bytes(), 0}; }
+
+ private:
+  cpu::TensorArg Resolve(const StepFunction& step, int32_t value_id, const StepIo& io, int64_t tokens) const;
+  Status CheckGuards(const StepFunction& step, int32_t op_index) const;
+
+  const Program& program_;
+  std::vector<WeightView> weights_;
+  ThreadPool pool_;
+  const cpu::DotKernels* dot_;
+  AlignedBuffer arena_;
+  std::vector<AlignedBuffer> cache_memory_;
+  std::vector<cpu::KvCache> caches_;
+};
+
+cpu::TensorArg CpuSession::Resolve(const StepFunction& step, int32_t value_id, const StepIo& io, int64_t tokens) const {
+  cpu::TensorArg arg;
+  if (value_id < 0) return arg;  // absent optional input
+  const Value& value = step.graph.value(value_id);
+  const Placement& placement = step.placements[static_cast<size_t>(value_id)];
+  arg.dtype = value.dtype;
+  arg.rows = value.shape.dims.empty() ? 1 : value.shape.Extent(0, tokens, program_.max_context);
+  arg.columns = 1;
+  for (size_t axis = 1; axis < value.shape.dims.size(); ++axis) arg.columns *= value.shape.Extent(axis, tokens, program_.max_context);
+  switch (placement.where) {
+    case Placement::Where::kInput:
+      arg.data = const_cast<int32_t*>(placement.index == 0 ? io.token_ids.data() : io.positions.data());
+      break;
+    case Placement::Where::kWeight:
+      arg.data = const_cast<void*>(weights_[static_cast<size_t>(placement.index)].data);
+      break;
+    case Placement::Where::kArena:
+      arg.data = arena_.get() + placement.offset_bytes;
+      break;
+    case Placement::Where::kNone:
+      break;
+  }
+  return arg;
+}
+
+Status CpuSession::CheckGuards(const StepFunction& step, int32_t op_index) const {
+  const int64_t guard = step.guard_bytes;
+  for (size_t r = 0; r < step.requests.size(); ++r) {
+    const BufferRequest& request = step.requests[r];
+    if (request.first_step > op_index || request.last_step < op_index) continue;
+    const uint8_t* begin = arena_.get() + step.plan.offsets_bytes[r];
+    const uint8_t* tail = begin + request.size_bytes - guard;
+    for (int64_t i = 0; i < guard; ++i) {
+      if (begin[i] != kCanary || tail[i] != kCanary) {
+        const int32_t owner = step.request_owner[r];
+        const std::string tensor = owner >= 0 ? step.graph.value(owner).name
+                                              : step.graph.ops()[static_cast<size_t>(-owner - 1)].name + " scratch";
+        return Error(ErrorCode::kInternal, "guard bytes of tensor '" + tensor + "' were overwritten by op '" +
+                                               step.graph.ops()[static_cast<size_t>(op_index)].name + "' in step '" + step.name + "'");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+Status CpuSession::RunStep(const StepFunction& step, const StepIo& io) {
+  const int64_t tokens = static_cast<int64_t>(io.token_ids.size());
+  const auto& ops = step.graph.ops();
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const Op& op = ops[i];
+    if (step.guard_bytes > 0) {  // canaries for the tensors this op creates
+      for (size_t r = 0; r < step.requests.size(); ++r) {
+        if (step.requests[r].first_step != static_cast<int32_t>(i)) continue;
+        uint8_t* begin = arena_.get() + step.plan.offsets_bytes[r];
+        std::memset(begin, kCanary, static_cast<size_t>(step.guard_bytes));
+        std::memset(begin + step.requests[r].size_bytes - step.guard_bytes, kCanary, static_cast<size_t>(step.guard_bytes));
+      }
+    }
+    cpu::KernelContext context;
+    context.op = &op;
+    for (size_t k = 0; k < op.inputs.size() && k < context.inputs.size(); ++k) {
+      context.inputs[k] = Resolve(step, op.inputs[k], io, tokens);
+    }
+    if (!op.outputs.empty()) context.output = Resolve(step, op.outputs[0], io, tokens);
+    const int64_t scratch = step.scratch_offsets[i];
+    context.scratch = scratch >= 0 ? reinterpret_cast<float*>(arena_.get() + scratch) : nullptr;
+    context.tokens = tokens;
+    context.caches = caches_.data();
+    context.pool = &pool_;
+    context.dot = dot_;
+    cpu::KernelFor(op.kind)(context);
+    if (step.guard_bytes > 0) TRY(CheckGuards(step, static_cast<int32_t>(i)));
+  }
+  // The logits output: rows x vocab floats.
+  const int32_t output = step.graph.OutputIds().front();
+  const cpu::TensorArg logits = Resolve(step, output, io, tokens);
+  std::memcpy(io.logits, logits.data, static_cast<size_t>(logits.rows * logits.columns) * sizeof(float));
+  return Status::Ok();
+}
+
+}  // namespace
+}  // namespace cpu
+
+std::string CpuBackend::target_name() const { return std::string("cpu (") + cpu::SelectDotKernels().isa + ")"; }
+
+Status CpuBackend::CheckOp(const Graph& graph, const Op& op) const {
+  auto refuse = [&](const std::string& why) {
+    return Error(ErrorCode::kUnsupported, std::string("cpu backend cannot run op '") + op.name + "' (" +
+                                              OpKindName(op.kind) + "): " + why);
+  };
+  if (cpu::KernelFor(op.kind) == nullptr) return refuse("no kernel");
+  if (op.inputs.size() > static_cast<size_t>(cpu::kMaxKernelInputs)) return refuse("too many inputs");
+  for (int32_t id : op.inputs) {
+    if (id < 0) continue;
+    const Value& value = graph.value(id);
+    if (value.kind == ValueKind::kWeight && value.dtype == DType::kI32) return refuse("integer weights");
+    if (value.kind != ValueKind::kWeight && value.kind != ValueKind::kInput && value.dtype != DType::kF32) {
+      return refuse("activations must be f32");
+    }
+  }
+  if (op.kind == OpKind::kRope && op.attrs.rotary_dims > cpu::kMaxRopeFrequencies) {
+    return refuse("more than " + std::to_string(cpu::kMaxRopeFrequencies) + " rotary frequencies");
+  }
+  return Status::Ok();
+}
+
+int64_t CpuBackend::ScratchBytes(const Graph& graph, const Op& op, int64_t max_tokens, int64_t) const {
+  switch (op.kind) {
+    case OpKind::kAttention:
+      return max_tokens * op.attrs.num_heads * cpu::kAttentionBlock * 4;
+    case OpKind::kMoe: {
+      const Value& down = graph.value(op.inputs[6]);  // [E, H, M]
+      const int64_t experts = down.shape.dims[0].value, hidden = down.shape.dims[1].value, width = down.shape.dims[2].value;
+      return (experts + 3 * width + hidden) * 4 + experts * 4;
+    }
+    default:
+      return 0;
+  }
+}
+
+Result<std::unique_ptr<BackendSession>> CpuBackend::CreateSession(const Program& program, std::vector<WeightView> weights,
+                                                                  const BackendSessionOptions& options) {
+  auto session = std::make_unique<cpu::CpuSession>(program, std::move(weights), options.num_threads);
+  TRY(session->Init());
+  return std::unique_ptr<BackendSession>(std::move(session));
+}
+
+}  // namespace kiln

@@ -1,0 +1,26 @@
+// The CPU backend: complete, not a fallback. f32 activations and KV cache, f32/bf16/f16 weights
+// used in place from the mmap'd source, a persistent thread pool, dot products dispatched once
+// to the best ISA this CPU has (generic, AVX2, AVX-512).
+//
+// Guard mode (a Program compiled with CompileOptions::guard): every arena tensor is surrounded
+// by canary bytes, written when the tensor is first produced and checked after every op; a
+// kernel writing outside its tensor fails the step with an error naming the op and the tensor.
+#pragma once
+
+#include <memory>
+
+#include "runtime/backend.h"
+
+namespace kiln {
+
+class CpuBackend : public Backend {
+ public:
+  std::string target_name() const override;  // "cpu (avx512)"
+  int64_t alignment_bytes() const override { return 64; }
+  Status CheckOp(const Graph& graph, const Op& op) const override;
+  int64_t ScratchBytes(const Graph& graph, const Op& op, int64_t max_tokens, int64_t max_context) const override;
+  Result<std::unique_ptr<BackendSession>> CreateSession(const Program& program, std::vector<WeightView> weights,
+                                                        const BackendSessionOptions& options) override;
+};
+
+}  // namespace kiln

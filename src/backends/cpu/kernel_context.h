@@ -1,0 +1,79 @@
+// What a CPU kernel receives: its op, resolved tensors for this step, scratch, the KV caches and
+// the thread pool. Shapes were checked at compile time (Graph::Validate, CpuBackend::CheckOp);
+// kernels trust them.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "backends/cpu/simd/dot.h"
+#include "core/dtype.h"
+#include "core/thread_pool.h"
+#include "graph/graph.h"
+
+namespace kiln::cpu {
+
+struct TensorArg {
+  void* data = nullptr;
+  DType dtype = DType::kF32;
+  int64_t rows = 0;     // first dim (resolved for this step's T)
+  int64_t columns = 0;  // product of the remaining dims
+  float* f32() const { return static_cast<float*>(data); }
+  const int32_t* i32() const { return static_cast<const int32_t*>(data); }
+};
+
+// One layer's K and V, [capacity_positions, num_kv_heads * head_dim] each, f32.
+struct KvCache {
+  float* k = nullptr;
+  float* v = nullptr;
+  int64_t capacity_positions = 0;
+  int64_t num_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t window = 0;  // > 0: a ring indexed by position modulo capacity
+  int64_t Slot(int64_t position) const { return window > 0 ? position % capacity_positions : position; }
+};
+
+inline constexpr int kMaxKernelInputs = 7;
+
+struct KernelContext {
+  const Op* op = nullptr;
+  std::array<TensorArg, kMaxKernelInputs> inputs{};
+  TensorArg output;
+  float* scratch = nullptr;   // scratch_bytes from CpuBackend::ScratchBytes, or nullptr
+  int64_t tokens = 0;         // T of this step
+  KvCache* caches = nullptr;  // indexed by op->attrs.cache_index
+  ThreadPool* pool = nullptr;
+  const DotKernels* dot = nullptr;
+};
+
+using KernelFn = void (*)(const KernelContext& context);
+
+// The kernel for each op kind (a switch with no default: a missing kernel does not compile).
+KernelFn KernelFor(OpKind kind);
+
+// Kernels, one per op kind, in kernels/*.cpp.
+void EmbedKernel(const KernelContext& c);
+void RmsNormKernel(const KernelContext& c);
+void RopeKernel(const KernelContext& c);
+void LinearKernel(const KernelContext& c);
+void KvAppendKernel(const KernelContext& c);
+void AttentionKernel(const KernelContext& c);
+void AddKernel(const KernelContext& c);
+void MulKernel(const KernelContext& c);
+void ScaleKernel(const KernelContext& c);
+void ScaleByWeightKernel(const KernelContext& c);
+void GeluMulKernel(const KernelContext& c);
+void SoftcapKernel(const KernelContext& c);
+void SliceColumnsKernel(const KernelContext& c);
+void LastRowKernel(const KernelContext& c);
+void MoeKernel(const KernelContext& c);
+
+// Scalar value of element i of a weight of any supported dtype.
+float WeightAt(const TensorArg& weight, int64_t index);
+
+// Attention processes keys in blocks of this many positions with an online softmax.
+inline constexpr int64_t kAttentionBlock = 256;
+// Largest head_dim / 2 the RoPE kernel handles (CheckOp refuses larger).
+inline constexpr int64_t kMaxRopeFrequencies = 1024;
+
+}  // namespace kiln::cpu

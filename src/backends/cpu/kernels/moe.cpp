@@ -1,0 +1,83 @@
+// The Gemma 4 MoE block (docs/gemma4.md §4.8), per token:
+//   r = rms(x) * router.scale * H^-1/2;  probs = softmax(router.proj @ r)
+//   top-k over probs, renormalised, times per_expert_scale[e]
+//   y = sum_e w_e * down[e] @ (gelu(gate_up[e][:M] @ h) * (gate_up[e][M:] @ h))
+// Scratch: [E + 3M + H] floats (router logits, gate_up output, activation, router input /
+// expert output) and E int32 (expert order). Tokens run one after the
+// other; each matrix-vector product is parallel over its rows.
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+#include <numeric>
+
+#include "backends/cpu/kernel_context.h"
+
+namespace kiln::cpu {
+
+namespace {
+
+// out[n] = w[n, :] . x over rows [0, rows) of a row-major weight (any dtype), offset in elements.
+void MatVec(const KernelContext& c, const TensorArg& w, int64_t element_offset, int64_t rows, int64_t columns,
+            const float* x, float* out) {
+  c.pool->ParallelFor(rows, [&](int64_t begin, int64_t end) {
+    for (int64_t n = begin; n < end; ++n) {
+      const int64_t at = element_offset + n * columns;
+      switch (w.dtype) {
+        case DType::kF32: c.dot->f32(x, 0, 1, static_cast<const float*>(w.data) + at, columns, out + n, 1); break;
+        case DType::kBF16: c.dot->bf16(x, 0, 1, static_cast<const uint16_t*>(w.data) + at, columns, out + n, 1); break;
+        case DType::kF16: c.dot->f16(x, 0, 1, static_cast<const uint16_t*>(w.data) + at, columns, out + n, 1); break;
+        case DType::kI32: break;
+      }
+    }
+  }, 8);
+}
+
+}  // namespace
+
+void MoeKernel(const KernelContext& c) {
+  const TensorArg &x = c.inputs[0], &h = c.inputs[1], &router = c.inputs[2], &router_scale = c.inputs[3],
+                  &expert_scale = c.inputs[4], &gate_up = c.inputs[5], &down = c.inputs[6];
+  const int64_t H = x.columns, E = router.rows;
+  const int64_t mi = down.columns / H;  // down is [E, H, M]: columns = H * M
+  const int64_t top_k = c.op->attrs.top_k;
+  float* logits = c.scratch;             // [E]
+  float* gate_up_out = logits + E;       // [2M]
+  float* activation = gate_up_out + 2 * mi;  // [M]
+  float* routed = activation + mi;       // [H]: router input, then each expert's output
+  int32_t* order = reinterpret_cast<int32_t*>(routed + H);  // [E]: experts by probability
+  const float gelu_k = std::sqrt(2.0f / std::numbers::pi_v<float>);
+  for (int64_t t = 0; t < x.rows; ++t) {
+    const float* xt = x.f32() + t * H;
+    double sum_squares = 0.0;
+    for (int64_t j = 0; j < H; ++j) sum_squares += static_cast<double>(xt[j]) * xt[j];
+    const float inv = static_cast<float>(1.0 / std::sqrt(sum_squares / static_cast<double>(H) + c.op->attrs.eps));
+    const float root = 1.0f / std::sqrt(static_cast<float>(H));
+    for (int64_t j = 0; j < H; ++j) routed[j] = xt[j] * inv * WeightAt(router_scale, j) * root;
+    MatVec(c, router, 0, E, H, routed, logits);
+    const float max_logit = *std::max_element(logits, logits + E);
+    double total = 0.0;
+    for (int64_t e = 0; e < E; ++e) total += std::exp(static_cast<double>(logits[e] - max_logit));
+    std::iota(order, order + E, 0);
+    std::partial_sort(order, order + top_k, order + E,
+                      [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+    double chosen_mass = 0.0;
+    for (int64_t k = 0; k < top_k; ++k) chosen_mass += std::exp(static_cast<double>(logits[order[k]] - max_logit)) / total;
+    float* yt = c.output.f32() + t * H;
+    std::fill(yt, yt + H, 0.0f);
+    const float* ht = h.f32() + t * H;
+    for (int64_t k = 0; k < top_k; ++k) {
+      const int64_t e = order[k];
+      const double probability = std::exp(static_cast<double>(logits[e] - max_logit)) / total;
+      const float weight = static_cast<float>(probability / chosen_mass) * WeightAt(expert_scale, e);
+      MatVec(c, gate_up, e * 2 * mi * H, 2 * mi, H, ht, gate_up_out);
+      for (int64_t j = 0; j < mi; ++j) {
+        const float g = gate_up_out[j];
+        activation[j] = 0.5f * g * (1.0f + std::tanh(gelu_k * (g + 0.044715f * g * g * g))) * gate_up_out[mi + j];
+      }
+      MatVec(c, down, e * H * mi, H, mi, activation, routed);  // reuse `routed` as the expert output
+      for (int64_t j = 0; j < H; ++j) yt[j] += weight * routed[j];
+    }
+  }
+}
+
+}  // namespace kiln::cpu

@@ -1,0 +1,63 @@
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "backends/cpu/simd/dot.h"
+#include "core/dtype.h"
+
+namespace kiln::cpu {
+
+namespace {
+
+template <typename W, float (*Convert)(W)>
+void DotRows(const float* x, int64_t x_stride, int rows, const W* w, int64_t k, float* out, int64_t out_stride) {
+  for (int r = 0; r < rows; ++r) {
+    const float* xr = x + r * x_stride;
+    float partial[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // eight lanes so the compiler can vectorize
+    int64_t i = 0;
+    for (; i + 8 <= k; i += 8) {
+      for (int lane = 0; lane < 8; ++lane) partial[lane] += xr[i + lane] * Convert(w[i + lane]);
+    }
+    float sum = 0.0f;
+    for (; i < k; ++i) sum += xr[i] * Convert(w[i]);
+    for (float p : partial) sum += p;
+    out[r * out_stride] = sum;
+  }
+}
+
+float Identity(float v) { return v; }
+float Bf16(uint16_t v) { return Bf16ToF32(v); }
+float F16(uint16_t v) { return F16ToF32(v); }
+
+}  // namespace
+
+const DotKernels& GenericDotKernels() {
+  static const DotKernels kernels{"generic", DotRows<float, Identity>, DotRows<uint16_t, Bf16>, DotRows<uint16_t, F16>};
+  return kernels;
+}
+
+std::vector<const DotKernels*> SupportedDotKernels() {
+  std::vector<const DotKernels*> tables = {&GenericDotKernels()};
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  if (avx2 && Avx2DotKernels()) tables.push_back(Avx2DotKernels());
+  if (avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && Avx512DotKernels()) {
+    tables.push_back(Avx512DotKernels());
+  }
+#endif
+  return tables;
+}
+
+const DotKernels& SelectDotKernels() {
+  static const DotKernels* chosen = [] {
+    std::vector<const DotKernels*> tables = SupportedDotKernels();
+    if (const char* wanted = std::getenv("KILN_CPU_ISA")) {
+      for (const DotKernels* table : tables) if (std::strcmp(table->isa, wanted) == 0) return table;
+    }
+    return tables.back();
+  }();
+  return *chosen;
+}
+
+}  // namespace kiln::cpu

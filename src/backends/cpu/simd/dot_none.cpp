@@ -1,0 +1,7 @@
+// Hosts without x86 SIMD tables: only the generic kernels exist.
+#include "backends/cpu/simd/dot.h"
+
+namespace kiln::cpu {
+const DotKernels* Avx2DotKernels() { return nullptr; }
+const DotKernels* Avx512DotKernels() { return nullptr; }
+}  // namespace kiln::cpu

@@ -1,0 +1,26 @@
+// What the compiler asks of a target: does it run this op, how much scratch does the op's kernel
+// need at the given bounds, and what alignment do its tensors need. Each backend implements it;
+// the compiler knows no backend.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/status.h"
+#include "graph/graph.h"
+
+namespace kiln {
+
+class KernelCatalog {
+ public:
+  virtual ~KernelCatalog() = default;
+  virtual std::string target_name() const = 0;
+  virtual int64_t alignment_bytes() const = 0;
+  // kUnsupported naming the op and the reason when the target cannot run it.
+  virtual Status CheckOp(const Graph& graph, const Op& op) const = 0;
+  // Scratch bytes the op's kernel needs for a step of up to `max_tokens` tokens.
+  virtual int64_t ScratchBytes(const Graph& graph, const Op& op, int64_t max_tokens,
+                               int64_t max_context) const = 0;
+};
+
+}  // namespace kiln

@@ -1,0 +1,179 @@
+#include "compiler/program.h"
+
+#include <algorithm>
+#include <map>
+
+namespace kiln {
+
+int64_t WeightBinding::size_bytes() const {
+  int64_t count = 1;
+  for (int64_t d : shape) count *= d;
+  return count * static_cast<int64_t>(DTypeSize(dtype));
+}
+
+const StepFunction* Program::FindStep(const std::string& name) const {
+  for (const StepFunction& step : steps) if (step.name == name) return &step;
+  return nullptr;
+}
+
+int64_t Program::weight_bytes() const {
+  int64_t total = 0;
+  for (const WeightBinding& w : weights) total += w.size_bytes();
+  return total;
+}
+
+int64_t Program::cache_bytes() const {
+  int64_t total = 0;
+  for (const CacheLayout& c : caches) total += c.bytes();
+  return total;
+}
+
+namespace {
+
+int64_t AlignUp(int64_t value, int64_t alignment) { return (value + alignment - 1) / alignment * alignment; }
+
+std::string DimsString(const std::vector<int64_t>& dims) {
+  std::string text = "[";
+  for (size_t i = 0; i < dims.size(); ++i) text += (i ? ", " : "") + std::to_string(dims[i]);
+  return text + "]";
+}
+
+// Binds one weight value, appending it to `weights` the first time its name is seen.
+Result<int32_t> BindWeight(Value& value, const WeightLookup& lookup, std::vector<WeightBinding>& weights,
+                           std::map<std::string, int32_t>& index_of) {
+  if (auto it = index_of.find(value.name); it != index_of.end()) {
+    value.dtype = weights[static_cast<size_t>(it->second)].dtype;
+    return it->second;
+  }
+  std::vector<int64_t> expected;
+  for (const Dim& d : value.shape.dims) expected.push_back(d.value);
+  TRY_ASSIGN(WeightSpec spec, lookup(value));
+  if (spec.shape != expected) {
+    return Error(ErrorCode::kMalformed, "tensor '" + spec.tensor_name + "' has shape " + DimsString(spec.shape) +
+                                            ", but the config implies " + DimsString(expected) +
+                                            " (does config.json belong to these weights?)");
+  }
+  value.dtype = spec.dtype;
+  weights.push_back({value.name, spec.tensor_name, spec.dtype, spec.shape});
+  const int32_t index = static_cast<int32_t>(weights.size() - 1);
+  index_of[value.name] = index;
+  return index;
+}
+
+Status PlanStep(StepFunction& step, const KernelCatalog& catalog, const CompileOptions& options) {
+  const Graph& graph = step.graph;
+  const int64_t alignment = catalog.alignment_bytes();
+  const int64_t guard = options.guard ? AlignUp(options.guard_bytes, alignment) : 0;
+  step.guard_bytes = guard;
+  const auto& ops = graph.ops();
+  const int32_t num_ops = static_cast<int32_t>(ops.size());
+
+  // Lifetimes: first op writing the value, last op reading it; outputs live to the end.
+  std::vector<int32_t> first(graph.values().size(), -1), last(graph.values().size(), -1);
+  for (int32_t i = 0; i < num_ops; ++i) {
+    for (int32_t id : ops[static_cast<size_t>(i)].outputs) first[static_cast<size_t>(id)] = i;
+    for (int32_t id : ops[static_cast<size_t>(i)].inputs) if (id >= 0) last[static_cast<size_t>(id)] = i;
+  }
+  step.scratch_offsets.assign(ops.size(), -1);
+  step.scratch_bytes.assign(ops.size(), 0);
+  for (const Value& value : graph.values()) {
+    if (value.kind != ValueKind::kIntermediate && value.kind != ValueKind::kOutput) continue;
+    const size_t id = static_cast<size_t>(value.id);
+    const int64_t bytes = value.shape.NumElements(step.max_tokens, options.max_context) *
+                          static_cast<int64_t>(DTypeSize(value.dtype));
+    const int32_t end = value.kind == ValueKind::kOutput ? num_ops - 1 : std::max(last[id], first[id]);
+    step.requests.push_back({AlignUp(bytes, alignment) + 2 * guard, first[id], end});
+    step.request_owner.push_back(value.id);
+  }
+  for (int32_t i = 0; i < num_ops; ++i) {
+    const int64_t bytes = catalog.ScratchBytes(graph, ops[static_cast<size_t>(i)], step.max_tokens, options.max_context);
+    step.scratch_bytes[static_cast<size_t>(i)] = bytes;
+    if (bytes > 0) {
+      step.requests.push_back({AlignUp(bytes, alignment) + 2 * guard, i, i});
+      step.request_owner.push_back(-(i + 1));
+    }
+  }
+  step.plan = PlanMemory(step.requests, alignment, options.planner);
+  step.lower_bound_bytes = LowerBoundBytes(step.requests);
+  TRY(VerifyPlan(step.requests, step.plan, alignment, step.plan.arena_bytes));
+  for (size_t r = 0; r < step.requests.size(); ++r) {
+    const int32_t owner = step.request_owner[r];
+    const int64_t offset = step.plan.offsets_bytes[r] + guard;
+    if (owner >= 0) {
+      Placement& placement = step.placements[static_cast<size_t>(owner)];
+      placement.where = Placement::Where::kArena;
+      placement.offset_bytes = offset;
+      placement.size_bytes = step.requests[r].size_bytes - 2 * guard;
+    } else {
+      step.scratch_offsets[static_cast<size_t>(-owner - 1)] = offset;
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<Program> CompileProgram(std::vector<StepSpec> steps, const KernelCatalog& catalog,
+                               const WeightLookup& lookup, const CompileOptions& options) {
+  if (options.max_tokens < 1 || options.max_context < 1) {
+    return Error(ErrorCode::kInvalidArgument, "max tokens per step and context must be at least 1");
+  }
+  if (options.max_tokens > options.max_context) {
+    return Error(ErrorCode::kInvalidArgument, "chunk size " + std::to_string(options.max_tokens) +
+                                                  " exceeds the context " + std::to_string(options.max_context));
+  }
+  Program program;
+  program.target = catalog.target_name();
+  program.max_context = options.max_context;
+  program.alignment_bytes = catalog.alignment_bytes();
+  std::map<std::string, int32_t> weight_index;
+  for (StepSpec& spec : steps) {
+    program.max_tokens = std::max(program.max_tokens, spec.max_tokens);
+  }
+  for (StepSpec& spec : steps) {
+    StepFunction step;
+    step.name = spec.name;
+    step.max_tokens = spec.max_tokens;
+    step.graph = std::move(spec.graph);
+    step.placements.resize(step.graph.values().size());
+    int32_t input_index = 0;
+    for (Value& value : step.graph.mutable_values()) {
+      Placement& placement = step.placements[static_cast<size_t>(value.id)];
+      if (value.kind == ValueKind::kInput) {
+        placement.where = Placement::Where::kInput;
+        placement.index = input_index++;
+      } else if (value.kind == ValueKind::kWeight) {
+        TRY_ASSIGN(placement.index, BindWeight(value, lookup, program.weights, weight_index));
+        placement.where = Placement::Where::kWeight;
+      }
+    }
+    for (const Op& op : step.graph.ops()) TRY(catalog.CheckOp(step.graph, op));
+    TRY(PlanStep(step, catalog, options));
+    program.arena_bytes = std::max(program.arena_bytes, step.plan.arena_bytes);
+    if (program.caches.empty()) {
+      for (const CacheDecl& cache : step.graph.caches()) {
+        CacheLayout layout{cache.name, cache.num_kv_heads, cache.head_dim, cache.window, 0, options.cache_dtype};
+        // A chunk of Tmax tokens must see its whole window: W + Tmax - 1 positions suffice.
+        layout.capacity_positions = cache.window > 0
+            ? std::min(cache.window + program.max_tokens - 1, options.max_context)
+            : options.max_context;
+        program.caches.push_back(layout);
+      }
+    }
+    program.steps.push_back(std::move(step));
+  }
+  return program;
+}
+
+Status VerifyProgram(const Program& program, int64_t arena_bytes) {
+  for (const StepFunction& step : program.steps) {
+    if (step.requests.size() != step.request_owner.size()) {
+      return Error(ErrorCode::kPlanInvalid, "step '" + step.name + "': plan bookkeeping is inconsistent");
+    }
+    Status status = VerifyPlan(step.requests, step.plan, program.alignment_bytes, arena_bytes);
+    if (!status.ok()) return status.error().WithContext("step '" + step.name + "'");
+  }
+  return Status::Ok();
+}
+
+}  // namespace kiln

@@ -1,0 +1,113 @@
+// Program: the compiled, immutable form of a model for one target.
+//
+// A Program holds everything a Session needs and nothing it must compute: the weights it reads
+// (by checkpoint name, dtype and shape), the KV cache layout, and its step functions — each an
+// op list with every tensor placed in one arena by a verified plan made at the step's bounds.
+// JIT builds it in-process; an AOT artifact serializes the same structure.
+//
+//   Program program = TRY(CompileProgram(steps, catalog, lookup, options));
+//   program.arena_bytes  // the arena a Session allocates, before allocating it
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "compiler/kernel_catalog.h"
+#include "compiler/memory_planner.h"
+#include "graph/graph.h"
+
+namespace kiln {
+
+// Where a value lives while a step runs.
+struct Placement {
+  enum class Where : uint8_t { kNone = 0, kInput = 1, kWeight = 2, kArena = 3 };
+  Where where = Where::kNone;
+  int32_t index = -1;        // kInput: step input index; kWeight: index into Program::weights
+  int64_t offset_bytes = 0;  // kArena: tensor start (after its guard bytes)
+  int64_t size_bytes = 0;    // kArena: bytes at the step's bounds
+};
+
+struct StepFunction {
+  std::string name;          // "decode", "prefill", "score"
+  int64_t max_tokens = 0;    // T bound this step was planned at
+  Graph graph;               // weights bound (dtypes from the checkpoint)
+  std::vector<Placement> placements;     // one per graph value
+  std::vector<int64_t> scratch_offsets;  // one per op; -1 when the op needs none
+  std::vector<int64_t> scratch_bytes;    // one per op
+  // The planner's input and output, kept so the plan can be verified again at load.
+  std::vector<BufferRequest> requests;
+  std::vector<int32_t> request_owner;    // value id, or -(op index + 1) for an op's scratch
+  MemoryPlan plan;
+  int64_t lower_bound_bytes = 0;
+  int64_t guard_bytes = 0;               // canary bytes before and after each tensor (0 = off)
+};
+
+struct CacheLayout {
+  std::string name;
+  int64_t num_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t window = 0;               // 0 = full attention
+  int64_t capacity_positions = 0;   // ring (window + Tmax - 1) or the context
+  DType dtype = DType::kF32;
+  int64_t bytes() const {           // K and V
+    return 2 * capacity_positions * num_kv_heads * head_dim * static_cast<int64_t>(DTypeSize(dtype));
+  }
+};
+
+struct WeightBinding {
+  std::string name;          // graph name ("layers.0.self_attn.q_proj.weight")
+  std::string tensor_name;   // name in the source ("model.language_model.layers.0...")
+  DType dtype = DType::kBF16;
+  std::vector<int64_t> shape;
+  int64_t size_bytes() const;
+};
+
+struct Program {
+  std::string target;
+  int64_t max_tokens = 0;    // Tmax: largest chunk a step accepts
+  int64_t max_context = 0;   // Cmax: positions the cache holds
+  int64_t alignment_bytes = 0;
+  std::vector<WeightBinding> weights;
+  std::vector<CacheLayout> caches;
+  std::vector<StepFunction> steps;
+  int64_t arena_bytes = 0;   // max over steps: steps run one at a time in one arena
+
+  const StepFunction* FindStep(const std::string& name) const;
+  int64_t weight_bytes() const;
+  int64_t cache_bytes() const;
+};
+
+// What a weight looks like in the source. The lookup resolves a graph weight name (and the
+// shape the config implies) to the source tensor, or says why it cannot.
+struct WeightSpec {
+  std::string tensor_name;
+  DType dtype = DType::kBF16;
+  std::vector<int64_t> shape;
+};
+using WeightLookup = std::function<Result<WeightSpec>(const Value& expected)>;
+
+struct StepSpec {
+  std::string name;
+  Graph graph;
+  int64_t max_tokens = 0;
+};
+
+struct CompileOptions {
+  int64_t max_tokens = 512;
+  int64_t max_context = 4096;
+  bool guard = false;          // canaries around every tensor, checked after every op
+  int64_t guard_bytes = 64;
+  PlannerKind planner = PlannerKind::kGreedyBySize;
+  DType cache_dtype = DType::kF32;
+};
+
+// Binds weights, asks the target about every op, plans and verifies every step function.
+Result<Program> CompileProgram(std::vector<StepSpec> steps, const KernelCatalog& catalog,
+                               const WeightLookup& lookup, const CompileOptions& options);
+
+// Re-verifies every step's plan against an arena of `arena_bytes` (done at load).
+Status VerifyProgram(const Program& program, int64_t arena_bytes);
+
+}  // namespace kiln

@@ -1,0 +1,53 @@
+// A persistent pool of worker threads for data-parallel kernels.
+//
+// Created once per backend; ParallelFor splits [0, count) into contiguous ranges, runs them on
+// the workers and the calling thread, and returns when all are done. No allocation per call:
+// the task is passed by reference and workers wake on a generation counter.
+//
+//   pool.ParallelFor(rows, [&](int64_t begin, int64_t end) { for (r = begin..end) ... });
+//
+// Not reentrant: a task must not call ParallelFor on the same pool.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace kiln {
+
+class ThreadPool {
+ public:
+  // num_threads counts the caller: 1 means no workers. 0 picks the hardware concurrency.
+  explicit ThreadPool(int num_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Calls fn(begin, end) over disjoint ranges covering [0, count). Ranges are at least
+  // min_grain long so tiny loops stay on the caller.
+  void ParallelFor(int64_t count, const std::function<void(int64_t, int64_t)>& fn,
+                   int64_t min_grain = 1);
+
+ private:
+  void WorkerLoop(int worker_index);
+  void RunShare(int share_index);
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable done_;
+  uint64_t generation_ = 0;
+  int pending_ = 0;
+  bool stopping_ = false;
+  // The current job (valid while pending_ > 0).
+  const std::function<void(int64_t, int64_t)>* job_ = nullptr;
+  int64_t job_count_ = 0;
+  int job_shares_ = 0;
+};
+
+}  // namespace kiln

@@ -1,0 +1,56 @@
+// The Backend interface: a target that runs a Program's step functions.
+//
+// A Backend is a KernelCatalog (the compiler asks it about ops, scratch and alignment) and a
+// factory of BackendSessions. A BackendSession owns the target's memory for one sequence: the
+// arena (sized from the Program, checked against its plans), the KV cache, and the weights'
+// placement. RunStep executes one step function; nothing is allocated while it runs.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "compiler/kernel_catalog.h"
+#include "compiler/program.h"
+
+namespace kiln {
+
+// A weight as the source holds it (mmap'd checkpoint or artifact), in Program::weights order.
+struct WeightView {
+  const void* data = nullptr;
+  DType dtype = DType::kBF16;
+  int64_t size_bytes = 0;
+};
+
+struct StepIo {
+  std::span<const int32_t> token_ids;   // T ids
+  std::span<const int32_t> positions;   // T absolute positions
+  float* logits = nullptr;              // receives the step output (rows x vocab floats)
+};
+
+struct MemoryReport {
+  int64_t arena_bytes = 0;
+  int64_t cache_bytes = 0;
+  int64_t weight_bytes = 0;    // bytes the backend placed (0 when used in place from mmap)
+};
+
+class BackendSession {
+ public:
+  virtual ~BackendSession() = default;
+  virtual Status RunStep(const StepFunction& step, const StepIo& io) = 0;
+  virtual MemoryReport memory() const = 0;
+};
+
+struct BackendSessionOptions {
+  int num_threads = 0;  // 0 = all hardware threads
+};
+
+class Backend : public KernelCatalog {
+ public:
+  virtual Result<std::unique_ptr<BackendSession>> CreateSession(
+      const Program& program, std::vector<WeightView> weights, const BackendSessionOptions& options) = 0;
+};
+
+}  // namespace kiln

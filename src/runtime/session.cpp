@@ -1,0 +1,88 @@
+#include "runtime/session.h"
+
+#include <algorithm>
+#include <numeric>
+
+namespace kiln {
+
+Result<Session> Session::Create(const Program& program, Backend& backend, std::vector<WeightView> weights,
+                                const SessionOptions& options) {
+  if (weights.size() != program.weights.size()) {
+    return Error(ErrorCode::kInvalidArgument, "program reads " + std::to_string(program.weights.size()) +
+                                                  " weights, " + std::to_string(weights.size()) + " given");
+  }
+  for (size_t i = 0; i < weights.size(); ++i) {
+    const WeightBinding& binding = program.weights[i];
+    if (weights[i].dtype != binding.dtype || weights[i].size_bytes != binding.size_bytes() || !weights[i].data) {
+      return Error(ErrorCode::kInvalidArgument, "weight '" + binding.tensor_name + "' differs from the program's");
+    }
+  }
+  const StepFunction* decode = program.FindStep("decode");
+  if (!decode) return Error(ErrorCode::kPlanInvalid, "program has no decode step");
+  // The logits output's columns are the vocabulary.
+  int64_t vocab = options.vocab_size;
+  for (int32_t id : decode->graph.OutputIds()) vocab = decode->graph.value(id).shape.dims.back().value;
+  Session session;
+  session.program_ = &program;
+  session.vocab_size_ = vocab;
+  session.positions_.resize(static_cast<size_t>(program.max_tokens));
+  BackendSessionOptions backend_options;
+  backend_options.num_threads = options.num_threads;
+  TRY_ASSIGN(session.backend_session_, backend.CreateSession(program, std::move(weights), backend_options));
+  return session;
+}
+
+Result<std::vector<float>> Session::Step(std::span<const int32_t> tokens, bool all_positions) {
+  const int64_t count = static_cast<int64_t>(tokens.size());
+  if (count == 0) return Error(ErrorCode::kInvalidArgument, "a step needs at least one token");
+  if (count > program_->max_tokens) {
+    return Error(ErrorCode::kInvalidArgument, "step of " + std::to_string(count) + " tokens exceeds the chunk bound " +
+                                                  std::to_string(program_->max_tokens) + "; use Prefill to split it");
+  }
+  if (length_ + count > program_->max_context) {
+    return Error(ErrorCode::kOutOfRange, "sequence of " + std::to_string(length_ + count) +
+                                             " tokens exceeds the context of " + std::to_string(program_->max_context) +
+                                             " tokens; raise --ctx or shorten the prompt");
+  }
+  for (int32_t id : tokens) {
+    if (id < 0 || id >= vocab_size_) {
+      return Error(ErrorCode::kInvalidArgument, "token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                                                    std::to_string(vocab_size_) + ")");
+    }
+  }
+  const char* name = all_positions ? "score" : (count == 1 ? "decode" : "prefill");
+  const StepFunction* step = program_->FindStep(name);
+  if (!step || step->max_tokens < count) {
+    return Error(ErrorCode::kUnsupported, std::string("program has no '") + name + "' step for " +
+                                              std::to_string(count) + " tokens");
+  }
+  std::iota(positions_.begin(), positions_.begin() + count, static_cast<int32_t>(length_));
+  std::vector<float> logits(static_cast<size_t>((all_positions ? count : 1) * vocab_size_));
+  StepIo io{tokens, std::span<const int32_t>(positions_.data(), static_cast<size_t>(count)), logits.data()};
+  TRY(backend_session_->RunStep(*step, io));
+  length_ += count;
+  return logits;
+}
+
+Result<std::vector<float>> Session::Prefill(std::span<const int32_t> tokens, bool all_positions, int64_t chunk) {
+  if (chunk <= 0 || chunk > program_->max_tokens) chunk = program_->max_tokens;
+  if (tokens.empty()) return Error(ErrorCode::kInvalidArgument, "empty prompt");
+  if (length_ + static_cast<int64_t>(tokens.size()) > program_->max_context) {
+    return Error(ErrorCode::kOutOfRange, "prompt of " + std::to_string(tokens.size()) + " tokens (after " +
+                                             std::to_string(length_) + " cached) exceeds the context of " +
+                                             std::to_string(program_->max_context) + " tokens; raise --ctx or shorten the prompt");
+  }
+  std::vector<float> result;
+  for (size_t begin = 0; begin < tokens.size(); begin += static_cast<size_t>(chunk)) {
+    const size_t end = std::min(tokens.size(), begin + static_cast<size_t>(chunk));
+    TRY_ASSIGN(std::vector<float> logits, Step(tokens.subspan(begin, end - begin), all_positions));
+    if (all_positions) {
+      result.insert(result.end(), logits.begin(), logits.end());
+    } else {
+      result = std::move(logits);
+    }
+  }
+  return result;
+}
+
+}  // namespace kiln

@@ -1,0 +1,56 @@
+// Session: one sequence being run through a Program on a Backend.
+//
+// It owns the backend's per-sequence state (arena, KV cache) and the position bookkeeping.
+// Step() runs up to Tmax tokens at consecutive positions starting at the current length (or at 0,
+// which starts a new sequence) and returns the logits of the last position, or of every position
+// when asked. Prefill() splits a long prompt into chunks of at most `chunk` tokens.
+//
+//   TRY_ASSIGN(Session session, Session::Create(program, backend, weights, {}));
+//   TRY_ASSIGN(auto logits, session.Prefill(prompt_ids, /*all_positions=*/false));
+//   logits = session.Step({next_id}).value();
+//
+// Not thread-safe; one Session per sequence.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "runtime/backend.h"
+
+namespace kiln {
+
+struct SessionOptions {
+  int num_threads = 0;
+  int64_t vocab_size = 0;  // for validating token ids (0 = read off the logits output)
+};
+
+class Session {
+ public:
+  static Result<Session> Create(const Program& program, Backend& backend, std::vector<WeightView> weights,
+                                const SessionOptions& options);
+
+  // Runs `tokens` at positions [length(), length() + T). With all_positions the result is
+  // T x vocab (row-major), else the last position's vocab logits.
+  Result<std::vector<float>> Step(std::span<const int32_t> tokens, bool all_positions = false);
+  // Step() over chunks of at most `chunk` tokens (0 = the Program's Tmax).
+  Result<std::vector<float>> Prefill(std::span<const int32_t> tokens, bool all_positions = false,
+                                     int64_t chunk = 0);
+  // Forgets the sequence (the cache is overwritten from position 0 on).
+  void Reset() { length_ = 0; }
+
+  int64_t length() const { return length_; }
+  int64_t vocab_size() const { return vocab_size_; }
+  const Program& program() const { return *program_; }
+  MemoryReport memory() const { return backend_session_->memory(); }
+
+ private:
+  const Program* program_ = nullptr;
+  std::unique_ptr<BackendSession> backend_session_;
+  int64_t length_ = 0;
+  int64_t vocab_size_ = 0;
+  std::vector<int32_t> positions_;  // reused per step; sized at Tmax on creation
+};
+
+}  // namespace kiln

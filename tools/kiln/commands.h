@@ -1,0 +1,10 @@
+// kiln subcommands. Each takes its own argv (argv[0] = the subcommand name) and returns the
+// process exit status: 0 success, 1 failure (message on stderr), 2 usage error.
+#pragma once
+
+namespace kiln::cli {
+
+int RunInspect(int argc, char** argv);
+int RunLogits(int argc, char** argv);
+
+}  // namespace kiln::cli

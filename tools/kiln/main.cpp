@@ -1,0 +1,43 @@
+// kiln: compile and run language models. `kiln help` lists the subcommands.
+#include <cstdio>
+#include <cstring>
+
+#include "commands.h"
+#if KILN_HAVE_TOKENIZER
+#include "tokenize_command.h"
+#endif
+
+namespace {
+
+const char kHelp[] =
+    "kiln - an ahead-of-time compiling LLM runtime (Gemma 4)\n"
+    "\n"
+    "usage: kiln <command> [options]\n"
+    "  inspect MODEL [--plan]            config, weights, KV cache and memory plans\n"
+    "  logits MODEL --tokens .. --out F  logits of every position as a .npy file\n"
+#if KILN_HAVE_TOKENIZER
+    "  tokenize MODEL TEXT               token ids and pieces\n"
+    "  detokenize MODEL ID...            text of token ids\n"
+#endif
+    "  help                              this message\n"
+    "\n"
+    "MODEL is a Hugging Face checkpoint directory; inspect also takes a bare config.json.\n"
+    "Run `kiln <command> --help` for a command's options.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::strcmp(argv[1], "help") == 0 || std::strcmp(argv[1], "--help") == 0) {
+    std::fputs(kHelp, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const char* command = argv[1];
+  if (std::strcmp(command, "inspect") == 0) return kiln::cli::RunInspect(argc - 1, argv + 1);
+  if (std::strcmp(command, "logits") == 0) return kiln::cli::RunLogits(argc - 1, argv + 1);
+#if KILN_HAVE_TOKENIZER
+  if (std::strcmp(command, "tokenize") == 0) return RunTokenizeCommand(argc - 1, argv + 1);
+  if (std::strcmp(command, "detokenize") == 0) return RunDetokenizeCommand(argc - 1, argv + 1);
+#endif
+  std::fprintf(stderr, "kiln: unknown command '%s'\n\n%s", command, kHelp);
+  return 2;
+}
