@@ -148,6 +148,11 @@ Result<Program> CompileProgram(std::vector<StepSpec> steps, const KernelCatalog&
       }
     }
     for (const Op& op : step.graph.ops()) TRY(catalog.CheckOp(step.graph, op));
+    const std::vector<int32_t> outputs = step.graph.OutputIds();
+    if (outputs.size() != 1) {
+      return Error(ErrorCode::kInternal, "step '" + step.name + "' has " + std::to_string(outputs.size()) + " outputs, expected 1");
+    }
+    step.output_value = outputs.front();
     TRY(PlanStep(step, catalog, options));
     program.arena_bytes = std::max(program.arena_bytes, step.plan.arena_bytes);
     if (program.caches.empty()) {

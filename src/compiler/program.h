@@ -34,6 +34,7 @@ struct StepFunction {
   int64_t max_tokens = 0;    // T bound this step was planned at
   Graph graph;               // weights bound (dtypes from the checkpoint)
   std::vector<Placement> placements;     // one per graph value
+  int32_t output_value = -1;             // the logits value id
   std::vector<int64_t> scratch_offsets;  // one per op; -1 when the op needs none
   std::vector<int64_t> scratch_bytes;    // one per op
   // The planner's input and output, kept so the plan can be verified again at load.

@@ -41,7 +41,7 @@ void ThreadPool::WorkerLoop(int worker_index) {
   }
 }
 
-void ThreadPool::ParallelFor(int64_t count, const std::function<void(int64_t, int64_t)>& fn,
+void ThreadPool::ParallelFor(int64_t count, FunctionRef<void(int64_t, int64_t)> fn,
                              int64_t min_grain) {
   if (count <= 0) return;
   const int64_t max_shares = std::max<int64_t>(1, count / std::max<int64_t>(1, min_grain));

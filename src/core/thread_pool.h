@@ -2,7 +2,7 @@
 //
 // Created once per backend; ParallelFor splits [0, count) into contiguous ranges, runs them on
 // the workers and the calling thread, and returns when all are done. No allocation per call:
-// the task is passed by reference and workers wake on a generation counter.
+// the task is a FunctionRef and workers wake on a generation counter.
 //
 //   pool.ParallelFor(rows, [&](int64_t begin, int64_t end) { for (r = begin..end) ... });
 //
@@ -10,8 +10,8 @@
 #pragma once
 
 #include <condition_variable>
+#include "core/function_ref.h"
 #include <cstdint>
-#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -30,7 +30,7 @@ class ThreadPool {
 
   // Calls fn(begin, end) over disjoint ranges covering [0, count). Ranges are at least
   // min_grain long so tiny loops stay on the caller.
-  void ParallelFor(int64_t count, const std::function<void(int64_t, int64_t)>& fn,
+  void ParallelFor(int64_t count, FunctionRef<void(int64_t, int64_t)> fn,
                    int64_t min_grain = 1);
 
  private:
@@ -45,7 +45,7 @@ class ThreadPool {
   int pending_ = 0;
   bool stopping_ = false;
   // The current job (valid while pending_ > 0).
-  const std::function<void(int64_t, int64_t)>* job_ = nullptr;
+  const FunctionRef<void(int64_t, int64_t)>* job_ = nullptr;
   int64_t job_count_ = 0;
   int job_shares_ = 0;
 };

@@ -26,13 +26,16 @@ Result<Session> Session::Create(const Program& program, Backend& backend, std::v
   session.program_ = &program;
   session.vocab_size_ = vocab;
   session.positions_.resize(static_cast<size_t>(program.max_tokens));
+  session.decode_ = decode;
+  session.prefill_ = program.FindStep("prefill");
+  session.score_ = program.FindStep("score");
   BackendSessionOptions backend_options;
   backend_options.num_threads = options.num_threads;
   TRY_ASSIGN(session.backend_session_, backend.CreateSession(program, std::move(weights), backend_options));
   return session;
 }
 
-Result<std::vector<float>> Session::Step(std::span<const int32_t> tokens, bool all_positions) {
+Status Session::StepInto(std::span<const int32_t> tokens, bool all_positions, std::span<float> logits) {
   const int64_t count = static_cast<int64_t>(tokens.size());
   if (count == 0) return Error(ErrorCode::kInvalidArgument, "a step needs at least one token");
   if (count > program_->max_tokens) {
@@ -50,17 +53,27 @@ Result<std::vector<float>> Session::Step(std::span<const int32_t> tokens, bool a
                                                     std::to_string(vocab_size_) + ")");
     }
   }
-  const char* name = all_positions ? "score" : (count == 1 ? "decode" : "prefill");
-  const StepFunction* step = program_->FindStep(name);
+  const int64_t rows = all_positions ? count : 1;
+  if (static_cast<int64_t>(logits.size()) != rows * vocab_size_) {
+    return Error(ErrorCode::kInvalidArgument, "logits buffer holds " + std::to_string(logits.size()) +
+                                                  " floats, the step writes " + std::to_string(rows * vocab_size_));
+  }
+  // Steps are looked up in Create's order: decode, prefill, score.
+  const StepFunction* step = all_positions ? score_ : (count == 1 ? decode_ : prefill_);
   if (!step || step->max_tokens < count) {
-    return Error(ErrorCode::kUnsupported, std::string("program has no '") + name + "' step for " +
-                                              std::to_string(count) + " tokens");
+    return Error(ErrorCode::kUnsupported, "program has no step for " + std::to_string(count) + " tokens" +
+                                              (all_positions ? " with all-position logits" : ""));
   }
   std::iota(positions_.begin(), positions_.begin() + count, static_cast<int32_t>(length_));
-  std::vector<float> logits(static_cast<size_t>((all_positions ? count : 1) * vocab_size_));
   StepIo io{tokens, std::span<const int32_t>(positions_.data(), static_cast<size_t>(count)), logits.data()};
   TRY(backend_session_->RunStep(*step, io));
   length_ += count;
+  return Status::Ok();
+}
+
+Result<std::vector<float>> Session::Step(std::span<const int32_t> tokens, bool all_positions) {
+  std::vector<float> logits(static_cast<size_t>((all_positions ? tokens.size() : 1) * static_cast<size_t>(vocab_size_)));
+  TRY(StepInto(tokens, all_positions, logits));
   return logits;
 }
 

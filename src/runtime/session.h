@@ -34,6 +34,9 @@ class Session {
   // Runs `tokens` at positions [length(), length() + T). With all_positions the result is
   // T x vocab (row-major), else the last position's vocab logits.
   Result<std::vector<float>> Step(std::span<const int32_t> tokens, bool all_positions = false);
+  // Step() into a caller-owned buffer of (all_positions ? T : 1) x vocab floats. Allocates
+  // nothing: the decode loop's path.
+  Status StepInto(std::span<const int32_t> tokens, bool all_positions, std::span<float> logits);
   // Step() over chunks of at most `chunk` tokens (0 = the Program's Tmax).
   Result<std::vector<float>> Prefill(std::span<const int32_t> tokens, bool all_positions = false,
                                      int64_t chunk = 0);
@@ -51,6 +54,9 @@ class Session {
   int64_t length_ = 0;
   int64_t vocab_size_ = 0;
   std::vector<int32_t> positions_;  // reused per step; sized at Tmax on creation
+  const StepFunction* decode_ = nullptr;   // T = 1, last-position logits
+  const StepFunction* prefill_ = nullptr;  // T <= Tmax, last-position logits
+  const StepFunction* score_ = nullptr;    // T <= Tmax, logits of every position
 };
 
 }  // namespace kiln

@@ -160,8 +160,7 @@ Status CpuSession::RunStep(const StepFunction& step, const StepIo& io) {
     if (step.guard_bytes > 0) TRY(CheckGuards(step, static_cast<int32_t>(i)));
   }
   // The logits output: rows x vocab floats.
-  const int32_t output = step.graph.OutputIds().front();
-  const cpu::TensorArg logits = Resolve(step, output, io, tokens);
+  const cpu::TensorArg logits = Resolve(step, step.output_value, io, tokens);
   std::memcpy(io.logits, logits.data, static_cast<size_t>(logits.rows * logits.columns) * sizeof(float));
   return Status::Ok();
 }

@@ -1,0 +1,59 @@
+// Every dot-product table this build compiled and this CPU runs, against a double-precision
+// reference, over lengths that exercise every tail path and Gemma 4's real widths.
+#include "backends/cpu/simd/dot.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "core/dtype.h"
+
+namespace kiln::cpu {
+namespace {
+
+TEST(DotKernelsTest, EveryIsaMatchesReference) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const std::vector<const DotKernels*> tables = SupportedDotKernels();
+  ASSERT_GE(tables.size(), 1u);
+  for (int64_t k : {1, 7, 8, 15, 16, 17, 31, 32, 33, 100, 256, 512, 3840}) {
+    std::vector<float> x(static_cast<size_t>(k * kMaxRows)), w(static_cast<size_t>(k));
+    std::vector<uint16_t> w_bf16(static_cast<size_t>(k)), w_f16(static_cast<size_t>(k));
+    for (float& v : x) v = normal(rng);
+    for (size_t i = 0; i < w.size(); ++i) {
+      w_bf16[i] = F32ToBf16(normal(rng));
+      w_f16[i] = F32ToF16(normal(rng));
+      w[i] = normal(rng);
+    }
+    for (int rows = 1; rows <= kMaxRows; ++rows) {
+      for (const DotKernels* table : tables) {
+        float out_f32[kMaxRows], out_bf16[kMaxRows], out_f16[kMaxRows];
+        table->f32(x.data(), k, rows, w.data(), k, out_f32, 1);
+        table->bf16(x.data(), k, rows, w_bf16.data(), k, out_bf16, 1);
+        table->f16(x.data(), k, rows, w_f16.data(), k, out_f16, 1);
+        for (int r = 0; r < rows; ++r) {
+          double ref_f32 = 0, ref_bf16 = 0, ref_f16 = 0, magnitude = 0;
+          for (int64_t i = 0; i < k; ++i) {
+            const double xv = x[static_cast<size_t>(r * k + i)];
+            ref_f32 += xv * w[static_cast<size_t>(i)];
+            ref_bf16 += xv * Bf16ToF32(w_bf16[static_cast<size_t>(i)]);
+            ref_f16 += xv * F16ToF32(w_f16[static_cast<size_t>(i)]);
+            magnitude += std::abs(xv);
+          }
+          // fp32 accumulation: error grows like sqrt(k) * eps * sum|x*w|; 1e-6 * sum|x| is ample.
+          const double tolerance = 1e-6 * magnitude * 4 + 1e-6;
+          EXPECT_NEAR(out_f32[r], ref_f32, tolerance) << table->isa << " k=" << k << " rows=" << rows;
+          EXPECT_NEAR(out_bf16[r], ref_bf16, tolerance) << table->isa << " k=" << k;
+          EXPECT_NEAR(out_f16[r], ref_f16, tolerance) << table->isa << " k=" << k;
+        }
+      }
+    }
+  }
+}
+
+TEST(DotKernelsTest, SelectionPicksTheBestSupported) {
+  EXPECT_EQ(&SelectDotKernels(), SupportedDotKernels().back());
+}
+
+}  // namespace
+}  // namespace kiln::cpu
