@@ -4,6 +4,17 @@
 
 namespace kiln {
 
+namespace {
+// About 50-100 microseconds of spinning before a worker sleeps.
+constexpr int kSpinIterations = 20000;
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+}  // namespace
+
 ThreadPool::ThreadPool(int num_threads) {
   if (num_threads <= 0) num_threads = std::max(1u, std::thread::hardware_concurrency());
   for (int i = 0; i + 1 < num_threads; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
@@ -12,7 +23,7 @@ ThreadPool::ThreadPool(int num_threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    stopping_ = true;
+    stopping_.store(true, std::memory_order_release);
   }
   wake_.notify_all();
   for (std::thread& worker : workers_) worker.join();
@@ -28,21 +39,32 @@ void ThreadPool::RunShare(int share_index) {
 void ThreadPool::WorkerLoop(int worker_index) {
   uint64_t seen = 0;
   for (;;) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
-    if (stopping_) return;
-    seen = generation_;
+    uint64_t generation;
+    int spins = 0;
+    while ((generation = generation_.load(std::memory_order_acquire)) == seen) {
+      if (stopping_.load(std::memory_order_acquire)) return;
+      if (++spins < kSpinIterations) {
+        CpuRelax();
+        continue;
+      }
+      // The predicate is re-checked under the mutex that ParallelFor takes to notify, so a
+      // new job published between the check and the wait is never missed.
+      std::unique_lock<std::mutex> lock(mutex_);
+      ++sleepers_;
+      wake_.wait(lock, [&] {
+        return generation_.load(std::memory_order_acquire) != seen || stopping_.load(std::memory_order_acquire);
+      });
+      --sleepers_;
+      spins = 0;
+    }
+    seen = generation;
     const int share = worker_index + 1;  // share 0 is the caller's
-    const bool has_share = share < job_shares_;
-    lock.unlock();
-    if (has_share) RunShare(share);
-    lock.lock();
-    if (--pending_ == 0) done_.notify_one();
+    if (share < job_shares_) RunShare(share);
+    pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 
-void ThreadPool::ParallelFor(int64_t count, FunctionRef<void(int64_t, int64_t)> fn,
-                             int64_t min_grain) {
+void ThreadPool::ParallelFor(int64_t count, FunctionRef<void(int64_t, int64_t)> fn, int64_t min_grain) {
   if (count <= 0) return;
   const int64_t max_shares = std::max<int64_t>(1, count / std::max<int64_t>(1, min_grain));
   const int shares = static_cast<int>(std::min<int64_t>(num_threads(), max_shares));
@@ -50,18 +72,17 @@ void ThreadPool::ParallelFor(int64_t count, FunctionRef<void(int64_t, int64_t)> 
     fn(0, count);
     return;
   }
+  job_ = &fn;
+  job_count_ = count;
+  job_shares_ = shares;
+  pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_release);  // publishes the job fields above
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    job_ = &fn;
-    job_count_ = count;
-    job_shares_ = shares;
-    pending_ = static_cast<int>(workers_.size());
-    ++generation_;
+    if (sleepers_ > 0) wake_.notify_all();
   }
-  wake_.notify_all();
   RunShare(0);
-  std::unique_lock<std::mutex> lock(mutex_);
-  done_.wait(lock, [&] { return pending_ == 0; });
+  while (pending_.load(std::memory_order_acquire) != 0) CpuRelax();
   job_ = nullptr;
 }
 
