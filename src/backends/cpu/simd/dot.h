@@ -22,6 +22,9 @@ using DotU16Fn = void (*)(const float* x, int64_t x_stride, int rows, const uint
 
 struct DotKernels {
   const char* isa = "generic";
+  // false when the table rounds activations (avx512bf16 multiplies bf16 x bf16 pairs): faster
+  // on bf16 weights, but off by up to 2^-8 relative, so it is chosen only when asked for.
+  bool exact = true;
   DotF32Fn f32 = nullptr;
   DotU16Fn bf16 = nullptr;
   DotU16Fn f16 = nullptr;
@@ -31,10 +34,12 @@ const DotKernels& GenericDotKernels();
 // nullptr when this build did not compile the ISA (non-x86 hosts).
 const DotKernels* Avx2DotKernels();
 const DotKernels* Avx512DotKernels();
+const DotKernels* Avx512Bf16DotKernels();
 
 // Every table this build compiled that this CPU can run, best last.
 std::vector<const DotKernels*> SupportedDotKernels();
-// The best supported table, probed once. KILN_CPU_ISA=generic|avx2|avx512 overrides it.
+// The best supported exact table, probed once. KILN_CPU_ISA=generic|avx2|avx512|avx512bf16
+// picks another supported one.
 const DotKernels& SelectDotKernels();
 
 }  // namespace kiln::cpu

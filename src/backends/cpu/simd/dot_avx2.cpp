@@ -64,7 +64,7 @@ void DotRows(const float* x, int64_t x_stride, int rows, const W* w, int64_t k, 
 }  // namespace
 
 const DotKernels* Avx2DotKernels() {
-  static const DotKernels kernels{"avx2", DotRows<float, LoadWeights, ToFloat>,
+  static const DotKernels kernels{"avx2", true, DotRows<float, LoadWeights, ToFloat>,
                                   DotRows<uint16_t, LoadBf16, ToFloatBf16>, DotRows<uint16_t, LoadF16, ToFloatF16>};
   return &kernels;
 }

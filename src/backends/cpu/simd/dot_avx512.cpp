@@ -51,7 +51,7 @@ void DotRows(const float* x, int64_t x_stride, int rows, const W* w, int64_t k, 
 }  // namespace
 
 const DotKernels* Avx512DotKernels() {
-  static const DotKernels kernels{"avx512", DotRows<float, LoadF32>, DotRows<uint16_t, LoadBf16>,
+  static const DotKernels kernels{"avx512", true, DotRows<float, LoadF32>, DotRows<uint16_t, LoadBf16>,
                                   DotRows<uint16_t, LoadF16>};
   return &kernels;
 }

@@ -32,7 +32,7 @@ float F16(uint16_t v) { return F16ToF32(v); }
 }  // namespace
 
 const DotKernels& GenericDotKernels() {
-  static const DotKernels kernels{"generic", DotRows<float, Identity>, DotRows<uint16_t, Bf16>, DotRows<uint16_t, F16>};
+  static const DotKernels kernels{"generic", true, DotRows<float, Identity>, DotRows<uint16_t, Bf16>, DotRows<uint16_t, F16>};
   return kernels;
 }
 
@@ -44,6 +44,7 @@ std::vector<const DotKernels*> SupportedDotKernels() {
   if (avx2 && Avx2DotKernels()) tables.push_back(Avx2DotKernels());
   if (avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && Avx512DotKernels()) {
     tables.push_back(Avx512DotKernels());
+    if (__builtin_cpu_supports("avx512bf16") && Avx512Bf16DotKernels()) tables.push_back(Avx512Bf16DotKernels());
   }
 #endif
   return tables;
@@ -55,7 +56,9 @@ const DotKernels& SelectDotKernels() {
     if (const char* wanted = std::getenv("KILN_CPU_ISA")) {
       for (const DotKernels* table : tables) if (std::strcmp(table->isa, wanted) == 0) return table;
     }
-    return tables.back();
+    const DotKernels* best = tables.front();
+    for (const DotKernels* table : tables) if (table->exact) best = table;
+    return best;
   }();
   return *chosen;
 }

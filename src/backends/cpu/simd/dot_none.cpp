@@ -4,4 +4,5 @@
 namespace kiln::cpu {
 const DotKernels* Avx2DotKernels() { return nullptr; }
 const DotKernels* Avx512DotKernels() { return nullptr; }
+const DotKernels* Avx512Bf16DotKernels() { return nullptr; }
 }  // namespace kiln::cpu
