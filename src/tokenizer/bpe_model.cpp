@@ -1,6 +1,7 @@
 #include "tokenizer/bpe_model.h"
 
 #include <algorithm>
+#include <cstring>
 #include <queue>
 
 #include "tokenizer/utf8.h"
@@ -19,24 +20,76 @@ uint64_t PairKey(TokenId left, TokenId right) {
   return ((static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right)) + 1;
 }
 
+uint64_t HashPiece(std::string_view s) {
+  uint64_t h = 0x9E3779B97F4A7C15ULL ^ s.size();
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t chunk;
+    std::memcpy(&chunk, s.data() + i, 8);
+    h = (h ^ chunk) * 0xff51afd7ed558ccdULL;
+    h ^= h >> 32;
+  }
+  uint64_t tail = 0;
+  std::memcpy(&tail, s.data() + i, s.size() - i);
+  h = (h ^ tail) * 0xc4ceb9fe1a85ec53ULL;
+  return h ^ (h >> 29);
+}
+
 }  // namespace
+
+void BpeModel::PieceTable::Reserve(size_t n) {
+  size_t capacity = 16;
+  while (capacity < n * 2) capacity *= 2;
+  slots.assign(capacity, Slot{0, 0, 0, 0});
+  mask = capacity - 1;
+}
+
+TokenId BpeModel::PieceTable::Insert(std::string_view piece, TokenId id, const PieceStore& store) {
+  const uint64_t h = HashPiece(piece);
+  const auto tag = static_cast<uint32_t>(h >> 32);
+  for (uint64_t i = h & mask;; i = (i + 1) & mask) {
+    Slot& slot = slots[i];
+    if (slot.id_plus_one == 0) {
+      slot = Slot{tag, static_cast<uint32_t>(id) + 1, store.offsets[id], static_cast<uint32_t>(piece.size())};
+      return -1;
+    }
+    if (slot.tag == tag && std::string_view(store.data).substr(slot.offset, slot.length) == piece) {
+      return static_cast<TokenId>(slot.id_plus_one - 1);
+    }
+  }
+}
+
+TokenId BpeModel::PieceTable::Find(std::string_view piece, uint64_t h, const PieceStore& store) const {
+  if (slots.empty()) return -1;
+  const auto tag = static_cast<uint32_t>(h >> 32);
+  for (uint64_t i = h & mask;; i = (i + 1) & mask) {
+    const Slot& slot = slots[i];
+    if (slot.id_plus_one == 0) return -1;
+    if (slot.tag == tag && slot.length == piece.size() &&
+        std::memcmp(store.data.data() + slot.offset, piece.data(), piece.size()) == 0) {
+      return static_cast<TokenId>(slot.id_plus_one - 1);
+    }
+  }
+}
+
+TokenId BpeModel::PieceTable::Find(std::string_view piece, const PieceStore& store) const {
+  return Find(piece, HashPiece(piece), store);
+}
 
 void BpeModel::MergeTable::Reserve(size_t n) {
   size_t capacity = 16;
   while (capacity < n * 2) capacity *= 2;
-  keys.assign(capacity, 0);
-  values.assign(capacity, Merge{0, 0});
+  slots.assign(capacity, Slot{0, Merge{0, 0}});
   mask = capacity - 1;
   count = 0;
 }
 
 bool BpeModel::MergeTable::Insert(TokenId left, TokenId right, Merge merge) {
   const uint64_t key = PairKey(left, right);
-  for (uint64_t slot = HashKey(key) & mask;; slot = (slot + 1) & mask) {
-    if (keys[slot] == key) return false;
-    if (keys[slot] == 0) {
-      keys[slot] = key;
-      values[slot] = merge;
+  for (uint64_t i = HashKey(key) & mask;; i = (i + 1) & mask) {
+    if (slots[i].key == key) return false;
+    if (slots[i].key == 0) {
+      slots[i] = Slot{key, merge};
       ++count;
       return true;
     }
@@ -44,28 +97,38 @@ bool BpeModel::MergeTable::Insert(TokenId left, TokenId right, Merge merge) {
 }
 
 const BpeModel::Merge* BpeModel::MergeTable::Find(TokenId left, TokenId right) const {
-  if (keys.empty()) return nullptr;
+  if (slots.empty()) return nullptr;
   const uint64_t key = PairKey(left, right);
-  for (uint64_t slot = HashKey(key) & mask;; slot = (slot + 1) & mask) {
-    if (keys[slot] == key) return &values[slot];
-    if (keys[slot] == 0) return nullptr;
+  for (uint64_t i = HashKey(key) & mask;; i = (i + 1) & mask) {
+    if (slots[i].key == key) return &slots[i].merge;
+    if (slots[i].key == 0) return nullptr;
   }
 }
 
 Result<BpeModel> BpeModel::Build(std::vector<std::string> pieces,
-                                 const std::vector<std::pair<std::string, std::string>>& merges,
+                                 const MergeList& merges,
                                  const Options& options) {
   BpeModel model;
   model.options_ = options;
-  model.pieces_ = std::move(pieces);
-  model.piece_to_id_.reserve(model.pieces_.size());
+  size_t total_bytes = 0;
+  for (const std::string& piece : pieces) total_bytes += piece.size();
+  if (total_bytes >= UINT32_MAX) return Error(ErrorCode::kMalformed, "vocabulary strings exceed 4 GiB");
+  model.pieces_.data.reserve(total_bytes);
+  model.pieces_.offsets.reserve(pieces.size() + 1);
+  for (const std::string& piece : pieces) {
+    model.pieces_.data += piece;
+    model.pieces_.offsets.push_back(static_cast<uint32_t>(model.pieces_.data.size()));
+  }
+  pieces.clear();
+  pieces.shrink_to_fit();
+  model.piece_to_id_.Reserve(model.pieces_.size());
   for (size_t id = 0; id < model.pieces_.size(); ++id) {
-    const std::string& piece = model.pieces_[id];
+    const std::string_view piece = model.pieces_.Get(id);
     if (piece.empty()) continue;
-    if (!model.piece_to_id_.emplace(piece, static_cast<TokenId>(id)).second) {
-      return Error(ErrorCode::kMalformed, "vocabulary lists token '" + piece + "' twice (ids " +
-                                              std::to_string(model.piece_to_id_[piece]) + " and " +
-                                              std::to_string(id) + ")");
+    const TokenId existing = model.piece_to_id_.Insert(piece, static_cast<TokenId>(id), model.pieces_);
+    if (existing >= 0) {
+      return Error(ErrorCode::kMalformed, "vocabulary lists token '" + std::string(piece) + "' twice (ids " +
+                                              std::to_string(existing) + " and " + std::to_string(id) + ")");
     }
   }
   char name[8];
@@ -75,33 +138,47 @@ Result<BpeModel> BpeModel::Build(std::vector<std::string> pieces,
     model.byte_ids_[b] = id.value_or(-1);
   }
   model.merges_.Reserve(merges.size());
-  std::string joined;
-  for (size_t rank = 0; rank < merges.size(); ++rank) {
-    const auto& [left, right] = merges[rank];
-    joined.assign(left).append(right);
-    auto left_id = model.PieceToId(left);
-    auto right_id = model.PieceToId(right);
-    auto merged_id = model.PieceToId(joined);
-    if (!left_id || !right_id || !merged_id) {
-      ++model.skipped_merges_;
-      continue;
+  // Resolving 500k merges is memory-latency bound (three random table probes each), so hashes
+  // for a batch are computed and their slots prefetched before the probes.
+  constexpr size_t kBatch = 16;
+  std::string joined[kBatch];
+  uint64_t hashes[kBatch][3];
+  for (size_t base = 0; base < merges.size(); base += kBatch) {
+    const size_t count = std::min(kBatch, merges.size() - base);
+    for (size_t k = 0; k < count; ++k) {
+      const std::string_view left = merges.Left(base + k), right = merges.Right(base + k);
+      joined[k].assign(left).append(right);
+      hashes[k][0] = HashPiece(left);
+      hashes[k][1] = HashPiece(right);
+      hashes[k][2] = HashPiece(joined[k]);
+      for (uint64_t h : hashes[k]) model.piece_to_id_.Prefetch(h);
     }
-    // A repeated pair keeps its first rank as in llama.cpp (HF would keep the last); the real
-    // files have no repeats.
-    model.merges_.Insert(*left_id, *right_id, Merge{static_cast<int32_t>(rank), *merged_id});
+    for (size_t k = 0; k < count; ++k) {
+      const std::string_view left = merges.Left(base + k), right = merges.Right(base + k);
+      const TokenId left_id = model.piece_to_id_.Find(left, hashes[k][0], model.pieces_);
+      const TokenId right_id = model.piece_to_id_.Find(right, hashes[k][1], model.pieces_);
+      const TokenId merged_id = model.piece_to_id_.Find(joined[k], hashes[k][2], model.pieces_);
+      if (left_id < 0 || right_id < 0 || merged_id < 0) {
+        ++model.skipped_merges_;
+        continue;
+      }
+      // A repeated pair keeps its first rank as in llama.cpp (HF would keep the last); the real
+      // files have no repeats.
+      model.merges_.Insert(left_id, right_id, Merge{static_cast<int32_t>(base + k), merged_id});
+    }
   }
   return model;
 }
 
 std::optional<TokenId> BpeModel::PieceToId(std::string_view piece) const {
-  auto it = piece_to_id_.find(piece);
-  if (it == piece_to_id_.end()) return std::nullopt;
-  return it->second;
+  const TokenId id = piece_to_id_.Find(piece, pieces_);
+  if (id < 0) return std::nullopt;
+  return id;
 }
 
 std::string_view BpeModel::IdToPiece(TokenId id) const {
   if (id < 0 || static_cast<size_t>(id) >= pieces_.size()) return {};
-  return pieces_[id];
+  return pieces_.Get(static_cast<size_t>(id));
 }
 
 void BpeModel::InitialSymbols(std::string_view word, std::vector<Symbol>* symbols) const {

@@ -24,7 +24,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -33,6 +32,36 @@
 namespace kiln::tokenizer {
 
 using TokenId = int32_t;
+
+// Merge rules in rank order, stored flat (one buffer, two offsets per rule) because real files
+// have 500k of them and a vector of string pairs costs ~100 MB of small allocations.
+class MergeList {
+ public:
+  void Add(std::string_view left, std::string_view right) {
+    data_.append(left);
+    bounds_.push_back(data_.size());
+    data_.append(right);
+    bounds_.push_back(data_.size());
+  }
+  void Reserve(size_t count, size_t bytes) {
+    bounds_.reserve(count * 2);
+    data_.reserve(bytes);
+  }
+  size_t size() const { return bounds_.size() / 2; }
+  std::string_view Left(size_t i) const { return Slice(i == 0 ? 0 : bounds_[2 * i - 1], bounds_[2 * i]); }
+  std::string_view Right(size_t i) const { return Slice(bounds_[2 * i], bounds_[2 * i + 1]); }
+  void Clear() {
+    data_.clear();
+    data_.shrink_to_fit();
+    bounds_.clear();
+    bounds_.shrink_to_fit();
+  }
+
+ private:
+  std::string_view Slice(size_t begin, size_t end) const { return std::string_view(data_).substr(begin, end - begin); }
+  std::string data_;
+  std::vector<size_t> bounds_;
+};
 
 class BpeModel {
  public:
@@ -50,7 +79,7 @@ class BpeModel {
   // skipped (HF rejects such files; llama.cpp ignores them); `skipped_merges` counts them.
   // Fails with kMalformed when two ids share a piece string.
   static Result<BpeModel> Build(std::vector<std::string> pieces,
-                                const std::vector<std::pair<std::string, std::string>>& merges,
+                                const MergeList& merges,
                                 const Options& options);
 
   // Appends the ids of `word` (valid UTF-8, non-empty) to `out`.
@@ -71,16 +100,44 @@ class BpeModel {
     int32_t rank;
     TokenId merged;
   };
-  // Open-addressing map from a (left, right) id pair to its merge.
+  // Open-addressing map from a (left, right) id pair to its merge; key and value share a slot
+  // so a lookup costs one cache line.
   struct MergeTable {
-    std::vector<uint64_t> keys;  // (left << 32 | right) + 1; 0 = empty
-    std::vector<Merge> values;
+    struct Slot {
+      uint64_t key;  // (left << 32 | right) + 1; 0 = empty
+      Merge merge;
+    };
+    std::vector<Slot> slots;
     uint64_t mask = 0;
+    size_t count = 0;
     void Reserve(size_t count);
     bool Insert(TokenId left, TokenId right, Merge merge);  // false when already present
     const Merge* Find(TokenId left, TokenId right) const;
     size_t size() const { return count; }
-    size_t count = 0;
+  };
+  // All piece strings in one buffer: piece `id` is data[offsets[id], offsets[id + 1]).
+  struct PieceStore {
+    std::string data;
+    std::vector<uint32_t> offsets{0};
+    std::string_view Get(size_t id) const { return std::string_view(data).substr(offsets[id], offsets[id + 1] - offsets[id]); }
+    size_t size() const { return offsets.size() - 1; }
+  };
+  // Open-addressing map from a piece string to its id. A slot carries the string's location, so
+  // a probe reads the slot and the bytes, nothing else.
+  struct PieceTable {
+    struct Slot {
+      uint32_t tag;     // high hash bits
+      uint32_t id_plus_one;  // 0 = empty
+      uint32_t offset, length;  // into PieceStore::data
+    };
+    std::vector<Slot> slots;
+    uint64_t mask = 0;
+    void Reserve(size_t count);
+    // Returns the id already stored for `piece` (then nothing is inserted), or -1.
+    TokenId Insert(std::string_view piece, TokenId id, const PieceStore& store);
+    TokenId Find(std::string_view piece, uint64_t hash, const PieceStore& store) const;
+    TokenId Find(std::string_view piece, const PieceStore& store) const;
+    void Prefetch(uint64_t hash) const { __builtin_prefetch(&slots[hash & mask]); }
   };
   struct Symbol {
     TokenId id;
@@ -92,8 +149,8 @@ class BpeModel {
   void MergeLinear(std::vector<Symbol>* symbols) const;
   void MergeHeap(std::vector<Symbol>* symbols) const;
 
-  std::vector<std::string> pieces_;
-  std::unordered_map<std::string_view, TokenId> piece_to_id_;  // views into pieces_
+  PieceStore pieces_;
+  PieceTable piece_to_id_;
   MergeTable merges_;
   size_t skipped_merges_ = 0;
   TokenId byte_ids_[256];

@@ -87,11 +87,26 @@ Result<int64_t> ReadInteger(Reader* r, uint32_t type) {
   }
 }
 
-// Reads an array of strings (or, with `ints`, of integers) after its type tag.
-Status ReadArray(Reader* r, std::vector<std::string>* strings, std::vector<int32_t>* ints) {
+// Reads an array of strings (or, with `ints`, of integers; or, with `merges`, of merge rules)
+// after its type tag.
+Status ReadArray(Reader* r, std::vector<std::string>* strings, std::vector<int32_t>* ints, MergeList* merges = nullptr) {
   TRY_ASSIGN(uint32_t item_type, r->Get<uint32_t>());
   TRY_ASSIGN(uint64_t count, r->Get<uint64_t>());
   if (count > r->remaining()) return Error(ErrorCode::kMalformed, "GGUF array longer than the file");
+  if (merges != nullptr) {
+    if (item_type != kString) return Error(ErrorCode::kMalformed, "GGUF merges array is not of strings");
+    merges->Reserve(count, count * 12);
+    for (uint64_t i = 0; i < count; ++i) {
+      TRY_ASSIGN(std::string m, r->String());
+      const size_t space = m.find(' ', 1);
+      if (space == std::string::npos) {
+        merges->Add("", "");  // keeps ranks aligned; never matches (llama.cpp ignores it too)
+        continue;
+      }
+      merges->Add(std::string_view(m).substr(0, space), std::string_view(m).substr(space + 1));
+    }
+    return Status::Ok();
+  }
   if (strings != nullptr) {
     if (item_type != kString) return Error(ErrorCode::kMalformed, "GGUF tokenizer array is not of strings");
     strings->reserve(count);
@@ -153,7 +168,7 @@ Result<GgufVocab> ReadGgufVocab(const std::string& path) {
     else if (key == "tokenizer.ggml.pre") status = string_value(&vocab.pre);
     else if (key == "tokenizer.chat_template") status = string_value(&vocab.chat_template);
     else if (key == "tokenizer.ggml.tokens" && type == kArray) status = ReadArray(&r, &vocab.tokens, nullptr);
-    else if (key == "tokenizer.ggml.merges" && type == kArray) status = ReadArray(&r, &vocab.merges, nullptr);
+    else if (key == "tokenizer.ggml.merges" && type == kArray) status = ReadArray(&r, nullptr, nullptr, &vocab.merges);
     else if (key == "tokenizer.ggml.token_type" && type == kArray) status = ReadArray(&r, nullptr, &vocab.token_types);
     else if (key == "tokenizer.ggml.bos_token_id") status = optional_id(&vocab.bos_id);
     else if (key == "tokenizer.ggml.eos_token_id") status = optional_id(&vocab.eos_id);
@@ -170,7 +185,7 @@ Result<GgufVocab> ReadGgufVocab(const std::string& path) {
   return vocab;
 }
 
-Result<Tokenizer> TokenizerFromGguf(const GgufVocab& vocab) {
+Result<Tokenizer> TokenizerFromGguf(GgufVocab vocab) {
   auto decoder_step = [](DecoderKind kind, std::string pattern = "", std::string content = "") {
     DecoderStep step;
     step.kind = kind;
@@ -187,7 +202,6 @@ Result<Tokenizer> TokenizerFromGguf(const GgufVocab& vocab) {
     return Error(ErrorCode::kMalformed, "GGUF token_type has " + std::to_string(vocab.token_types.size()) +
                                             " entries for " + std::to_string(vocab.tokens.size()) + " tokens");
   }
-  spec.pieces = vocab.tokens;
   for (size_t id = 0; id < vocab.tokens.size(); ++id) {
     const int32_t type = vocab.token_types.empty() ? 1 : vocab.token_types[id];
     if (type == 3 || type == 4) {
@@ -195,6 +209,7 @@ Result<Tokenizer> TokenizerFromGguf(const GgufVocab& vocab) {
       spec.added_tokens.push_back(AddedToken{.id = static_cast<TokenId>(id), .content = vocab.tokens[id], .special = type == 3});
     }
   }
+  spec.pieces = std::move(vocab.tokens);
   // Duplicate strings (unused slots) must not break the piece map: keep the first.
   {
     std::unordered_map<std::string_view, size_t> seen;
@@ -202,12 +217,8 @@ Result<Tokenizer> TokenizerFromGguf(const GgufVocab& vocab) {
       if (!spec.pieces[id].empty() && !seen.emplace(spec.pieces[id], id).second) spec.pieces[id].clear();
     }
   }
-  spec.merges.reserve(vocab.merges.size());
-  for (const std::string& m : vocab.merges) {
-    const size_t space = m.find(' ', 1);
-    if (space == std::string::npos) continue;  // llama.cpp ignores it as well
-    spec.merges.emplace_back(m.substr(0, space), m.substr(space + 1));
-  }
+  const size_t num_merges = vocab.merges.size();
+  spec.merges = std::move(vocab.merges);
   if (gemma4) {
     spec.normalizer.steps.push_back({.kind = NormalizerKind::kReplace, .pattern = " ", .content = "\xE2\x96\x81"});
     PreTokenizerStep split;
@@ -236,8 +247,8 @@ Result<Tokenizer> TokenizerFromGguf(const GgufVocab& vocab) {
   }
   if (vocab.add_bos.value_or(gemma4) && vocab.bos_id) spec.prefix_ids.push_back(*vocab.bos_id);
   if (vocab.add_eos.value_or(false) && vocab.eos_id) spec.suffix_ids.push_back(*vocab.eos_id);
-  spec.description = "GGUF " + vocab.model + " BPE (pre '" + vocab.pre + "'), " + std::to_string(vocab.tokens.size()) +
-                     " tokens, " + std::to_string(vocab.merges.size()) + " merges";
+  spec.description = "GGUF " + vocab.model + " BPE (pre '" + vocab.pre + "'), " + std::to_string(spec.pieces.size()) +
+                     " tokens, " + std::to_string(num_merges) + " merges";
   return Tokenizer::Create(std::move(spec));
 }
 

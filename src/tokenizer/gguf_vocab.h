@@ -33,7 +33,7 @@ struct GgufVocab {
   std::string pre;           // tokenizer.ggml.pre
   std::vector<std::string> tokens;
   std::vector<int32_t> token_types;  // llama.cpp: 1 normal, 2 unknown, 3 control, 4 user, 5 unused, 6 byte
-  std::vector<std::string> merges;   // "left right"
+  MergeList merges;                  // split at the first space after the first byte (llama.cpp)
   std::optional<TokenId> bos_id, eos_id, eot_id, eom_id, unk_id, pad_id;
   std::optional<bool> add_bos, add_eos;
   std::string chat_template;  // tokenizer.chat_template ("" when absent)
@@ -43,6 +43,7 @@ struct GgufVocab {
 // tokenizer.ggml.tokens.
 Result<GgufVocab> ReadGgufVocab(const std::string& path);
 
-Result<Tokenizer> TokenizerFromGguf(const GgufVocab& vocab);
+// Consumes `vocab` (its token strings move into the tokenizer).
+Result<Tokenizer> TokenizerFromGguf(GgufVocab vocab);
 
 }  // namespace kiln::tokenizer

@@ -8,7 +8,7 @@ Result<Tokenizer> Tokenizer::Create(TokenizerSpec spec) {
   Tokenizer tok;
   const size_t num_pieces = spec.pieces.size();
   TRY_ASSIGN(tok.bpe_, BpeModel::Build(std::move(spec.pieces), spec.merges, spec.bpe_options));
-  spec.merges.clear();
+  spec.merges.Clear();
   size_t vocab_size = num_pieces;
   for (const AddedToken& t : spec.added_tokens) {
     if (t.id < 0 || t.id > (1 << 30)) {

@@ -50,7 +50,7 @@ struct TokenizerSpec {
   Normalizer normalizer;
   PreTokenizer pre_tokenizer;
   std::vector<std::string> pieces;  // pieces[id]; "" for ids that only exist as added tokens
-  std::vector<std::pair<std::string, std::string>> merges;
+  MergeList merges;
   BpeModel::Options bpe_options;
   std::vector<AddedToken> added_tokens;
   Decoder decoder;

@@ -247,7 +247,7 @@ Status ScanVocab(JsonScanner* s, std::vector<std::string>* pieces) {
   return Status::Ok();
 }
 
-Status ScanMerges(JsonScanner* s, std::vector<std::pair<std::string, std::string>>* merges) {
+Status ScanMerges(JsonScanner* s, MergeList* merges) {
   TRY(s->Expect('['));
   if (s->TryConsume(']')) return Status::Ok();
   while (true) {
@@ -257,12 +257,12 @@ Status ScanMerges(JsonScanner* s, std::vector<std::pair<std::string, std::string
       TRY(s->Expect(','));
       TRY_ASSIGN(std::string right, s->String());
       TRY(s->Expect(']'));
-      merges->emplace_back(std::move(left), std::move(right));
+      merges->Add(left, right);
     } else {
       TRY_ASSIGN(std::string merge, s->String());
       const size_t space = merge.find(' ', 1);
       if (space == std::string::npos) return Malformed("merge '" + merge + "' is not two tokens separated by a space");
-      merges->emplace_back(merge.substr(0, space), merge.substr(space + 1));
+      merges->Add(std::string_view(merge).substr(0, space), std::string_view(merge).substr(space + 1));
     }
     TRY_ASSIGN(bool more, s->NextElement(']'));
     if (!more) return Status::Ok();
@@ -297,6 +297,7 @@ Result<Tokenizer> LoadImpl(std::string_view text) {
           TRY(ScanVocab(&s, &spec.pieces));
           have_vocab = true;
         } else if (field == "merges" && s.Peek() == '[') {
+          spec.merges.Reserve(spec.pieces.size() * 2, spec.pieces.size() * 24);  // ~2 merges per token
           TRY(ScanMerges(&s, &spec.merges));
         } else {
           TRY_ASSIGN(std::string_view raw, s.RawValue());

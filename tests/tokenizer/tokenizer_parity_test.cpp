@@ -25,7 +25,7 @@ const Tokenizer* CachedTokenizer(const std::string& relative) {
     Result<Tokenizer> loaded = relative.ends_with(".gguf")
                                    ? [&]() -> Result<Tokenizer> {
                                        TRY_ASSIGN(GgufVocab v, ReadGgufVocab(*path));
-                                       return TokenizerFromGguf(v);
+                                       return TokenizerFromGguf(std::move(v));
                                      }()
                                    : LoadTokenizerJsonFile(*path);
     EXPECT_TRUE(loaded.has_value()) << loaded.error().ToString();
