@@ -60,13 +60,16 @@ Result<int32_t> BindWeight(Value& value, const WeightLookup& lookup, std::vector
   return index;
 }
 
-Status PlanStep(StepFunction& step, const KernelCatalog& catalog, const CompileOptions& options) {
+}  // namespace
+
+Status BuildRequests(StepFunction& step, const KernelCatalog& catalog, int64_t max_context, int64_t guard_bytes) {
   const Graph& graph = step.graph;
   const int64_t alignment = catalog.alignment_bytes();
-  const int64_t guard = options.guard ? AlignUp(options.guard_bytes, alignment) : 0;
-  step.guard_bytes = guard;
+  step.guard_bytes = guard_bytes > 0 ? AlignUp(guard_bytes, alignment) : 0;
+  const int64_t guard = step.guard_bytes;
   const auto& ops = graph.ops();
   const int32_t num_ops = static_cast<int32_t>(ops.size());
+  if (num_ops == 0) return Error(ErrorCode::kPlanInvalid, "step '" + step.name + "' has no ops");
 
   // Lifetimes: first op writing the value, last op reading it; outputs live to the end.
   std::vector<int32_t> first(graph.values().size(), -1), last(graph.values().size(), -1);
@@ -74,28 +77,34 @@ Status PlanStep(StepFunction& step, const KernelCatalog& catalog, const CompileO
     for (int32_t id : ops[static_cast<size_t>(i)].outputs) first[static_cast<size_t>(id)] = i;
     for (int32_t id : ops[static_cast<size_t>(i)].inputs) if (id >= 0) last[static_cast<size_t>(id)] = i;
   }
+  step.requests.clear();
+  step.request_owner.clear();
   step.scratch_offsets.assign(ops.size(), -1);
   step.scratch_bytes.assign(ops.size(), 0);
   for (const Value& value : graph.values()) {
     if (value.kind != ValueKind::kIntermediate && value.kind != ValueKind::kOutput) continue;
     const size_t id = static_cast<size_t>(value.id);
-    const int64_t bytes = value.shape.NumElements(step.max_tokens, options.max_context) *
-                          static_cast<int64_t>(DTypeSize(value.dtype));
+    const int64_t bytes = value.shape.NumElements(step.max_tokens, max_context) * static_cast<int64_t>(DTypeSize(value.dtype));
     const int32_t end = value.kind == ValueKind::kOutput ? num_ops - 1 : std::max(last[id], first[id]);
     step.requests.push_back({AlignUp(bytes, alignment) + 2 * guard, first[id], end});
     step.request_owner.push_back(value.id);
   }
   for (int32_t i = 0; i < num_ops; ++i) {
-    const int64_t bytes = catalog.ScratchBytes(graph, ops[static_cast<size_t>(i)], step.max_tokens, options.max_context);
+    const int64_t bytes = catalog.ScratchBytes(graph, ops[static_cast<size_t>(i)], step.max_tokens, max_context);
     step.scratch_bytes[static_cast<size_t>(i)] = bytes;
     if (bytes > 0) {
       step.requests.push_back({AlignUp(bytes, alignment) + 2 * guard, i, i});
       step.request_owner.push_back(-(i + 1));
     }
   }
-  step.plan = PlanMemory(step.requests, alignment, options.planner);
   step.lower_bound_bytes = LowerBoundBytes(step.requests);
-  TRY(VerifyPlan(step.requests, step.plan, alignment, step.plan.arena_bytes));
+  return Status::Ok();
+}
+
+Status ApplyPlan(StepFunction& step, MemoryPlan plan, int64_t alignment) {
+  TRY(VerifyPlan(step.requests, plan, alignment, plan.arena_bytes));
+  step.plan = std::move(plan);
+  const int64_t guard = step.guard_bytes;
   for (size_t r = 0; r < step.requests.size(); ++r) {
     const int32_t owner = step.request_owner[r];
     const int64_t offset = step.plan.offsets_bytes[r] + guard;
@@ -110,8 +119,6 @@ Status PlanStep(StepFunction& step, const KernelCatalog& catalog, const CompileO
   }
   return Status::Ok();
 }
-
-}  // namespace
 
 Result<Program> CompileProgram(std::vector<StepSpec> steps, const KernelCatalog& catalog,
                                const WeightLookup& lookup, const CompileOptions& options) {
@@ -153,7 +160,8 @@ Result<Program> CompileProgram(std::vector<StepSpec> steps, const KernelCatalog&
       return Error(ErrorCode::kInternal, "step '" + step.name + "' has " + std::to_string(outputs.size()) + " outputs, expected 1");
     }
     step.output_value = outputs.front();
-    TRY(PlanStep(step, catalog, options));
+    TRY(BuildRequests(step, catalog, options.max_context, options.guard ? options.guard_bytes : 0));
+    TRY(ApplyPlan(step, PlanMemory(step.requests, catalog.alignment_bytes(), options.planner), catalog.alignment_bytes()));
     program.arena_bytes = std::max(program.arena_bytes, step.plan.arena_bytes);
     if (program.caches.empty()) {
       for (const CacheDecl& cache : step.graph.caches()) {

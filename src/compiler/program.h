@@ -108,6 +108,14 @@ struct CompileOptions {
 Result<Program> CompileProgram(std::vector<StepSpec> steps, const KernelCatalog& catalog,
                                const WeightLookup& lookup, const CompileOptions& options);
 
+// The planner's input for a step: one request per arena tensor (size at the step's bounds, plus
+// guard bytes) and per op scratch, with lifetimes from the op order. Fills requests,
+// request_owner, scratch_bytes and lower_bound_bytes. Deterministic, so a loader recomputes it
+// instead of trusting stored requests.
+Status BuildRequests(StepFunction& step, const KernelCatalog& catalog, int64_t max_context, int64_t guard_bytes);
+// Verifies `plan` against the step's requests and places every tensor and scratch buffer.
+Status ApplyPlan(StepFunction& step, MemoryPlan plan, int64_t alignment);
+
 // Re-verifies every step's plan against an arena of `arena_bytes` (done at load).
 Status VerifyProgram(const Program& program, int64_t arena_bytes);
 
