@@ -1,7 +1,12 @@
 #include "engine/model_loader.h"
 
+#include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
+#include "io/json_file.h"
+
+#include "engine/target_check.h"
 #include "models/gemma4_builder.h"
 
 namespace kiln {
@@ -37,9 +42,66 @@ WeightLookup ConfigOnlyLookup(DType dtype) {
   };
 }
 
+void PrintNotice(const std::string& text) { std::fprintf(stderr, "kiln: %s\n", text.c_str()); }
+
 }  // namespace
 
+Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadArtifact(const std::string& path, const LoadOptions& options) {
+  auto model = std::make_unique<LoadedModel>();
+  model->source_ = path;
+  model->options_ = options;
+  auto attempt = [&]() -> Status {
+    TRY_ASSIGN(model->artifact_, Artifact::Open(path, model->backend_, options.verify_weights));
+    TRY(CheckTargetRunnable(model->artifact_->header().target, path));
+    const Program& program = model->artifact_->program();
+    if (options.required_context > program.max_context) {
+      return Error(ErrorCode::kPlanInvalid, path + " was compiled for a context of " + std::to_string(program.max_context) +
+                                                " tokens, " + std::to_string(options.required_context) +
+                                                " were asked for; recompile with --ctx " + std::to_string(options.required_context));
+    }
+    auto config_text = model->artifact_->File("config.json");
+    TRY_ASSIGN(nlohmann::json document, ParseJson(*config_text, path + ": config.json section"));
+    TRY_ASSIGN(model->config_, ParseGemma4Config(document));
+    // The program may be of a truncated model (--num-layers at compile time).
+    if (const int64_t layers = model->artifact_->header().num_layers; layers > 0) {
+      TRY_ASSIGN(model->config_, TruncateLayers(model->config_, layers));
+    }
+    model->program_ = program;
+    return Status::Ok();
+  };
+  Status status = attempt();
+  if (status.ok()) return model;
+  // Fall back to the source checkpoint, when there is one.
+  std::string source = options.source;
+  if (source.empty()) {
+    if (auto mapped = MappedFile::Open(path)) {
+      if (auto header = Artifact::ReadHeader(mapped->bytes(), path)) source = header->source_path;
+    }
+  }
+  std::error_code ec;
+  const bool have_source = !source.empty() && std::filesystem::exists(std::filesystem::path(source) / "config.json", ec);
+  if (!options.allow_fallback || !have_source) {
+    if (!have_source && options.allow_fallback && status.code() != ErrorCode::kNotFound) {
+      return status.error().WithContext(std::string("cannot use the artifact") +
+                                        (source.empty() ? "" : " and its source " + source + " is not at hand") +
+                                        " (give the checkpoint with --source DIR to compile it instead)");
+    }
+    return status.error();
+  }
+  (options.on_notice ? options.on_notice : PrintNotice)(status.error().message() + "; compiling from the source checkpoint " + source +
+                                                        " instead (JIT)");
+  LoadOptions jit = options;
+  jit.max_context = std::max(options.max_context, options.required_context);
+  return LoadCheckpoint(source, jit);
+}
+
 Result<std::unique_ptr<LoadedModel>> LoadedModel::Load(const std::string& path, const LoadOptions& options) {
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(path, ec) && Artifact::LooksLikeArtifact(path)) return LoadArtifact(path, options);
+  return LoadCheckpoint(path, options);
+}
+
+Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadCheckpoint(const std::string& path, const LoadOptions& options) {
   namespace fs = std::filesystem;
   auto model = std::make_unique<LoadedModel>();
   model->source_ = path;
@@ -74,15 +136,36 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::Load(const std::string& path, 
   return model;
 }
 
+std::vector<std::span<const uint8_t>> LoadedModel::WeightBytes() const {
+  std::vector<std::span<const uint8_t>> bytes;
+  for (size_t i = 0; i < program_.weights.size(); ++i) {
+    if (artifact_) {
+      bytes.push_back(artifact_->weight(i));
+    } else if (checkpoint_) {
+      // Every binding was resolved against this checkpoint at compile time.
+      const TensorInfo* info = checkpoint_->Find(program_.weights[i].tensor_name);
+      bytes.emplace_back(info->data, info->size_bytes);
+    }
+  }
+  return bytes;
+}
+
+std::optional<std::string> LoadedModel::SourceFile(const std::string& name) const {
+  if (artifact_) return artifact_->File(name);
+  if (!checkpoint_) return std::nullopt;
+  auto text = ReadTextFile((std::filesystem::path(checkpoint_->dir()) / name).string());
+  if (!text) return std::nullopt;
+  return *text;
+}
+
 Result<Session> LoadedModel::NewSession(int num_threads) {
-  if (!checkpoint_) {
+  if (!has_weights()) {
     return Error(ErrorCode::kInvalidArgument, source_ + " is a bare config (no weights): it can be planned and inspected, not run");
   }
   std::vector<WeightView> views;
-  for (const WeightBinding& binding : program_.weights) {
-    const TensorInfo* info = checkpoint_->Find(binding.tensor_name);
-    if (!info) return Error(ErrorCode::kInternal, "bound tensor '" + binding.tensor_name + "' vanished");
-    views.push_back({info->data, binding.dtype, static_cast<int64_t>(info->size_bytes)});
+  const std::vector<std::span<const uint8_t>> bytes = WeightBytes();
+  for (size_t i = 0; i < program_.weights.size(); ++i) {
+    views.push_back({bytes[i].data(), program_.weights[i].dtype, static_cast<int64_t>(bytes[i].size())});
   }
   SessionOptions options;
   options.num_threads = num_threads > 0 ? num_threads : options_.num_threads;

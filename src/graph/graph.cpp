@@ -87,6 +87,14 @@ int32_t Graph::AddCache(CacheDecl cache) {
   return static_cast<int32_t>(caches_.size() - 1);
 }
 
+Graph Graph::FromParts(std::vector<Value> values, std::vector<Op> ops, std::vector<CacheDecl> caches) {
+  Graph graph;
+  graph.values_ = std::move(values);
+  graph.ops_ = std::move(ops);
+  graph.caches_ = std::move(caches);
+  return graph;
+}
+
 void Graph::MarkOutput(int32_t value_id) { values_[static_cast<size_t>(value_id)].kind = ValueKind::kOutput; }
 
 std::vector<int32_t> Graph::InputIds() const {

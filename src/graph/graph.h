@@ -130,6 +130,9 @@ class Graph {
   std::vector<int32_t> InputIds() const;
   std::vector<int32_t> OutputIds() const;
 
+  // Reassembles a graph from decoded parts (artifact loading); Validate() before use.
+  static Graph FromParts(std::vector<Value> values, std::vector<Op> ops, std::vector<CacheDecl> caches);
+
   // Structural checks: ids in range, every value produced before use, shapes agree with each
   // op's rule, caches exist. Returns kInternal naming the op when a builder emitted a bad graph.
   Status Validate() const;

@@ -23,8 +23,10 @@ bool IsTokens(const Dim& d) { return d.symbol == DimSymbol::kTokens && d.value =
 // Value-level rules, independent of ops.
 std::string CheckValue(const Value& v, int32_t input_index) {
   if (v.shape.dims.empty() || v.shape.dims.size() > 3) return "has " + std::to_string(v.shape.dims.size()) + " dims (1 to 3 allowed)";
+  int64_t elements = 1;
   for (const Dim& d : v.shape.dims) {
     if (d.value < 1 || d.value > kMaxExtent || static_cast<uint8_t>(d.symbol) > 2) return "has an invalid dim";
+    if (__builtin_mul_overflow(elements, d.value, &elements) || elements > kMaxExtent) return "has more than 2^40 elements";
   }
   if (static_cast<uint8_t>(v.dtype) > static_cast<uint8_t>(DType::kI32)) return "has an invalid dtype";
   switch (v.kind) {

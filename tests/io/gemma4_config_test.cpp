@@ -104,6 +104,17 @@ TEST(Gemma4ConfigTest, DefaultsAndTruncation) {
   EXPECT_EQ(zero.error().message(), "--num-layers 0 is outside [1, 2]");
 }
 
+TEST(Gemma4ConfigTest, PerLayerConfigKeysMayBeZeroPadded) {
+  // transformers 5.17 writes "05", "11" for models of 10+ layers.
+  json config = Minimal();
+  config.erase("global_head_dim");
+  config["per_layer_config"] = {{"01", {{"head_dim", 8}, {"num_key_value_heads", 1}}}};
+  auto parsed = ParseGemma4Config(config);
+  ASSERT_TRUE(parsed.has_value()) << parsed.error().ToString();
+  EXPECT_EQ(parsed->layers[1].head_dim, 8);
+  EXPECT_EQ(parsed->layers[0].head_dim, 4);
+}
+
 TEST(Gemma4ConfigTest, RefusesUnsupportedAndMalformedConfigs) {
   EXPECT_EQ(ParseError(json{{"model_type", "llama"}}),
             "unsupported: config.json: model_type 'llama' is not supported; kiln supports Gemma 4 "

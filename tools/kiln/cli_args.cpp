@@ -10,7 +10,8 @@ Result<Args> Args::Parse(int argc, char** argv, const std::set<std::string>& val
   Args args;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg.size() > 2 && arg.rfind("--", 0) == 0) {
+    // "-" alone is a positional (standard input); "-o" and "--flag" are options.
+    if (arg.size() > 1 && arg[0] == '-' && !(arg[1] >= '0' && arg[1] <= '9')) {
       std::string value;
       bool has_inline_value = false;
       if (size_t eq = arg.find('='); eq != std::string::npos) {

@@ -6,5 +6,7 @@ namespace kiln::cli {
 
 int RunInspect(int argc, char** argv);
 int RunLogits(int argc, char** argv);
+int RunCompile(int argc, char** argv);
+int RunVerify(int argc, char** argv);
 
 }  // namespace kiln::cli

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli_args.h"
+#include "model_options.h"
 #include "commands.h"
 #include "compiler/plan_report.h"
 #include "engine/model_loader.h"
@@ -13,22 +14,34 @@ namespace {
 
 const char kUsage[] =
     "usage: kiln inspect MODEL [--plan] [--num-layers N] [--ctx N] [--chunk N] [--guard]\n"
-    "  MODEL       checkpoint directory (config.json + *.safetensors) or a config.json file\n"
+    "  MODEL       checkpoint directory (config.json + *.safetensors), a .kiln artifact,\n"
+    "              or a bare config.json (plan a model before downloading it)\n"
     "  --plan      print every step function's memory plan\n"
     "  --num-layers N  keep the first N layers (bisection)\n"
     "  --ctx N     context length to plan the KV cache for (default 4096)\n"
     "  --chunk N   largest prefill chunk, Tmax (default 512)\n";
 
-int Fail(const Error& error) {
-  std::fprintf(stderr, "kiln inspect: %s\n", error.ToString().c_str());
-  return error.code() == ErrorCode::kInvalidArgument ? 2 : 1;
+void PrintArtifactHeader(const Artifact& artifact) {
+  const ArtifactHeader& header = artifact.header();
+  std::printf("artifact  format %llu, written by %s, %s\n", static_cast<unsigned long long>(header.format_version),
+              header.producer.c_str(), FormatBytes(static_cast<int64_t>(artifact.size_bytes())).c_str());
+  std::printf("target    %s\n", header.target.ToString().c_str());
+  std::printf("source    %s (hash %s)%s\n", header.source_path.c_str(), header.source_hash.c_str(),
+              header.num_layers > 0 ? (" first " + std::to_string(header.num_layers) + " layers").c_str() : "");
+  std::printf("sections  name                       offset         size  checksum\n");
+  for (const ArtifactSection& section : header.sections) {
+    std::printf("          %-22s %10llu %12s  %016llx\n", section.name.c_str(), static_cast<unsigned long long>(section.offset),
+                FormatBytes(static_cast<int64_t>(section.size)).c_str(), static_cast<unsigned long long>(section.checksum));
+  }
 }
 
 }  // namespace
 
 int RunInspect(int argc, char** argv) {
-  auto args = Args::Parse(argc, argv, {"--num-layers", "--ctx", "--chunk"}, {"--plan", "--guard", "--help"});
-  if (!args) return Fail(args.error());
+  std::set<std::string> switches = kModelSwitches;
+  switches.insert({"--plan", "--help"});
+  auto args = Args::Parse(argc, argv, kModelValueFlags, switches);
+  if (!args) return ReportError("inspect", args.error());
   if (args->Has("--help")) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -37,23 +50,15 @@ int RunInspect(int argc, char** argv) {
     std::fprintf(stderr, "kiln inspect: expected one MODEL path\n%s", kUsage);
     return 2;
   }
-  LoadOptions options;
-  auto ctx = args->GetInt("--ctx", 4096, 1, int64_t{1} << 24);
-  auto chunk = args->GetInt("--chunk", 512, 1, int64_t{1} << 20);
-  auto layers = args->GetInt("--num-layers", 0, 1, 100000);
-  if (!ctx) return Fail(ctx.error());
-  if (!chunk) return Fail(chunk.error());
-  if (!layers) return Fail(layers.error());
-  options.max_context = *ctx;
-  options.max_tokens = std::min(*chunk, *ctx);
-  options.num_layers = *layers;
-  options.guard = args->Has("--guard");
-  auto model = LoadedModel::Load(args->positionals()[0], options);
-  if (!model) return Fail(model.error());
+  auto options = ModelOptionsFromArgs(*args, 4096);
+  if (!options) return ReportError("inspect", options.error());
+  auto model = LoadedModel::Load(args->positionals()[0], *options);
+  if (!model) return ReportError("inspect", model.error());
   const Gemma4Config& config = (*model)->config();
   const Program& program = (*model)->program();
 
   std::printf("model     %s%s\n", (*model)->source().c_str(), (*model)->has_weights() ? "" : "  (config only: no weights)");
+  if (const Artifact* artifact = (*model)->artifact()) PrintArtifactHeader(*artifact);
   std::printf("config    %s\n", config.Summary().c_str());
   std::printf("target    %s, Tmax %lld, context %lld\n", program.target.c_str(),
               static_cast<long long>(program.max_tokens), static_cast<long long>(program.max_context));

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cli_args.h"
+#include "model_options.h"
 #include "commands.h"
 #include "engine/model_loader.h"
 #include "io/npy.h"
@@ -14,20 +15,19 @@ namespace {
 
 const char kUsage[] =
     "usage: kiln logits MODEL --tokens ID,ID,... --out FILE.npy [--chunk N] [--ctx N] [--threads N]\n"
-    "                     [--num-layers N] [--guard]\n"
-    "  writes float32 logits of every position, shape [tokens, vocab]\n";
-
-int Fail(const Error& error) {
-  std::fprintf(stderr, "kiln logits: %s\n", error.ToString().c_str());
-  return error.code() == ErrorCode::kInvalidArgument ? 2 : 1;
-}
+    "                     [--num-layers N] [--guard] [--source DIR] [--no-fallback]\n"
+    "  MODEL is a checkpoint directory or a .kiln artifact; writes float32 logits of every\n"
+    "  position, shape [tokens, vocab]\n";
 
 }  // namespace
 
 int RunLogits(int argc, char** argv) {
-  auto args = Args::Parse(argc, argv, {"--tokens", "--out", "--chunk", "--ctx", "--threads", "--num-layers"},
-                          {"--guard", "--help"});
-  if (!args) return Fail(args.error());
+  std::set<std::string> value_flags = kModelValueFlags;
+  value_flags.insert({"--tokens", "--out"});
+  std::set<std::string> switches = kModelSwitches;
+  switches.insert("--help");
+  auto args = Args::Parse(argc, argv, value_flags, switches);
+  if (!args) return ReportError("logits", args.error());
   if (args->Has("--help")) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -37,34 +37,23 @@ int RunLogits(int argc, char** argv) {
     return 2;
   }
   auto tokens = ParseTokenList(args->Get("--tokens"));
-  if (!tokens) return Fail(tokens.error());
-  auto chunk = args->GetInt("--chunk", 512, 1, int64_t{1} << 20);
-  auto threads = args->GetInt("--threads", 0, 0, 1024);
-  auto layers = args->GetInt("--num-layers", 0, 1, 100000);
+  if (!tokens) return ReportError("logits", tokens.error());
   const int64_t needed = static_cast<int64_t>(tokens->size());
-  auto ctx = args->GetInt("--ctx", std::max<int64_t>(needed, 1), 1, int64_t{1} << 24);
-  if (!chunk) return Fail(chunk.error());
-  if (!threads) return Fail(threads.error());
-  if (!layers) return Fail(layers.error());
-  if (!ctx) return Fail(ctx.error());
-  if (needed > *ctx) {
-    return Fail(Error(ErrorCode::kInvalidArgument, std::to_string(needed) + " tokens do not fit in --ctx " +
-                                                       std::to_string(*ctx)));
+  auto options = ModelOptionsFromArgs(*args, std::max<int64_t>(needed, 1));
+  if (!options) return ReportError("logits", options.error());
+  if (needed > options->max_context) {
+    return ReportError("logits", Error(ErrorCode::kInvalidArgument, std::to_string(needed) + " tokens do not fit in --ctx " +
+                                                                        std::to_string(options->max_context)));
   }
-  LoadOptions options;
-  options.max_context = *ctx;
-  options.max_tokens = std::min(*chunk, *ctx);
-  options.num_layers = *layers;
-  options.guard = args->Has("--guard");
-  options.num_threads = static_cast<int>(*threads);
-  auto model = LoadedModel::Load(args->positionals()[0], options);
-  if (!model) return Fail(model.error());
+  options->required_context = std::max(options->required_context, needed);
+  auto model = LoadedModel::Load(args->positionals()[0], *options);
+  if (!model) return ReportError("logits", model.error());
   auto session = (*model)->NewSession();
-  if (!session) return Fail(session.error());
+  if (!session) return ReportError("logits", session.error());
   auto logits = session->Prefill(*tokens, /*all_positions=*/true);
-  if (!logits) return Fail(logits.error());
+  if (!logits) return ReportError("logits", logits.error());
   Status written = WriteNpyF32(args->Get("--out"), logits->data(), {needed, session->vocab_size()});
-  if (!written.ok()) return Fail(written.error());
+  if (!written.ok()) return ReportError("logits", written.error());
   std::fprintf(stderr, "kiln logits: wrote [%lld, %lld] float32 to %s\n", static_cast<long long>(needed),
                static_cast<long long>(session->vocab_size()), args->Get("--out").c_str());
   return 0;

@@ -15,13 +15,16 @@ const char kHelp[] =
     "usage: kiln <command> [options]\n"
     "  inspect MODEL [--plan]            config, weights, KV cache and memory plans\n"
     "  logits MODEL --tokens .. --out F  logits of every position as a .npy file\n"
+    "  compile MODEL -o OUT.kiln         compile ahead of time into one file\n"
+    "  verify OUT.kiln                   check a compiled file's checksums and plans\n"
 #if KILN_HAVE_TOKENIZER
     "  tokenize MODEL TEXT               token ids and pieces\n"
     "  detokenize MODEL ID...            text of token ids\n"
 #endif
     "  help                              this message\n"
     "\n"
-    "MODEL is a Hugging Face checkpoint directory; inspect also takes a bare config.json.\n"
+    "MODEL is a Hugging Face checkpoint directory or a .kiln file; inspect also takes a bare\n"
+    "config.json.\n"
     "Run `kiln <command> --help` for a command's options.\n";
 
 }  // namespace
@@ -34,6 +37,8 @@ int main(int argc, char** argv) {
   const char* command = argv[1];
   if (std::strcmp(command, "inspect") == 0) return kiln::cli::RunInspect(argc - 1, argv + 1);
   if (std::strcmp(command, "logits") == 0) return kiln::cli::RunLogits(argc - 1, argv + 1);
+  if (std::strcmp(command, "compile") == 0) return kiln::cli::RunCompile(argc - 1, argv + 1);
+  if (std::strcmp(command, "verify") == 0) return kiln::cli::RunVerify(argc - 1, argv + 1);
 #if KILN_HAVE_TOKENIZER
   if (std::strcmp(command, "tokenize") == 0) return RunTokenizeCommand(argc - 1, argv + 1);
   if (std::strcmp(command, "detokenize") == 0) return RunDetokenizeCommand(argc - 1, argv + 1);

@@ -1,0 +1,40 @@
+#include "engine/artifact_compiler.h"
+
+#include <filesystem>
+
+#include "core/hash.h"
+
+namespace kiln {
+
+Status CompileArtifact(const std::string& source_dir, const std::string& out_path, const ArtifactCompileOptions& options) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(source_dir, ec)) {
+    return Error(ErrorCode::kInvalidArgument, "kiln compile needs a checkpoint directory (config.json + *.safetensors), got " + source_dir);
+  }
+  TRY_ASSIGN(std::unique_ptr<LoadedModel> model, LoadedModel::Load(source_dir, options.load));
+  const Program& program = model->program();
+
+  ArtifactContents contents;
+  contents.program = &program;
+  contents.weights = model->WeightBytes();
+  contents.target = options.target;
+  contents.source_path = fs::absolute(source_dir).lexically_normal().string();
+  contents.model_summary = model->config().Summary();
+  contents.num_layers = options.load.num_layers;
+  for (const char* name : kCarriedFiles) {
+    if (auto text = model->SourceFile(name)) contents.files[name] = std::move(*text);
+  }
+  // The source's identity: its config and every weight the program reads.
+  Hash64 source_hash;
+  const std::string& config = contents.files["config.json"];
+  source_hash.Update(config.data(), config.size());
+  for (size_t i = 0; i < program.weights.size(); ++i) {
+    source_hash.Update(program.weights[i].tensor_name.data(), program.weights[i].tensor_name.size());
+    source_hash.Update(contents.weights[i].data(), contents.weights[i].size());
+  }
+  contents.source_hash = HashToHex(source_hash.Digest());
+  return WriteArtifact(out_path, contents, options.progress);
+}
+
+}  // namespace kiln

@@ -1,0 +1,24 @@
+// `kiln compile`: the JIT pipeline's Program, serialized with its weights into a .kiln file.
+#pragma once
+
+#include <string>
+
+#include "artifact/artifact_file.h"
+#include "engine/model_loader.h"
+
+namespace kiln {
+
+struct ArtifactCompileOptions {
+  TargetDescriptor target;
+  LoadOptions load;        // bounds, --num-layers
+  ProgressFn progress;     // weights written so far
+};
+
+// Compiles the checkpoint in `source_dir` and writes `out_path` (atomically).
+Status CompileArtifact(const std::string& source_dir, const std::string& out_path, const ArtifactCompileOptions& options);
+
+// The files of a checkpoint an artifact carries along (tokenizer, templates, configs).
+inline constexpr const char* kCarriedFiles[] = {"config.json", "generation_config.json", "tokenizer.json",
+                                                 "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"};
+
+}  // namespace kiln

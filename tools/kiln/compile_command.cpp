@@ -1,0 +1,67 @@
+// kiln compile MODEL --target cpu|cpu:ISA|cuda[:sm_XX] [--ctx N] [--chunk N] [--num-layers N] -o OUT.kiln
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "cli_args.h"
+#include "commands.h"
+#include "compiler/plan_report.h"
+#include "engine/artifact_compiler.h"
+#include "engine/target_check.h"
+#include "model_options.h"
+
+namespace kiln::cli {
+
+namespace {
+
+const char kUsage[] =
+    "usage: kiln compile MODEL -o OUT.kiln [--target cpu|cpu:ISA|cuda[:sm_XX]] [--ctx N] [--chunk N]\n"
+    "                    [--num-layers N]\n"
+    "  compiles a checkpoint directory ahead of time: the same Program as JIT, with its plans,\n"
+    "  weights, tokenizer files and config in one file that loads without planning.\n"
+    "  --target cpu (default) runs on any x86-64 CPU; cpu:avx2 / cpu:avx512 require that ISA.\n"
+    "  --ctx N (default 4096) and --chunk N (default 512) are the bounds the plans are made for.\n";
+
+}  // namespace
+
+int RunCompile(int argc, char** argv) {
+  std::set<std::string> value_flags = kModelValueFlags;
+  value_flags.insert({"-o", "--out", "--target"});
+  auto args = Args::Parse(argc, argv, value_flags, {"--help"});
+  if (!args) return ReportError("compile", args.error());
+  if (args->Has("--help")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  const std::string out = args->Get("-o", args->Get("--out"));
+  if (args->positionals().size() != 1 || out.empty()) {
+    std::fprintf(stderr, "kiln compile: expected MODEL and -o OUT.kiln\n%s", kUsage);
+    return 2;
+  }
+  auto target = ParseTarget(args->Get("--target", "cpu"));
+  if (!target) return ReportError("compile", target.error());
+  auto load = ModelOptionsFromArgs(*args, 4096);
+  if (!load) return ReportError("compile", load.error());
+  ArtifactCompileOptions options;
+  options.target = *target;
+  options.load = *load;
+  const bool interactive = ::isatty(STDERR_FILENO);
+  const auto start = std::chrono::steady_clock::now();
+  auto last_report = start;
+  options.progress = [&](uint64_t done, uint64_t total) {
+    const auto now = std::chrono::steady_clock::now();
+    if (total < (64u << 20) || (now - last_report < std::chrono::milliseconds(250) && done != total)) return;
+    last_report = now;
+    std::fprintf(stderr, interactive ? "\rkiln compile: writing weights %3.0f%% (%s)" : "kiln compile: writing weights %3.0f%% (%s)\n",
+                 100.0 * static_cast<double>(done) / static_cast<double>(total), FormatBytes(static_cast<int64_t>(done)).c_str());
+    if (interactive && done == total) std::fputc('\n', stderr);
+  };
+  Status status = CompileArtifact(args->positionals()[0], out, options);
+  if (!status.ok()) return ReportError("compile", status.error());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::fprintf(stderr, "kiln compile: wrote %s for %s in %.2f s\n", out.c_str(), target->ToString().c_str(), seconds);
+  return 0;
+}
+
+}  // namespace kiln::cli

@@ -1,0 +1,30 @@
+#include "model_options.h"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace kiln::cli {
+
+Result<LoadOptions> ModelOptionsFromArgs(const Args& args, int64_t default_context) {
+  LoadOptions options;
+  TRY_ASSIGN(const int64_t context, args.GetInt("--ctx", default_context, 1, int64_t{1} << 24));
+  TRY_ASSIGN(const int64_t chunk, args.GetInt("--chunk", 512, 1, int64_t{1} << 20));
+  TRY_ASSIGN(options.num_layers, args.GetInt("--num-layers", 0, 1, 100000));
+  TRY_ASSIGN(const int64_t threads, args.GetInt("--threads", 0, 0, 1024));
+  options.max_context = context;
+  options.max_tokens = std::min(chunk, context);
+  options.num_threads = static_cast<int>(threads);
+  options.guard = args.Has("--guard");
+  options.required_context = args.Has("--ctx") ? context : 0;
+  options.source = args.Get("--source");
+  options.allow_fallback = !args.Has("--no-fallback");
+  options.verify_weights = args.Has("--verify-weights");
+  return options;
+}
+
+int ReportError(const char* command, const Error& error) {
+  std::fprintf(stderr, "kiln %s: %s\n", command, error.ToString().c_str());
+  return error.code() == ErrorCode::kInvalidArgument ? 2 : 1;
+}
+
+}  // namespace kiln::cli

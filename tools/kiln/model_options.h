@@ -1,0 +1,24 @@
+// The model-loading flags every subcommand shares, parsed in one place:
+//   --ctx N  --chunk N  --num-layers N  --threads N  --guard
+//   --source DIR  --no-fallback  --verify-weights      (for .kiln artifacts)
+#pragma once
+
+#include <set>
+#include <string>
+
+#include "cli_args.h"
+#include "engine/model_loader.h"
+
+namespace kiln::cli {
+
+inline const std::set<std::string> kModelValueFlags = {"--ctx", "--chunk", "--num-layers", "--threads", "--source"};
+inline const std::set<std::string> kModelSwitches = {"--guard", "--no-fallback", "--verify-weights"};
+
+// `default_context` applies when --ctx is absent. An explicit --ctx also becomes the context an
+// artifact must have been compiled for.
+Result<LoadOptions> ModelOptionsFromArgs(const Args& args, int64_t default_context);
+
+// Prints "kiln <command>: <error>" and returns the exit status (2 for invalid arguments).
+int ReportError(const char* command, const Error& error);
+
+}  // namespace kiln::cli
