@@ -94,6 +94,9 @@ class Artifact {
                                                      const KernelCatalog& catalog, bool verify_weights);
   // Reads only the fixed prefix and header (for messages and JIT fallback when the rest is bad).
   static Result<ArtifactHeader> ReadHeader(std::span<const uint8_t> image, const std::string& name);
+  // The source checkpoint path recorded in the header, read on a best-effort basis (any format
+  // version, no checksum): only to offer a JIT fallback. Empty when it cannot be read.
+  static std::string RecordedSourcePath(std::span<const uint8_t> image);
   // True when `path` starts with the artifact magic.
   static bool LooksLikeArtifact(const std::string& path);
 

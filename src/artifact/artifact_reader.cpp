@@ -48,6 +48,18 @@ bool Artifact::LooksLikeArtifact(const std::string& path) {
   return in.read(magic, 8) && std::memcmp(magic, kArtifactMagic, 8) == 0;
 }
 
+std::string Artifact::RecordedSourcePath(std::span<const uint8_t> image) {
+  if (image.size() < kPrefixBytes || std::memcmp(image.data(), kArtifactMagic, 8) != 0) return "";
+  uint64_t header_bytes;
+  std::memcpy(&header_bytes, image.data() + 16, 8);
+  if (header_bytes > kMaxHeaderBytes || kPrefixBytes + header_bytes > image.size()) return "";
+  const uint8_t* text = image.data() + kPrefixBytes;
+  nlohmann::json json = nlohmann::json::parse(text, text + header_bytes, nullptr, /*allow_exceptions=*/false);
+  if (!json.is_object() || !json.contains("source") || !json["source"].is_object()) return "";
+  const nlohmann::json& path = json["source"].value("path", nlohmann::json());
+  return path.is_string() ? path.get<std::string>() : "";
+}
+
 Result<ArtifactHeader> Artifact::ReadHeader(std::span<const uint8_t> image, const std::string& name) {
   if (image.size() < kPrefixBytes || std::memcmp(image.data(), kArtifactMagic, 8) != 0) {
     std::string found;

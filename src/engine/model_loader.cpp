@@ -74,17 +74,14 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadArtifact(const std::string
   // Fall back to the source checkpoint, when there is one.
   std::string source = options.source;
   if (source.empty()) {
-    if (auto mapped = MappedFile::Open(path)) {
-      if (auto header = Artifact::ReadHeader(mapped->bytes(), path)) source = header->source_path;
-    }
+    if (auto mapped = MappedFile::Open(path)) source = Artifact::RecordedSourcePath(mapped->bytes());
   }
   std::error_code ec;
   const bool have_source = !source.empty() && std::filesystem::exists(std::filesystem::path(source) / "config.json", ec);
   if (!options.allow_fallback || !have_source) {
     if (!have_source && options.allow_fallback && status.code() != ErrorCode::kNotFound) {
-      return status.error().WithContext(std::string("cannot use the artifact") +
-                                        (source.empty() ? "" : " and its source " + source + " is not at hand") +
-                                        " (give the checkpoint with --source DIR to compile it instead)");
+      return Error(status.code(), status.error().message() + (source.empty() ? "" : "; its source " + source + " is not at hand") +
+                                      "; to compile from the checkpoint instead, give it with --source DIR");
     }
     return status.error();
   }

@@ -1,0 +1,330 @@
+// .kiln artifacts: JIT and AOT give bit-identical logits on every variant, compiling is
+// deterministic, and every mismatch is an error that says what was expected, what was found
+// and what to do — or, with the source at hand, a JIT fallback that says so.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "artifact/artifact_file.h"
+#include "artifact/program_codec.h"
+#include "backends/cpu/simd/dot.h"
+#include "core/hash.h"
+#include "engine/artifact_compiler.h"
+#include "engine/target_check.h"
+#include "io/json_file.h"
+
+namespace kiln {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string FixtureDir(const std::string& name) { return std::string(KILN_FIXTURES_DIR) + "/" + name; }
+
+std::vector<uint8_t> ReadBytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
+}
+void WriteBytes(const fs::path& path, const std::vector<uint8_t>& bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+LoadOptions SmallBounds() {
+  LoadOptions options;
+  options.max_tokens = 8;
+  options.max_context = 64;
+  options.num_threads = 2;
+  return options;
+}
+
+class ArtifactTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("kiln_artifact_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path Compile(const std::string& source, const std::string& target = "cpu", const std::string& name = "model.kiln") {
+    ArtifactCompileOptions options;
+    options.target = ParseTarget(target).value();
+    options.load = SmallBounds();
+    const fs::path out = dir_ / name;
+    Status status = CompileArtifact(source, out.string(), options);
+    EXPECT_TRUE(status.ok()) << status.ToString();
+    return out;
+  }
+
+  std::string LoadError(const fs::path& path, LoadOptions options = SmallBounds()) {
+    options.allow_fallback = false;
+    auto model = LoadedModel::Load(path.string(), options);
+    EXPECT_FALSE(model.has_value());
+    return model.has_value() ? "" : model.error().ToString();
+  }
+
+  // Rewrites the JSON header in place (it must still fit before the first section).
+  void RewriteHeader(const fs::path& path, const std::function<void(nlohmann::ordered_json&)>& edit) {
+    std::vector<uint8_t> bytes = ReadBytes(path);
+    uint64_t length;
+    std::memcpy(&length, bytes.data() + 16, 8);
+    auto header = nlohmann::ordered_json::parse(bytes.begin() + 32, bytes.begin() + 32 + static_cast<std::ptrdiff_t>(length));
+    edit(header);
+    const std::string text = header.dump();
+    ASSERT_LT(32 + text.size(), 4096u);
+    const uint64_t fields[2] = {text.size(), HashBytes(text.data(), text.size())};
+    std::memcpy(bytes.data() + 16, fields, 16);
+    std::fill(bytes.begin() + 32, bytes.begin() + 4096, 0);
+    std::copy(text.begin(), text.end(), bytes.begin() + 32);
+    WriteBytes(path, bytes);
+  }
+
+  fs::path dir_;
+};
+
+// Logits of the prompt (every position) and of a few decode steps.
+std::vector<float> RunModel(LoadedModel& model, const std::vector<int32_t>& prompt) {
+  auto session = model.NewSession(2);
+  EXPECT_TRUE(session.has_value());
+  auto logits = session->Prefill(prompt, /*all_positions=*/true);
+  EXPECT_TRUE(logits.has_value());
+  std::vector<float> all = *logits;
+  for (int32_t token : {7, 300, 41}) {
+    auto step = session->Step({&token, 1});
+    EXPECT_TRUE(step.has_value());
+    all.insert(all.end(), step->begin(), step->end());
+  }
+  return all;
+}
+
+TEST_F(ArtifactTest, JitAndAotAreBitIdenticalOnEveryVariant) {
+  for (const char* variant : {"e2b", "e4b", "g12b", "a26b", "g31b", "g31b/bf16"}) {
+    const fs::path artifact = Compile(FixtureDir(variant));
+    auto document = ReadJsonFile(FixtureDir(std::string(variant).substr(0, std::string(variant).find('/'))) + "/reference.json");
+    const std::vector<int32_t> prompt = (*document)["prompt"].get<std::vector<int32_t>>();
+    auto jit = LoadedModel::Load(FixtureDir(variant), SmallBounds());
+    auto aot = LoadedModel::Load(artifact.string(), SmallBounds());
+    ASSERT_TRUE(jit.has_value() && aot.has_value()) << variant;
+    ASSERT_NE((*aot)->artifact(), nullptr);
+    const std::vector<float> a = RunModel(**jit, prompt), b = RunModel(**aot, prompt);
+    ASSERT_EQ(a.size(), b.size());
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0) << variant << ": JIT and AOT logits differ";
+  }
+}
+
+TEST_F(ArtifactTest, CompilingIsDeterministic) {
+  const fs::path first = Compile(FixtureDir("e2b"), "cpu", "a.kiln");
+  const fs::path second = Compile(FixtureDir("e2b"), "cpu", "b.kiln");
+  EXPECT_EQ(ReadBytes(first), ReadBytes(second));
+  for (const auto& entry : fs::directory_iterator(dir_)) {
+    EXPECT_EQ(entry.path().string().find(".tmp."), std::string::npos) << "left behind: " << entry.path();
+  }
+}
+
+TEST_F(ArtifactTest, VerifyChecksEverything) {
+  const fs::path path = Compile(FixtureDir("g31b"));
+  CpuBackend backend;
+  auto artifact = Artifact::Open(path.string(), backend, /*verify_weights=*/true);
+  ASSERT_TRUE(artifact.has_value()) << artifact.error().ToString();
+  EXPECT_TRUE((*artifact)->VerifyChecksums().ok());
+  EXPECT_TRUE((*artifact)->File("config.json").has_value());
+  EXPECT_EQ((*artifact)->header().source_path, fs::absolute(FixtureDir("g31b")).lexically_normal().string());
+  // Damage one weight byte: the default load does not read the weights, verify does.
+  std::vector<uint8_t> bytes = ReadBytes(path);
+  bytes[bytes.size() - 3] ^= 0x40;
+  WriteBytes(path, bytes);
+  auto quick = Artifact::Open(path.string(), backend, /*verify_weights=*/false);
+  ASSERT_TRUE(quick.has_value());
+  Status full = (*quick)->VerifyChecksums();
+  ASSERT_FALSE(full.ok());
+  EXPECT_EQ(full.error().message(), path.string() + ": section 'weights' fails its checksum; the file is damaged: compile it again");
+}
+
+TEST_F(ArtifactTest, WrongMagic) {
+  const fs::path path = dir_ / "not.kiln";
+  WriteBytes(path, std::vector<uint8_t>(64, 'x'));
+  CpuBackend backend;
+  auto artifact = Artifact::Open(path.string(), backend, false);
+  ASSERT_FALSE(artifact.has_value());
+  EXPECT_EQ(artifact.error().message(), path.string() + " is not a kiln artifact (expected the magic bytes \"KILNAOT\", found \"xxxxxxxx\"); "
+                                                        "pass a checkpoint directory, or compile one with `kiln compile`");
+}
+
+TEST_F(ArtifactTest, NewerAndOlderFormatVersions) {
+  const fs::path path = Compile(FixtureDir("g31b"));
+  std::vector<uint8_t> bytes = ReadBytes(path);
+  for (uint64_t version : {uint64_t{2}, uint64_t{0}}) {
+    std::memcpy(bytes.data() + 8, &version, 8);
+    WriteBytes(path, bytes);
+    const std::string error = LoadError(path);
+    EXPECT_NE(error.find("version mismatch: " + path.string() + " has artifact format version " + std::to_string(version) +
+                         ", this kiln reads version 1"), std::string::npos) << error;
+    EXPECT_NE(error.find(version == 2 ? "upgrade kiln" : "recompile the model with this kiln"), std::string::npos) << error;
+  }
+}
+
+TEST_F(ArtifactTest, TargetThisMachineCannotRun) {
+  const fs::path path = Compile(FixtureDir("g31b"));
+  RewriteHeader(path, [](nlohmann::ordered_json& h) { h["target"]["arch"] = "aarch64"; });
+  EXPECT_EQ(LoadError(path), "unsupported: " + path.string() + " was compiled for cpu aarch64 (any ISA), this machine is " + HostArch() +
+                                 "; recompile it here with --target cpu");
+  RewriteHeader(path, [](nlohmann::ordered_json& h) {
+    h["target"] = {{"kind", "cuda"}, {"arch", "x86_64"}, {"cpu_isa", "any"}, {"cuda_sm", 90}, {"cuda_min_driver", 13000}};
+  });
+  const std::string cuda = LoadError(path);
+  // Without a GPU (CI) the device is missing; on a GPU machine the CUDA backend cannot run it yet.
+  EXPECT_NE(cuda.find(path.string() + " was compiled for cuda sm_90"), std::string::npos) << cuda;
+  EXPECT_NE(cuda.find("--target cpu"), std::string::npos) << cuda;
+}
+
+TEST_F(ArtifactTest, CpuIsaRequirement) {
+  bool has_avx2 = false;
+  for (const cpu::DotKernels* table : cpu::SupportedDotKernels()) has_avx2 |= std::string(table->isa) == "avx2";
+  const fs::path path = Compile(FixtureDir("g31b"), has_avx2 ? "cpu:avx2" : "cpu:generic");
+  auto model = LoadedModel::Load(path.string(), SmallBounds());
+  ASSERT_TRUE(model.has_value()) << model.error().ToString();
+  RewriteHeader(path, [](nlohmann::ordered_json& h) { h["target"]["cpu_isa"] = "avx1024"; });
+  const std::string error = LoadError(path);
+  EXPECT_NE(error.find("was compiled for cpu x86_64 (avx1024), this CPU supports only generic"), std::string::npos) << error;
+  EXPECT_NE(error.find("; recompile with --target cpu (runs on any x86-64 CPU)"), std::string::npos) << error;
+  auto unknown = ParseTarget("gpu");
+  ASSERT_FALSE(unknown.has_value());
+  EXPECT_EQ(unknown.error().message(), "unknown target 'gpu' (expected cpu, cpu:ISA or cuda[:sm_XX])");
+  auto cuda = ParseTarget("cuda:sm_90");
+  ASSERT_FALSE(cuda.has_value());
+  EXPECT_EQ(cuda.error().code(), ErrorCode::kUnsupported);
+}
+
+TEST_F(ArtifactTest, PlanThatDoesNotFit) {
+  const fs::path path = Compile(FixtureDir("g31b"));
+  LoadOptions options = SmallBounds();
+  options.required_context = 128;
+  EXPECT_EQ(LoadError(path, options), "invalid plan: " + path.string() + " was compiled for a context of 64 tokens, 128 were asked for; "
+                                                                         "recompile with --ctx 128");
+}
+
+TEST_F(ArtifactTest, ChecksumAndTruncation) {
+  const fs::path path = Compile(FixtureDir("g31b"));
+  std::vector<uint8_t> bytes = ReadBytes(path);
+  std::vector<uint8_t> damaged = bytes;
+  damaged[4096 + 100] ^= 1;  // inside the program section
+  WriteBytes(path, damaged);
+  EXPECT_EQ(LoadError(path), "malformed: " + path.string() + ": section 'program' fails its checksum; the file is damaged: compile it again");
+  WriteBytes(path, std::vector<uint8_t>(bytes.begin(), bytes.end() - 1000));
+  const std::string truncated = LoadError(path);
+  EXPECT_NE(truncated.find("section 'weights'"), std::string::npos) << truncated;
+  EXPECT_NE(truncated.find("lies outside the file of"), std::string::npos) << truncated;
+  EXPECT_NE(truncated.find("(truncated?)"), std::string::npos) << truncated;
+  WriteBytes(path, std::vector<uint8_t>(bytes.begin(), bytes.begin() + 20));
+  EXPECT_NE(LoadError(path).find("is not a kiln artifact"), std::string::npos);
+}
+
+TEST_F(ArtifactTest, FallsBackToJitWhenTheSourceIsAtHand) {
+  // A copy of the source, so the test can also take it away.
+  const fs::path source = dir_ / "source";
+  fs::copy(FixtureDir("g31b"), source, fs::copy_options::recursive);
+  const fs::path path = Compile(source.string());
+  std::vector<uint8_t> bytes = ReadBytes(path);
+  uint64_t newer = 9;
+  std::memcpy(bytes.data() + 8, &newer, 8);
+  WriteBytes(path, bytes);
+  std::string notice;
+  LoadOptions options = SmallBounds();
+  options.on_notice = [&](const std::string& text) { notice = text; };
+  auto model = LoadedModel::Load(path.string(), options);
+  ASSERT_TRUE(model.has_value()) << model.error().ToString();
+  EXPECT_EQ((*model)->artifact(), nullptr);  // compiled from the checkpoint
+  EXPECT_NE(notice.find("has artifact format version 9"), std::string::npos) << notice;
+  EXPECT_NE(notice.find("compiling from the source checkpoint " + fs::absolute(source).lexically_normal().string() + " instead (JIT)"),
+            std::string::npos) << notice;
+  // --no-fallback turns it into the error.
+  EXPECT_NE(LoadError(path).find("has artifact format version 9"), std::string::npos);
+  // Without the source, the error says how to give one.
+  fs::remove_all(source);
+  auto orphan = LoadedModel::Load(path.string(), SmallBounds());
+  ASSERT_FALSE(orphan.has_value());
+  EXPECT_NE(orphan.error().message().find("; its source " + fs::absolute(source).lexically_normal().string() +
+                                        " is not at hand; to compile from the checkpoint instead, give it with --source DIR"),
+            std::string::npos) << orphan.error().message();
+  // --source points at another copy.
+  options.source = FixtureDir("g31b");
+  EXPECT_TRUE(LoadedModel::Load(path.string(), options).has_value());
+}
+
+// Hostile bytes: mutations of a valid artifact are rejected with an error or accepted as a
+// Program that verifies; never a crash. Whole files go through the checksums; the program
+// section is also mutated behind them, straight into the decoder. (The libFuzzer target,
+// fuzz_artifact_reader, explores further.)
+std::vector<uint8_t> Mutate(std::vector<uint8_t> bytes, std::mt19937_64& rng) {
+  const int edits = 1 + static_cast<int>(rng() % 4);
+  for (int e = 0; e < edits && !bytes.empty(); ++e) {
+    const size_t at = rng() % bytes.size();
+    switch (rng() % 4) {
+      case 0: bytes[at] ^= static_cast<uint8_t>(1u << (rng() % 8)); break;
+      case 1: bytes[at] = static_cast<uint8_t>(rng()); break;
+      case 2: bytes[at] = 0xff; break;
+      default: bytes.resize(at); break;
+    }
+  }
+  return bytes;
+}
+
+TEST_F(ArtifactTest, MutatedFilesNeverCrash) {
+  const std::vector<uint8_t> valid = ReadBytes(Compile(FixtureDir("a26b")));
+  CpuBackend backend;
+  std::mt19937_64 rng(99);
+  for (int trial = 0; trial < 500; ++trial) {
+    const std::vector<uint8_t> bytes = Mutate(valid, rng);
+    auto artifact = Artifact::OpenImage(bytes, "fuzz", backend, /*verify_weights=*/true);
+    if (artifact.has_value()) {
+      EXPECT_TRUE((*artifact)->VerifyChecksums().ok());
+    }
+  }
+  auto header = Artifact::ReadHeader(valid, "valid");
+  ASSERT_TRUE(header.has_value());
+  const ArtifactSection* section = header->Find("program");
+  const std::vector<uint8_t> program(valid.begin() + static_cast<std::ptrdiff_t>(section->offset),
+                                     valid.begin() + static_cast<std::ptrdiff_t>(section->offset + section->size));
+  int accepted = 0;
+  for (int trial = 0; trial < 3000; ++trial) {
+    const std::vector<uint8_t> bytes = Mutate(program, rng);
+    auto decoded = DecodeProgram(bytes, backend);
+    if (decoded.has_value()) {
+      ++accepted;
+      EXPECT_TRUE(VerifyProgram(decoded->program, decoded->program.arena_bytes).ok());
+    }
+  }
+  EXPECT_LT(accepted, 3000);  // most mutations must be caught
+}
+
+TEST_F(ArtifactTest, InterruptedCompileLeavesNothing) {
+  const fs::path out = dir_ / "interrupted.kiln";
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ArtifactCompileOptions options;
+    options.target = ParseTarget("cpu").value();
+    options.load = SmallBounds();
+    // Interrupt the compile while it writes weights, as Ctrl-C would.
+    options.progress = [](uint64_t done, uint64_t total) { if (done * 2 >= total) raise(SIGINT); };
+    Status status = CompileArtifact(FixtureDir("g31b"), out.string(), options);
+    _exit(status.ok() ? 0 : 3);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 128 + SIGINT);
+  EXPECT_FALSE(fs::exists(out));
+  for (const auto& entry : fs::directory_iterator(dir_)) {
+    ADD_FAILURE() << "left behind: " << entry.path();
+  }
+}
+
+}  // namespace
+}  // namespace kiln
