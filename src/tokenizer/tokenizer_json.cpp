@@ -1,5 +1,10 @@
 #include "tokenizer/tokenizer_json.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -381,6 +386,22 @@ Result<Tokenizer> LoadTokenizerJson(std::string_view json_text) {
 }
 
 Result<Tokenizer> LoadTokenizerJsonFile(const std::string& path) {
+  // Map the file rather than copy it: real files are tens of MB and only scanned once.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  struct stat info {};
+  if (fd >= 0 && ::fstat(fd, &info) == 0 && S_ISREG(info.st_mode) && info.st_size > 0) {
+    const auto size = static_cast<size_t>(info.st_size);
+    void* mapped = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    ::close(fd);
+    if (mapped != MAP_FAILED) {
+      Result<Tokenizer> tok = LoadTokenizerJson(std::string_view(static_cast<const char*>(mapped), size));
+      ::munmap(mapped, size);
+      if (!tok.has_value()) return tok.error().WithContext(path);
+      return tok;
+    }
+  } else if (fd >= 0) {
+    ::close(fd);
+  }
   TRY_ASSIGN(std::string text, ReadFileToString(path));
   Result<Tokenizer> tok = LoadTokenizerJson(text);
   if (!tok.has_value()) return tok.error().WithContext(path);
