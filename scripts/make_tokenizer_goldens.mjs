@@ -81,6 +81,26 @@ const corpus = [
   ['invalid_truncated_end', { hex: '48 69 f0 9f 98' }],
 ];
 
+// Deterministic random texts built from fragments that stress pre-tokenizers and merges.
+const fragments = [
+  'the', ' the', 'The', ' quick', 'fox', "'s", "'LL", ' 12', '345', '6789', '3.14', ',', '.', '!', '?', ' - ', '--',
+  ' ', '  ', '   ', '\t', '\n', '\n\n', '\r\n', ' \n ', '\u00a0', '\u3000',
+  'é', 'e\u0301', 'ñ', 'ß', 'Ω', 'Привет', ' мир', 'שלום', 'مرحبا', 'नमस्ते', 'ไทย', '漢字', '日本語', 'カタカナ', '한국어',
+  '😀', '👍🏽', '👩‍💻', '🏳️‍🌈', '🇯🇵', '\u200d', '\ufe0f', '𝔘', '\u{10ffff}', '\ufffd',
+  'def ', '():', '{', '}', '[', ']', '=>', '==', '/*', '*/', '#', '`', '"', "'", '\\', '<', '>', '</', '/>',
+  '<bos>', '<eos>', '<start_of_turn>', '<|im_start|>', '<|eot_id|>', '<s>', '</s>', '<unk>', '<pad>',
+];
+function* randomTexts(count, seed) {
+  let state = seed >>> 0;
+  const next = () => { state = (Math.imul(state, 1664525) + 1013904223) >>> 0; return state; };
+  for (let i = 0; i < count; ++i) {
+    const n = 1 + (next() % 12);
+    let text = '';
+    for (let k = 0; k < n; ++k) text += fragments[next() % fragments.length];
+    yield text;
+  }
+}
+
 function textOf(t) {
   if (typeof t === 'string') return t;
   const bytes = Buffer.from(t.hex.replace(/ /g, ''), 'hex');
@@ -131,7 +151,17 @@ for (const [name, rel] of tokenizers) {
     d.decoded = await tok.decode(d.ids, false);
     d.decoded_skip_special = await tok.decode(d.ids, true);
   }
-  const out = { tokenizer: name, oracle: 'tokenizers@0.23.2 (npm)', source: rel, cases, decode_cases: decodeCases };
+  // Random texts: ids, plus the decoded text when it differs from the input.
+  const randomCases = [];
+  for (const text of randomTexts(300, 12345)) {
+    const ids = (await tok.encode(text, null, { addSpecialTokens: false })).getIds();
+    const entry = { text, ids };
+    const decoded = await tok.decode(ids, false);
+    if (decoded !== text) entry.decoded = decoded;
+    randomCases.push(entry);
+  }
+  const out = { tokenizer: name, oracle: 'tokenizers@0.23.2 (npm)', source: rel, cases, decode_cases: decodeCases,
+                random_cases: randomCases };
   fs.writeFileSync(path.join(outDir, `${name}.json`), JSON.stringify(out) + '\n');
   console.error(`wrote ${name}: ${cases.length} encode cases, ${decodeCases.length} decode cases`);
 }

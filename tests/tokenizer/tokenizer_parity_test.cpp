@@ -83,6 +83,17 @@ TEST_P(HfParityTest, EncodeDecodeMatchesHuggingFace) {
     EXPECT_EQ(tok->Decode(ids, true), d["decoded_skip_special"].get<std::string>());
   }
   EXPECT_GE(checked, 50);
+  // 300 random mixtures of scripts, emoji, whitespace runs, code and special-token strings.
+  int random_checked = 0;
+  for (const auto& c : golden["random_cases"]) {
+    const std::string text = c["text"].get<std::string>();
+    const auto expected = c["ids"].get<std::vector<TokenId>>();
+    EXPECT_EQ(tok->Encode(text), expected) << "text: " << nlohmann::json(text).dump();
+    const std::string decoded = c.contains("decoded") ? c["decoded"].get<std::string>() : text;
+    EXPECT_EQ(tok->Decode(expected), decoded) << "text: " << nlohmann::json(text).dump();
+    ++random_checked;
+  }
+  EXPECT_EQ(random_checked, 300);
 }
 
 INSTANTIATE_TEST_SUITE_P(RealTokenizers, HfParityTest,
