@@ -68,6 +68,35 @@ Status Session::StepInto(std::span<const int32_t> tokens, bool all_positions, st
   StepIo io{tokens, std::span<const int32_t>(positions_.data(), static_cast<size_t>(count)), logits.data()};
   TRY(backend_session_->RunStep(*step, io));
   length_ += count;
+  written_end_ = std::max(written_end_, length_);
+  return Status::Ok();
+}
+
+bool Session::CanRewind(int64_t length) const {
+  if (length < 0 || length > length_) return false;
+  if (length == 0) return true;
+  for (const CacheLayout& cache : program_->caches) {
+    if (cache.window <= 0) continue;
+    // Slot p % capacity still holds position p iff no position p + capacity was written.
+    const int64_t first_needed = std::max<int64_t>(0, length - cache.window + 1);
+    if (first_needed < written_end_ - cache.capacity_positions) return false;
+  }
+  return true;
+}
+
+Status Session::Rewind(int64_t length) {
+  if (length < 0 || length > length_) {
+    return Error(ErrorCode::kOutOfRange, "cannot rewind to " + std::to_string(length) + " positions: the sequence holds " +
+                                             std::to_string(length_));
+  }
+  if (!CanRewind(length)) {
+    return Error(ErrorCode::kOutOfRange, "cannot rewind to " + std::to_string(length) +
+                                             " positions: the sliding-window cache no longer holds the window before it "
+                                             "(positions up to " + std::to_string(written_end_) +
+                                             " were written); prefill again from an earlier point");
+  }
+  length_ = length;
+  if (length == 0) written_end_ = 0;  // nothing kept: the ring starts over, as after Reset()
   return Status::Ok();
 }
 

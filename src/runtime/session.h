@@ -41,7 +41,17 @@ class Session {
   Result<std::vector<float>> Prefill(std::span<const int32_t> tokens, bool all_positions = false,
                                      int64_t chunk = 0);
   // Forgets the sequence (the cache is overwritten from position 0 on).
-  void Reset() { length_ = 0; }
+  void Reset() { length_ = 0; written_end_ = 0; }
+  // Truncates the sequence to its first `length` positions, keeping their cache, so the next
+  // Step continues at position `length` (prefix reuse: a chat turn prefills only its new suffix).
+  // Full-attention caches hold every position, so any length <= length() works. A sliding layer's
+  // ring holds only the last window + Tmax - 1 positions ever written: rewinding to L needs
+  // positions [max(0, L - window + 1), L) still in the ring, i.e. not overwritten by a later
+  // position. Roughly, L >= (furthest position written) - Tmax. Otherwise kOutOfRange and nothing
+  // changes: the caller re-prefills from an earlier point (Rewind(0) is Reset() and always works).
+  // CanRewind(L) answers without changing anything.
+  Status Rewind(int64_t length);
+  bool CanRewind(int64_t length) const;
 
   int64_t length() const { return length_; }
   int64_t vocab_size() const { return vocab_size_; }
@@ -52,6 +62,7 @@ class Session {
   const Program* program_ = nullptr;
   std::unique_ptr<BackendSession> backend_session_;
   int64_t length_ = 0;
+  int64_t written_end_ = 0;  // 1 + the furthest position written since Reset (>= length_)
   int64_t vocab_size_ = 0;
   std::vector<int32_t> positions_;  // reused per step; sized at Tmax on creation
   const StepFunction* decode_ = nullptr;   // T = 1, last-position logits

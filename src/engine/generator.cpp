@@ -1,0 +1,183 @@
+#include "engine/generator.h"
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+
+#include "engine/stop_strings.h"
+
+namespace kiln {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+bool Cancelled(const GenerateOptions& options) {
+  return options.cancel && options.cancel->load(std::memory_order_relaxed);
+}
+
+}  // namespace
+
+const char* StopReasonName(StopReason reason) {
+  switch (reason) {
+    case StopReason::kEos: return "eos";
+    case StopReason::kStopString: return "stop_string";
+    case StopReason::kMaxTokens: return "max_tokens";
+    case StopReason::kContextFull: return "context_full";
+    case StopReason::kCancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+Generator::Generator(Session& session, const tokenizer::Tokenizer* tokenizer)
+    : session_(session), tokenizer_(tokenizer), logits_(static_cast<size_t>(session.vocab_size())) {}
+
+void Generator::Reset() {
+  session_.Reset();
+  cached_.clear();
+}
+
+Result<int64_t> Generator::Prefill(std::span<const int32_t> prompt, const GenerateOptions& options) {
+  // The cache must mirror cached_; anything else (another user of the session) starts over.
+  if (session_.length() != static_cast<int64_t>(cached_.size())) Reset();
+  const size_t common = static_cast<size_t>(
+      std::mismatch(cached_.begin(), cached_.end(), prompt.begin(), prompt.end()).first - cached_.begin());
+  // The last prompt token always runs: its logits pick the first new token.
+  int64_t reuse = static_cast<int64_t>(std::min(common, prompt.size() - 1));
+  // Rewindable lengths are 0 and [some bound, length()] (Session::CanRewind), so when `reuse`
+  // is too far back, only a full prefill is left.
+  if (!session_.CanRewind(reuse)) reuse = 0;
+  TRY(session_.Rewind(reuse));
+  cached_.resize(static_cast<size_t>(reuse));
+
+  const int64_t tmax = session_.program().max_tokens;
+  const int64_t suffix = static_cast<int64_t>(prompt.size()) - reuse;
+  const int64_t threshold = options.prefill_chunk_threshold > 0 ? options.prefill_chunk_threshold : tmax;
+  int64_t chunk = suffix <= threshold ? tmax : (options.prefill_chunk > 0 ? options.prefill_chunk : tmax);
+  chunk = std::clamp<int64_t>(chunk, 1, tmax);
+  for (int64_t begin = reuse; begin < static_cast<int64_t>(prompt.size()); begin += chunk) {
+    if (Cancelled(options)) return reuse;  // the caller sees cancel and stops
+    const int64_t count = std::min<int64_t>(chunk, static_cast<int64_t>(prompt.size()) - begin);
+    const auto part = prompt.subspan(static_cast<size_t>(begin), static_cast<size_t>(count));
+    TRY(session_.StepInto(part, /*all_positions=*/false, logits_));
+    cached_.insert(cached_.end(), part.begin(), part.end());
+  }
+  return reuse;
+}
+
+Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, const GenerateOptions& options) {
+  const auto start = Clock::now();
+  TRY(options.sampling.Validate());
+  if (prompt.empty()) return Error(ErrorCode::kInvalidArgument, "the prompt is empty: give at least one token");
+  if (options.max_new_tokens < 0) {
+    return Error(ErrorCode::kInvalidArgument, "max tokens must be >= 0, got " + std::to_string(options.max_new_tokens));
+  }
+  if (!options.stop_strings.empty() && !tokenizer_) {
+    return Error(ErrorCode::kInvalidArgument, "stop strings need the model's tokenizer (tokenizer.json)");
+  }
+  const int64_t context = session_.program().max_context;
+  if (static_cast<int64_t>(prompt.size()) > context) {
+    return Error(ErrorCode::kOutOfRange, "the prompt has " + std::to_string(prompt.size()) +
+                                             " tokens, more than the context of " + std::to_string(context) +
+                                             " tokens; raise --ctx or shorten the prompt");
+  }
+
+  GenerationResult result;
+  result.prompt_tokens = static_cast<int64_t>(prompt.size());
+  Result<int64_t> reused = Prefill(prompt, options);
+  if (!reused.has_value()) {
+    Reset();
+    return reused.error();
+  }
+  result.reused_tokens = *reused;
+  result.prefill_seconds = SecondsSince(start);
+  if (Cancelled(options)) {
+    // A partly prefilled prompt is still a valid prefix of the cache.
+    result.stop_reason = StopReason::kCancelled;
+    return result;
+  }
+  if (options.on_prefilled) options.on_prefilled();
+
+  Sampler sampler(options.sampling);
+  std::optional<tokenizer::StreamingDecoder> decoder;
+  if (tokenizer_) decoder.emplace(*tokenizer_, options.skip_special_tokens);
+  StopStringMatcher stops(options.stop_strings);
+  // Prompt and generated tokens, for the repetition penalty's window.
+  std::vector<int32_t> history(prompt.begin(), prompt.end());
+  history.reserve(prompt.size() + static_cast<size_t>(options.max_new_tokens));
+  std::vector<float> raw;
+  std::optional<Clock::time_point> decode_start;
+
+  auto emit = [&](GeneratedToken& token, const std::string& text) {
+    token.text = text;
+    result.text += text;
+    if (options.on_token) options.on_token(token);
+  };
+
+  result.stop_reason = StopReason::kMaxTokens;
+  while (static_cast<int64_t>(result.tokens.size()) < options.max_new_tokens) {
+    if (Cancelled(options)) {
+      result.stop_reason = StopReason::kCancelled;
+      break;
+    }
+    GeneratedToken token;
+    token.index = static_cast<int64_t>(result.tokens.size());
+    if (options.keep_logits) result.logits.insert(result.logits.end(), logits_.begin(), logits_.end());
+    if (options.top_logprobs > 0) token.top_logprobs = TopLogprobs(logits_, options.top_logprobs);
+    if (options.top_logprobs > 0) raw.assign(logits_.begin(), logits_.end());  // the penalty edits logits_
+    token.id = sampler.Sample(logits_, history);
+    if (options.top_logprobs > 0) token.logprob = Logprob(raw, token.id);
+    result.tokens.push_back(token.id);
+    history.push_back(token.id);
+    if (result.tokens.size() == 1) {
+      result.first_token_seconds = SecondsSince(start);
+      decode_start = Clock::now();
+    }
+
+    const bool is_stop_id = std::find(options.stop_token_ids.begin(), options.stop_token_ids.end(), token.id) !=
+                            options.stop_token_ids.end();
+    if (is_stop_id && !options.ignore_eos) {
+      emit(token, "");
+      result.stop_reason = StopReason::kEos;
+      break;
+    }
+    emit(token, decoder ? stops.Push(decoder->Push(token.id)) : std::string());
+    if (stops.stopped()) {
+      result.stop_reason = StopReason::kStopString;
+      result.stop_string = stops.matched();
+      break;
+    }
+    if (static_cast<int64_t>(result.tokens.size()) == options.max_new_tokens) break;
+    if (session_.length() >= context) {
+      result.stop_reason = StopReason::kContextFull;
+      break;
+    }
+    const int32_t id = token.id;
+    Status stepped = session_.StepInto(std::span<const int32_t>(&id, 1), /*all_positions=*/false, logits_);
+    if (!stepped.ok()) {
+      Reset();
+      return stepped.error();
+    }
+    cached_.push_back(id);
+    ++result.decode_steps;
+  }
+  // The held-back tail: a partial character, or text that might have begun a stop string.
+  if (decoder && !stops.stopped()) {
+    std::string tail = stops.Push(decoder->Flush());
+    tail += stops.Flush();
+    if (!tail.empty()) {
+      result.text += tail;
+      GeneratedToken flush;
+      flush.id = -1;  // no token: text only
+      flush.index = static_cast<int64_t>(result.tokens.size());
+      flush.text = tail;
+      if (options.on_token) options.on_token(flush);
+    }
+  }
+  if (decode_start) result.decode_seconds = SecondsSince(*decode_start);
+  return result;
+}
+
+}  // namespace kiln
