@@ -19,9 +19,14 @@
 // An unknown filter or test fails with kUnsupported naming it. Pure functions.
 #pragma once
 
+#include <ctime>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/status.h"
+#include "tokenizer/jinja_interpreter.h"
 #include "tokenizer/jinja_value.h"
 
 namespace kiln::tokenizer::jinja {
@@ -29,6 +34,14 @@ namespace kiln::tokenizer::jinja {
 Result<Value> ApplyFilter(const std::string& name, const Value& input, const CallArgs& args);
 Result<bool> ApplyTest(const std::string& name, const Value& input, const CallArgs& args);
 Result<Value> CallMethod(const Value& object, const std::string& name, const CallArgs& args, bool* found);
+
+// Global functions: range (at most max_range_length items), namespace, dict, raise_exception
+// (fails with the template's message), strftime_now (formats `now`, or the current local time).
+std::vector<std::pair<std::string, Value>> GlobalFunctions(int64_t max_range_length, std::optional<std::time_t> now);
+
+// `a op b` for + - * / // % ** ~ with Python semantics (int/float promotion, floor division,
+// str and list concatenation, str * int). Results larger than `limits` fail with kOutOfRange.
+Result<Value> BinaryOperation(const std::string& op, const Value& a, const Value& b, const RenderLimits& limits);
 
 // Python str.strip family: `chars` (nullptr = whitespace) removed from the left and/or right.
 std::string StripChars(const std::string& s, const std::string* chars, bool left, bool right);
