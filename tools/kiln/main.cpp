@@ -13,6 +13,9 @@ const char kHelp[] =
     "kiln - an ahead-of-time compiling LLM runtime (Gemma 4)\n"
     "\n"
     "usage: kiln <command> [options]\n"
+    "  run [MODEL] --prompt TEXT         generate a continuation (streams text, then a summary)\n"
+    "  chat [MODEL]                      interactive multi-turn chat\n"
+    "  bench MODEL [-p 512] [-g 128]     prompt and generation throughput (llama-bench style)\n"
     "  inspect MODEL [--plan]            config, weights, KV cache and memory plans\n"
     "  logits MODEL --tokens .. --out F  logits of every position as a .npy file\n"
     "  compile MODEL -o OUT.kiln         compile ahead of time into one file\n"
@@ -20,6 +23,7 @@ const char kHelp[] =
 #if KILN_HAVE_TOKENIZER
     "  tokenize MODEL TEXT               token ids and pieces\n"
     "  detokenize MODEL ID...            text of token ids\n"
+    "  perplexity MODEL -f FILE          perplexity of a text file (llama.cpp's chunked definition)\n"
 #endif
     "  help                              this message\n"
     "\n"
@@ -35,6 +39,9 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   const char* command = argv[1];
+  if (std::strcmp(command, "run") == 0) return kiln::cli::RunRun(argc - 1, argv + 1);
+  if (std::strcmp(command, "chat") == 0) return kiln::cli::RunChat(argc - 1, argv + 1);
+  if (std::strcmp(command, "bench") == 0) return kiln::cli::RunBench(argc - 1, argv + 1);
   if (std::strcmp(command, "inspect") == 0) return kiln::cli::RunInspect(argc - 1, argv + 1);
   if (std::strcmp(command, "logits") == 0) return kiln::cli::RunLogits(argc - 1, argv + 1);
   if (std::strcmp(command, "compile") == 0) return kiln::cli::RunCompile(argc - 1, argv + 1);
@@ -42,6 +49,7 @@ int main(int argc, char** argv) {
 #if KILN_HAVE_TOKENIZER
   if (std::strcmp(command, "tokenize") == 0) return RunTokenizeCommand(argc - 1, argv + 1);
   if (std::strcmp(command, "detokenize") == 0) return RunDetokenizeCommand(argc - 1, argv + 1);
+  if (std::strcmp(command, "perplexity") == 0) return kiln::cli::RunPerplexity(argc - 1, argv + 1);
 #endif
   std::fprintf(stderr, "kiln: unknown command '%s'\n\n%s", command, kHelp);
   return 2;
