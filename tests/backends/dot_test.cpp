@@ -55,6 +55,40 @@ TEST(DotKernelsTest, EveryIsaMatchesReference) {
   }
 }
 
+TEST(DotKernelsTest, GemvMatchesDotOnEveryIsa) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (int64_t k : {1, 15, 16, 17, 33, 640, 3840}) {
+    const int64_t stride = k + 5;  // rows not contiguous: the stride is honoured
+    std::vector<float> x(static_cast<size_t>(k)), w(static_cast<size_t>(stride * kMaxRows));
+    std::vector<uint16_t> w_bf16(w.size()), w_f16(w.size());
+    for (float& v : x) v = normal(rng);
+    for (size_t i = 0; i < w.size(); ++i) {
+      w[i] = normal(rng);
+      w_bf16[i] = F32ToBf16(normal(rng));
+      w_f16[i] = F32ToF16(normal(rng));
+    }
+    for (const DotKernels* table : SupportedDotKernels()) {
+      for (int count = 1; count <= kMaxRows; ++count) {
+        float got[3][kMaxRows], want[3][kMaxRows];
+        table->gemv_f32(x.data(), w.data(), stride, k, count, got[0]);
+        table->gemv_bf16(x.data(), w_bf16.data(), stride, k, count, got[1]);
+        table->gemv_f16(x.data(), w_f16.data(), stride, k, count, got[2]);
+        for (int j = 0; j < count; ++j) {
+          table->f32(x.data(), 0, 1, w.data() + j * stride, k, &want[0][j], 1);
+          table->bf16(x.data(), 0, 1, w_bf16.data() + j * stride, k, &want[1][j], 1);
+          table->f16(x.data(), 0, 1, w_f16.data() + j * stride, k, &want[2][j], 1);
+          double magnitude = 0;
+          for (float v : x) magnitude += std::abs(v);
+          for (int d = 0; d < 3; ++d) {
+            EXPECT_NEAR(got[d][j], want[d][j], 1e-5 * magnitude + 1e-5) << table->isa << " k=" << k << " count=" << count;
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(DotKernelsTest, SelectionPicksTheBestExactTable) {
   const DotKernels* best = nullptr;
   for (const DotKernels* table : SupportedDotKernels()) if (table->exact) best = table;

@@ -68,6 +68,11 @@ void SliceColumnsKernel(const KernelContext& c);
 void LastRowKernel(const KernelContext& c);
 void MoeKernel(const KernelContext& c);
 
+// y[n] = w[offset + n * columns : ... + columns] . x for n in [0, rows): one activation row
+// against a row-major weight of any dtype, parallel over weight rows (linear.cpp).
+void MatVec(const KernelContext& c, const float* x, const TensorArg& w, int64_t element_offset, int64_t rows,
+            int64_t columns, float* y);
+
 // Scalar value of element i of a weight of any supported dtype.
 float WeightAt(const TensorArg& weight, int64_t index);
 

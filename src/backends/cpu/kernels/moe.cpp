@@ -14,25 +14,6 @@
 
 namespace kiln::cpu {
 
-namespace {
-
-// out[n] = w[n, :] . x over rows [0, rows) of a row-major weight (any dtype), offset in elements.
-void MatVec(const KernelContext& c, const TensorArg& w, int64_t element_offset, int64_t rows, int64_t columns,
-            const float* x, float* out) {
-  c.pool->ParallelFor(rows, [&](int64_t begin, int64_t end) {
-    for (int64_t n = begin; n < end; ++n) {
-      const int64_t at = element_offset + n * columns;
-      switch (w.dtype) {
-        case DType::kF32: c.dot->f32(x, 0, 1, static_cast<const float*>(w.data) + at, columns, out + n, 1); break;
-        case DType::kBF16: c.dot->bf16(x, 0, 1, static_cast<const uint16_t*>(w.data) + at, columns, out + n, 1); break;
-        case DType::kF16: c.dot->f16(x, 0, 1, static_cast<const uint16_t*>(w.data) + at, columns, out + n, 1); break;
-        case DType::kI32: break;
-      }
-    }
-  }, 8);
-}
-
-}  // namespace
 
 void MoeKernel(const KernelContext& c) {
   const TensorArg &x = c.inputs[0], &h = c.inputs[1], &router = c.inputs[2], &router_scale = c.inputs[3],
@@ -53,7 +34,7 @@ void MoeKernel(const KernelContext& c) {
     const float inv = static_cast<float>(1.0 / std::sqrt(sum_squares / static_cast<double>(H) + c.op->attrs.eps));
     const float root = 1.0f / std::sqrt(static_cast<float>(H));
     for (int64_t j = 0; j < H; ++j) routed[j] = xt[j] * inv * WeightAt(router_scale, j) * root;
-    MatVec(c, router, 0, E, H, routed, logits);
+    MatVec(c, routed, router, 0, E, H, logits);
     const float max_logit = *std::max_element(logits, logits + E);
     double total = 0.0;
     for (int64_t e = 0; e < E; ++e) total += std::exp(static_cast<double>(logits[e] - max_logit));
@@ -69,12 +50,12 @@ void MoeKernel(const KernelContext& c) {
       const int64_t e = order[k];
       const double probability = std::exp(static_cast<double>(logits[e] - max_logit)) / total;
       const float weight = static_cast<float>(probability / chosen_mass) * WeightAt(expert_scale, e);
-      MatVec(c, gate_up, e * 2 * mi * H, 2 * mi, H, ht, gate_up_out);
+      MatVec(c, ht, gate_up, e * 2 * mi * H, 2 * mi, H, gate_up_out);
       for (int64_t j = 0; j < mi; ++j) {
         const float g = gate_up_out[j];
         activation[j] = 0.5f * g * (1.0f + std::tanh(gelu_k * (g + 0.044715f * g * g * g))) * gate_up_out[mi + j];
       }
-      MatVec(c, down, e * H * mi, H, mi, activation, routed);  // reuse `routed` as the expert output
+      MatVec(c, activation, down, e * H * mi, H, mi, routed);  // reuse `routed` as the expert output
       for (int64_t j = 0; j < H; ++j) yt[j] += weight * routed[j];
     }
   }

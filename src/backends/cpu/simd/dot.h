@@ -20,6 +20,12 @@ using DotF32Fn = void (*)(const float* x, int64_t x_stride, int rows, const floa
 using DotU16Fn = void (*)(const float* x, int64_t x_stride, int rows, const uint16_t* w, int64_t k,
                           float* out, int64_t out_stride);
 
+// One activation row x[k] against `count` (<= kMaxRows) weight rows w[j * w_stride + i]:
+//   out[j] = sum_i x[i] * w[j * w_stride + i]
+// The decode shape (T = 1): several weight streams in flight at once, x loaded once per block.
+using GemvF32Fn = void (*)(const float* x, const float* w, int64_t w_stride, int64_t k, int count, float* out);
+using GemvU16Fn = void (*)(const float* x, const uint16_t* w, int64_t w_stride, int64_t k, int count, float* out);
+
 struct DotKernels {
   const char* isa = "generic";
   // false when the table rounds activations (avx512bf16 multiplies bf16 x bf16 pairs): faster
@@ -28,7 +34,16 @@ struct DotKernels {
   DotF32Fn f32 = nullptr;
   DotU16Fn bf16 = nullptr;
   DotU16Fn f16 = nullptr;
+  GemvF32Fn gemv_f32 = nullptr;
+  GemvU16Fn gemv_bf16 = nullptr;
+  GemvU16Fn gemv_f16 = nullptr;
 };
+
+// A gemv made of `count` single-row dot calls, for tables without a dedicated one.
+template <typename W, void (*Dot)(const float*, int64_t, int, const W*, int64_t, float*, int64_t)>
+void GemvFromDot(const float* x, const W* w, int64_t w_stride, int64_t k, int count, float* out) {
+  for (int j = 0; j < count; ++j) Dot(x, 0, 1, w + j * w_stride, k, out + j, 1);
+}
 
 const DotKernels& GenericDotKernels();
 // nullptr when this build did not compile the ISA (non-x86 hosts).

@@ -61,11 +61,42 @@ void DotRows(const float* x, int64_t x_stride, int rows, const W* w, int64_t k, 
   }
 }
 
+template <int C, typename W, __m256 (*Load)(const W*), float (*Scalar)(W)>
+void GemvFixed(const float* x, const W* w, int64_t w_stride, int64_t k, float* out) {
+  __m256 acc0[C], acc1[C];
+  for (int j = 0; j < C; ++j) acc0[j] = acc1[j] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= k; i += 16) {
+    const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+    for (int j = 0; j < C; ++j) {
+      acc0[j] = _mm256_fmadd_ps(x0, Load(w + j * w_stride + i), acc0[j]);
+      acc1[j] = _mm256_fmadd_ps(x1, Load(w + j * w_stride + i + 8), acc1[j]);
+    }
+  }
+  for (int j = 0; j < C; ++j) {
+    float sum = HorizontalSum(_mm256_add_ps(acc0[j], acc1[j]));
+    for (int64_t t = i; t < k; ++t) sum += x[t] * Scalar(w[j * w_stride + t]);
+    out[j] = sum;
+  }
+}
+
+template <typename W, __m256 (*Load)(const W*), float (*Scalar)(W)>
+void Gemv(const float* x, const W* w, int64_t w_stride, int64_t k, int count, float* out) {
+  switch (count) {
+    case 1: return GemvFixed<1, W, Load, Scalar>(x, w, w_stride, k, out);
+    case 2: return GemvFixed<2, W, Load, Scalar>(x, w, w_stride, k, out);
+    case 3: return GemvFixed<3, W, Load, Scalar>(x, w, w_stride, k, out);
+    default: return GemvFixed<4, W, Load, Scalar>(x, w, w_stride, k, out);
+  }
+}
+
 }  // namespace
 
 const DotKernels* Avx2DotKernels() {
   static const DotKernels kernels{"avx2", true, DotRows<float, LoadWeights, ToFloat>,
-                                  DotRows<uint16_t, LoadBf16, ToFloatBf16>, DotRows<uint16_t, LoadF16, ToFloatF16>};
+                                  DotRows<uint16_t, LoadBf16, ToFloatBf16>, DotRows<uint16_t, LoadF16, ToFloatF16>,
+                                  Gemv<float, LoadWeights, ToFloat>, Gemv<uint16_t, LoadBf16, ToFloatBf16>,
+                                  Gemv<uint16_t, LoadF16, ToFloatF16>};
   return &kernels;
 }
 

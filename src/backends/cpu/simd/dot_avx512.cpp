@@ -48,11 +48,44 @@ void DotRows(const float* x, int64_t x_stride, int rows, const W* w, int64_t k, 
   }
 }
 
+template <int C, typename W, __m512 (*Load)(const W*, __mmask16)>
+void GemvFixed(const float* x, const W* w, int64_t w_stride, int64_t k, float* out) {
+  __m512 acc0[C], acc1[C];
+  for (int j = 0; j < C; ++j) acc0[j] = acc1[j] = _mm512_setzero_ps();
+  const __mmask16 all = 0xffff;
+  int64_t i = 0;
+  for (; i + 32 <= k; i += 32) {
+    const __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
+    for (int j = 0; j < C; ++j) {
+      acc0[j] = _mm512_fmadd_ps(x0, Load(w + j * w_stride + i, all), acc0[j]);
+      acc1[j] = _mm512_fmadd_ps(x1, Load(w + j * w_stride + i + 16, all), acc1[j]);
+    }
+  }
+  for (; i < k; i += 16) {
+    const int64_t left = k - i;
+    const __mmask16 mask = left >= 16 ? all : static_cast<__mmask16>((1u << left) - 1);
+    const __m512 x0 = _mm512_maskz_loadu_ps(mask, x + i);
+    for (int j = 0; j < C; ++j) acc0[j] = _mm512_fmadd_ps(x0, Load(w + j * w_stride + i, mask), acc0[j]);
+  }
+  for (int j = 0; j < C; ++j) out[j] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[j], acc1[j]));
+}
+
+template <typename W, __m512 (*Load)(const W*, __mmask16)>
+void Gemv(const float* x, const W* w, int64_t w_stride, int64_t k, int count, float* out) {
+  switch (count) {
+    case 1: return GemvFixed<1, W, Load>(x, w, w_stride, k, out);
+    case 2: return GemvFixed<2, W, Load>(x, w, w_stride, k, out);
+    case 3: return GemvFixed<3, W, Load>(x, w, w_stride, k, out);
+    default: return GemvFixed<4, W, Load>(x, w, w_stride, k, out);
+  }
+}
+
 }  // namespace
 
 const DotKernels* Avx512DotKernels() {
   static const DotKernels kernels{"avx512", true, DotRows<float, LoadF32>, DotRows<uint16_t, LoadBf16>,
-                                  DotRows<uint16_t, LoadF16>};
+                                  DotRows<uint16_t, LoadF16>, Gemv<float, LoadF32>, Gemv<uint16_t, LoadBf16>,
+                                  Gemv<uint16_t, LoadF16>};
   return &kernels;
 }
 
