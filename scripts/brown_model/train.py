@@ -305,8 +305,12 @@ def main():
   model = model.to(torch.bfloat16)
   model.generation_config = GenerationConfig(bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD)
   model.save_pretrained(args.model_out)
+  # The defaults `kiln run` and transformers' generate() use: sampling, since greedy decoding of a
+  # model this small loops. (The goldens below ask for do_sample=False explicitly.)
   with open(os.path.join(args.model_out, "generation_config.json"), "w") as f:
-    json.dump({"bos_token_id": BOS, "eos_token_id": EOS, "pad_token_id": PAD}, f, indent=2)
+    json.dump({"bos_token_id": BOS, "eos_token_id": EOS, "pad_token_id": PAD, "do_sample": True,
+               "temperature": 0.8, "top_k": 40, "top_p": 0.95, "repetition_penalty": 1.1}, f, indent=2)
+    f.write("\n")
   save_tokenizer_files(tok, args.model_out, 4096)
   del model
   torch.cuda.empty_cache()
