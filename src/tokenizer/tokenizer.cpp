@@ -131,7 +131,10 @@ std::string Tokenizer::Decode(const std::vector<TokenId>& ids, bool skip_special
     if (piece.empty()) continue;
     tokens.emplace_back(piece);
   }
-  return decoder_.Decode(std::move(tokens));
+  std::string text = decoder_.Decode(std::move(tokens));
+  // A hostile vocabulary can hold pieces that are not UTF-8; the output contract still holds.
+  if (!IsValidUtf8(text)) text = SanitizeUtf8(text);
+  return text;
 }
 
 StreamingDecoder::StreamingDecoder(const Tokenizer& tokenizer, bool skip_special_tokens)
