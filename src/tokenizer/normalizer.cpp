@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "tokenizer/utf8.h"
 
@@ -68,9 +69,39 @@ char32_t ComposePair(char32_t first, char32_t second) {
   return (it != end && it->first == first && it->second == second) ? it->composite : 0;
 }
 
+// Code points that NFC/NFD may change or reorder: combining marks, decomposable characters,
+// second halves of compositions and Hangul jamo. Text without any of them is already normalized
+// (the quick check that keeps CJK and emoji text on the fast path).
+const std::vector<uint64_t>& UnstableCodePoints() {
+  static const std::vector<uint64_t> bits = [] {
+    std::vector<uint64_t> b(0x110000 / 64, 0);
+    auto mark = [&](uint32_t cp) { b[cp / 64] |= uint64_t{1} << (cp % 64); };
+    for (const auto& e : kCombiningClasses) mark(e.code_point);
+    for (const auto& e : kDecompositions) mark(e.code_point);
+    for (const auto& e : kCompositions) mark(e.second);
+    for (uint32_t cp = 0x1100; cp < 0x1200; ++cp) mark(cp);
+    for (uint32_t cp = kSBase; cp < kSBase + kSCount; ++cp) mark(cp);
+    return b;
+  }();
+  return bits;
+}
+
 bool NeedsNormalization(std::string_view text) {
-  // Lead bytes >= 0xCC start code points >= U+0300.
-  return std::any_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) >= 0xCC; });
+  const std::vector<uint64_t>& unstable = UnstableCodePoints();
+  size_t pos = 0;
+  while (pos < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[pos]);
+    if (lead < 0xC3) {  // below U+00C0 nothing decomposes
+      ++pos;
+      continue;
+    }
+    const size_t length = Utf8SequenceLength(text, pos);
+    if (length == 0) return true;
+    const char32_t cp = DecodeUtf8At(text, pos, length);
+    if ((unstable[cp / 64] >> (cp % 64)) & 1) return true;
+    pos += length;
+  }
+  return false;
 }
 
 std::u32string Decompose(std::string_view text) {

@@ -41,8 +41,8 @@ struct Normalizer {
   std::string Apply(std::string_view text) const;
 };
 
-// Unicode normalization forms of valid UTF-8 text. Fast path: text without any code point
-// >= U+0300 is returned unchanged (nothing below U+0300 composes or reorders).
+// Unicode normalization forms of valid UTF-8 text. Fast path: text with no combining mark,
+// decomposable character or Hangul jamo (checked with a bitmap) is returned unchanged.
 std::string NormalizeNfc(std::string_view text);
 std::string NormalizeNfd(std::string_view text);
 
