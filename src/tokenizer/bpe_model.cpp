@@ -1,6 +1,8 @@
 #include "tokenizer/bpe_model.h"
 
 #include <algorithm>
+#include <atomic>
+#include <unordered_map>
 #include <cstring>
 #include <queue>
 
@@ -108,7 +110,9 @@ const BpeModel::Merge* BpeModel::MergeTable::Find(TokenId left, TokenId right) c
 Result<BpeModel> BpeModel::Build(std::vector<std::string> pieces,
                                  const MergeList& merges,
                                  const Options& options) {
+  static std::atomic<uint64_t> next_instance_id{1};
   BpeModel model;
+  model.instance_id_ = next_instance_id.fetch_add(1);
   model.options_ = options;
   size_t total_bytes = 0;
   for (const std::string& piece : pieces) total_bytes += piece.size();
@@ -275,6 +279,25 @@ void BpeModel::EncodeWord(std::string_view word, std::vector<TokenId>* out) cons
       return;
     }
   }
+  // Per-thread cache of short words (real text repeats them: " the", "\n\n", ...), tagged
+  // with the model's instance id so that another model in the same thread starts afresh.
+  struct WordCache {
+    uint64_t owner = 0;
+    std::unordered_map<std::string, std::vector<TokenId>> ids;
+  };
+  thread_local WordCache cache;
+  const bool cacheable = word.size() <= kMaxCachedWordBytes;
+  if (cacheable) {
+    if (cache.owner != instance_id_) {
+      cache.ids.clear();
+      cache.owner = instance_id_;
+    }
+    auto it = cache.ids.find(std::string(word));
+    if (it != cache.ids.end()) {
+      out->insert(out->end(), it->second.begin(), it->second.end());
+      return;
+    }
+  }
   thread_local std::vector<Symbol> symbols;
   symbols.clear();
   InitialSymbols(word, &symbols);
@@ -283,7 +306,12 @@ void BpeModel::EncodeWord(std::string_view word, std::vector<TokenId>* out) cons
   } else {
     MergeHeap(&symbols);
   }
+  const size_t first = out->size();
   for (const Symbol& sym : symbols) out->push_back(sym.id);
+  if (cacheable) {
+    if (cache.ids.size() >= kMaxCachedWords) cache.ids.clear();
+    cache.ids.emplace(std::string(word), std::vector<TokenId>(out->begin() + static_cast<std::ptrdiff_t>(first), out->end()));
+  }
 }
 
 }  // namespace kiln::tokenizer

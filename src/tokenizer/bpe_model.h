@@ -17,7 +17,7 @@
 // token is emitted as that token.
 //
 // Ownership: the model owns its piece strings; lookups return views valid for its lifetime.
-// Thread-safety: const methods are safe to call concurrently.
+// Thread-safety: const methods are safe to call concurrently (the word cache is per thread).
 #pragma once
 
 #include <cstdint>
@@ -73,6 +73,9 @@ class BpeModel {
     bool newline_runs_whole = false;
   };
   static constexpr size_t kLinearScanSymbols = 24;
+  // EncodeWord caches the ids of words up to this size, per thread, up to kMaxCachedWords.
+  static constexpr size_t kMaxCachedWordBytes = 48;
+  static constexpr size_t kMaxCachedWords = 1 << 15;
 
   // `pieces[id]` is the token string of `id` (an empty string marks an unused id). Each merge
   // is (left, right) in rank order. A merge whose left, right or left+right is not a token is
@@ -155,6 +158,7 @@ class BpeModel {
   size_t skipped_merges_ = 0;
   TokenId byte_ids_[256];
   Options options_;
+  uint64_t instance_id_ = 0;  // tags the per-thread word cache
 };
 
 }  // namespace kiln::tokenizer
