@@ -197,24 +197,15 @@ Result<DecodedProgram> DecodeProgram(std::span<const uint8_t> bytes, const Kerne
     Status valid = step.graph.Validate();
     if (!valid.ok()) return Malformed(where + valid.error().message());
     // Bind weights by name; their dtype and shape must be the graph's.
-    step.placements.resize(step.graph.values().size());
-    int32_t input_index = 0;
-    for (Value& value : step.graph.mutable_values()) {
-      Placement& placement = step.placements[static_cast<size_t>(value.id)];
-      if (value.kind == ValueKind::kInput) {
-        placement.where = Placement::Where::kInput;
-        placement.index = input_index++;
-      } else if (value.kind == ValueKind::kWeight) {
-        auto it = weight_index.find(value.name);
-        if (it == weight_index.end()) return Malformed(where + "graph weight '" + value.name + "' has no binding");
-        const WeightBinding& weight = program.weights[it->second];
-        std::vector<int64_t> dims;
-        for (const Dim& d : value.shape.dims) dims.push_back(d.value);
-        if (dims != weight.shape || value.dtype != weight.dtype) return Malformed(where + "weight '" + value.name + "' disagrees with its binding");
-        placement.where = Placement::Where::kWeight;
-        placement.index = static_cast<int32_t>(it->second);
-      }
-    }
+    TRY(PlaceInputsAndWeights(step, [&](Value& value) -> Result<int32_t> {
+      auto it = weight_index.find(value.name);
+      if (it == weight_index.end()) return Malformed(where + "graph weight '" + value.name + "' has no binding");
+      const WeightBinding& weight = program.weights[it->second];
+      std::vector<int64_t> dims;
+      for (const Dim& d : value.shape.dims) dims.push_back(d.value);
+      if (dims != weight.shape || value.dtype != weight.dtype) return Malformed(where + "weight '" + value.name + "' disagrees with its binding");
+      return static_cast<int32_t>(it->second);
+    }));
     for (const Op& op : step.graph.ops()) TRY(catalog.CheckOp(step.graph, op));
     step.output_value = step.graph.OutputIds().front();
     TRY(BuildRequests(step, catalog, program.max_context, guard));
@@ -238,11 +229,7 @@ Result<DecodedProgram> DecodeProgram(std::span<const uint8_t> bytes, const Kerne
   }
   // Caches: recomputed from the first step's graph exactly as the compiler does.
   const Graph& graph = program.steps.front().graph;
-  for (const CacheDecl& cache : graph.caches()) {
-    CacheLayout layout{cache.name, cache.num_kv_heads, cache.head_dim, cache.window, 0, cache_dtype};
-    layout.capacity_positions = cache.window > 0 ? std::min(cache.window + program.max_tokens - 1, program.max_context) : program.max_context;
-    program.caches.push_back(layout);
-  }
+  program.caches = LayoutCaches(graph, program.max_tokens, program.max_context, cache_dtype);
   for (const StepFunction& step : program.steps) {
     if (step.graph.caches().size() != graph.caches().size()) return Malformed("steps disagree on the KV caches");
     for (size_t i = 0; i < graph.caches().size(); ++i) {

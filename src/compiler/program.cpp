@@ -101,6 +101,33 @@ Status BuildRequests(StepFunction& step, const KernelCatalog& catalog, int64_t m
   return Status::Ok();
 }
 
+Status PlaceInputsAndWeights(StepFunction& step, const std::function<Result<int32_t>(Value& weight)>& bind) {
+  step.placements.assign(step.graph.values().size(), Placement{});
+  int32_t input_index = 0;
+  for (Value& value : step.graph.mutable_values()) {
+    Placement& placement = step.placements[static_cast<size_t>(value.id)];
+    if (value.kind == ValueKind::kInput) {
+      placement.where = Placement::Where::kInput;
+      placement.index = input_index++;
+    } else if (value.kind == ValueKind::kWeight) {
+      TRY_ASSIGN(placement.index, bind(value));
+      placement.where = Placement::Where::kWeight;
+    }
+  }
+  return Status::Ok();
+}
+
+std::vector<CacheLayout> LayoutCaches(const Graph& graph, int64_t max_tokens, int64_t max_context, DType dtype) {
+  std::vector<CacheLayout> layouts;
+  for (const CacheDecl& cache : graph.caches()) {
+    CacheLayout layout{cache.name, cache.num_kv_heads, cache.head_dim, cache.window, 0, dtype};
+    // A chunk of Tmax tokens must see its whole window: W + Tmax - 1 positions suffice.
+    layout.capacity_positions = cache.window > 0 ? std::min(cache.window + max_tokens - 1, max_context) : max_context;
+    layouts.push_back(layout);
+  }
+  return layouts;
+}
+
 Status ApplyPlan(StepFunction& step, MemoryPlan plan, int64_t alignment) {
   TRY(VerifyPlan(step.requests, plan, alignment, plan.arena_bytes));
   step.plan = std::move(plan);
@@ -142,18 +169,7 @@ Result<Program> CompileProgram(std::vector<StepSpec> steps, const KernelCatalog&
     step.name = spec.name;
     step.max_tokens = spec.max_tokens;
     step.graph = std::move(spec.graph);
-    step.placements.resize(step.graph.values().size());
-    int32_t input_index = 0;
-    for (Value& value : step.graph.mutable_values()) {
-      Placement& placement = step.placements[static_cast<size_t>(value.id)];
-      if (value.kind == ValueKind::kInput) {
-        placement.where = Placement::Where::kInput;
-        placement.index = input_index++;
-      } else if (value.kind == ValueKind::kWeight) {
-        TRY_ASSIGN(placement.index, BindWeight(value, lookup, program.weights, weight_index));
-        placement.where = Placement::Where::kWeight;
-      }
-    }
+    TRY(PlaceInputsAndWeights(step, [&](Value& value) { return BindWeight(value, lookup, program.weights, weight_index); }));
     for (const Op& op : step.graph.ops()) TRY(catalog.CheckOp(step.graph, op));
     const std::vector<int32_t> outputs = step.graph.OutputIds();
     if (outputs.size() != 1) {
@@ -164,14 +180,7 @@ Result<Program> CompileProgram(std::vector<StepSpec> steps, const KernelCatalog&
     TRY(ApplyPlan(step, PlanMemory(step.requests, catalog.alignment_bytes(), options.planner), catalog.alignment_bytes()));
     program.arena_bytes = std::max(program.arena_bytes, step.plan.arena_bytes);
     if (program.caches.empty()) {
-      for (const CacheDecl& cache : step.graph.caches()) {
-        CacheLayout layout{cache.name, cache.num_kv_heads, cache.head_dim, cache.window, 0, options.cache_dtype};
-        // A chunk of Tmax tokens must see its whole window: W + Tmax - 1 positions suffice.
-        layout.capacity_positions = cache.window > 0
-            ? std::min(cache.window + program.max_tokens - 1, options.max_context)
-            : options.max_context;
-        program.caches.push_back(layout);
-      }
+      program.caches = LayoutCaches(step.graph, program.max_tokens, options.max_context, options.cache_dtype);
     }
     program.steps.push_back(std::move(step));
   }

@@ -113,6 +113,12 @@ Result<Program> CompileProgram(std::vector<StepSpec> steps, const KernelCatalog&
 // request_owner, scratch_bytes and lower_bound_bytes. Deterministic, so a loader recomputes it
 // instead of trusting stored requests.
 Status BuildRequests(StepFunction& step, const KernelCatalog& catalog, int64_t max_context, int64_t guard_bytes);
+// Places the step inputs (in declaration order) and binds every weight value through `bind`,
+// which returns the weight's index in Program::weights (and may set the value's dtype).
+Status PlaceInputsAndWeights(StepFunction& step, const std::function<Result<int32_t>(Value& weight)>& bind);
+// The KV cache layouts of a graph at the given bounds: a ring of window + Tmax - 1 positions
+// (at most the context) for sliding layers, the context for full layers.
+std::vector<CacheLayout> LayoutCaches(const Graph& graph, int64_t max_tokens, int64_t max_context, DType dtype);
 // Verifies `plan` against the step's requests and places every tensor and scratch buffer.
 Status ApplyPlan(StepFunction& step, MemoryPlan plan, int64_t alignment);
 

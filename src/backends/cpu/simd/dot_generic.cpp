@@ -1,4 +1,7 @@
 #include <cstdlib>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #include <cstring>
 #include <string>
 
@@ -42,7 +45,10 @@ std::vector<const DotKernels*> SupportedDotKernels() {
   std::vector<const DotKernels*> tables = {&GenericDotKernels()};
 #if defined(__x86_64__)
   __builtin_cpu_init();
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  // F16C is read from CPUID leaf 1 (ECX bit 29): not every compiler's builtin knows its name.
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)) != 0;
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
   if (avx2 && Avx2DotKernels()) tables.push_back(Avx2DotKernels());
   if (avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && Avx512DotKernels()) {
     tables.push_back(Avx512DotKernels());
