@@ -39,17 +39,25 @@ class MergeList {
  public:
   void Add(std::string_view left, std::string_view right) {
     data_.append(left);
-    bounds_.push_back(data_.size());
+    const auto left_end = static_cast<uint32_t>(data_.size());
     data_.append(right);
-    bounds_.push_back(data_.size());
+    Commit(left_end, left_end);
+  }
+  // In-place form for parsers: append the rule's bytes to *buffer(), then Commit the offsets
+  // where the left part ends and the right part begins (the right part ends at the buffer end).
+  std::string* buffer() { return &data_; }
+  void Commit(uint32_t left_end, uint32_t right_begin) {
+    bounds_.push_back(left_end);
+    bounds_.push_back(right_begin);
+    bounds_.push_back(static_cast<uint32_t>(data_.size()));
   }
   void Reserve(size_t count, size_t bytes) {
-    bounds_.reserve(count * 2);
+    bounds_.reserve(count * 3);
     data_.reserve(bytes);
   }
-  size_t size() const { return bounds_.size() / 2; }
-  std::string_view Left(size_t i) const { return Slice(i == 0 ? 0 : bounds_[2 * i - 1], bounds_[2 * i]); }
-  std::string_view Right(size_t i) const { return Slice(bounds_[2 * i], bounds_[2 * i + 1]); }
+  size_t size() const { return bounds_.size() / 3; }
+  std::string_view Left(size_t i) const { return Slice(i == 0 ? 0 : bounds_[3 * i - 1], bounds_[3 * i]); }
+  std::string_view Right(size_t i) const { return Slice(bounds_[3 * i + 1], bounds_[3 * i + 2]); }
   void Clear() {
     data_.clear();
     data_.shrink_to_fit();
@@ -59,8 +67,8 @@ class MergeList {
 
  private:
   std::string_view Slice(size_t begin, size_t end) const { return std::string_view(data_).substr(begin, end - begin); }
-  std::string data_;
-  std::vector<size_t> bounds_;
+  std::string data_;              // < 4 GiB: callers check before Commit
+  std::vector<uint32_t> bounds_;  // per rule: left end, right begin, right end
 };
 
 class BpeModel {

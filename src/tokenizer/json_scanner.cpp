@@ -41,14 +41,20 @@ Result<bool> JsonScanner::NextElement(char close) {
 }
 
 Result<std::string> JsonScanner::String() {
-  TRY(Expect('"'));
   std::string out;
+  TRY(AppendString(&out));
+  return out;
+}
+
+Status JsonScanner::AppendString(std::string* out_ptr) {
+  std::string& out = *out_ptr;
+  TRY(Expect('"'));
   while (true) {
     const size_t start = pos_;
     while (pos_ < text_.size() && text_[pos_] != '"' && text_[pos_] != '\\') ++pos_;
     out.append(text_.substr(start, pos_ - start));
     if (pos_ >= text_.size()) return MakeError("unterminated string");
-    if (text_[pos_++] == '"') return out;
+    if (text_[pos_++] == '"') return Status::Ok();
     if (pos_ >= text_.size()) return MakeError("unterminated escape");
     const char e = text_[pos_++];
     switch (e) {

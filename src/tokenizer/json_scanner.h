@@ -31,6 +31,8 @@ class JsonScanner {
   char Peek();
   // A JSON string (escapes decoded, \u surrogate pairs joined; lone surrogates become U+FFFD).
   Result<std::string> String();
+  // Like String() but appends the decoded text to *out (no temporary string).
+  Status AppendString(std::string* out);
   // A JSON integer in [min, max].
   Result<int64_t> Integer(int64_t min, int64_t max);
   // Skips one value of any type and returns its raw text.

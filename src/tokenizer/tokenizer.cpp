@@ -18,7 +18,7 @@ Result<Tokenizer> Tokenizer::Create(TokenizerSpec spec) {
   }
   tok.vocab_size_ = vocab_size;
   tok.added_kind_.assign(vocab_size, 0);
-  tok.added_content_.assign(vocab_size, std::string());
+  tok.added_content_.reserve(spec.added_tokens.size());
   for (const AddedToken& t : spec.added_tokens) {
     tok.added_kind_[t.id] = t.special ? 2 : 1;
     tok.added_content_[t.id] = t.content;
@@ -101,7 +101,10 @@ std::vector<TokenId> Tokenizer::Encode(std::string_view text, const EncodeOption
 
 std::string_view Tokenizer::IdToPiece(TokenId id) const {
   if (id < 0 || static_cast<size_t>(id) >= vocab_size_) return {};
-  if (added_kind_[id] != 0) return added_content_[id];
+  if (added_kind_[id] != 0) {
+    auto it = added_content_.find(id);
+    if (it != added_content_.end()) return it->second;
+  }
   return bpe_.IdToPiece(id);
 }
 

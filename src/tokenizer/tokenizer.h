@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/status.h"
@@ -90,7 +91,7 @@ class Tokenizer {
   AddedTokenMatcher added_raw_;         // normalized == false: matched on the raw text
   AddedTokenMatcher added_normalized_;  // normalized == true: matched on normalized text
   std::vector<int8_t> added_kind_;      // per id: 0 none, 1 added, 2 added special
-  std::vector<std::string> added_content_;  // per id: content of the added token ("" if none)
+  std::unordered_map<TokenId, std::string> added_content_;  // content of each added token
   Decoder decoder_;
   std::vector<TokenId> prefix_ids_, suffix_ids_;
   size_t vocab_size_ = 0;

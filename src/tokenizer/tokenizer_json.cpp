@@ -230,44 +230,52 @@ Status ParseAddedTokens(const json& j, TokenizerSpec* spec) {
 }
 
 Status ScanVocab(JsonScanner* s, std::vector<std::string>* pieces) {
-  std::vector<std::pair<std::string, TokenId>> entries;
   TRY(s->Expect('{'));
   if (s->TryConsume('}')) return Status::Ok();
-  int64_t max_id = -1;
+  // Real files list ids 0, 1, 2, ... in order: append directly; otherwise place by id.
+  std::vector<bool> seen;
+  std::string piece;
   while (true) {
-    TRY_ASSIGN(std::string piece, s->String());
+    piece.clear();
+    TRY(s->AppendString(&piece));
     TRY(s->Expect(':'));
     TRY_ASSIGN(int64_t id, s->Integer(0, kMaxTokenId));
-    max_id = std::max(max_id, id);
-    entries.emplace_back(std::move(piece), static_cast<TokenId>(id));
-    TRY_ASSIGN(bool more, s->NextElement('}'));
-    if (!more) break;
-  }
-  pieces->assign(static_cast<size_t>(max_id + 1), std::string());
-  for (auto& [piece, id] : entries) {
-    if (!(*pieces)[id].empty()) return Malformed("model.vocab gives id " + std::to_string(id) + " twice");
     if (piece.empty()) return Malformed("model.vocab has an empty token");
-    (*pieces)[id] = std::move(piece);
+    const auto index = static_cast<size_t>(id);
+    if (index >= pieces->size()) {
+      pieces->resize(index + 1);
+      seen.resize(index + 1, false);
+    }
+    if (seen[index]) return Malformed("model.vocab gives id " + std::to_string(id) + " twice");
+    seen[index] = true;
+    (*pieces)[index] = piece;
+    TRY_ASSIGN(bool more, s->NextElement('}'));
+    if (!more) return Status::Ok();
   }
-  return Status::Ok();
 }
 
 Status ScanMerges(JsonScanner* s, MergeList* merges) {
   TRY(s->Expect('['));
   if (s->TryConsume(']')) return Status::Ok();
+  std::string* data = merges->buffer();
   while (true) {
+    if (data->size() > (size_t{1} << 31)) return Malformed("merges exceed 2 GiB");
+    const size_t start = data->size();
     if (s->Peek() == '[') {
       TRY(s->Expect('['));
-      TRY_ASSIGN(std::string left, s->String());
+      TRY(s->AppendString(data));
+      const auto left_end = static_cast<uint32_t>(data->size());
       TRY(s->Expect(','));
-      TRY_ASSIGN(std::string right, s->String());
+      TRY(s->AppendString(data));
       TRY(s->Expect(']'));
-      merges->Add(left, right);
+      merges->Commit(left_end, left_end);
     } else {
-      TRY_ASSIGN(std::string merge, s->String());
-      const size_t space = merge.find(' ', 1);
-      if (space == std::string::npos) return Malformed("merge '" + merge + "' is not two tokens separated by a space");
-      merges->Add(std::string_view(merge).substr(0, space), std::string_view(merge).substr(space + 1));
+      TRY(s->AppendString(data));
+      const size_t space = data->find(' ', start + 1);
+      if (space == std::string::npos) {
+        return Malformed("merge '" + data->substr(start) + "' is not two tokens separated by a space");
+      }
+      merges->Commit(static_cast<uint32_t>(space), static_cast<uint32_t>(space + 1));
     }
     TRY_ASSIGN(bool more, s->NextElement(']'));
     if (!more) return Status::Ok();
