@@ -8,7 +8,7 @@
 // So the fixtures' generated ids decode to predictable text: g31b's greedy 318, 311 reads
 // " w318 w311", and a stop string "18 w3" spans the two tokens. Any text encodes (unknown
 // characters fall back to their bytes). Chat template:
-//   <bos><role>content\n ... then "<model>" as the generation prompt.
+//   <bos><role>content\n ... (assistant written as model), then "<model>" as the generation prompt.
 #pragma once
 
 #include <filesystem>
@@ -47,7 +47,7 @@ inline std::string TinyTokenizerJson() {
 }
 
 inline const char kTinyTokenizerConfig[] = R"({"bos_token": "<bos>", "eos_token": "<eos>", "add_bos_token": true,
-  "chat_template": "{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<model>{% endif %}"})";
+  "chat_template": "{{ bos_token }}{% for m in messages %}<{% if m.role == 'assistant' %}model{% else %}{{ m.role }}{% endif %}>{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<model>{% endif %}"})";
 
 // Copies `fixture_dir`'s config, generation config and weights to `out_dir` and adds the
 // tokenizer files. Returns out_dir.

@@ -8,6 +8,9 @@ int RunInspect(int argc, char** argv);
 int RunLogits(int argc, char** argv);
 int RunCompile(int argc, char** argv);
 int RunVerify(int argc, char** argv);
+int RunRun(int argc, char** argv);
+int RunChat(int argc, char** argv);
+int RunBench(int argc, char** argv);
 int RunPerplexity(int argc, char** argv);  // needs the tokenizer library (KILN_HAVE_TOKENIZER)
 
 }  // namespace kiln::cli

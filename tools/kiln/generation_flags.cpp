@@ -1,0 +1,189 @@
+#include "generation_flags.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+namespace kiln::cli {
+
+namespace {
+
+Result<std::optional<float>> GetFloat(const Args& args, const std::string& flag) {
+  if (!args.Has(flag)) return std::optional<float>();
+  const std::string text = args.Get(flag);
+  errno = 0;
+  char* end = nullptr;
+  const float value = std::strtof(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || errno != 0) {
+    return Error(ErrorCode::kInvalidArgument, flag + " expects a number, got '" + text + "'");
+  }
+  return std::optional<float>(value);
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> TakeRepeatedFlag(const std::string& flag, std::vector<char*>* argv) {
+  std::vector<std::string> values;
+  std::vector<char*> kept;
+  for (size_t i = 0; i < argv->size(); ++i) {
+    const std::string arg = (*argv)[i];
+    if (arg == flag) {
+      if (i + 1 >= argv->size()) return Error(ErrorCode::kInvalidArgument, flag + " needs a value");
+      values.push_back((*argv)[++i]);
+    } else if (arg.rfind(flag + "=", 0) == 0) {
+      values.push_back(arg.substr(flag.size() + 1));
+    } else {
+      kept.push_back((*argv)[i]);
+    }
+  }
+  *argv = std::move(kept);
+  return values;
+}
+
+Result<GenerateOptions> GenerateOptionsFromArgs(const Args& args, const ModelText* text,
+                                                std::vector<std::string> stop_strings) {
+  GenerateOptions options;
+  TRY_ASSIGN(options.max_new_tokens, args.GetInt("--max-tokens", 256, 0, int64_t{1} << 30));
+  TRY_ASSIGN(options.prefill_chunk_threshold, args.GetInt("--chunk-threshold", 0, 1, int64_t{1} << 30));
+  TRY_ASSIGN(options.top_logprobs, args.GetInt("--top-logprobs", 0, 0, 1000));
+  SamplingOptions& sampling = options.sampling;
+  if (text) {
+    sampling = text->default_sampling;
+    options.stop_token_ids = text->stop_token_ids;
+  }
+  TRY_ASSIGN(std::optional<float> temperature, GetFloat(args, "--temperature"));
+  TRY_ASSIGN(std::optional<float> top_p, GetFloat(args, "--top-p"));
+  TRY_ASSIGN(std::optional<float> min_p, GetFloat(args, "--min-p"));
+  TRY_ASSIGN(std::optional<float> penalty, GetFloat(args, "--repeat-penalty"));
+  if (temperature) sampling.temperature = *temperature;
+  if (top_p) sampling.top_p = *top_p;
+  if (min_p) sampling.min_p = *min_p;
+  if (penalty) sampling.repetition_penalty = *penalty;
+  // Negative values reach Validate, which names the allowed range.
+  TRY_ASSIGN(sampling.top_k, args.GetInt("--top-k", sampling.top_k, INT32_MIN, INT32_MAX));
+  TRY_ASSIGN(sampling.repetition_window, args.GetInt("--repeat-last-n", sampling.repetition_window, INT32_MIN, INT32_MAX));
+  TRY_ASSIGN(const int64_t seed, args.GetInt("--seed", 0, 0, INT64_MAX));
+  sampling.seed = static_cast<uint64_t>(seed);
+  TRY(sampling.Validate());
+  options.ignore_eos = args.Has("--ignore-eos");
+  options.stop_strings = std::move(stop_strings);
+  return options;
+}
+
+Result<std::string> ResolveModelPath(const Args& args) {
+  if (!args.positionals().empty()) return args.positionals()[0];
+  const std::string bundled = KILN_DEFAULT_MODEL_DIR;
+  std::error_code ec;
+  if (std::filesystem::is_directory(bundled, ec)) return bundled;
+  return Error(ErrorCode::kInvalidArgument, "no MODEL given and none is bundled (" + bundled +
+                                                " does not exist); pass a checkpoint directory or a .kiln file");
+}
+
+Result<std::unique_ptr<LoadedModel>> LoadWithProgress(const std::string& path, const LoadOptions& options) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  std::mutex mutex;
+  std::condition_variable done_signal;
+  bool done = false;
+  bool printed = false;
+  const bool terminal = isatty(STDERR_FILENO);
+  // Silent for the first second; then a line (refreshed on a terminal) until loading ends.
+  std::thread reporter([&] {
+    std::unique_lock lock(mutex);
+    if (done_signal.wait_for(lock, std::chrono::seconds(1), [&] { return done; })) return;
+    do {
+      const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      std::fprintf(stderr, "%skiln: loading %s (compiling and checking the plan) ... %.0f s%s", terminal ? "\r" : "",
+                   path.c_str(), seconds, terminal ? "" : "\n");
+      std::fflush(stderr);
+      printed = true;
+      if (!terminal) break;
+    } while (!done_signal.wait_for(lock, std::chrono::seconds(1), [&] { return done; }));
+  });
+  Result<std::unique_ptr<LoadedModel>> model = LoadedModel::Load(path, options);
+  {
+    std::lock_guard lock(mutex);
+    done = true;
+  }
+  done_signal.notify_one();
+  reporter.join();
+  if (printed) {
+    std::fprintf(stderr, "%skiln: loaded %s in %.1f s\n", terminal ? "\n" : "", path.c_str(),
+                 std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  return model;
+}
+
+int64_t PeakMemoryBytes() {
+  struct rusage usage;
+  if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+std::string FormatBytes(int64_t bytes) {
+  char buffer[32];
+  const double value = static_cast<double>(bytes);
+  if (bytes >= (int64_t{1} << 30)) {
+    std::snprintf(buffer, sizeof(buffer), "%.2f GiB", value / (1 << 30));
+  } else if (bytes >= (int64_t{1} << 20)) {
+    std::snprintf(buffer, sizeof(buffer), "%.1f MiB", value / (1 << 20));
+  } else if (bytes >= 1024) {
+    std::snprintf(buffer, sizeof(buffer), "%.1f KiB", value / 1024);
+  } else {
+    std::snprintf(buffer, sizeof(buffer), "%lld B", static_cast<long long>(bytes));
+  }
+  return buffer;
+}
+
+void PrintSummary(FILE* out, double load_seconds, const GenerationResult& result) {
+  const int64_t prefilled = result.prompt_tokens - result.reused_tokens;
+  const double prompt_rate = result.prefill_seconds > 0 ? static_cast<double>(prefilled) / result.prefill_seconds : 0;
+  const double decode_rate =
+      result.decode_seconds > 0 ? static_cast<double>(result.decode_steps) / result.decode_seconds : 0;
+  std::fprintf(out, "stop reason  %s after %zu tokens%s%s\n", StopReasonName(result.stop_reason), result.tokens.size(),
+               result.stop_string.empty() ? "" : ": ", result.stop_string.c_str());
+  if (load_seconds >= 0) std::fprintf(out, "load         %.2f s\n", load_seconds);
+  std::fprintf(out, "prompt       %lld tokens (%lld reused), %.3f s, %.1f tok/s\n",
+               static_cast<long long>(result.prompt_tokens), static_cast<long long>(result.reused_tokens),
+               result.prefill_seconds, prompt_rate);
+  // The first token comes from the prefill's logits; the rate counts the decode steps after it.
+  std::fprintf(out, "generation   %zu tokens, %.3f s, %.1f tok/s\n", result.tokens.size(), result.decode_seconds,
+               decode_rate);
+  std::fprintf(out, "first token  %.3f s\n", result.first_token_seconds);
+  std::fprintf(out, "peak memory  %s\n", FormatBytes(PeakMemoryBytes()).c_str());
+}
+
+namespace {
+
+Interrupts g_interrupts;
+
+extern "C" void OnInterrupt(int) {
+  // Async-signal-safe: lock-free atomics and _exit only.
+  if (g_interrupts.generating.load() && !g_interrupts.cancel.load()) {
+    g_interrupts.cancel.store(true);
+    return;
+  }
+  _exit(130);
+}
+
+}  // namespace
+
+Interrupts& InstallInterruptHandler() {
+  struct sigaction action;
+  std::memset(&action, 0, sizeof(action));
+  action.sa_handler = OnInterrupt;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  return g_interrupts;
+}
+
+}  // namespace kiln::cli

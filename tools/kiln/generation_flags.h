@@ -1,0 +1,77 @@
+// What `kiln run`, `kiln chat` and `kiln bench` share: the generation flags, the default model,
+// loading with a progress line, the summary, peak memory and Ctrl-C handling.
+//
+// Flags (on top of model_options.h's --ctx --chunk --num-layers --threads --guard --source
+// --no-fallback --verify-weights):
+//   --max-tokens N          new tokens at most (default 256)
+//   --temperature T         0 = greedy; default: generation_config.json's (greedy without do_sample)
+//   --top-k K --top-p P --min-p P --repeat-penalty R --repeat-last-n N --seed S
+//   --stop TEXT             a stop string; repeat the flag for several
+//   --ignore-eos            do not stop on the model's end-of-sequence ids
+//   --chunk-threshold N     prompts of at most N new tokens prefill in Tmax steps, longer ones in
+//                           --chunk sized chunks (default: Tmax)
+//   --top-logprobs N        print the N most likely tokens and their log-probabilities per token
+//   --system TEXT --no-chat-template --verbose
+#pragma once
+
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cli_args.h"
+#include "engine/generator.h"
+#include "engine/model_loader.h"
+#include "engine/model_text.h"
+
+namespace kiln::cli {
+
+inline const std::set<std::string> kGenerationValueFlags = {
+    "--max-tokens", "--temperature", "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--repeat-last-n",
+    "--seed", "--chunk-threshold", "--top-logprobs", "--system"};
+inline const std::set<std::string> kGenerationSwitches = {"--ignore-eos", "--no-chat-template", "--verbose"};
+
+// Removes every "--stop TEXT" / "--stop=TEXT" from argv (the parser keeps one value per flag)
+// and returns the texts. kInvalidArgument when --stop has no value.
+Result<std::vector<std::string>> TakeRepeatedFlag(const std::string& flag, std::vector<char*>* argv);
+
+// Sampling and stopping from the flags, on top of the model's defaults. Validates the values
+// (kInvalidArgument: "top-p must be in (0, 1], got 1.5"). `text` may be null before loading:
+// the flags are then checked against the built-in defaults.
+Result<GenerateOptions> GenerateOptionsFromArgs(const Args& args, const ModelText* text,
+                                                std::vector<std::string> stop_strings);
+
+// The MODEL positional, or the bundled default (models/brown-gemma4 in the source tree) when
+// there is none; kInvalidArgument when neither exists.
+Result<std::string> ResolveModelPath(const Args& args);
+
+// Loads the model; after a second without an answer prints "kiln: loading MODEL ..." on stderr
+// (updated in place on a terminal) and how long it took.
+Result<std::unique_ptr<LoadedModel>> LoadWithProgress(const std::string& path, const LoadOptions& options);
+
+// ru_maxrss of this process, in bytes.
+int64_t PeakMemoryBytes();
+// "1.50 GiB", "12.3 MiB", "900 B".
+std::string FormatBytes(int64_t bytes);
+
+// The summary after a generation:
+//   stop reason  eos after 12 tokens
+//   load         0.42 s
+//   prompt       24 tokens (0 reused), 0.010 s, 2400.0 tok/s
+//   generation   12 tokens, 0.050 s, 220.0 tok/s
+//   first token  0.012 s
+//   peak memory  123.4 MiB
+void PrintSummary(FILE* out, double load_seconds, const GenerationResult& result);
+
+// Ctrl-C: the first SIGINT while `generating` sets `cancel` (generation stops with reason
+// "cancelled"); a second one, or one outside generation, exits with status 130.
+struct Interrupts {
+  std::atomic<bool> cancel{false};
+  std::atomic<bool> generating{false};
+};
+Interrupts& InstallInterruptHandler();
+
+}  // namespace kiln::cli
