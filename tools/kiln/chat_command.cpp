@@ -160,6 +160,7 @@ int RunChat(int argc, char** argv) {
       continue;
     }
     std::fputc('\n', stdout);
+    std::fflush(stdout);  // the reply before any summary on stderr
     if (plain) {
       transcript += result->text + "\n";
     } else {
