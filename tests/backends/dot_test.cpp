@@ -89,6 +89,39 @@ TEST(DotKernelsTest, GemvMatchesDotOnEveryIsa) {
   }
 }
 
+TEST(DotKernelsTest, TilesMatchRowKernels) {
+  std::mt19937 rng(13);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (int64_t k : {1, 16, 17, 384, 645}) {
+    std::vector<float> x(static_cast<size_t>(4 * k)), w(static_cast<size_t>(4 * k));
+    std::vector<uint16_t> w_bf16(w.size()), w_f16(w.size());
+    for (float& v : x) v = normal(rng);
+    for (size_t i = 0; i < w.size(); ++i) {
+      w[i] = normal(rng);
+      w_bf16[i] = F32ToBf16(w[i]);
+      w_f16[i] = F32ToF16(w[i]);
+    }
+    for (const DotKernels* table : SupportedDotKernels()) {
+      if (!table->tile_f32) continue;
+      float got[16], want[16];
+      auto check = [&](const char* dtype) {
+        for (int i = 0; i < 16; ++i) EXPECT_NEAR(got[i], want[i], 1e-4 * std::sqrt(static_cast<double>(k))) << table->isa << " " << dtype << " k=" << k;
+      };
+      table->tile_f32(x.data(), k, w.data(), k, k, got, 4);
+      for (int j = 0; j < 4; ++j) table->f32(x.data(), k, 4, w.data() + j * k, k, want + j, 4);
+      check("f32");
+      if (table->tile_bf16) {
+        table->tile_bf16(x.data(), k, w_bf16.data(), k, k, got, 4);
+        for (int j = 0; j < 4; ++j) table->bf16(x.data(), k, 4, w_bf16.data() + j * k, k, want + j, 4);
+        check("bf16");
+      }
+      table->tile_f16(x.data(), k, w_f16.data(), k, k, got, 4);
+      for (int j = 0; j < 4; ++j) table->f16(x.data(), k, 4, w_f16.data() + j * k, k, want + j, 4);
+      check("f16");
+    }
+  }
+}
+
 TEST(DotKernelsTest, SelectionPicksTheBestExactTable) {
   const DotKernels* best = nullptr;
   for (const DotKernels* table : SupportedDotKernels()) if (table->exact) best = table;

@@ -30,6 +30,24 @@ void MatVec(const KernelContext& c, const float* x, const TensorArg& w, int64_t 
   }, 4);
 }
 
+namespace {
+
+// y[rows, columns_out] for weight rows [n, n + count) and activation rows [r0, r0 + rows).
+template <typename W, typename RowFn, typename TileFn>
+void LinearBlock(const float* x, int64_t r0, int64_t rows, const W* w, int64_t n, int count, int64_t K, int64_t N,
+                 float* y, RowFn row_fn, TileFn tile_fn) {
+  int64_t r = 0;
+  if (tile_fn != nullptr && count == kMaxRows) {
+    for (; r + 4 <= rows; r += 4) tile_fn(x + (r0 + r) * K, K, w + n * K, K, K, y + (r0 + r) * N + n, N);
+  }
+  for (; r < rows; r += kMaxRows) {
+    const int block_rows = static_cast<int>(std::min<int64_t>(kMaxRows, rows - r));
+    for (int j = 0; j < count; ++j) row_fn(x + (r0 + r) * K, K, block_rows, w + (n + j) * K, K, y + (r0 + r) * N + n + j, N);
+  }
+}
+
+}  // namespace
+
 void LinearKernel(const KernelContext& c) {
   const TensorArg& x = c.inputs[0];
   const TensorArg& w = c.inputs[1];
@@ -38,21 +56,25 @@ void LinearKernel(const KernelContext& c) {
   if (x.rows == 1) return MatVec(c, x.f32(), w, 0, N, K, y);
   for (int64_t tile = 0; tile < x.rows; tile += kRowTile) {
     const int64_t tile_rows = std::min(kRowTile, x.rows - tile);
-    c.pool->ParallelFor(N, [&](int64_t begin, int64_t end) {
-      for (int64_t n = begin; n < end; ++n) {
-        for (int64_t r = 0; r < tile_rows; r += kMaxRows) {
-          const int rows = static_cast<int>(std::min<int64_t>(kMaxRows, tile_rows - r));
-          const float* xr = x.f32() + (tile + r) * K;
-          float* out = y + (tile + r) * N + n;
-          switch (w.dtype) {
-            case DType::kF32: c.dot->f32(xr, K, rows, static_cast<const float*>(w.data) + n * K, K, out, N); break;
-            case DType::kBF16: c.dot->bf16(xr, K, rows, static_cast<const uint16_t*>(w.data) + n * K, K, out, N); break;
-            case DType::kF16: c.dot->f16(xr, K, rows, static_cast<const uint16_t*>(w.data) + n * K, K, out, N); break;
-            case DType::kI32: break;  // refused by CheckOp
-          }
+    c.pool->ParallelFor((N + kMaxRows - 1) / kMaxRows, [&](int64_t begin, int64_t end) {
+      for (int64_t block = begin; block < end; ++block) {
+        const int64_t n = block * kMaxRows;
+        const int count = static_cast<int>(std::min<int64_t>(kMaxRows, N - n));
+        switch (w.dtype) {
+          case DType::kF32:
+            LinearBlock(x.f32(), tile, tile_rows, static_cast<const float*>(w.data), n, count, K, N, y, c.dot->f32, c.dot->tile_f32);
+            break;
+          case DType::kBF16:
+            LinearBlock(x.f32(), tile, tile_rows, static_cast<const uint16_t*>(w.data), n, count, K, N, y, c.dot->bf16, c.dot->tile_bf16);
+            break;
+          case DType::kF16:
+            LinearBlock(x.f32(), tile, tile_rows, static_cast<const uint16_t*>(w.data), n, count, K, N, y, c.dot->f16, c.dot->tile_f16);
+            break;
+          case DType::kI32:
+            break;  // refused by CheckOp
         }
       }
-    }, 16);
+    }, 4);
   }
 }
 

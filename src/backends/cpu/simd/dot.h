@@ -26,6 +26,14 @@ using DotU16Fn = void (*)(const float* x, int64_t x_stride, int rows, const uint
 using GemvF32Fn = void (*)(const float* x, const float* w, int64_t w_stride, int64_t k, int count, float* out);
 using GemvU16Fn = void (*)(const float* x, const uint16_t* w, int64_t w_stride, int64_t k, int count, float* out);
 
+// A 4 x 4 tile (prefill): activation rows x[r * x_stride], weight rows w[j * w_stride],
+//   out[r * out_stride + j] = sum_i x[r][i] * w[j][i]       r, j < 4
+// 16 accumulators: each loaded (and converted) vector feeds four FMAs.
+using TileF32Fn = void (*)(const float* x, int64_t x_stride, const float* w, int64_t w_stride, int64_t k, float* out,
+                           int64_t out_stride);
+using TileU16Fn = void (*)(const float* x, int64_t x_stride, const uint16_t* w, int64_t w_stride, int64_t k, float* out,
+                           int64_t out_stride);
+
 struct DotKernels {
   const char* isa = "generic";
   // false when the table rounds activations (avx512bf16 multiplies bf16 x bf16 pairs): faster
@@ -37,6 +45,10 @@ struct DotKernels {
   GemvF32Fn gemv_f32 = nullptr;
   GemvU16Fn gemv_bf16 = nullptr;
   GemvU16Fn gemv_f16 = nullptr;
+  // Optional (nullptr: callers fall back to the row kernels).
+  TileF32Fn tile_f32 = nullptr;
+  TileU16Fn tile_bf16 = nullptr;
+  TileU16Fn tile_f16 = nullptr;
 };
 
 // A gemv made of `count` single-row dot calls, for tables without a dedicated one.

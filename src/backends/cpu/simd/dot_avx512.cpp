@@ -80,12 +80,32 @@ void Gemv(const float* x, const W* w, int64_t w_stride, int64_t k, int count, fl
   }
 }
 
+template <typename W, __m512 (*Load)(const W*, __mmask16)>
+void Tile4x4(const float* x, int64_t x_stride, const W* w, int64_t w_stride, int64_t k, float* out, int64_t out_stride) {
+  __m512 acc[4][4];
+  for (auto& row : acc) for (__m512& a : row) a = _mm512_setzero_ps();
+  for (int64_t i = 0; i < k; i += 16) {
+    const int64_t left = k - i;
+    const __mmask16 mask = left >= 16 ? 0xffff : static_cast<__mmask16>((1u << left) - 1);
+    __m512 wv[4], xv[4];
+    for (int j = 0; j < 4; ++j) wv[j] = Load(w + j * w_stride + i, mask);
+    for (int r = 0; r < 4; ++r) xv[r] = _mm512_maskz_loadu_ps(mask, x + r * x_stride + i);
+    for (int r = 0; r < 4; ++r) {
+      for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_fmadd_ps(xv[r], wv[j], acc[r][j]);
+    }
+  }
+  for (int r = 0; r < 4; ++r) {
+    for (int j = 0; j < 4; ++j) out[r * out_stride + j] = _mm512_reduce_add_ps(acc[r][j]);
+  }
+}
+
 }  // namespace
 
 const DotKernels* Avx512DotKernels() {
   static const DotKernels kernels{"avx512", true, DotRows<float, LoadF32>, DotRows<uint16_t, LoadBf16>,
                                   DotRows<uint16_t, LoadF16>, Gemv<float, LoadF32>, Gemv<uint16_t, LoadBf16>,
-                                  Gemv<uint16_t, LoadF16>};
+                                  Gemv<uint16_t, LoadF16>, Tile4x4<float, LoadF32>, Tile4x4<uint16_t, LoadBf16>,
+                                  Tile4x4<uint16_t, LoadF16>};
   return &kernels;
 }
 
