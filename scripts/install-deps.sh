@@ -7,7 +7,7 @@ packages=(
   libgtest-dev libgmock-dev
   libpcre2-dev         # regex pre-tokenizers (Unicode properties)
   python3-numpy        # reading .npy fixtures in helper scripts
-  libreadline-dev      # line editing in `kiln chat` (optional: KILN_READLINE=OFF)
+  libedit-dev          # line editing in `kiln chat` (BSD licence; optional: KILN_READLINE=OFF)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -10,8 +10,7 @@
 #include <string>
 
 #if KILN_HAVE_READLINE
-#include <readline/history.h>
-#include <readline/readline.h>
+#include <editline/readline.h>
 #endif
 
 #include "cli_args.h"
@@ -33,7 +32,7 @@ const char kUsage[] =
     "In the chat: /reset starts over, /stats prints the last reply's summary, /exit (or Ctrl-D)\n"
     "quits. Ctrl-C stops a reply; a second Ctrl-C, or one at the prompt, exits.\n";
 
-// One line of input; false at end of input. Readline (editing, history) on a terminal.
+// One line of input; false at end of input. libedit (editing, history) on a terminal.
 bool ReadLine(bool terminal, std::string* line) {
 #if KILN_HAVE_READLINE
   if (terminal) {
