@@ -10,10 +10,13 @@ targets=$(ninja -C build-fuzz -t targets all | grep -o '^fuzz_[a-z_]*:' | tr -d 
 ninja -C build-fuzz $targets
 for target in $targets; do
   binary=$(find build-fuzz -name "$target" -type f -perm -u+x | head -1)
-  corpus=$(dirname "$(grep -rl "$target.cpp" tests --include=CMakeLists.txt | head -1)")/fuzz_corpus
+  case "$target" in
+    fuzz_artifact_reader) corpus=tests/artifact/fuzz_corpus ;;
+    *) corpus=tests/tokenizer/fuzz_corpus/${target#fuzz_} ;;
+  esac
   work=$(mktemp -d)
   cp -r "$corpus"/. "$work"/ 2>/dev/null || true
   echo "== $target for ${seconds}s over $corpus"
-  "$binary" -max_total_time="$seconds" -max_len=262144 -rss_limit_mb=4096 "$work"
+  (cd "$work" && "$OLDPWD/$binary" -max_total_time="$seconds" -max_len=262144 -rss_limit_mb=4096 .)
   rm -rf "$work"
 done
