@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (AddressSanitizer on) and runs each for a while over
 # its seed corpus. Usage: scripts/fuzz.sh [seconds per target, default 60]
-# (The ordinary test suite replays the same corpora without libFuzzer.)
+# Crashing inputs are written to build-fuzz/. (The ordinary test suite replays the same corpora
+# without libFuzzer.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
@@ -17,6 +18,6 @@ for target in $targets; do
   work=$(mktemp -d)
   cp -r "$corpus"/. "$work"/ 2>/dev/null || true
   echo "== $target for ${seconds}s over $corpus"
-  (cd "$work" && "$OLDPWD/$binary" -max_total_time="$seconds" -max_len=262144 -rss_limit_mb=4096 .)
+  (cd "$work" && "$OLDPWD/$binary" -max_total_time="$seconds" -max_len=262144 -rss_limit_mb=4096 -artifact_prefix="$OLDPWD/build-fuzz/" .)
   rm -rf "$work"
 done
