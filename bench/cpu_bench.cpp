@@ -1,6 +1,6 @@
 // CPU decode and prefill throughput of kiln next to the machine's streaming-read floor.
 //
-//   kiln_bench [--threads N] [--model DIR]...
+//   kiln_bench [--threads N] [--model DIR]... [--keep DIR]
 //
 // Without --model it synthesizes two random-weight Gemma 4 models (bf16) in a temp dir: one the
 // size of the test fixtures and one of about 100M parameters (a real layer mix: sliding and full
@@ -139,11 +139,13 @@ Result<Measurement> Measure(const std::string& dir, int threads, int64_t prompt_
 int Main(int argc, char** argv) {
   int threads = static_cast<int>(std::thread::hardware_concurrency());
   std::vector<std::pair<std::string, std::string>> models;  // name, dir
+  std::string keep_dir;  // write the synthetic models here and keep them
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (std::strcmp(argv[i], "--model") == 0 && i + 1 < argc) models.emplace_back(argv[i + 1], argv[i + 1]), ++i;
+    else if (std::strcmp(argv[i], "--keep") == 0 && i + 1 < argc) keep_dir = argv[++i];
     else {
-      std::fprintf(stderr, "usage: kiln_bench [--threads N] [--model DIR]...\n");
+      std::fprintf(stderr, "usage: kiln_bench [--threads N] [--model DIR]... [--keep DIR]\n");
       return 2;
     }
   }
@@ -151,7 +153,7 @@ int Main(int argc, char** argv) {
   const double bandwidth = MeasureReadBandwidth(pool);
   std::printf("streaming read, %d threads: %.1f GB/s  (dot kernels: %s)\n", threads, bandwidth / 1e9,
               cpu::SelectDotKernels().isa);
-  const fs::path root = fs::temp_directory_path() / "kiln_bench_models";
+  const fs::path root = keep_dir.empty() ? fs::temp_directory_path() / "kiln_bench_models" : fs::path(keep_dir);
   if (models.empty()) {
     const std::pair<const char*, nlohmann::json> synthetic[] = {
         {"fixture-size", GemmaConfig(512, 64, 12, 8, 4, 32, 64, 56, 6)},
@@ -181,7 +183,7 @@ int Main(int argc, char** argv) {
   }
   std::printf("\nfloor = streaming read bandwidth / bf16 weight bytes (every weight read once per token);\n"
               "decode: median over 38 steps after a 128-token prompt; prefill: 128 tokens, median of 3 after a warm-up.\n");
-  fs::remove_all(root);
+  if (keep_dir.empty()) fs::remove_all(root);
   return 0;
 }
 

@@ -17,7 +17,7 @@ inline void CpuRelax() {
 
 ThreadPool::ThreadPool(int num_threads) {
   if (num_threads <= 0) num_threads = std::max(1u, std::thread::hardware_concurrency());
-  for (int i = 0; i + 1 < num_threads; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
+  for (int i = 0; i + 1 < num_threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -29,14 +29,18 @@ ThreadPool::~ThreadPool() {
   for (std::thread& worker : workers_) worker.join();
 }
 
-void ThreadPool::RunShare(int share_index) {
-  // Share i covers [count*i/shares, count*(i+1)/shares).
-  const int64_t begin = job_count_ * share_index / job_shares_;
-  const int64_t end = job_count_ * (share_index + 1) / job_shares_;
-  if (begin < end) (*job_)(begin, end);
+void ThreadPool::RunChunks() {
+  // Chunk c covers [count*c/chunks, count*(c+1)/chunks).
+  for (;;) {
+    const int64_t chunk = next_chunk_.fetch_add(1, std::memory_order_relaxed);
+    if (chunk >= job_chunks_) return;
+    const int64_t begin = job_count_ * chunk / job_chunks_;
+    const int64_t end = job_count_ * (chunk + 1) / job_chunks_;
+    if (begin < end) (*job_)(begin, end);
+  }
 }
 
-void ThreadPool::WorkerLoop(int worker_index) {
+void ThreadPool::WorkerLoop() {
   uint64_t seen = 0;
   for (;;) {
     uint64_t generation;
@@ -58,8 +62,7 @@ void ThreadPool::WorkerLoop(int worker_index) {
       spins = 0;
     }
     seen = generation;
-    const int share = worker_index + 1;  // share 0 is the caller's
-    if (share < job_shares_) RunShare(share);
+    RunChunks();
     pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
@@ -74,14 +77,15 @@ void ThreadPool::ParallelFor(int64_t count, FunctionRef<void(int64_t, int64_t)> 
   }
   job_ = &fn;
   job_count_ = count;
-  job_shares_ = shares;
+  job_chunks_ = std::min<int64_t>(max_shares, static_cast<int64_t>(shares) * 4);
+  next_chunk_.store(0, std::memory_order_relaxed);
   pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
   generation_.fetch_add(1, std::memory_order_release);  // publishes the job fields above
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (sleepers_ > 0) wake_.notify_all();
   }
-  RunShare(0);
+  RunChunks();
   while (pending_.load(std::memory_order_acquire) != 0) CpuRelax();
   job_ = nullptr;
 }

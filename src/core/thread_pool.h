@@ -32,13 +32,15 @@ class ThreadPool {
   int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
 
   // Calls fn(begin, end) over disjoint ranges covering [0, count). Ranges are at least
-  // min_grain long so tiny loops stay on the caller.
+  // min_grain long so tiny loops stay on the caller. The range is cut into a few chunks per
+  // thread that threads claim as they go, so a thread slowed down (by the OS, or by a busier
+  // memory channel) does not hold the others back.
   void ParallelFor(int64_t count, FunctionRef<void(int64_t, int64_t)> fn,
                    int64_t min_grain = 1);
 
  private:
-  void WorkerLoop(int worker_index);
-  void RunShare(int share_index);
+  void WorkerLoop();
+  void RunChunks();
 
   std::vector<std::thread> workers_;
   std::mutex mutex_;                  // guards sleepers_ and the sleep/wake hand-off
@@ -50,7 +52,8 @@ class ThreadPool {
   // The current job (valid while pending_ > 0).
   const FunctionRef<void(int64_t, int64_t)>* job_ = nullptr;
   int64_t job_count_ = 0;
-  int job_shares_ = 0;
+  int64_t job_chunks_ = 0;
+  std::atomic<int64_t> next_chunk_{0};
 };
 
 }  // namespace kiln

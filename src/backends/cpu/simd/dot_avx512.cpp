@@ -48,36 +48,53 @@ void DotRows(const float* x, int64_t x_stride, int rows, const W* w, int64_t k, 
   }
 }
 
-template <int C, typename W, __m512 (*Load)(const W*, __mmask16)>
-void GemvFixed(const float* x, const W* w, int64_t w_stride, int64_t k, float* out) {
-  __m512 acc0[C], acc1[C];
-  for (int j = 0; j < C; ++j) acc0[j] = acc1[j] = _mm512_setzero_ps();
+// Accumulators are named variables, not arrays: GCC 12 kept arrays of __m512 on the stack here,
+// which chained every FMA through a store and a load and halved the decode bandwidth.
+template <typename W, __m512 (*Load)(const W*, __mmask16)>
+void Gemv4(const float* x, const W* w, int64_t w_stride, int64_t k, float* out) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+  const W *w0 = w, *w1 = w + w_stride, *w2 = w + 2 * w_stride, *w3 = w + 3 * w_stride;
   const __mmask16 all = 0xffff;
   int64_t i = 0;
+  // The next block of rows (callers walk weight rows in order): fetched while this one computes,
+  // as the hardware prefetcher loses track of four interleaved streams.
+  const char* ahead = reinterpret_cast<const char*>(w + 4 * w_stride);
+  const int64_t row_bytes = w_stride * static_cast<int64_t>(sizeof(W));
   for (; i + 32 <= k; i += 32) {
+    const int64_t at = i * static_cast<int64_t>(sizeof(W));
+    _mm_prefetch(ahead + at, _MM_HINT_T0);
+    _mm_prefetch(ahead + row_bytes + at, _MM_HINT_T0);
+    _mm_prefetch(ahead + 2 * row_bytes + at, _MM_HINT_T0);
+    _mm_prefetch(ahead + 3 * row_bytes + at, _MM_HINT_T0);
     const __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
-    for (int j = 0; j < C; ++j) {
-      acc0[j] = _mm512_fmadd_ps(x0, Load(w + j * w_stride + i, all), acc0[j]);
-      acc1[j] = _mm512_fmadd_ps(x1, Load(w + j * w_stride + i + 16, all), acc1[j]);
-    }
+    a0 = _mm512_fmadd_ps(x0, Load(w0 + i, all), a0);
+    a1 = _mm512_fmadd_ps(x0, Load(w1 + i, all), a1);
+    a2 = _mm512_fmadd_ps(x0, Load(w2 + i, all), a2);
+    a3 = _mm512_fmadd_ps(x0, Load(w3 + i, all), a3);
+    b0 = _mm512_fmadd_ps(x1, Load(w0 + i + 16, all), b0);
+    b1 = _mm512_fmadd_ps(x1, Load(w1 + i + 16, all), b1);
+    b2 = _mm512_fmadd_ps(x1, Load(w2 + i + 16, all), b2);
+    b3 = _mm512_fmadd_ps(x1, Load(w3 + i + 16, all), b3);
   }
   for (; i < k; i += 16) {
     const int64_t left = k - i;
     const __mmask16 mask = left >= 16 ? all : static_cast<__mmask16>((1u << left) - 1);
     const __m512 x0 = _mm512_maskz_loadu_ps(mask, x + i);
-    for (int j = 0; j < C; ++j) acc0[j] = _mm512_fmadd_ps(x0, Load(w + j * w_stride + i, mask), acc0[j]);
+    a0 = _mm512_fmadd_ps(x0, Load(w0 + i, mask), a0);
+    a1 = _mm512_fmadd_ps(x0, Load(w1 + i, mask), a1);
+    a2 = _mm512_fmadd_ps(x0, Load(w2 + i, mask), a2);
+    a3 = _mm512_fmadd_ps(x0, Load(w3 + i, mask), a3);
   }
-  for (int j = 0; j < C; ++j) out[j] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[j], acc1[j]));
+  out[0] = _mm512_reduce_add_ps(_mm512_add_ps(a0, b0));
+  out[1] = _mm512_reduce_add_ps(_mm512_add_ps(a1, b1));
+  out[2] = _mm512_reduce_add_ps(_mm512_add_ps(a2, b2));
+  out[3] = _mm512_reduce_add_ps(_mm512_add_ps(a3, b3));
 }
 
 template <typename W, __m512 (*Load)(const W*, __mmask16)>
 void Gemv(const float* x, const W* w, int64_t w_stride, int64_t k, int count, float* out) {
-  switch (count) {
-    case 1: return GemvFixed<1, W, Load>(x, w, w_stride, k, out);
-    case 2: return GemvFixed<2, W, Load>(x, w, w_stride, k, out);
-    case 3: return GemvFixed<3, W, Load>(x, w, w_stride, k, out);
-    default: return GemvFixed<4, W, Load>(x, w, w_stride, k, out);
-  }
+  if (count == 4) return Gemv4<W, Load>(x, w, w_stride, k, out);
+  for (int j = 0; j < count; ++j) DotFixed<1, W, Load>(x, 0, w + j * w_stride, k, out + j, 1);
 }
 
 template <typename W, __m512 (*Load)(const W*, __mmask16)>
