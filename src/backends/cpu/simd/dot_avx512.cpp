@@ -97,22 +97,35 @@ void Gemv(const float* x, const W* w, int64_t w_stride, int64_t k, int count, fl
   for (int j = 0; j < count; ++j) DotFixed<1, W, Load>(x, 0, w + j * w_stride, k, out + j, 1);
 }
 
+// One activation row against four weight vectors: four FMAs into that row's accumulators.
+__attribute__((always_inline)) inline void TileRow(__m512 x, __m512 v0, __m512 v1, __m512 v2, __m512 v3, __m512& a0,
+                                                   __m512& a1, __m512& a2, __m512& a3) {
+  a0 = _mm512_fmadd_ps(x, v0, a0);
+  a1 = _mm512_fmadd_ps(x, v1, a1);
+  a2 = _mm512_fmadd_ps(x, v2, a2);
+  a3 = _mm512_fmadd_ps(x, v3, a3);
+}
+
+// 16 named accumulators (arrays were spilled to the stack by GCC 12, as in Gemv4).
 template <typename W, __m512 (*Load)(const W*, __mmask16)>
 void Tile4x4(const float* x, int64_t x_stride, const W* w, int64_t w_stride, int64_t k, float* out, int64_t out_stride) {
-  __m512 acc[4][4];
-  for (auto& row : acc) for (__m512& a : row) a = _mm512_setzero_ps();
+  __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+  __m512 c20 = c00, c21 = c00, c22 = c00, c23 = c00, c30 = c00, c31 = c00, c32 = c00, c33 = c00;
   for (int64_t i = 0; i < k; i += 16) {
     const int64_t left = k - i;
     const __mmask16 mask = left >= 16 ? 0xffff : static_cast<__mmask16>((1u << left) - 1);
-    __m512 wv[4], xv[4];
-    for (int j = 0; j < 4; ++j) wv[j] = Load(w + j * w_stride + i, mask);
-    for (int r = 0; r < 4; ++r) xv[r] = _mm512_maskz_loadu_ps(mask, x + r * x_stride + i);
-    for (int r = 0; r < 4; ++r) {
-      for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_fmadd_ps(xv[r], wv[j], acc[r][j]);
-    }
+    const __m512 v0 = Load(w + i, mask), v1 = Load(w + w_stride + i, mask), v2 = Load(w + 2 * w_stride + i, mask),
+                 v3 = Load(w + 3 * w_stride + i, mask);
+    const __m512 x0 = _mm512_maskz_loadu_ps(mask, x + i), x1 = _mm512_maskz_loadu_ps(mask, x + x_stride + i),
+                 x2 = _mm512_maskz_loadu_ps(mask, x + 2 * x_stride + i), x3 = _mm512_maskz_loadu_ps(mask, x + 3 * x_stride + i);
+    TileRow(x0, v0, v1, v2, v3, c00, c01, c02, c03);
+    TileRow(x1, v0, v1, v2, v3, c10, c11, c12, c13);
+    TileRow(x2, v0, v1, v2, v3, c20, c21, c22, c23);
+    TileRow(x3, v0, v1, v2, v3, c30, c31, c32, c33);
   }
+  const __m512 sums[16] = {c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33};
   for (int r = 0; r < 4; ++r) {
-    for (int j = 0; j < 4; ++j) out[r * out_stride + j] = _mm512_reduce_add_ps(acc[r][j]);
+    for (int j = 0; j < 4; ++j) out[r * out_stride + j] = _mm512_reduce_add_ps(sums[r * 4 + j]);
   }
 }
 
