@@ -7,6 +7,10 @@
 #include "io/json_file.h"
 
 #include "engine/target_check.h"
+#if KILN_HAVE_CUDA
+#include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/cuda_device.h"
+#endif
 #include "models/gemma4_builder.h"
 
 namespace kiln {
@@ -42,6 +46,20 @@ WeightLookup ConfigOnlyLookup(DType dtype) {
   };
 }
 
+// The backend for `device`; a missing CUDA build or device is said plainly.
+Result<std::unique_ptr<Backend>> MakeBackend(const std::string& device) {
+  if (device == "cpu") return std::unique_ptr<Backend>(std::make_unique<CpuBackend>());
+  if (device == "cuda") {
+#if KILN_HAVE_CUDA
+    TRY(cuda::ProbeCudaDevice(0));
+    return std::unique_ptr<Backend>(std::make_unique<CudaBackend>());
+#else
+    return Error(ErrorCode::kDeviceUnavailable, "this kiln was built without the CUDA backend (no nvcc at build time); use --device cpu");
+#endif
+  }
+  return Error(ErrorCode::kInvalidArgument, "unknown device '" + device + "' (expected cpu or cuda)");
+}
+
 void PrintNotice(const std::string& text) { std::fprintf(stderr, "kiln: %s\n", text.c_str()); }
 
 }  // namespace
@@ -50,8 +68,13 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadArtifact(const std::string
   auto model = std::make_unique<LoadedModel>();
   model->source_ = path;
   model->options_ = options;
+  if (options.device != "cpu") {
+    return Error(ErrorCode::kUnsupported, path + " is a compiled artifact, and artifacts run on the CPU backend so far; use --device cpu, "
+                                              "or pass the checkpoint directory to run it on " + options.device);
+  }
+  TRY_ASSIGN(model->backend_, MakeBackend("cpu"));
   auto attempt = [&]() -> Status {
-    TRY_ASSIGN(model->artifact_, Artifact::Open(path, model->backend_, options.verify_weights));
+    TRY_ASSIGN(model->artifact_, Artifact::Open(path, *model->backend_, options.verify_weights));
     TRY(CheckTargetRunnable(model->artifact_->header().target, path));
     const Program& program = model->artifact_->program();
     if (options.required_context > program.max_context) {
@@ -109,6 +132,7 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadCheckpoint(const std::stri
     return Error(ErrorCode::kNotFound, "model path " + path + " does not exist (expected a checkpoint directory or a config.json)");
   }
   const std::string config_path = is_dir ? (fs::path(path) / "config.json").string() : path;
+  TRY_ASSIGN(model->backend_, MakeBackend(options.device));
   TRY_ASSIGN(model->config_, LoadGemma4Config(config_path));
   if (options.num_layers > 0) {
     TRY_ASSIGN(model->config_, TruncateLayers(model->config_, options.num_layers));
@@ -129,7 +153,7 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadCheckpoint(const std::stri
   compile.guard = options.guard;
   const WeightLookup lookup = model->checkpoint_ ? CheckpointLookup(*model->checkpoint_)
                                                  : ConfigOnlyLookup(model->config_.weight_dtype);
-  TRY_ASSIGN(model->program_, CompileProgram(std::move(steps), model->backend_, lookup, compile));
+  TRY_ASSIGN(model->program_, CompileProgram(std::move(steps), *model->backend_, lookup, compile));
   return model;
 }
 
@@ -167,7 +191,7 @@ Result<Session> LoadedModel::NewSession(int num_threads) {
   SessionOptions options;
   options.num_threads = num_threads > 0 ? num_threads : options_.num_threads;
   options.vocab_size = config_.vocab_size;
-  return Session::Create(program_, backend_, std::move(views), options);
+  return Session::Create(program_, *backend_, std::move(views), options);
 }
 
 }  // namespace kiln

@@ -37,6 +37,7 @@ struct LoadOptions {
   int64_t num_layers = 0;       // > 0: keep only the first N layers (bisection)
   bool guard = false;           // canary bytes around every tensor, checked after every op
   int num_threads = 0;
+  std::string device = "cpu";     // "cpu" | "cuda" (checkpoints; artifacts run on the CPU)
   // Artifacts only:
   int64_t required_context = 0;   // > 0: fail (or fall back) if compiled for less
   std::string source;             // checkpoint to fall back to (default: the one recorded)
@@ -59,6 +60,7 @@ class LoadedModel {
   // The artifact this model was loaded from, or nullptr (JIT).
   const Artifact* artifact() const { return artifact_.get(); }
   const Checkpoint* checkpoint() const { return checkpoint_ ? &*checkpoint_ : nullptr; }
+  const Backend& backend() const { return *backend_; }
   // The bytes of every weight, in Program::weights order.
   std::vector<std::span<const uint8_t>> WeightBytes() const;
   // A text file of the source model ("config.json", "tokenizer.json", ...), if it has one.
@@ -73,7 +75,7 @@ class LoadedModel {
   std::optional<Checkpoint> checkpoint_;
   std::unique_ptr<Artifact> artifact_;
   Program program_;
-  CpuBackend backend_;
+  std::unique_ptr<Backend> backend_;
   LoadOptions options_;
 };
 

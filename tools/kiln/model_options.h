@@ -1,5 +1,5 @@
 // The model-loading flags every subcommand shares, parsed in one place:
-//   --ctx N  --chunk N  --num-layers N  --threads N  --guard
+//   --ctx N  --chunk N  --num-layers N  --threads N  --guard  --device cpu|cuda
 //   --source DIR  --no-fallback  --verify-weights      (for .kiln artifacts)
 #pragma once
 
@@ -11,7 +11,7 @@
 
 namespace kiln::cli {
 
-inline const std::set<std::string> kModelValueFlags = {"--ctx", "--chunk", "--num-layers", "--threads", "--source"};
+inline const std::set<std::string> kModelValueFlags = {"--ctx", "--chunk", "--num-layers", "--threads", "--source", "--device"};
 inline const std::set<std::string> kModelSwitches = {"--guard", "--no-fallback", "--verify-weights"};
 
 // `default_context` applies when --ctx is absent. An explicit --ctx also becomes the context an

@@ -1,0 +1,304 @@
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "backends/cuda/kernels/kernels.cuh"
+
+namespace kiln::cuda {
+
+namespace {
+
+constexpr int kWarp = 32;
+
+__device__ __forceinline__ float LoadWeight(const void* w, WeightType type, int64_t i) {
+  switch (type) {
+    case WeightType::kBF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(w)[i]);
+    case WeightType::kF16: return __half2float(static_cast<const __half*>(w)[i]);
+    default: return static_cast<const float*>(w)[i];
+  }
+}
+
+__device__ __forceinline__ float WarpSum(float v) {
+  for (int offset = kWarp / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+__device__ __forceinline__ float GeluTanh(float g) {
+  return 0.5f * g * (1.0f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g)));
+}
+
+int Blocks(int64_t count, int threads) { return static_cast<int>((count + threads - 1) / threads); }
+
+__global__ void EmbedKernel(const int32_t* ids, const void* table, WeightType type, int64_t table_rows, int64_t width,
+                            float scale, float* out) {
+  const int64_t t = blockIdx.x;
+  const int64_t row = (ids[t] >= 0 && ids[t] < table_rows) ? ids[t] : 0;
+  for (int64_t j = threadIdx.x; j < width; j += blockDim.x) out[t * width + j] = LoadWeight(table, type, row * width + j) * scale;
+}
+
+// One warp per group.
+__global__ void RmsNormKernel(const float* x, const void* weight, WeightType type, int64_t groups, int64_t group, float eps,
+                              float* out) {
+  const int64_t g = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
+  const int lane = threadIdx.x % kWarp;
+  if (g >= groups) return;
+  const float* in = x + g * group;
+  double sum = 0.0;
+  for (int64_t j = lane; j < group; j += kWarp) sum += static_cast<double>(in[j]) * in[j];
+  for (int offset = kWarp / 2; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+  const float inv = static_cast<float>(rsqrt(sum / static_cast<double>(group) + eps));
+  for (int64_t j = lane; j < group; j += kWarp) {
+    out[g * group + j] = in[j] * inv * (weight ? LoadWeight(weight, type, j) : 1.0f);
+  }
+}
+
+// One warp per output element.
+__global__ void LinearKernel(const float* x, const void* w, WeightType type, int64_t rows, int64_t n, int64_t k, float* y) {
+  const int64_t item = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
+  const int lane = threadIdx.x % kWarp;
+  if (item >= rows * n) return;
+  const int64_t r = item / n, c = item % n;
+  float sum = 0.0f;
+  for (int64_t i = lane; i < k; i += kWarp) sum += x[r * k + i] * LoadWeight(w, type, c * k + i);
+  sum = WarpSum(sum);
+  if (lane == 0) y[item] = sum;
+}
+
+// One thread per rotated pair (t, head, j < head_dim / 2).
+__global__ void RopeKernel(const float* x, const int32_t* positions, int64_t tokens, int64_t heads, int64_t head_dim,
+                           int64_t rotary, float theta, float* out) {
+  const int64_t half = head_dim / 2;
+  const int64_t item = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (item >= tokens * heads * half) return;
+  const int64_t j = item % half, head = (item / half) % heads, t = item / (half * heads);
+  const int64_t base = t * heads * head_dim + head * head_dim;
+  const float a = x[base + j], b = x[base + j + half];
+  if (j >= rotary) {
+    out[base + j] = a;
+    out[base + j + half] = b;
+    return;
+  }
+  // As HF: inverse frequency in f32 from theta^(2j/d), angle in f32.
+  const float inv_freq = static_cast<float>(1.0 / pow(static_cast<double>(theta), static_cast<double>(2 * j) / static_cast<double>(head_dim)));
+  const float angle = static_cast<float>(positions[t]) * inv_freq;
+  float s, c;
+  sincosf(angle, &s, &c);
+  out[base + j] = a * c - b * s;
+  out[base + j + half] = b * c + a * s;
+}
+
+__global__ void KvAppendKernel(const float* k, const float* v, const int32_t* positions, int64_t tokens, int64_t width,
+                               int64_t capacity, bool ring, float* cache_k, float* cache_v) {
+  const int64_t item = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (item >= tokens * width) return;
+  const int64_t t = item / width, j = item % width;
+  const int64_t slot = ring ? positions[t] % capacity : positions[t];
+  cache_k[slot * width + j] = k[item];
+  cache_v[slot * width + j] = v[item];
+}
+
+// One warp per (token, head): keys one at a time, online softmax; each lane owns head_dim/32 dims.
+constexpr int kMaxDimsPerLane = 16;  // head_dim <= 512
+__global__ void AttentionKernel(const float* q, const int32_t* positions, int64_t tokens, int64_t heads, int64_t kv_heads,
+                                int64_t head_dim, int64_t window, float scale, const float* cache_k, const float* cache_v,
+                                int64_t capacity, bool ring, float* out) {
+  const int64_t job = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
+  const int lane = threadIdx.x % kWarp;
+  if (job >= tokens * heads) return;
+  const int64_t t = job / heads, h = job % heads, kv_head = h / (heads / kv_heads);
+  const int64_t kv_width = kv_heads * head_dim;
+  const float* query = q + t * heads * head_dim + h * head_dim;
+  const int64_t p = positions[t];
+  const int64_t first = window > 0 ? max(int64_t{0}, p - window + 1) : 0;
+  float acc[kMaxDimsPerLane];
+  const int dims = static_cast<int>((head_dim + kWarp - 1) / kWarp);
+  for (int d = 0; d < kMaxDimsPerLane; ++d) acc[d] = 0.0f;
+  float running_max = -INFINITY, running_sum = 0.0f;
+  for (int64_t pos = first; pos <= p; ++pos) {
+    const int64_t slot = ring ? pos % capacity : pos;
+    const float* key = cache_k + slot * kv_width + kv_head * head_dim;
+    float partial = 0.0f;
+    for (int d = 0; d < dims; ++d) {
+      const int64_t i = lane + d * kWarp;
+      if (i < head_dim) partial += query[i] * key[i];
+    }
+    const float score = WarpSum(partial) * scale;
+    const float new_max = fmaxf(running_max, score);
+    const float correction = __expf(running_max - new_max);
+    const float weight = __expf(score - new_max);
+    running_sum = running_sum * correction + weight;
+    const float* value = cache_v + slot * kv_width + kv_head * head_dim;
+    for (int d = 0; d < dims; ++d) {
+      const int64_t i = lane + d * kWarp;
+      acc[d] = acc[d] * correction + (i < head_dim ? weight * value[i] : 0.0f);
+    }
+    running_max = new_max;
+  }
+  for (int d = 0; d < dims; ++d) {
+    const int64_t i = lane + d * kWarp;
+    if (i < head_dim) out[t * heads * head_dim + h * head_dim + i] = acc[d] / running_sum;
+  }
+}
+
+__global__ void ElementwiseKernel(ElementwiseOp op, const float* a, const float* b, float scalar, int64_t count, float* out) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= count) return;
+  switch (op) {
+    case ElementwiseOp::kAdd: out[i] = a[i] + b[i]; break;
+    case ElementwiseOp::kMul: out[i] = a[i] * b[i]; break;
+    case ElementwiseOp::kScale: out[i] = a[i] * scalar; break;
+    case ElementwiseOp::kGeluMul: out[i] = GeluTanh(a[i]) * b[i]; break;
+    case ElementwiseOp::kSoftcap: out[i] = scalar * tanhf(a[i] / scalar); break;
+  }
+}
+
+__global__ void ScaleByWeightKernel(const float* x, const void* weight, WeightType type, int64_t count, float* out) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < count) out[i] = x[i] * LoadWeight(weight, type, 0);
+}
+
+__global__ void SliceColumnsKernel(const float* x, int64_t rows, int64_t columns, int64_t offset, int64_t width, float* out) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= rows * width) return;
+  out[i] = x[(i / width) * columns + offset + i % width];
+}
+
+// One block per token (tokens run one after another through the block's scratch).
+__global__ void MoeKernel(const float* x, const float* h, const void* router, const void* router_scale,
+                          const void* expert_scale, const void* gate_up, const void* down, WeightType type, int64_t hidden,
+                          int64_t experts, int64_t width, int64_t top_k, float eps, float* scratch, float* out) {
+  const int64_t t = blockIdx.x;
+  float* logits = scratch + t * (experts + 3 * width + hidden + experts);
+  float* gate_up_out = logits + experts;
+  float* activation = gate_up_out + 2 * width;
+  float* routed = activation + width;
+  int* order = reinterpret_cast<int*>(routed + hidden);
+  const float* xt = x + t * hidden;
+  const float* ht = h + t * hidden;
+  __shared__ float shared_inv;
+  __shared__ float chosen_weight;
+  if (threadIdx.x == 0) {
+    double sum = 0.0;
+    for (int64_t j = 0; j < hidden; ++j) sum += static_cast<double>(xt[j]) * xt[j];
+    shared_inv = static_cast<float>(rsqrt(sum / static_cast<double>(hidden) + eps));
+  }
+  __syncthreads();
+  const float root = rsqrtf(static_cast<float>(hidden));
+  for (int64_t j = threadIdx.x; j < hidden; j += blockDim.x) routed[j] = xt[j] * shared_inv * LoadWeight(router_scale, type, j) * root;
+  __syncthreads();
+  for (int64_t e = threadIdx.x; e < experts; e += blockDim.x) {
+    float sum = 0.0f;
+    for (int64_t j = 0; j < hidden; ++j) sum += routed[j] * LoadWeight(router, type, e * hidden + j);
+    logits[e] = sum;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {  // top-k by selection (E is small)
+    for (int64_t e = 0; e < experts; ++e) order[e] = static_cast<int>(e);
+    for (int64_t k = 0; k < top_k; ++k) {
+      int64_t best = k;
+      for (int64_t e = k + 1; e < experts; ++e) {
+        if (logits[order[e]] > logits[order[best]]) best = e;
+      }
+      const int swap = order[k];
+      order[k] = order[best];
+      order[best] = swap;
+    }
+  }
+  for (int64_t j = threadIdx.x; j < hidden; j += blockDim.x) out[t * hidden + j] = 0.0f;
+  __syncthreads();
+  float max_logit = -INFINITY;
+  for (int64_t e = 0; e < experts; ++e) max_logit = fmaxf(max_logit, logits[e]);
+  double total = 0.0, chosen = 0.0;
+  for (int64_t e = 0; e < experts; ++e) total += exp(static_cast<double>(logits[e] - max_logit));
+  for (int64_t k = 0; k < top_k; ++k) chosen += exp(static_cast<double>(logits[order[k]] - max_logit)) / total;
+  for (int64_t k = 0; k < top_k; ++k) {
+    const int64_t e = order[k];
+    if (threadIdx.x == 0) {
+      const double probability = exp(static_cast<double>(logits[e] - max_logit)) / total;
+      chosen_weight = static_cast<float>(probability / chosen) * LoadWeight(expert_scale, type, e);
+    }
+    for (int64_t r = threadIdx.x; r < 2 * width; r += blockDim.x) {
+      float sum = 0.0f;
+      for (int64_t j = 0; j < hidden; ++j) sum += ht[j] * LoadWeight(gate_up, type, (e * 2 * width + r) * hidden + j);
+      gate_up_out[r] = sum;
+    }
+    __syncthreads();
+    for (int64_t r = threadIdx.x; r < width; r += blockDim.x) activation[r] = GeluTanh(gate_up_out[r]) * gate_up_out[width + r];
+    __syncthreads();
+    for (int64_t r = threadIdx.x; r < hidden; r += blockDim.x) {
+      float sum = 0.0f;
+      for (int64_t j = 0; j < width; ++j) sum += activation[j] * LoadWeight(down, type, (e * hidden + r) * width + j);
+      out[t * hidden + r] += chosen_weight * sum;
+    }
+    __syncthreads();
+  }
+}
+
+}  // namespace
+
+cudaError_t LaunchEmbed(const int32_t* ids, const void* table, WeightType type, int64_t table_rows, int64_t tokens,
+                        int64_t width, float scale, float* out, cudaStream_t stream) {
+  EmbedKernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(ids, table, type, table_rows, width, scale, out);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchRmsNorm(const float* x, const void* weight, WeightType type, int64_t groups, int64_t group, float eps,
+                          float* out, cudaStream_t stream) {
+  RmsNormKernel<<<Blocks(groups * kWarp, 256), 256, 0, stream>>>(x, weight, type, groups, group, eps, out);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchLinear(const float* x, const void* w, WeightType type, int64_t rows, int64_t n, int64_t k, float* y,
+                         cudaStream_t stream) {
+  LinearKernel<<<Blocks(rows * n * kWarp, 256), 256, 0, stream>>>(x, w, type, rows, n, k, y);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchRope(const float* x, const int32_t* positions, int64_t tokens, int64_t heads, int64_t head_dim,
+                       int64_t rotary, float theta, float* out, cudaStream_t stream) {
+  RopeKernel<<<Blocks(tokens * heads * (head_dim / 2), 256), 256, 0, stream>>>(x, positions, tokens, heads, head_dim, rotary, theta, out);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchKvAppend(const float* k, const float* v, const int32_t* positions, int64_t tokens, int64_t width,
+                           int64_t capacity, bool ring, float* cache_k, float* cache_v, cudaStream_t stream) {
+  KvAppendKernel<<<Blocks(tokens * width, 256), 256, 0, stream>>>(k, v, positions, tokens, width, capacity, ring, cache_k, cache_v);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchAttention(const float* q, const int32_t* positions, int64_t tokens, int64_t heads, int64_t kv_heads,
+                            int64_t head_dim, int64_t window, float scale, const float* cache_k, const float* cache_v,
+                            int64_t capacity, bool ring, float* out, cudaStream_t stream) {
+  if (head_dim > kMaxDimsPerLane * kWarp) return cudaErrorInvalidValue;
+  AttentionKernel<<<Blocks(tokens * heads * kWarp, 128), 128, 0, stream>>>(q, positions, tokens, heads, kv_heads, head_dim, window,
+                                                                          scale, cache_k, cache_v, capacity, ring, out);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchElementwise(ElementwiseOp op, const float* a, const float* b, float scalar, int64_t count, float* out,
+                              cudaStream_t stream) {
+  ElementwiseKernel<<<Blocks(count, 256), 256, 0, stream>>>(op, a, b, scalar, count, out);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchScaleByWeight(const float* x, const void* weight, WeightType type, int64_t count, float* out,
+                                cudaStream_t stream) {
+  ScaleByWeightKernel<<<Blocks(count, 256), 256, 0, stream>>>(x, weight, type, count, out);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchSliceColumns(const float* x, int64_t rows, int64_t columns, int64_t offset, int64_t width, float* out,
+                               cudaStream_t stream) {
+  SliceColumnsKernel<<<Blocks(rows * width, 256), 256, 0, stream>>>(x, rows, columns, offset, width, out);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchMoe(const float* x, const float* h, const void* router, const void* router_scale,
+                      const void* expert_scale, const void* gate_up, const void* down, WeightType type, int64_t tokens,
+                      int64_t hidden, int64_t experts, int64_t width, int64_t top_k, float eps, float* scratch, float* out,
+                      cudaStream_t stream) {
+  MoeKernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(x, h, router, router_scale, expert_scale, gate_up, down, type,
+                                                               hidden, experts, width, top_k, eps, scratch, out);
+  return cudaGetLastError();
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,45 @@
+// CUDA kernel launchers of the reference CUDA backend: raw pointers, sizes and a stream in,
+// cudaError_t out; they know nothing of graphs or programs (shapes were checked at compile
+// time). Activations are f32; weights f32, bf16 or f16 (WeightType); accumulation in f32.
+// These kernels are the correctness baseline (one warp per dot product, online-softmax
+// attention); the fast paths (cuBLASLt, tensor-core attention, fused ops) come next to them.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace kiln::cuda {
+
+enum class WeightType : int { kF32 = 0, kBF16 = 1, kF16 = 2 };
+
+cudaError_t LaunchEmbed(const int32_t* ids, const void* table, WeightType type, int64_t table_rows, int64_t tokens,
+                        int64_t width, float scale, float* out, cudaStream_t stream);
+// groups of `group` values; weight may be null.
+cudaError_t LaunchRmsNorm(const float* x, const void* weight, WeightType type, int64_t groups, int64_t group, float eps,
+                          float* out, cudaStream_t stream);
+// y[rows, n] = x[rows, k] . w[n, k]
+cudaError_t LaunchLinear(const float* x, const void* w, WeightType type, int64_t rows, int64_t n, int64_t k, float* y,
+                         cudaStream_t stream);
+cudaError_t LaunchRope(const float* x, const int32_t* positions, int64_t tokens, int64_t heads, int64_t head_dim,
+                       int64_t rotary, float theta, float* out, cudaStream_t stream);
+cudaError_t LaunchKvAppend(const float* k, const float* v, const int32_t* positions, int64_t tokens, int64_t width,
+                           int64_t capacity, bool ring, float* cache_k, float* cache_v, cudaStream_t stream);
+cudaError_t LaunchAttention(const float* q, const int32_t* positions, int64_t tokens, int64_t heads, int64_t kv_heads,
+                            int64_t head_dim, int64_t window, float scale, const float* cache_k, const float* cache_v,
+                            int64_t capacity, bool ring, float* out, cudaStream_t stream);
+enum class ElementwiseOp : int { kAdd = 0, kMul = 1, kScale = 2, kGeluMul = 3, kSoftcap = 4 };
+cudaError_t LaunchElementwise(ElementwiseOp op, const float* a, const float* b, float scalar, int64_t count, float* out,
+                              cudaStream_t stream);
+// out = x * weight[0]
+cudaError_t LaunchScaleByWeight(const float* x, const void* weight, WeightType type, int64_t count, float* out,
+                                cudaStream_t stream);
+cudaError_t LaunchSliceColumns(const float* x, int64_t rows, int64_t columns, int64_t offset, int64_t width, float* out,
+                               cudaStream_t stream);
+// scratch: (E + 3M + H) floats + E ints per token row processed (one block per token).
+cudaError_t LaunchMoe(const float* x, const float* h, const void* router, const void* router_scale,
+                      const void* expert_scale, const void* gate_up, const void* down, WeightType type, int64_t tokens,
+                      int64_t hidden, int64_t experts, int64_t width, int64_t top_k, float eps, float* scratch, float* out,
+                      cudaStream_t stream);
+
+}  // namespace kiln::cuda
