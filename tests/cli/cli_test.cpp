@@ -8,27 +8,13 @@
 #include <string>
 
 #include "io/npy.h"
+#include "kiln_process.h"
 
 namespace kiln {
 namespace {
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-CommandResult Kiln(const std::string& arguments) {
-  const std::string command = std::string(KILN_BINARY) + " " + arguments + " 2>&1";
-  CommandResult run;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return run;
-  std::array<char, 4096> buffer;
-  size_t count;
-  while ((count = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) run.output.append(buffer.data(), count);
-  const int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
-}
+using testing::CommandResult;
+using testing::Kiln;
 
 const std::string kFixtures = KILN_FIXTURES_DIR;
 const std::string kData = KILN_TEST_DATA_DIR;
