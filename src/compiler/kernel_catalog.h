@@ -21,6 +21,8 @@ class KernelCatalog {
   // Scratch bytes the op's kernel needs for a step of up to `max_tokens` tokens.
   virtual int64_t ScratchBytes(const Graph& graph, const Op& op, int64_t max_tokens,
                                int64_t max_context) const = 0;
+  // The KV cache element type for a graph with its weights bound (their dtypes known).
+  virtual DType CacheDType(const Graph& /*graph*/) const { return DType::kF32; }
 };
 
 }  // namespace kiln

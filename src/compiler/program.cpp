@@ -180,7 +180,8 @@ Result<Program> CompileProgram(std::vector<StepSpec> steps, const KernelCatalog&
     TRY(ApplyPlan(step, PlanMemory(step.requests, catalog.alignment_bytes(), options.planner), catalog.alignment_bytes()));
     program.arena_bytes = std::max(program.arena_bytes, step.plan.arena_bytes);
     if (program.caches.empty()) {
-      program.caches = LayoutCaches(step.graph, program.max_tokens, options.max_context, options.cache_dtype);
+      program.caches = LayoutCaches(step.graph, program.max_tokens, options.max_context,
+                                    options.cache_dtype.value_or(catalog.CacheDType(step.graph)));
     }
     program.steps.push_back(std::move(step));
   }

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -101,7 +102,7 @@ struct CompileOptions {
   bool guard = false;          // canaries around every tensor, checked after every op
   int64_t guard_bytes = 64;
   PlannerKind planner = PlannerKind::kGreedyBySize;
-  DType cache_dtype = DType::kF32;
+  std::optional<DType> cache_dtype;  // default: the target's choice (KernelCatalog::CacheDType)
 };
 
 // Binds weights, asks the target about every op, plans and verifies every step function.

@@ -34,6 +34,8 @@ struct MemoryReport {
   int64_t arena_bytes = 0;
   int64_t cache_bytes = 0;
   int64_t weight_bytes = 0;    // bytes the backend placed (0 when used in place from mmap)
+  int64_t other_bytes = 0;     // step inputs, library workspaces, sampling buffers
+  int64_t total() const { return arena_bytes + cache_bytes + weight_bytes + other_bytes; }
 };
 
 class BackendSession {
@@ -51,6 +53,11 @@ class Backend : public KernelCatalog {
  public:
   virtual Result<std::unique_ptr<BackendSession>> CreateSession(
       const Program& program, std::vector<WeightView> weights, const BackendSessionOptions& options) = 0;
+  // The memory a session of `program` takes, known before creating one (`kiln inspect`). A
+  // session's memory() reports the same numbers. Default: arena and cache, weights in place.
+  virtual MemoryReport PlanMemory(const Program& program) const {
+    return {program.arena_bytes, program.cache_bytes(), 0, 0};
+  }
 };
 
 }  // namespace kiln
