@@ -86,7 +86,8 @@ Status WriteArtifact(const std::string& path, const ArtifactContents& contents, 
 
 class Artifact {
  public:
-  // Maps and validates `path`; `catalog` is the backend the program must run on.
+  // Maps and validates `path`; `catalog` is the backend the program runs on, of the header's
+  // target kind (kInvalidArgument otherwise: pick it from ReadHeader's target).
   static Result<std::unique_ptr<Artifact>> Open(const std::string& path, const KernelCatalog& catalog,
                                                 bool verify_weights);
   // Validates an in-memory image (the fuzz target's entry); the image must outlive the result.
@@ -97,6 +98,8 @@ class Artifact {
   // The source checkpoint path recorded in the header, read on a best-effort basis (any format
   // version, no checksum): only to offer a JIT fallback. Empty when it cannot be read.
   static std::string RecordedSourcePath(std::span<const uint8_t> image);
+  // The target kind recorded in the header ("cpu", "cuda"), read the same way; empty when unknown.
+  static std::string RecordedTargetKind(std::span<const uint8_t> image);
   // True when `path` starts with the artifact magic.
   static bool LooksLikeArtifact(const std::string& path);
 

@@ -34,6 +34,7 @@ uint64_t ParseHex(const std::string& text, bool* ok) {
 
 std::string TargetDescriptor::ToString() const {
   if (kind == "cuda") return "cuda sm_" + std::to_string(cuda_sm);
+  if (kind != "cpu") return kind + " " + arch;
   return "cpu " + arch + (cpu_isa == "any" ? " (any ISA)" : " (" + cpu_isa + ")");
 }
 
@@ -48,16 +49,53 @@ bool Artifact::LooksLikeArtifact(const std::string& path) {
   return in.read(magic, 8) && std::memcmp(magic, kArtifactMagic, 8) == 0;
 }
 
-std::string Artifact::RecordedSourcePath(std::span<const uint8_t> image) {
-  if (image.size() < kPrefixBytes || std::memcmp(image.data(), kArtifactMagic, 8) != 0) return "";
+namespace {
+
+// The header as JSON, read on a best-effort basis (any format version, no checksum); discarded
+// when it cannot be read.
+nlohmann::json BestEffortHeader(std::span<const uint8_t> image) {
+  if (image.size() < kPrefixBytes || std::memcmp(image.data(), kArtifactMagic, 8) != 0) return nlohmann::json::value_t::discarded;
   uint64_t header_bytes;
   std::memcpy(&header_bytes, image.data() + 16, 8);
-  if (header_bytes > kMaxHeaderBytes || kPrefixBytes + header_bytes > image.size()) return "";
+  if (header_bytes > kMaxHeaderBytes || kPrefixBytes + header_bytes > image.size()) return nlohmann::json::value_t::discarded;
   const uint8_t* text = image.data() + kPrefixBytes;
-  nlohmann::json json = nlohmann::json::parse(text, text + header_bytes, nullptr, /*allow_exceptions=*/false);
-  if (!json.is_object() || !json.contains("source") || !json["source"].is_object()) return "";
-  const nlohmann::json& path = json["source"].value("path", nlohmann::json());
-  return path.is_string() ? path.get<std::string>() : "";
+  return nlohmann::json::parse(text, text + header_bytes, nullptr, /*allow_exceptions=*/false);
+}
+
+// json[object][field] when it is a string, else "".
+std::string StringField(const nlohmann::json& json, const char* object, const char* field) {
+  if (!json.is_object() || !json.contains(object) || !json[object].is_object()) return "";
+  const nlohmann::json& value = json[object].value(field, nlohmann::json());
+  return value.is_string() ? value.get<std::string>() : "";
+}
+
+bool IsWord(const std::string& text) {
+  if (text.empty() || text.size() > 32) return false;
+  for (char c : text) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  }
+  return true;
+}
+
+// Descriptors no kiln writes. A well-formed kind this kiln does not know is left to the target
+// check, which says so (a newer kiln may know it).
+std::optional<std::string> MalformedTarget(const TargetDescriptor& target) {
+  if (!IsWord(target.kind)) return "kind '" + target.kind + "'";
+  if (!IsWord(target.arch)) return "arch '" + target.arch + "'";
+  if (!IsWord(target.cpu_isa)) return "cpu_isa '" + target.cpu_isa + "'";
+  if (target.kind == "cuda" && (target.cuda_sm < 10 || target.cuda_sm > 999)) return "cuda_sm " + std::to_string(target.cuda_sm);
+  if (target.cuda_sm < 0 || target.cuda_min_driver < 0) return "negative CUDA fields";
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string Artifact::RecordedSourcePath(std::span<const uint8_t> image) {
+  return StringField(BestEffortHeader(image), "source", "path");
+}
+
+std::string Artifact::RecordedTargetKind(std::span<const uint8_t> image) {
+  return StringField(BestEffortHeader(image), "target", "kind");
 }
 
 Result<ArtifactHeader> Artifact::ReadHeader(std::span<const uint8_t> image, const std::string& name) {
@@ -119,6 +157,7 @@ Result<ArtifactHeader> Artifact::ReadHeader(std::span<const uint8_t> image, cons
     // nlohmann reports missing or mistyped fields by exception; they stop here.
     return Corrupt(name, std::string("the header lacks a field or has one of the wrong type (") + e.what() + ")");
   }
+  if (auto what = MalformedTarget(header.target)) return Corrupt(name, "the target descriptor is malformed (" + *what + ")");
   for (const char* required : {"program", "weights", "config.json"}) {
     if (!header.Find(required)) return Corrupt(name, std::string("the '") + required + "' section is missing");
   }
@@ -136,6 +175,11 @@ Result<std::unique_ptr<Artifact>> Artifact::OpenImage(std::span<const uint8_t> i
     if (HashBytes(image.data() + section.offset, section.size) != section.checksum) {
       return Corrupt(name, "section '" + section.name + "' fails its checksum");
     }
+  }
+  // The program's kernels and plans were chosen by the catalog of the target's backend.
+  if (artifact->header_.target.kind != BackendKind(catalog)) {
+    return Error(ErrorCode::kInvalidArgument, name + " was compiled for " + artifact->header_.target.ToString() + " and runs on the " +
+                                                  artifact->header_.target.kind + " backend, not on " + BackendKind(catalog));
   }
   const ArtifactSection* program = artifact->header_.Find("program");
   auto decoded = DecodeProgram(image.subspan(program->offset, program->size), catalog);

@@ -107,7 +107,11 @@ Graph DecodeGraph(ByteReader& r) {
 
 Error Malformed(const std::string& what) { return Error(ErrorCode::kMalformed, "program section: " + what); }
 
+std::string KindOf(const std::string& target_name) { return target_name.substr(0, target_name.find(' ')); }
+
 }  // namespace
+
+std::string BackendKind(const KernelCatalog& catalog) { return KindOf(catalog.target_name()); }
 
 std::vector<uint8_t> EncodeProgram(const Program& program, std::span<const uint64_t> weight_offsets) {
   ByteWriter w;
@@ -153,10 +157,15 @@ Result<DecodedProgram> DecodeProgram(std::span<const uint8_t> bytes, const Kerne
       program.max_context > kMaxContextBound) {
     return Malformed("bounds Tmax " + std::to_string(program.max_tokens) + ", context " + std::to_string(program.max_context) + " are out of range");
   }
+  if (KindOf(program.target) != BackendKind(catalog)) {
+    return Malformed("compiled for target '" + program.target + "', read for the " + BackendKind(catalog) + " backend");
+  }
   if (program.alignment_bytes != catalog.alignment_bytes()) {
     return Malformed("alignment " + std::to_string(program.alignment_bytes) + " differs from the target's " + std::to_string(catalog.alignment_bytes()));
   }
-  if (cache_dtype != DType::kF32) return Malformed("cache dtype " + std::string(DTypeName(cache_dtype)) + " is not supported");
+  if (cache_dtype != DType::kF32 && cache_dtype != DType::kBF16) {
+    return Malformed("cache dtype " + std::string(DTypeName(cache_dtype)) + " is not supported (expected f32 or bf16)");
+  }
 
   std::map<std::string, size_t> weight_index;
   const uint64_t weight_count = r.Count(8 + 8 + 1 + 8 + 8);

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "compiler/kernel_catalog.h"
@@ -24,7 +25,13 @@ struct DecodedProgram {
   std::vector<uint64_t> weight_offsets;  // per Program::weights, into the weights section
 };
 
-// kMalformed naming the first problem; kPlanInvalid if a plan does not verify.
+// kMalformed naming the first problem; kPlanInvalid if a plan does not verify. The program must
+// have been compiled for `catalog`'s kind of backend. Its KV cache dtype is f32 or bf16 (the
+// target's choice at compile time); whether a backend runs that dtype is its session's check.
 Result<DecodedProgram> DecodeProgram(std::span<const uint8_t> bytes, const KernelCatalog& catalog);
+
+// The kind of backend a catalog is ("cpu", "cuda"): its target name up to the first space
+// ("cpu (avx2)" -> "cpu"). Artifact headers name their target by this kind.
+std::string BackendKind(const KernelCatalog& catalog);
 
 }  // namespace kiln

@@ -12,7 +12,15 @@ Status CompileArtifact(const std::string& source_dir, const std::string& out_pat
   if (!fs::is_directory(source_dir, ec)) {
     return Error(ErrorCode::kInvalidArgument, "kiln compile needs a checkpoint directory (config.json + *.safetensors), got " + source_dir);
   }
-  TRY_ASSIGN(std::unique_ptr<LoadedModel> model, LoadedModel::Load(source_dir, options.load));
+  if (!options.load.device.empty() && options.load.device != options.target.kind) {
+    return Error(ErrorCode::kInvalidArgument, "--device " + options.load.device + " disagrees with --target " + options.target.ToString() +
+                                                  "; the target picks the backend: drop --device");
+  }
+  // The same pipeline as JIT, with the target's catalog; compiling runs nothing, so it needs no device.
+  LoadOptions load = options.load;
+  load.device = options.target.kind;
+  load.plan_only = true;
+  TRY_ASSIGN(std::unique_ptr<LoadedModel> model, LoadedModel::Load(source_dir, load));
   const Program& program = model->program();
 
   ArtifactContents contents;

@@ -9,8 +9,8 @@
 namespace kiln {
 
 struct ArtifactCompileOptions {
-  TargetDescriptor target;
-  LoadOptions load;        // bounds, --num-layers
+  TargetDescriptor target; // its kind picks the backend whose catalog compiles (no device needed)
+  LoadOptions load;        // bounds, --num-layers; a device, if set, must be the target's kind
   ProgressFn progress;     // weights written so far
 };
 

@@ -46,12 +46,26 @@ WeightLookup ConfigOnlyLookup(DType dtype) {
   };
 }
 
-// The backend for `device`; a missing CUDA build or device is said plainly.
+// OK when a session could run on `device` here; the probe's words when the GPU is missing.
+Status CheckDeviceUsable(const std::string& device) {
+#if KILN_HAVE_CUDA
+  if (device == "cuda") return cuda::ProbeCudaDevice(0).status();
+#endif
+  (void)device;
+  return Status::Ok();
+}
+
+void PrintNotice(const std::string& text) { std::fprintf(stderr, "kiln: %s\n", text.c_str()); }
+
+bool IsDevice(const std::string& kind) { return kind == "cpu" || kind == "cuda"; }
+
+}  // namespace
+
 Result<std::unique_ptr<Backend>> MakeBackend(const std::string& device) {
   if (device == "cpu") return std::unique_ptr<Backend>(std::make_unique<CpuBackend>());
   if (device == "cuda") {
 #if KILN_HAVE_CUDA
-    TRY(cuda::ProbeCudaDevice(0));
+    // No probe: the catalog plans without a GPU; CreateSession probes.
     return std::unique_ptr<Backend>(std::make_unique<CudaBackend>());
 #else
     return Error(ErrorCode::kDeviceUnavailable, "this kiln was built without the CUDA backend (no nvcc at build time); use --device cpu");
@@ -60,22 +74,37 @@ Result<std::unique_ptr<Backend>> MakeBackend(const std::string& device) {
   return Error(ErrorCode::kInvalidArgument, "unknown device '" + device + "' (expected cpu or cuda)");
 }
 
-void PrintNotice(const std::string& text) { std::fprintf(stderr, "kiln: %s\n", text.c_str()); }
-
-}  // namespace
+Result<std::unique_ptr<Backend>> MakeBackendForArtifact(const std::string& path) {
+  TRY_ASSIGN(MappedFile mapped, MappedFile::Open(path));
+  TRY_ASSIGN(ArtifactHeader header, Artifact::ReadHeader(mapped.bytes(), path));
+  if (!IsDevice(header.target.kind)) return CheckTargetRunnable(header.target, path).error();
+  return MakeBackend(header.target.kind);
+}
 
 Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadArtifact(const std::string& path, const LoadOptions& options) {
   auto model = std::make_unique<LoadedModel>();
   model->source_ = path;
   model->options_ = options;
-  if (options.device != "cpu") {
-    return Error(ErrorCode::kUnsupported, path + " is a compiled artifact, and artifacts run on the CPU backend so far; use --device cpu, "
-                                              "or pass the checkpoint directory to run it on " + options.device);
+  // The header names the target, and with it the device; read before anything else is decoded.
+  auto mapped = MappedFile::Open(path);
+  std::optional<ArtifactHeader> header;
+  if (mapped) {
+    if (auto read = Artifact::ReadHeader(mapped->bytes(), path)) header = std::move(*read);
   }
-  TRY_ASSIGN(model->backend_, MakeBackend("cpu"));
+  if (header && !options.device.empty() && options.device != header->target.kind) {
+    return Error(ErrorCode::kInvalidArgument, path + " was compiled for " + header->target.ToString() + " and runs on " + header->target.kind +
+                                                  ", but --device " + options.device + " was asked for; drop --device, or recompile with --target " +
+                                                  options.device);
+  }
   auto attempt = [&]() -> Status {
+    if (!mapped) return mapped.error();
+    if (!header) return Artifact::ReadHeader(mapped->bytes(), path).error();
+    const TargetDescriptor& target = header->target;
+    // Planning needs no device, but a target kind this kiln does not know has no catalog either.
+    if (!options.plan_only || !IsDevice(target.kind)) TRY(CheckTargetRunnable(target, path));
+    model->device_ = target.kind;
+    TRY_ASSIGN(model->backend_, MakeBackend(target.kind));
     TRY_ASSIGN(model->artifact_, Artifact::Open(path, *model->backend_, options.verify_weights));
-    TRY(CheckTargetRunnable(model->artifact_->header().target, path));
     const Program& program = model->artifact_->program();
     if (options.required_context > program.max_context) {
       return Error(ErrorCode::kPlanInvalid, path + " was compiled for a context of " + std::to_string(program.max_context) +
@@ -96,11 +125,15 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadArtifact(const std::string
   if (status.ok()) return model;
   // Fall back to the source checkpoint, when there is one.
   std::string source = options.source;
-  if (source.empty()) {
-    if (auto mapped = MappedFile::Open(path)) source = Artifact::RecordedSourcePath(mapped->bytes());
-  }
+  if (source.empty() && mapped) source = Artifact::RecordedSourcePath(mapped->bytes());
   std::error_code ec;
   const bool have_source = !source.empty() && std::filesystem::exists(std::filesystem::path(source) / "config.json", ec);
+  // The device does not change: compiling the source for a device that is not here cannot help.
+  if (status.code() == ErrorCode::kDeviceUnavailable) {
+    if (!have_source) return status.error();
+    return Error(status.code(), status.error().message() + "; its source " + source +
+                                    " is at hand: to run the model on the CPU, pass that checkpoint instead of the artifact");
+  }
   if (!options.allow_fallback || !have_source) {
     if (!have_source && options.allow_fallback && status.code() != ErrorCode::kNotFound) {
       return Error(status.code(), status.error().message() + (source.empty() ? "" : "; its source " + source + " is not at hand") +
@@ -108,10 +141,14 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadArtifact(const std::string
     }
     return status.error();
   }
-  (options.on_notice ? options.on_notice : PrintNotice)(status.error().message() + "; compiling from the source checkpoint " + source +
-                                                        " instead (JIT)");
   LoadOptions jit = options;
   jit.max_context = std::max(options.max_context, options.required_context);
+  if (jit.device.empty()) {
+    const std::string recorded = header ? header->target.kind : mapped ? Artifact::RecordedTargetKind(mapped->bytes()) : "";
+    jit.device = IsDevice(recorded) ? recorded : "cpu";
+  }
+  (options.on_notice ? options.on_notice : PrintNotice)(status.error().message() + "; compiling from the source checkpoint " + source +
+                                                        " instead (JIT" + (jit.device == "cpu" ? "" : ", for " + jit.device) + ")");
   return LoadCheckpoint(source, jit);
 }
 
@@ -132,7 +169,10 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadCheckpoint(const std::stri
     return Error(ErrorCode::kNotFound, "model path " + path + " does not exist (expected a checkpoint directory or a config.json)");
   }
   const std::string config_path = is_dir ? (fs::path(path) / "config.json").string() : path;
-  TRY_ASSIGN(model->backend_, MakeBackend(options.device));
+  model->device_ = options.device.empty() ? "cpu" : options.device;
+  TRY_ASSIGN(model->backend_, MakeBackend(model->device_));
+  // Running needs the device; say it is missing before compiling for it.
+  if (!options.plan_only) TRY(CheckDeviceUsable(model->device_));
   TRY_ASSIGN(model->config_, LoadGemma4Config(config_path));
   if (options.num_layers > 0) {
     TRY_ASSIGN(model->config_, TruncateLayers(model->config_, options.num_layers));
@@ -183,6 +223,8 @@ Result<Session> LoadedModel::NewSession(int num_threads) {
   if (!has_weights()) {
     return Error(ErrorCode::kInvalidArgument, source_ + " is a bare config (no weights): it can be planned and inspected, not run");
   }
+  // Loaded for planning: whether this machine runs it was not asked yet.
+  if (artifact_ && options_.plan_only) TRY(CheckTargetRunnable(artifact_->header().target, source_));
   std::vector<WeightView> views;
   const std::vector<std::span<const uint8_t>> bytes = WeightBytes();
   for (size_t i = 0; i < program_.weights.size(); ++i) {

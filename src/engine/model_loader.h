@@ -1,6 +1,5 @@
 // Loading a model: config.json (+ safetensors) -> Gemma 4 Graph -> compiled, verified Program ->
-// Sessions on a backend. The one path every front end uses (JIT today; AOT artifacts will load
-// a serialized Program through the same Session).
+// Sessions on a backend. The one path every front end uses, JIT and AOT alike.
 //
 //   TRY_ASSIGN(auto model, LoadedModel::Load("/models/gemma-4-12b", {.max_context = 8192}));
 //   TRY_ASSIGN(Session session, model->NewSession());
@@ -8,12 +7,22 @@
 // A bare config.json (no weights) loads too: its Program can be inspected and its plans
 // verified, but NewSession() refuses it.
 //
+// Devices: a checkpoint is compiled for LoadOptions::device (the CPU by default); an artifact
+// runs on the device of the target it was compiled for, and an explicit device that disagrees is
+// kInvalidArgument naming both. Planning needs no device: with plan_only (inspect, compile) a
+// CUDA program is compiled, or a CUDA artifact decoded, on a machine without a GPU; a session on
+// it is refused (kDeviceUnavailable) with the reason. Without plan_only, a missing GPU is said
+// at load.
+//
 // A .kiln artifact loads with no planning and no weight conversion: its Program is decoded and
 // verified, its weights used in place from the mmap. When it cannot be used here (another format
 // version, a target this machine cannot run, a context larger than it was compiled for, a
 // damaged file) and its source checkpoint is at hand (LoadOptions::source, or the path recorded
-// in the file), the model is compiled from the source instead and on_notice says so; with
-// allow_fallback = false the error is returned.
+// in the file), the model is compiled from the source instead, for the same device, and
+// on_notice says so; with allow_fallback = false the error is returned. A fallback never changes
+// the device: when the artifact's device is unavailable here (a CUDA artifact on a machine
+// without a usable GPU), compiling for it would fail as well, so the error is returned, naming
+// the source to run on the CPU instead.
 #pragma once
 
 #include <memory>
@@ -37,7 +46,8 @@ struct LoadOptions {
   int64_t num_layers = 0;       // > 0: keep only the first N layers (bisection)
   bool guard = false;           // canary bytes around every tensor, checked after every op
   int num_threads = 0;
-  std::string device = "cpu";     // "cpu" | "cuda" (checkpoints; artifacts run on the CPU)
+  std::string device;             // "cpu" | "cuda"; empty: the artifact's target, else cpu
+  bool plan_only = false;         // compile or decode for planning; the device is needed at NewSession
   // Artifacts only:
   int64_t required_context = 0;   // > 0: fail (or fall back) if compiled for less
   std::string source;             // checkpoint to fall back to (default: the one recorded)
@@ -45,6 +55,15 @@ struct LoadOptions {
   bool verify_weights = false;    // also check the weights section's checksum
   std::function<void(const std::string&)> on_notice;  // default: print to stderr
 };
+
+// The backend for `device` ("cpu" | "cuda"). Usable as a catalog (compiling, planning) on any
+// machine; a session on it needs the device. kDeviceUnavailable when this kiln was built without
+// the CUDA backend, kInvalidArgument for an unknown device.
+Result<std::unique_ptr<Backend>> MakeBackend(const std::string& device);
+
+// The backend an artifact's program is decoded with: the one of its header's target kind.
+// The header's errors (not an artifact, another format version, damage) are returned as such.
+Result<std::unique_ptr<Backend>> MakeBackendForArtifact(const std::string& path);
 
 class LoadedModel {
  public:
@@ -61,6 +80,8 @@ class LoadedModel {
   const Artifact* artifact() const { return artifact_.get(); }
   const Checkpoint* checkpoint() const { return checkpoint_ ? &*checkpoint_ : nullptr; }
   const Backend& backend() const { return *backend_; }
+  // The device the program was compiled for and runs on: "cpu" or "cuda".
+  const std::string& device() const { return device_; }
   // The bytes of every weight, in Program::weights order.
   std::vector<std::span<const uint8_t>> WeightBytes() const;
   // A text file of the source model ("config.json", "tokenizer.json", ...), if it has one.
@@ -71,6 +92,7 @@ class LoadedModel {
   static Result<std::unique_ptr<LoadedModel>> LoadArtifact(const std::string& path, const LoadOptions& options);
 
   std::string source_;
+  std::string device_;
   Gemma4Config config_;
   std::optional<Checkpoint> checkpoint_;
   std::unique_ptr<Artifact> artifact_;

@@ -20,7 +20,9 @@ const char kUsage[] =
     "                    [--num-layers N]\n"
     "  compiles a checkpoint directory ahead of time: the same Program as JIT, with its plans,\n"
     "  weights, tokenizer files and config in one file that loads without planning.\n"
-    "  --target cpu (default) runs on any x86-64 CPU; cpu:avx2 / cpu:avx512 require that ISA.\n"
+    "  --target cpu (default) runs on any x86-64 CPU; cpu:avx2 / cpu:avx512 require that ISA;\n"
+    "           cuda:sm_XX runs on that GPU (e.g. cuda:sm_90 for H100/H200; no GPU needed to\n"
+    "           compile), plain cuda compiles for this machine's GPU.\n"
     "  --ctx N (default 4096) and --chunk N (default 512) are the bounds the plans are made for.\n";
 
 }  // namespace

@@ -1,6 +1,10 @@
-// kiln inspect MODEL [--plan] [--num-layers N] [--ctx N] [--chunk N]
-// MODEL is a checkpoint directory or a bare config.json (plan a model before downloading it).
+// kiln inspect MODEL [--plan] [--device cpu|cuda] [--num-layers N] [--ctx N] [--chunk N]
+// MODEL is a checkpoint directory, a .kiln artifact or a bare config.json (plan a model before
+// downloading it). Everything is planned, nothing run: no GPU is needed to inspect for cuda.
+#include <algorithm>
 #include <cstdio>
+#include <tuple>
+#include <vector>
 
 #include "cli_args.h"
 #include "model_options.h"
@@ -13,10 +17,12 @@ namespace kiln::cli {
 namespace {
 
 const char kUsage[] =
-    "usage: kiln inspect MODEL [--plan] [--num-layers N] [--ctx N] [--chunk N] [--guard]\n"
+    "usage: kiln inspect MODEL [--plan] [--device cpu|cuda] [--num-layers N] [--ctx N] [--chunk N] [--guard]\n"
     "  MODEL       checkpoint directory (config.json + *.safetensors), a .kiln artifact,\n"
     "              or a bare config.json (plan a model before downloading it)\n"
     "  --plan      print every step function's memory plan\n"
+    "  --device D  the device to report a session's memory for (default cpu; an artifact's is\n"
+    "              its target's); planned without the device, so no GPU is needed for cuda\n"
     "  --num-layers N  keep the first N layers (bisection)\n"
     "  --ctx N     context length to plan the KV cache for (default 4096)\n"
     "  --chunk N   largest prefill chunk, Tmax (default 512)\n";
@@ -33,6 +39,51 @@ void PrintArtifactHeader(const Artifact& artifact) {
     std::printf("          %-22s %10llu %12s  %016llx\n", section.name.c_str(), static_cast<unsigned long long>(section.offset),
                 FormatBytes(static_cast<int64_t>(section.size)).c_str(), static_cast<unsigned long long>(section.checksum));
   }
+}
+
+// Caches alike in every dimension, reported as one line.
+struct CacheGroup {
+  const CacheLayout* first = nullptr;
+  int64_t count = 0;
+  int64_t bytes = 0;
+};
+
+std::vector<CacheGroup> GroupCaches(const std::vector<CacheLayout>& caches) {
+  std::vector<CacheGroup> groups;
+  auto key = [](const CacheLayout& c) { return std::tuple(c.window, c.num_kv_heads, c.head_dim, c.capacity_positions, c.dtype); };
+  for (const CacheLayout& cache : caches) {
+    auto it = std::find_if(groups.begin(), groups.end(), [&](const CacheGroup& g) { return key(*g.first) == key(cache); });
+    if (it == groups.end()) it = groups.insert(groups.end(), CacheGroup{&cache, 0, 0});
+    it->count += 1;
+    it->bytes += cache.bytes();
+  }
+  return groups;
+}
+
+std::string Count(int64_t count, const char* noun) { return std::to_string(count) + " " + noun + (count == 1 ? "" : "s"); }
+
+std::string Bytes(int64_t bytes) { return FormatBytes(bytes) + " (" + std::to_string(bytes) + " bytes)"; }
+
+// What a session of the program takes on the device, by kind of memory, as the backend plans it.
+void PrintDeviceMemory(const LoadedModel& model) {
+  const Program& program = model.program();
+  const MemoryReport report = model.backend().PlanMemory(program);
+  std::printf("memory    a session on %s (Tmax %lld, context %lld), planned: %s\n", model.device().c_str(),
+              static_cast<long long>(program.max_tokens), static_cast<long long>(program.max_context), FormatBytes(report.total()).c_str());
+  std::printf("          weights   %s%s\n", Bytes(report.weight_bytes).c_str(),
+              report.weight_bytes == 0 && !program.weights.empty() ? ", read in place from the mapped file" : "");
+  std::printf("          kv cache  %s\n", Bytes(report.cache_bytes).c_str());
+  for (const CacheGroup& group : GroupCaches(program.caches)) {
+    const CacheLayout& c = *group.first;
+    const std::string kind = c.window > 0 ? "sliding window " + std::to_string(c.window) : "full attention";
+    const std::string positions = (c.window > 0 ? "ring of " : "") + std::to_string(c.capacity_positions) + " positions";
+    std::printf("            %s (%s x %lld, %s, %s): %s, %s\n", kind.c_str(), Count(c.num_kv_heads, "KV head").c_str(),
+                static_cast<long long>(c.head_dim), positions.c_str(), DTypeName(c.dtype), Count(group.count, "layer").c_str(),
+                Bytes(group.bytes).c_str());
+  }
+  std::printf("          arena     %s\n", Bytes(report.arena_bytes).c_str());
+  std::printf("          other     %s\n", Bytes(report.other_bytes).c_str());
+  std::printf("          total     %s\n", Bytes(report.total()).c_str());
 }
 
 }  // namespace
@@ -52,6 +103,7 @@ int RunInspect(int argc, char** argv) {
   }
   auto options = ModelOptionsFromArgs(*args, 4096);
   if (!options) return ReportError("inspect", options.error());
+  options->plan_only = true;
   auto model = LoadedModel::Load(args->positionals()[0], *options);
   if (!model) return ReportError("inspect", model.error());
   const Gemma4Config& config = (*model)->config();
@@ -74,6 +126,7 @@ int RunInspect(int argc, char** argv) {
               FormatBytes(program.cache_bytes()).c_str(), static_cast<long long>(sliding_count),
               FormatBytes(sliding_bytes).c_str(), static_cast<long long>(full_count), FormatBytes(full_bytes).c_str());
   std::printf("arena     %s (largest step; all plans verified)\n", FormatBytes(program.arena_bytes).c_str());
+  PrintDeviceMemory(**model);
   std::printf("layers    idx type     head_dim kv_heads k_eq_v kv_from ffn\n");
   for (const Gemma4LayerConfig& layer : config.layers) {
     std::printf("          %3lld %-8s %8lld %8lld %6s %7lld %lld%s\n", static_cast<long long>(layer.self_index),

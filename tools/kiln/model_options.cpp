@@ -19,8 +19,9 @@ Result<LoadOptions> ModelOptionsFromArgs(const Args& args, int64_t default_conte
   options.source = args.Get("--source");
   options.allow_fallback = !args.Has("--no-fallback");
   options.verify_weights = args.Has("--verify-weights");
-  options.device = args.Get("--device", "cpu");
-  if (options.device != "cpu" && options.device != "cuda") {
+  // Absent: the CPU for a checkpoint, the target's device for an artifact.
+  options.device = args.Get("--device");
+  if (!options.device.empty() && options.device != "cpu" && options.device != "cuda") {
     return Error(ErrorCode::kInvalidArgument, "--device expects cpu or cuda, got '" + options.device + "'");
   }
   return options;

@@ -1,5 +1,6 @@
 // The model-loading flags every subcommand shares, parsed in one place:
-//   --ctx N  --chunk N  --num-layers N  --threads N  --guard  --device cpu|cuda
+//   --ctx N  --chunk N  --num-layers N  --threads N  --guard  --device cpu|cuda (absent: the
+//   CPU for a checkpoint, the target's device for an artifact)
 //   --source DIR  --no-fallback  --verify-weights      (for .kiln artifacts)
 #pragma once
 

@@ -1,9 +1,9 @@
 // kiln verify OUT.kiln: every section checksum (the weights too) and every plan, re-verified.
 #include <cstdio>
 
-#include "backends/cpu/cpu_backend.h"
 #include "cli_args.h"
 #include "commands.h"
+#include "engine/model_loader.h"
 #include "engine/target_check.h"
 #include "model_options.h"
 
@@ -18,8 +18,10 @@ int RunVerify(int argc, char** argv) {
     return args->Has("--help") ? 0 : 2;
   }
   const std::string& path = args->positionals()[0];
-  CpuBackend backend;
-  auto artifact = Artifact::Open(path, backend, /*verify_weights=*/true);
+  // Decoded with the catalog of its target's backend; no device is needed to verify.
+  auto backend = MakeBackendForArtifact(path);
+  if (!backend) return ReportError("verify", backend.error());
+  auto artifact = Artifact::Open(path, **backend, /*verify_weights=*/true);
   if (!artifact) return ReportError("verify", artifact.error());
   Status checked = (*artifact)->VerifyChecksums();
   if (!checked.ok()) return ReportError("verify", checked.error());

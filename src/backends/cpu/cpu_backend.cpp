@@ -207,6 +207,15 @@ int64_t CpuBackend::ScratchBytes(const Graph& graph, const Op& op, int64_t max_t
 
 Result<std::unique_ptr<BackendSession>> CpuBackend::CreateSession(const Program& program, std::vector<WeightView> weights,
                                                                   const BackendSessionOptions& options) {
+  // The kernels read and write f32 K/V; a program whose target chose another cache type (a CUDA
+  // artifact, or a foreign file) is refused before any memory is allocated.
+  for (const CacheLayout& cache : program.caches) {
+    if (cache.dtype != DType::kF32) {
+      return Error(ErrorCode::kUnsupported, "the program keeps its KV cache in " + std::string(DTypeName(cache.dtype)) +
+                                                " (compiled for " + program.target + "); the CPU backend keeps it in f32: "
+                                                "compile the model for the CPU (--target cpu)");
+    }
+  }
   auto session = std::make_unique<cpu::CpuSession>(program, std::move(weights), options.num_threads);
   TRY(session->Init());
   return std::unique_ptr<BackendSession>(std::move(session));
