@@ -5,6 +5,8 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <regex>
 #include <string>
 
 #include "io/npy.h"
@@ -70,6 +72,118 @@ TEST(CliTest, BadInputsExitNonZeroWithAMessage) {
   CommandResult no_command = Kiln("frobnicate");
   EXPECT_EQ(no_command.exit_code, 2);
   EXPECT_NE(no_command.output.find("kiln: unknown command 'frobnicate'"), std::string::npos);
+}
+
+// The bytes a `kiln inspect` memory line reports: "          arena     1.00 GiB (1073741824 bytes)".
+int64_t ReportedBytes(const std::string& output, const std::string& label) {
+  std::smatch match;
+  const std::regex line("\n          " + label + " +[^\n]*\\((\\d+) bytes\\)");
+  return std::regex_search(output, match, line) ? std::stoll(match[1]) : -1;
+}
+
+// Whether this kiln was built with the CUDA backend: planning for cuda needs no GPU, only that.
+bool BuiltWithCuda() { return Kiln("inspect " + kData + "/gemma-4-12b-config.json --num-layers 1 --device cuda").exit_code == 0; }
+
+// Whether a CUDA session runs here.
+bool CudaDeviceHere() {
+  const std::string out = (std::filesystem::temp_directory_path() / "kiln_cli_probe.npy").string();
+  return Kiln("logits " + kFixtures + "/g31b --device cuda --tokens 2 --out " + out).exit_code == 0;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Gemma 4 12B, first 6 layers (5 sliding, 1 full), at the defaults: context 4096, Tmax 512.
+// A sliding layer's ring holds window + Tmax - 1 = 1024 + 512 - 1 = 1535 positions.
+TEST(CliTest, InspectReportsCpuMemoryByLayerGroup) {
+  CommandResult run = Kiln("inspect " + kData + "/gemma-4-12b-config.json --num-layers 6");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("memory    a session on cpu (Tmax 512, context 4096), planned: "), std::string::npos) << run.output;
+  // The CPU keeps K and V in f32: 2 x 1535 x 8 heads x 256 x 4 bytes = 25,149,440 per layer, x5.
+  EXPECT_NE(run.output.find("            sliding window 1024 (8 KV heads x 256, ring of 1535 positions, f32): 5 layers, "
+                            "119.92 MiB (125747200 bytes)\n"), std::string::npos) << run.output;
+  // 2 x 4096 x 1 head x 512 x 4 bytes.
+  EXPECT_NE(run.output.find("            full attention (1 KV head x 512, 4096 positions, f32): 1 layer, 16.00 MiB (16777216 bytes)\n"),
+            std::string::npos) << run.output;
+  EXPECT_EQ(ReportedBytes(run.output, "kv cache"), 125747200 + 16777216);
+  EXPECT_NE(run.output.find("          weights   0 B (0 bytes), read in place from the mapped file\n"), std::string::npos) << run.output;
+  EXPECT_EQ(ReportedBytes(run.output, "total"), ReportedBytes(run.output, "kv cache") + ReportedBytes(run.output, "arena") +
+                                                    ReportedBytes(run.output, "other"));
+  // The summary lines before it are unchanged.
+  EXPECT_NE(run.output.find("kv cache  135.92 MiB: 5 sliding layers 119.92 MiB (ring), 1 full layers 16.00 MiB (context)"), std::string::npos);
+}
+
+TEST(CliTest, InspectReportsCudaMemoryWithoutAGpu) {
+  if (!BuiltWithCuda()) GTEST_SKIP() << "built without the CUDA backend";
+  CommandResult run = Kiln("inspect " + kData + "/gemma-4-12b-config.json --num-layers 6 --device cuda");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("memory    a session on cuda (Tmax 512, context 4096), planned: "), std::string::npos) << run.output;
+  // A bf16 model: the CUDA backend keeps K and V in bf16, 2 x 1535 x 8 x 256 x 2 bytes per layer, x5.
+  EXPECT_NE(run.output.find("            sliding window 1024 (8 KV heads x 256, ring of 1535 positions, bf16): 5 layers, "
+                            "59.96 MiB (62873600 bytes)\n"), std::string::npos) << run.output;
+  // 2 x 4096 x 1 x 512 x 2 bytes.
+  EXPECT_NE(run.output.find("            full attention (1 KV head x 512, 4096 positions, bf16): 1 layer, 8.00 MiB (8388608 bytes)\n"),
+            std::string::npos) << run.output;
+  EXPECT_EQ(ReportedBytes(run.output, "kv cache"), 62873600 + 8388608);
+  EXPECT_GT(ReportedBytes(run.output, "weights"), 0);  // placed in device memory
+  EXPECT_EQ(ReportedBytes(run.output, "total"), ReportedBytes(run.output, "weights") + ReportedBytes(run.output, "kv cache") +
+                                                    ReportedBytes(run.output, "arena") + ReportedBytes(run.output, "other"));
+}
+
+TEST(CliTest, CompileForCudaWithoutAGpu) {
+  if (!BuiltWithCuda()) GTEST_SKIP() << "built without the CUDA backend";
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "kiln_cli_cuda";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "g31b.kiln").string(), again = (dir / "again.kiln").string();
+  CommandResult compiled = Kiln("compile " + kFixtures + "/g31b --target cuda:sm_90 -o " + path);
+  ASSERT_EQ(compiled.exit_code, 0) << compiled.output;
+  EXPECT_EQ(compiled.output.rfind("kiln compile: wrote " + path + " for cuda sm_90 in ", 0), 0u) << compiled.output;
+  ASSERT_EQ(Kiln("compile " + kFixtures + "/g31b --target cuda:sm_90 -o " + again).exit_code, 0);
+  EXPECT_EQ(ReadFile(path), ReadFile(again));  // deterministic
+
+  CommandResult verified = Kiln("verify " + path);
+  EXPECT_EQ(verified.exit_code, 0) << verified.output;
+  EXPECT_NE(verified.output.find(path + ": 4 sections, checksums ok; 3 step functions, every plan verified"), std::string::npos)
+      << verified.output;
+
+  // The fixture: sliding window 6, 2 KV heads x 16; full layers 2 KV heads x 32; f32 weights, so
+  // an f32 cache. Ring: 6 + 512 - 1 = 517 positions, 2 x 517 x 2 x 16 x 4 bytes = 132,352, x8.
+  CommandResult inspected = Kiln("inspect " + path);
+  EXPECT_EQ(inspected.exit_code, 0) << inspected.output;
+  EXPECT_NE(inspected.output.find("target    cuda sm_90\n"), std::string::npos) << inspected.output;
+  EXPECT_NE(inspected.output.find("memory    a session on cuda (Tmax 512, context 4096)"), std::string::npos) << inspected.output;
+  EXPECT_NE(inspected.output.find("            sliding window 6 (2 KV heads x 16, ring of 517 positions, f32): 8 layers, "
+                                  "1.01 MiB (1058816 bytes)\n"), std::string::npos) << inspected.output;
+  // 2 x 4096 x 2 x 32 x 4 bytes = 2,097,152, x2.
+  EXPECT_NE(inspected.output.find("            full attention (2 KV heads x 32, 4096 positions, f32): 2 layers, 4.00 MiB (4194304 bytes)\n"),
+            std::string::npos) << inspected.output;
+
+  CommandResult other_device = Kiln("inspect " + path + " --device cpu");
+  EXPECT_EQ(other_device.exit_code, 2);
+  EXPECT_EQ(other_device.output, "kiln inspect: invalid argument: " + path + " was compiled for cuda sm_90 and runs on cuda, but --device cpu "
+                                 "was asked for; drop --device, or recompile with --target cpu\n");
+  if (!CudaDeviceHere()) {
+    // No fallback to the CPU: the error says why and names the source to run there instead.
+    CommandResult logits = Kiln("logits " + path + " --tokens 2,17 --out " + (dir / "x.npy").string());
+    EXPECT_EQ(logits.exit_code, 1);
+    EXPECT_EQ(logits.output.rfind("kiln logits: device unavailable: " + path + " was compiled for cuda sm_90, but ", 0), 0u) << logits.output;
+    EXPECT_NE(logits.output.find("; run it on a machine with that GPU, or recompile with --target cpu; its source " +
+                                 std::filesystem::absolute(kFixtures + "/g31b").lexically_normal().string() +
+                                 " is at hand: to run the model on the CPU, pass that checkpoint instead of the artifact\n"),
+              std::string::npos) << logits.output;
+    CommandResult local = Kiln("compile " + kFixtures + "/g31b --target cuda -o " + again);
+    EXPECT_EQ(local.exit_code, 1);
+    EXPECT_NE(local.output.find("kiln compile: device unavailable: --target cuda compiles for this machine's GPU, but "), std::string::npos);
+    EXPECT_NE(local.output.find("; name the target, e.g. --target cuda:sm_90\n"), std::string::npos) << local.output;
+  }
+  CommandResult malformed = Kiln("compile " + kFixtures + "/g31b --target cuda:sm90 -o " + again);
+  EXPECT_EQ(malformed.exit_code, 2);
+  EXPECT_EQ(malformed.output, "kiln compile: invalid argument: malformed CUDA target 'cuda:sm90' (expected cuda:sm_XX, e.g. cuda:sm_90 "
+                              "for H100/H200)\n");
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
