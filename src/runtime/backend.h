@@ -47,6 +47,10 @@ class BackendSession {
 
 struct BackendSessionOptions {
   int num_threads = 0;  // 0 = all hardware threads
+  // Benchmarks of released shapes without their checkpoints: the backend creates the weights
+  // itself, pseudo-random (WeightView::data is null). Only where SupportsRandomWeights().
+  bool random_weights = false;
+  uint64_t random_seed = 0;
 };
 
 class Backend : public KernelCatalog {
@@ -58,6 +62,7 @@ class Backend : public KernelCatalog {
   virtual MemoryReport PlanMemory(const Program& program) const {
     return {program.arena_bytes, program.cache_bytes(), 0, 0};
   }
+  virtual bool SupportsRandomWeights() const { return false; }
 };
 
 }  // namespace kiln

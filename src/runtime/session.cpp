@@ -13,9 +13,13 @@ Result<Session> Session::Create(const Program& program, Backend& backend, std::v
   }
   for (size_t i = 0; i < weights.size(); ++i) {
     const WeightBinding& binding = program.weights[i];
-    if (weights[i].dtype != binding.dtype || weights[i].size_bytes != binding.size_bytes() || !weights[i].data) {
+    if (weights[i].dtype != binding.dtype || weights[i].size_bytes != binding.size_bytes() ||
+        (!weights[i].data && !options.random_weights)) {
       return Error(ErrorCode::kInvalidArgument, "weight '" + binding.tensor_name + "' differs from the program's");
     }
+  }
+  if (options.random_weights && !backend.SupportsRandomWeights()) {
+    return Error(ErrorCode::kUnsupported, "the " + backend.target_name() + " backend cannot create random weights");
   }
   const StepFunction* decode = program.FindStep("decode");
   if (!decode) return Error(ErrorCode::kPlanInvalid, "program has no decode step");
@@ -31,6 +35,8 @@ Result<Session> Session::Create(const Program& program, Backend& backend, std::v
   session.score_ = program.FindStep("score");
   BackendSessionOptions backend_options;
   backend_options.num_threads = options.num_threads;
+  backend_options.random_weights = options.random_weights;
+  backend_options.random_seed = options.random_seed;
   TRY_ASSIGN(session.backend_session_, backend.CreateSession(program, std::move(weights), backend_options));
   return session;
 }

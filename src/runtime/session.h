@@ -24,6 +24,8 @@ namespace kiln {
 struct SessionOptions {
   int num_threads = 0;
   int64_t vocab_size = 0;  // for validating token ids (0 = read off the logits output)
+  bool random_weights = false;  // benchmarks: the backend creates pseudo-random weights
+  uint64_t random_seed = 0;
 };
 
 class Session {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "backends/cuda/cuda_device.h"
 #include "engine/model_loader.h"
@@ -89,6 +90,34 @@ TEST_P(CudaParityTest, MatchesTransformersAndTheCpuBackend) {
     ASSERT_TRUE(logits.has_value());
   }
   EXPECT_EQ(generated, greedy);
+}
+
+// bf16 checkpoints run the fast paths: a bf16 KV cache, and for chunks over 4 rows cuBLASLt on
+// tensor cores with the activations rounded to bf16. The reference is transformers computing in
+// f32 on the same bf16 weights, so the difference is the rounding of K, V and the GEMM inputs
+// (8 significant bits): of the order of the logits' scale times 2^-8 per rounding, accumulated
+// over the layers.
+constexpr float kBf16Tolerance = 0.25f;
+
+TEST_P(CudaParityTest, Bf16CheckpointMatchesTransformers) {
+  const std::string dir = FixtureDir(GetParam());
+  auto reference = ReadJsonFile(dir + "/reference.json");
+  ASSERT_TRUE(reference.has_value());
+  const auto prompt = (*reference)["prompt"].get<std::vector<int32_t>>();
+  auto expected = ReadNpyF32(dir + "/bf16/prefill_logits.npy");
+  ASSERT_TRUE(expected.has_value());
+  for (int64_t chunk : {int64_t{1}, int64_t{3}, static_cast<int64_t>(prompt.size())}) {
+    auto gpu = Load(dir + "/bf16", "cuda", chunk);
+    ASSERT_NE(gpu, nullptr);
+    EXPECT_EQ(gpu->program().caches.front().dtype, DType::kBF16);
+    auto session = gpu->NewSession();
+    ASSERT_TRUE(session.has_value()) << session.error().ToString();
+    auto logits = session->Prefill(prompt, /*all_positions=*/true);
+    ASSERT_TRUE(logits.has_value()) << logits.error().ToString();
+    const float diff = MaxAbsDiff(*logits, expected->values.data());
+    std::printf("[ bf16     ] %s chunk %lld: max |diff| %.4g\n", GetParam().c_str(), static_cast<long long>(chunk), diff);
+    EXPECT_LT(diff, kBf16Tolerance) << "chunk " << chunk;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, CudaParityTest,

@@ -2,10 +2,15 @@
 //
 // Weights are uploaded once at session creation (as stored: f32, bf16 or f16), the arena and the
 // KV cache are plain cudaMalloc allocations sized from the Program (the plan is verified against
-// them first), and a step launches one kernel per op on the session's stream, then copies the
-// logits back. Activations and the KV cache are f32 with f32 accumulation, so results track the
-// CPU backend closely; the kernels are the correctness baseline (kernels/kernels.cuh), not yet
-// the fast paths (cuBLASLt, tensor-core attention, CUDA graphs, pipelined decode).
+// them first). Activations are f32 in the arena; accumulation is f32 everywhere.
+//
+// Which kernel runs an op depends on the step's rows (kernels/*.cuh):
+//   linear     rows <= 4: a weight-streaming GEMV (gate/up/GELU-mul fused into one pass);
+//              more: cuBLASLt, on tensor cores for bf16/f16 weights (activations rounded to the
+//              weight type), in full f32 for f32 weights.
+//   attention  rows <= 4: split over the context (flash-decoding); more: the reference kernel.
+// The KV cache is bf16 for bf16/f16 checkpoints and f32 for f32 ones (CacheDType). A one-token
+// step is captured as a CUDA graph on first use and replayed (KILN_CUDA_GRAPHS=0 turns it off).
 //
 // Guard mode is a CPU-backend feature: a Program compiled with guards is refused here.
 #pragma once
@@ -22,6 +27,9 @@ class CudaBackend : public Backend {
   int64_t alignment_bytes() const override { return 256; }
   Status CheckOp(const Graph& graph, const Op& op) const override;
   int64_t ScratchBytes(const Graph& graph, const Op& op, int64_t max_tokens, int64_t max_context) const override;
+  DType CacheDType(const Graph& graph) const override;
+  MemoryReport PlanMemory(const Program& program) const override;
+  bool SupportsRandomWeights() const override { return true; }
   Result<std::unique_ptr<BackendSession>> CreateSession(const Program& program, std::vector<WeightView> weights,
                                                         const BackendSessionOptions& options) override;
 };

@@ -1,6 +1,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
+
 #include "backends/cuda/kernels/kernels.cuh"
 
 namespace kiln::cuda {
@@ -86,20 +88,27 @@ __global__ void RopeKernel(const float* x, const int32_t* positions, int64_t tok
   out[base + j + half] = b * c + a * s;
 }
 
+__device__ __forceinline__ void StoreElement(float* p, float v) { *p = v; }
+__device__ __forceinline__ void StoreElement(__nv_bfloat16* p, float v) { *p = __float2bfloat16(v); }
+__device__ __forceinline__ float LoadElement(const float* p) { return *p; }
+__device__ __forceinline__ float LoadElement(const __nv_bfloat16* p) { return __bfloat162float(*p); }
+
+template <typename C>
 __global__ void KvAppendKernel(const float* k, const float* v, const int32_t* positions, int64_t tokens, int64_t width,
-                               int64_t capacity, bool ring, float* cache_k, float* cache_v) {
+                               int64_t capacity, bool ring, C* cache_k, C* cache_v) {
   const int64_t item = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (item >= tokens * width) return;
   const int64_t t = item / width, j = item % width;
   const int64_t slot = ring ? positions[t] % capacity : positions[t];
-  cache_k[slot * width + j] = k[item];
-  cache_v[slot * width + j] = v[item];
+  StoreElement(cache_k + slot * width + j, k[item]);
+  StoreElement(cache_v + slot * width + j, v[item]);
 }
 
 // One warp per (token, head): keys one at a time, online softmax; each lane owns head_dim/32 dims.
 constexpr int kMaxDimsPerLane = 16;  // head_dim <= 512
+template <typename C>
 __global__ void AttentionKernel(const float* q, const int32_t* positions, int64_t tokens, int64_t heads, int64_t kv_heads,
-                                int64_t head_dim, int64_t window, float scale, const float* cache_k, const float* cache_v,
+                                int64_t head_dim, int64_t window, float scale, const C* cache_k, const C* cache_v,
                                 int64_t capacity, bool ring, float* out) {
   const int64_t job = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
   const int lane = threadIdx.x % kWarp;
@@ -115,27 +124,55 @@ __global__ void AttentionKernel(const float* q, const int32_t* positions, int64_
   float running_max = -INFINITY, running_sum = 0.0f;
   for (int64_t pos = first; pos <= p; ++pos) {
     const int64_t slot = ring ? pos % capacity : pos;
-    const float* key = cache_k + slot * kv_width + kv_head * head_dim;
+    const C* key = cache_k + slot * kv_width + kv_head * head_dim;
     float partial = 0.0f;
     for (int d = 0; d < dims; ++d) {
       const int64_t i = lane + d * kWarp;
-      if (i < head_dim) partial += query[i] * key[i];
+      if (i < head_dim) partial += query[i] * LoadElement(key + i);
     }
     const float score = WarpSum(partial) * scale;
     const float new_max = fmaxf(running_max, score);
     const float correction = __expf(running_max - new_max);
     const float weight = __expf(score - new_max);
     running_sum = running_sum * correction + weight;
-    const float* value = cache_v + slot * kv_width + kv_head * head_dim;
+    const C* value = cache_v + slot * kv_width + kv_head * head_dim;
     for (int d = 0; d < dims; ++d) {
       const int64_t i = lane + d * kWarp;
-      acc[d] = acc[d] * correction + (i < head_dim ? weight * value[i] : 0.0f);
+      acc[d] = acc[d] * correction + (i < head_dim ? weight * LoadElement(value + i) : 0.0f);
     }
     running_max = new_max;
   }
   for (int d = 0; d < dims; ++d) {
     const int64_t i = lane + d * kWarp;
     if (i < head_dim) out[t * heads * head_dim + h * head_dim + i] = acc[d] / running_sum;
+  }
+}
+
+__global__ void ConvertKernel(const float* x, int64_t count, WeightType type, void* out) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= count) return;
+  if (type == WeightType::kBF16) {
+    static_cast<__nv_bfloat16*>(out)[i] = __float2bfloat16(x[i]);
+  } else {
+    static_cast<__half*>(out)[i] = __float2half(x[i]);
+  }
+}
+
+// splitmix64 of (seed, index): a pure function of the element, so any launch shape fills alike.
+__global__ void RandomFillKernel(void* out, WeightType type, int64_t count, uint64_t seed, float center, float spread) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    uint64_t z = seed + 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(i + 1);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    const float unit = static_cast<float>(z >> 40) * (1.0f / 16777216.0f);  // [0, 1)
+    const float value = center + spread * (2.0f * unit - 1.0f);
+    switch (type) {
+      case WeightType::kBF16: static_cast<__nv_bfloat16*>(out)[i] = __float2bfloat16(value); break;
+      case WeightType::kF16: static_cast<__half*>(out)[i] = __float2half(value); break;
+      case WeightType::kF32: static_cast<float*>(out)[i] = value; break;
+    }
   }
 }
 
@@ -260,17 +297,50 @@ cudaError_t LaunchRope(const float* x, const int32_t* positions, int64_t tokens,
 }
 
 cudaError_t LaunchKvAppend(const float* k, const float* v, const int32_t* positions, int64_t tokens, int64_t width,
-                           int64_t capacity, bool ring, float* cache_k, float* cache_v, cudaStream_t stream) {
-  KvAppendKernel<<<Blocks(tokens * width, 256), 256, 0, stream>>>(k, v, positions, tokens, width, capacity, ring, cache_k, cache_v);
+                           int64_t capacity, bool ring, void* cache_k, void* cache_v, WeightType cache_type,
+                           cudaStream_t stream) {
+  const int blocks = Blocks(tokens * width, 256);
+  if (cache_type == WeightType::kBF16) {
+    KvAppendKernel<<<blocks, 256, 0, stream>>>(k, v, positions, tokens, width, capacity, ring, static_cast<__nv_bfloat16*>(cache_k),
+                                               static_cast<__nv_bfloat16*>(cache_v));
+  } else if (cache_type == WeightType::kF32) {
+    KvAppendKernel<<<blocks, 256, 0, stream>>>(k, v, positions, tokens, width, capacity, ring, static_cast<float*>(cache_k),
+                                               static_cast<float*>(cache_v));
+  } else {
+    return cudaErrorInvalidValue;
+  }
   return cudaGetLastError();
 }
 
 cudaError_t LaunchAttention(const float* q, const int32_t* positions, int64_t tokens, int64_t heads, int64_t kv_heads,
-                            int64_t head_dim, int64_t window, float scale, const float* cache_k, const float* cache_v,
-                            int64_t capacity, bool ring, float* out, cudaStream_t stream) {
+                            int64_t head_dim, int64_t window, float scale, const void* cache_k, const void* cache_v,
+                            WeightType cache_type, int64_t capacity, bool ring, float* out, cudaStream_t stream) {
   if (head_dim > kMaxDimsPerLane * kWarp) return cudaErrorInvalidValue;
-  AttentionKernel<<<Blocks(tokens * heads * kWarp, 128), 128, 0, stream>>>(q, positions, tokens, heads, kv_heads, head_dim, window,
-                                                                          scale, cache_k, cache_v, capacity, ring, out);
+  const int blocks = Blocks(tokens * heads * kWarp, 128);
+  if (cache_type == WeightType::kBF16) {
+    AttentionKernel<<<blocks, 128, 0, stream>>>(q, positions, tokens, heads, kv_heads, head_dim, window, scale,
+                                                static_cast<const __nv_bfloat16*>(cache_k), static_cast<const __nv_bfloat16*>(cache_v),
+                                                capacity, ring, out);
+  } else if (cache_type == WeightType::kF32) {
+    AttentionKernel<<<blocks, 128, 0, stream>>>(q, positions, tokens, heads, kv_heads, head_dim, window, scale,
+                                                static_cast<const float*>(cache_k), static_cast<const float*>(cache_v), capacity, ring, out);
+  } else {
+    return cudaErrorInvalidValue;
+  }
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchConvert(const float* x, int64_t count, WeightType type, void* out, cudaStream_t stream) {
+  if (type == WeightType::kF32) return cudaErrorInvalidValue;
+  ConvertKernel<<<Blocks(count, 256), 256, 0, stream>>>(x, count, type, out);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchRandomFill(void* out, WeightType type, int64_t count, uint64_t seed, float center, float spread,
+                             cudaStream_t stream) {
+  if (count <= 0) return cudaSuccess;
+  const int blocks = static_cast<int>(std::min<int64_t>(Blocks(count, 256), 65536));
+  RandomFillKernel<<<blocks, 256, 0, stream>>>(out, type, count, seed, center, spread);
   return cudaGetLastError();
 }
 

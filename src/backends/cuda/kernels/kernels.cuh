@@ -23,11 +23,22 @@ cudaError_t LaunchLinear(const float* x, const void* w, WeightType type, int64_t
                          cudaStream_t stream);
 cudaError_t LaunchRope(const float* x, const int32_t* positions, int64_t tokens, int64_t heads, int64_t head_dim,
                        int64_t rotary, float theta, float* out, cudaStream_t stream);
+// The KV cache holds f32 or bf16 elements (cache_type); rows [capacity, width], slot = ring ?
+// position % capacity : position.
 cudaError_t LaunchKvAppend(const float* k, const float* v, const int32_t* positions, int64_t tokens, int64_t width,
-                           int64_t capacity, bool ring, float* cache_k, float* cache_v, cudaStream_t stream);
+                           int64_t capacity, bool ring, void* cache_k, void* cache_v, WeightType cache_type,
+                           cudaStream_t stream);
+// One warp per (token, head), keys one at a time: the reference every faster attention is
+// tested against.
 cudaError_t LaunchAttention(const float* q, const int32_t* positions, int64_t tokens, int64_t heads, int64_t kv_heads,
-                            int64_t head_dim, int64_t window, float scale, const float* cache_k, const float* cache_v,
-                            int64_t capacity, bool ring, float* out, cudaStream_t stream);
+                            int64_t head_dim, int64_t window, float scale, const void* cache_k, const void* cache_v,
+                            WeightType cache_type, int64_t capacity, bool ring, float* out, cudaStream_t stream);
+inline cudaError_t LaunchAttention(const float* q, const int32_t* positions, int64_t tokens, int64_t heads,
+                                   int64_t kv_heads, int64_t head_dim, int64_t window, float scale, const float* cache_k,
+                                   const float* cache_v, int64_t capacity, bool ring, float* out, cudaStream_t stream) {
+  return LaunchAttention(q, positions, tokens, heads, kv_heads, head_dim, window, scale, cache_k, cache_v,
+                         WeightType::kF32, capacity, ring, out, stream);
+}
 enum class ElementwiseOp : int { kAdd = 0, kMul = 1, kScale = 2, kGeluMul = 3, kSoftcap = 4 };
 cudaError_t LaunchElementwise(ElementwiseOp op, const float* a, const float* b, float scalar, int64_t count, float* out,
                               cudaStream_t stream);
@@ -41,5 +52,12 @@ cudaError_t LaunchMoe(const float* x, const float* h, const void* router, const 
                       const void* expert_scale, const void* gate_up, const void* down, WeightType type, int64_t tokens,
                       int64_t hidden, int64_t experts, int64_t width, int64_t top_k, float eps, float* scratch, float* out,
                       cudaStream_t stream);
+
+// out[i] = x[i] rounded to `type` (bf16 or f16): the activations fed to tensor-core GEMMs.
+cudaError_t LaunchConvert(const float* x, int64_t count, WeightType type, void* out, cudaStream_t stream);
+// Fills `count` elements of `type` with reproducible pseudo-random values uniform in
+// [center - spread, center + spread] (benchmark weights created on the device).
+cudaError_t LaunchRandomFill(void* out, WeightType type, int64_t count, uint64_t seed, float center, float spread,
+                             cudaStream_t stream);
 
 }  // namespace kiln::cuda

@@ -1,0 +1,352 @@
+// CUDA decode and prefill throughput of kiln on released Gemma 4 shapes, next to the card's
+// floors measured in the same run.
+//
+//   kiln_cuda_bench [--config PATH]... [--ctx 512,4096,32768] [--prefill 512,2048] [--steps N]
+//                   [--json OUT]
+//
+// Default configs: the Gemma 4 E4B, 12B and 31B config.json files in tests/data. Each model is
+// built on the GPU with pseudo-random bf16 weights (no download; speed does not depend on the
+// values) and runs through the same Program and Session as a checkpoint would.
+//
+// Ceilings, measured first: device-to-device copy bandwidth (bytes read + written per second, as
+// performance.md counts it) and the bf16 GEMM rate of cuBLASLt on an 8192^3 product of random
+// data. Floors:
+//   decode at context C: (weights a step reads + K/V bytes of C positions) / copy bandwidth.
+//     Weights read only by an embedding gather (the per-layer embedding table) count nothing;
+//     a tied embedding counts in full, as the LM head.
+//   prefill of N tokens: the step's matmul FLOPs (2 x rows x n x k per linear, as the graph
+//     computes them; the LM head runs on the last row only) / GEMM rate. Attention FLOPs are
+//     printed beside it and not in the floor, as in performance.md.
+// Decode timing: a prompt of C-1 random tokens is prefilled, then `steps` one-token steps are
+// timed one by one (each includes copying the logits to the host); the median is reported.
+// Prefill timing: the median of 3 runs of a fresh N-token prompt (chunk = N).
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "backends/cuda/cublaslt_gemm.h"
+#include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/cuda_device.h"
+#include "backends/cuda/kernels/kernels.cuh"
+#include "compiler/program.h"
+#include "models/gemma4_builder.h"
+#include "models/gemma4_config.h"
+#include "runtime/session.h"
+
+namespace kiln {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+std::vector<int64_t> ParseList(const std::string& text) {
+  std::vector<int64_t> values;
+  std::stringstream stream(text);
+  for (std::string item; std::getline(stream, item, ',');) values.push_back(std::stoll(item));
+  return values;
+}
+
+#define CHECK_CUDA(expr)                                                                    \
+  do {                                                                                      \
+    if (cudaError_t s_ = (expr); s_ != cudaSuccess) {                                       \
+      std::fprintf(stderr, "kiln_cuda_bench: %s: %s\n", #expr, cudaGetErrorString(s_));     \
+      std::exit(1);                                                                         \
+    }                                                                                       \
+  } while (0)
+
+// Bytes read + written per second by a large device-to-device copy (median of 20).
+double CopyBandwidth() {
+  const size_t bytes = size_t{2} << 30;
+  void *a = nullptr, *b = nullptr;
+  CHECK_CUDA(cudaMalloc(&a, bytes));
+  CHECK_CUDA(cudaMalloc(&b, bytes));
+  CHECK_CUDA(cuda::LaunchRandomFill(a, cuda::WeightType::kF32, static_cast<int64_t>(bytes / 4), 1, 0.0f, 1.0f, nullptr));
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  std::vector<double> seconds;
+  for (int i = 0; i < 23; ++i) {
+    cudaEventRecord(start);
+    cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice);
+    cudaEventRecord(stop);
+    CHECK_CUDA(cudaEventSynchronize(stop));
+    float ms = 0;
+    cudaEventElapsedTime(&ms, start, stop);
+    if (i >= 3) seconds.push_back(ms / 1e3);
+  }
+  cudaFree(a);
+  cudaFree(b);
+  return 2.0 * static_cast<double>(bytes) / Median(seconds);
+}
+
+// FLOP/s of a bf16 8192^3 product (f32 accumulation and output) through cuBLASLt.
+double GemmRate() {
+  const int64_t n = 8192;
+  void *x = nullptr, *w = nullptr, *y = nullptr;
+  CHECK_CUDA(cudaMalloc(&x, n * n * 2));
+  CHECK_CUDA(cudaMalloc(&w, n * n * 2));
+  CHECK_CUDA(cudaMalloc(&y, n * n * 4));
+  CHECK_CUDA(cuda::LaunchRandomFill(x, cuda::WeightType::kBF16, n * n, 2, 0.0f, 1.0f, nullptr));
+  CHECK_CUDA(cuda::LaunchRandomFill(w, cuda::WeightType::kBF16, n * n, 3, 0.0f, 1.0f, nullptr));
+  auto gemm = cuda::CublasLtGemm::Create();
+  if (!gemm) {
+    std::fprintf(stderr, "kiln_cuda_bench: %s\n", gemm.error().ToString().c_str());
+    std::exit(1);
+  }
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  std::vector<double> seconds;
+  for (int i = 0; i < 13; ++i) {
+    cudaEventRecord(start);
+    Status status = (*gemm)->Run(x, w, cuda::WeightType::kBF16, n, n, n, static_cast<float*>(y), nullptr);
+    cudaEventRecord(stop);
+    CHECK_CUDA(cudaEventSynchronize(stop));
+    if (!status.ok()) {
+      std::fprintf(stderr, "kiln_cuda_bench: %s\n", status.error().ToString().c_str());
+      std::exit(1);
+    }
+    float ms = 0;
+    cudaEventElapsedTime(&ms, start, stop);
+    if (i >= 3) seconds.push_back(ms / 1e3);
+  }
+  cudaFree(x);
+  cudaFree(w);
+  cudaFree(y);
+  return 2.0 * n * n * n / Median(seconds);
+}
+
+// Bytes of weights one decode step reads (see the header comment).
+int64_t DecodeWeightBytes(const Program& program) {
+  const StepFunction& step = *program.FindStep("decode");
+  std::vector<bool> streamed(program.weights.size(), false);
+  for (const Op& op : step.graph.ops()) {
+    if (op.kind == OpKind::kEmbed) continue;
+    for (int32_t id : op.inputs) {
+      if (id >= 0 && step.placements[static_cast<size_t>(id)].where == Placement::Where::kWeight) {
+        streamed[static_cast<size_t>(step.placements[static_cast<size_t>(id)].index)] = true;
+      }
+    }
+  }
+  int64_t bytes = 0;
+  for (size_t i = 0; i < program.weights.size(); ++i) {
+    if (streamed[i]) bytes += program.weights[i].size_bytes();
+  }
+  return bytes;
+}
+
+// K and V bytes a one-token step at position `position` reads.
+int64_t DecodeCacheBytes(const Program& program, int64_t position) {
+  const StepFunction& step = *program.FindStep("decode");
+  int64_t bytes = 0;
+  for (const Op& op : step.graph.ops()) {
+    if (op.kind != OpKind::kAttention) continue;
+    const CacheLayout& cache = program.caches[static_cast<size_t>(op.attrs.cache_index)];
+    const int64_t span = op.attrs.window > 0 ? std::min(op.attrs.window, position + 1) : position + 1;
+    bytes += 2 * span * cache.num_kv_heads * cache.head_dim * static_cast<int64_t>(DTypeSize(cache.dtype));
+  }
+  return bytes;
+}
+
+// Matmul and attention FLOPs of a fresh prefill of `tokens` tokens.
+std::pair<double, double> PrefillFlops(const Program& program, int64_t tokens) {
+  const StepFunction& step = *program.FindStep("prefill");
+  double matmul = 0, attention = 0;
+  for (const Op& op : step.graph.ops()) {
+    if (op.kind == OpKind::kLinear) {
+      const Value& x = step.graph.value(op.inputs[0]);
+      const Value& w = step.graph.value(op.inputs[1]);
+      matmul += 2.0 * static_cast<double>(x.shape.dims[0].Resolve(tokens, 0)) * static_cast<double>(w.shape.dims[0].value) *
+                static_cast<double>(w.shape.dims[1].value);
+    } else if (op.kind == OpKind::kAttention) {
+      double pairs = 0;
+      for (int64_t t = 0; t < tokens; ++t) pairs += static_cast<double>(op.attrs.window > 0 ? std::min(op.attrs.window, t + 1) : t + 1);
+      attention += 4.0 * pairs * static_cast<double>(op.attrs.num_heads * op.attrs.head_dim);
+    }
+  }
+  return {matmul, attention};
+}
+
+Result<Program> CompileForBench(const Gemma4Config& config, const Backend& backend, int64_t max_tokens, int64_t max_context) {
+  TRY_ASSIGN(Graph graph, BuildGemma4Graph(config, LogitsMode::kLastPosition));
+  std::vector<StepSpec> steps;
+  steps.push_back({"decode", graph, 1});
+  steps.push_back({"prefill", std::move(graph), max_tokens});
+  CompileOptions options;
+  options.max_tokens = max_tokens;
+  options.max_context = max_context;
+  const DType dtype = DType::kBF16;
+  WeightLookup lookup = [dtype](const Value& expected) -> Result<WeightSpec> {
+    WeightSpec spec{expected.name, dtype, {}};
+    for (const Dim& d : expected.shape.dims) spec.shape.push_back(d.value);
+    return spec;
+  };
+  return CompileProgram(std::move(steps), backend, lookup, options);
+}
+
+struct Row {
+  std::string what;
+  double measured = 0, floor = 0;
+  std::string unit;
+};
+
+int Run(int argc, char** argv) {
+  std::vector<std::string> configs;
+  std::vector<int64_t> contexts = {512, 4096, 32768}, prefills = {512, 2048};
+  int64_t steps = 32;
+  std::string json_path;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "kiln_cuda_bench: %s needs a value\n", arg.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (arg == "--config") configs.push_back(next());
+    else if (arg == "--ctx") contexts = ParseList(next());
+    else if (arg == "--prefill") prefills = ParseList(next());
+    else if (arg == "--steps") steps = std::stoll(next());
+    else if (arg == "--json") json_path = next();
+    else {
+      std::fprintf(stderr, "usage: kiln_cuda_bench [--config PATH]... [--ctx 512,4096,32768] [--prefill 512,2048] [--steps N] [--json OUT]\n");
+      return 2;
+    }
+  }
+  if (configs.empty()) {
+    for (const char* name : {"gemma-4-e4b-config.json", "gemma-4-12b-config.json", "gemma-4-31b-config.json"}) {
+      configs.push_back(std::string(KILN_TEST_DATA_DIR) + "/" + name);
+    }
+  }
+  auto device = cuda::ProbeCudaDevice(0);
+  if (!device) {
+    std::fprintf(stderr, "kiln_cuda_bench: %s\n", device.error().message().c_str());
+    return 1;
+  }
+  const double bandwidth = CopyBandwidth();
+  const double gemm = GemmRate();
+  std::printf("device: %s, %d SMs, %.1f GiB\n", device->name.c_str(), device->multiprocessors,
+              static_cast<double>(device->total_memory_bytes) / (1 << 30));
+  std::printf("ceilings: copy %.0f GB/s (read + write), bf16 GEMM 8192^3 %.0f TFLOP/s\n\n", bandwidth / 1e9, gemm / 1e12);
+  nlohmann::json report = {{"device", device->name}, {"copy_bytes_per_second", bandwidth}, {"gemm_flops", gemm}, {"models", nlohmann::json::array()}};
+
+  CudaBackend backend;
+  const int64_t max_context = *std::max_element(contexts.begin(), contexts.end());
+  const int64_t max_tokens = *std::max_element(prefills.begin(), prefills.end());
+  for (const std::string& path : configs) {
+    auto config = LoadGemma4Config(path);
+    if (!config) {
+      std::fprintf(stderr, "kiln_cuda_bench: %s\n", config.error().ToString().c_str());
+      return 1;
+    }
+    auto program = CompileForBench(*config, backend, max_tokens, max_context);
+    if (!program) {
+      std::fprintf(stderr, "kiln_cuda_bench: %s\n", program.error().ToString().c_str());
+      return 1;
+    }
+    const MemoryReport planned = backend.PlanMemory(*program);
+    std::vector<WeightView> views;
+    for (const WeightBinding& binding : program->weights) views.push_back({nullptr, binding.dtype, binding.size_bytes()});
+    SessionOptions options;
+    options.random_weights = true;
+    options.random_seed = 7;
+    const auto created = Clock::now();
+    auto session = Session::Create(*program, backend, std::move(views), options);
+    if (!session) {
+      std::fprintf(stderr, "kiln_cuda_bench: %s: %s\n", path.c_str(), session.error().ToString().c_str());
+      return 1;
+    }
+    const double create_seconds = std::chrono::duration<double>(Clock::now() - created).count();
+    const int64_t weight_bytes = DecodeWeightBytes(*program);
+    std::printf("%s: %d layers, weights %.2f GB (%.2f GB read per decode step), KV cache %.2f GB, arena %.2f GB; created in %.1f s\n",
+                path.c_str(), static_cast<int>(config->num_layers), static_cast<double>(planned.weight_bytes) / 1e9,
+                static_cast<double>(weight_bytes) / 1e9, static_cast<double>(planned.cache_bytes) / 1e9,
+                static_cast<double>(planned.arena_bytes) / 1e9, create_seconds);
+    std::mt19937 random(11);
+    std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(config->vocab_size) - 1);
+    auto random_tokens = [&](int64_t count) {
+      std::vector<int32_t> ids(static_cast<size_t>(count));
+      for (int32_t& id : ids) id = token(random);
+      return ids;
+    };
+    std::vector<Row> rows;
+    nlohmann::json model = {{"config", path}, {"weight_bytes_per_decode_step", weight_bytes}, {"memory", {{"weights", planned.weight_bytes}, {"kv", planned.cache_bytes}, {"arena", planned.arena_bytes}, {"other", planned.other_bytes}}}};
+    for (int64_t tokens : prefills) {
+      std::vector<double> seconds;
+      const std::vector<int32_t> prompt = random_tokens(tokens);
+      for (int run = 0; run < 4; ++run) {
+        session->Reset();
+        const auto start = Clock::now();
+        auto logits = session->Prefill(prompt, false, tokens);
+        if (!logits) {
+          std::fprintf(stderr, "kiln_cuda_bench: prefill: %s\n", logits.error().ToString().c_str());
+          return 1;
+        }
+        if (run > 0) seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+      }
+      const auto [matmul, attention] = PrefillFlops(*program, tokens);
+      const double measured = static_cast<double>(tokens) / Median(seconds);
+      const double floor = static_cast<double>(tokens) / (matmul / gemm);
+      rows.push_back({"prefill " + std::to_string(tokens), measured, floor, "tok/s"});
+      model["prefill"][std::to_string(tokens)] = {{"tokens_per_second", measured}, {"floor", floor}, {"matmul_flops", matmul}, {"attention_flops", attention}};
+    }
+    for (int64_t context : contexts) {
+      session->Reset();
+      auto prompt = random_tokens(context - 1);
+      auto logits = session->Prefill(prompt, false, max_tokens);
+      if (!logits) {
+        std::fprintf(stderr, "kiln_cuda_bench: prefill of the context: %s\n", logits.error().ToString().c_str());
+        return 1;
+      }
+      // Timed steps stay within the context: each replays position context - 1.
+      std::vector<double> seconds;
+      std::vector<float> out(static_cast<size_t>(session->vocab_size()));
+      const int32_t next = token(random);
+      for (int64_t i = 0; i < steps + 3; ++i) {
+        const auto start = Clock::now();
+        Status status = session->StepInto({&next, 1}, false, out);
+        if (!status.ok()) {
+          std::fprintf(stderr, "kiln_cuda_bench: decode: %s\n", status.error().ToString().c_str());
+          return 1;
+        }
+        if (i >= 3) seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+        (void)session->Rewind(context - 1);
+      }
+      const int64_t bytes = weight_bytes + DecodeCacheBytes(*program, context - 1);
+      const double measured = 1.0 / Median(seconds);
+      const double floor = bandwidth / static_cast<double>(bytes);
+      rows.push_back({"decode @" + std::to_string(context), measured, floor, "tok/s"});
+      model["decode"][std::to_string(context)] = {{"tokens_per_second", measured}, {"floor", floor}, {"bytes_per_step", bytes}};
+    }
+    std::printf("  %-18s %12s %12s %7s\n", "", "measured", "floor", "ratio");
+    for (const Row& row : rows) {
+      std::printf("  %-18s %10.1f %s %10.1f %s %6.1f%%\n", row.what.c_str(), row.measured, row.unit.c_str(), row.floor, row.unit.c_str(),
+                  100.0 * row.measured / row.floor);
+    }
+    std::printf("\n");
+    std::fflush(stdout);
+    report["models"].push_back(model);
+  }
+  if (!json_path.empty()) std::ofstream(json_path) << report.dump(2) << "\n";
+  return 0;
+}
+
+}  // namespace
+}  // namespace kiln
+
+int main(int argc, char** argv) { return kiln::Run(argc, argv); }

@@ -1,0 +1,255 @@
+#include <cuda_bf16.h>
+
+#include <algorithm>
+
+#include "backends/cuda/kernels/attention_decode.cuh"
+
+namespace kiln::cuda {
+
+namespace {
+
+constexpr int kPositionsPerIteration = 4;  // independent dot products in flight per warp
+
+// D consecutive elements as floats, with the widest aligned loads the width allows.
+template <int D>
+__device__ __forceinline__ void LoadRow(const float* p, float (&out)[D]) {
+  if constexpr (D % 4 == 0) {
+#pragma unroll
+    for (int i = 0; i < D / 4; ++i) {
+      const float4 v = reinterpret_cast<const float4*>(p)[i];
+      out[4 * i] = v.x, out[4 * i + 1] = v.y, out[4 * i + 2] = v.z, out[4 * i + 3] = v.w;
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < D; ++i) out[i] = p[i];
+  }
+}
+
+__device__ __forceinline__ void ExpandWord(uint32_t word, float& lo, float& hi) {
+  lo = __uint_as_float(word << 16);
+  hi = __uint_as_float(word & 0xffff0000u);
+}
+
+template <int D>
+__device__ __forceinline__ void LoadRow(const __nv_bfloat16* p, float (&out)[D]) {
+  if constexpr (D % 8 == 0) {
+#pragma unroll
+    for (int i = 0; i < D / 8; ++i) {
+      const uint4 v = reinterpret_cast<const uint4*>(p)[i];
+      ExpandWord(v.x, out[8 * i], out[8 * i + 1]);
+      ExpandWord(v.y, out[8 * i + 2], out[8 * i + 3]);
+      ExpandWord(v.z, out[8 * i + 4], out[8 * i + 5]);
+      ExpandWord(v.w, out[8 * i + 6], out[8 * i + 7]);
+    }
+  } else if constexpr (D % 2 == 0) {
+#pragma unroll
+    for (int i = 0; i < D / 2; ++i) ExpandWord(reinterpret_cast<const uint32_t*>(p)[i], out[2 * i], out[2 * i + 1]);
+  } else {
+#pragma unroll
+    for (int i = 0; i < D; ++i) out[i] = __bfloat162float(p[i]);
+  }
+}
+
+__device__ __forceinline__ float WarpSum(float v) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+// Grid (splits, kv_heads, tokens); warps = G query heads x `sub` position groups. Each lane owns
+// D = head_dim / 32 consecutive dims. Writes (max, sum, acc[head_dim]) per (token, head, split).
+template <typename C, int D>
+__global__ void SplitKernel(const float* __restrict__ q, const int32_t* __restrict__ positions, int64_t heads,
+                            int64_t kv_heads, int64_t window, float scale, const C* __restrict__ cache_k,
+                            const C* __restrict__ cache_v, int64_t capacity, bool ring, int group, int sub,
+                            float* __restrict__ partial) {
+  extern __shared__ float shared[];  // per warp: max, sum, acc[32 * D]
+  constexpr int kHeadDim = 32 * D;
+  const int split = blockIdx.x, splits = gridDim.x;
+  const int64_t kv_head = blockIdx.y, t = blockIdx.z;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int g = warp % group, part = warp / group;
+  const int64_t h = kv_head * group + g;
+  const int64_t kv_width = kv_heads * kHeadDim;
+
+  const int64_t p = positions[t];
+  const int64_t first = window > 0 ? max(int64_t{0}, p - window + 1) : 0;
+  const int64_t span = p - first + 1;
+  const int64_t per_split = (span + splits - 1) / splits;
+  const int64_t begin = first + split * per_split;
+  const int64_t end = min(begin + per_split, p + 1);
+
+  float query[D];
+  LoadRow<D>(q + (t * heads + h) * kHeadDim + lane * D, query);
+#pragma unroll
+  for (int d = 0; d < D; ++d) query[d] *= scale;
+  float acc[D];
+#pragma unroll
+  for (int d = 0; d < D; ++d) acc[d] = 0.0f;
+  float running_max = -INFINITY, running_sum = 0.0f;
+
+  const int64_t stride = static_cast<int64_t>(sub) * kPositionsPerIteration;
+  for (int64_t base = begin + part; base < end; base += stride) {
+    float score[kPositionsPerIteration];
+    int64_t slot[kPositionsPerIteration];
+#pragma unroll
+    for (int j = 0; j < kPositionsPerIteration; ++j) {
+      const int64_t pos = base + static_cast<int64_t>(j) * sub;
+      slot[j] = pos < end ? (ring ? pos % capacity : pos) : -1;
+      float key[D];
+      if (slot[j] >= 0) {
+        LoadRow<D>(cache_k + slot[j] * kv_width + kv_head * kHeadDim + lane * D, key);
+      } else {
+#pragma unroll
+        for (int d = 0; d < D; ++d) key[d] = 0.0f;
+      }
+      float dot = 0.0f;
+#pragma unroll
+      for (int d = 0; d < D; ++d) dot += query[d] * key[d];
+      score[j] = dot;
+    }
+    float block_max = running_max;
+#pragma unroll
+    for (int j = 0; j < kPositionsPerIteration; ++j) {
+      score[j] = WarpSum(score[j]);
+      if (slot[j] >= 0) block_max = fmaxf(block_max, score[j]);
+    }
+    const float correction = __expf(running_max - block_max);
+    running_sum *= correction;
+#pragma unroll
+    for (int d = 0; d < D; ++d) acc[d] *= correction;
+#pragma unroll
+    for (int j = 0; j < kPositionsPerIteration; ++j) {
+      if (slot[j] < 0) continue;
+      const float weight = __expf(score[j] - block_max);
+      running_sum += weight;
+      float value[D];
+      LoadRow<D>(cache_v + slot[j] * kv_width + kv_head * kHeadDim + lane * D, value);
+#pragma unroll
+      for (int d = 0; d < D; ++d) acc[d] += weight * value[d];
+    }
+    running_max = block_max;
+  }
+
+  float* mine = shared + warp * (kHeadDim + 2);
+  if (lane == 0) {
+    mine[0] = running_max;
+    mine[1] = running_sum;
+  }
+#pragma unroll
+  for (int d = 0; d < D; ++d) mine[2 + lane * D + d] = acc[d];
+  __syncthreads();
+  if (part != 0) return;
+  // Merge this head's position groups.
+  float merged_max = -INFINITY;
+  for (int s = 0; s < sub; ++s) merged_max = fmaxf(merged_max, shared[(s * group + g) * (kHeadDim + 2)]);
+  float merged_sum = 0.0f, merged[D];
+#pragma unroll
+  for (int d = 0; d < D; ++d) merged[d] = 0.0f;
+  if (merged_max != -INFINITY) {
+    for (int s = 0; s < sub; ++s) {
+      const float* other = shared + (s * group + g) * (kHeadDim + 2);
+      const float w = __expf(other[0] - merged_max);  // 0 for an empty group (max -inf)
+      merged_sum += w * other[1];
+#pragma unroll
+      for (int d = 0; d < D; ++d) merged[d] += w * other[2 + lane * D + d];
+    }
+  }
+  float* out = partial + ((t * heads + h) * splits + split) * (kHeadDim + 2);
+  if (lane == 0) {
+    out[0] = merged_max;
+    out[1] = merged_sum;
+  }
+#pragma unroll
+  for (int d = 0; d < D; ++d) out[2 + lane * D + d] = merged[d];
+}
+
+// One block per (token, head): softmax-weighted merge of the splits' partial states.
+__global__ void MergeKernel(const float* __restrict__ partial, int splits, int64_t head_dim, float* __restrict__ out) {
+  const int64_t row = blockIdx.x;  // t * heads + h
+  const float* states = partial + row * splits * (head_dim + 2);
+  float global_max = -INFINITY;
+  for (int s = 0; s < splits; ++s) global_max = fmaxf(global_max, states[s * (head_dim + 2)]);
+  float total = 0.0f;
+  for (int s = 0; s < splits; ++s) {
+    const float m = states[s * (head_dim + 2)];
+    if (m != -INFINITY) total += __expf(m - global_max) * states[s * (head_dim + 2) + 1];
+  }
+  for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    float sum = 0.0f;
+    for (int s = 0; s < splits; ++s) {
+      const float m = states[s * (head_dim + 2)];
+      if (m != -INFINITY) sum += __expf(m - global_max) * states[s * (head_dim + 2) + 2 + d];
+    }
+    out[row * head_dim + d] = sum / total;
+  }
+}
+
+template <typename C, int D>
+cudaError_t LaunchSplit(dim3 grid, int warps, const float* q, const int32_t* positions, int64_t heads, int64_t kv_heads,
+                        int64_t window, float scale, const void* cache_k, const void* cache_v, int64_t capacity, bool ring,
+                        int group, int sub, float* partial, cudaStream_t stream) {
+  const size_t shared = static_cast<size_t>(warps) * (32 * D + 2) * sizeof(float);
+  auto kernel = SplitKernel<C, D>;
+  if (shared > 48 * 1024) {
+    if (cudaError_t s = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared)); s != cudaSuccess) return s;
+  }
+  kernel<<<grid, warps * 32, shared, stream>>>(q, positions, heads, kv_heads, window, scale, static_cast<const C*>(cache_k),
+                                                static_cast<const C*>(cache_v), capacity, ring, group, sub, partial);
+  return cudaGetLastError();
+}
+
+template <typename C>
+cudaError_t LaunchForType(int dims_per_lane, dim3 grid, int warps, const float* q, const int32_t* positions, int64_t heads,
+                          int64_t kv_heads, int64_t window, float scale, const void* k, const void* v, int64_t capacity,
+                          bool ring, int group, int sub, float* partial, cudaStream_t stream) {
+  switch (dims_per_lane) {
+    case 1: return LaunchSplit<C, 1>(grid, warps, q, positions, heads, kv_heads, window, scale, k, v, capacity, ring, group, sub, partial, stream);
+    case 2: return LaunchSplit<C, 2>(grid, warps, q, positions, heads, kv_heads, window, scale, k, v, capacity, ring, group, sub, partial, stream);
+    case 4: return LaunchSplit<C, 4>(grid, warps, q, positions, heads, kv_heads, window, scale, k, v, capacity, ring, group, sub, partial, stream);
+    case 8: return LaunchSplit<C, 8>(grid, warps, q, positions, heads, kv_heads, window, scale, k, v, capacity, ring, group, sub, partial, stream);
+    case 16: return LaunchSplit<C, 16>(grid, warps, q, positions, heads, kv_heads, window, scale, k, v, capacity, ring, group, sub, partial, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace
+
+bool DecodeAttentionSupports(int64_t tokens, int64_t heads, int64_t kv_heads, int64_t head_dim) {
+  if (tokens < 1 || tokens > kDecodeAttentionMaxTokens || kv_heads < 1 || heads % kv_heads != 0) return false;
+  if (heads / kv_heads > 32 || head_dim % 32 != 0) return false;
+  const int64_t per_lane = head_dim / 32;
+  return per_lane == 1 || per_lane == 2 || per_lane == 4 || per_lane == 8 || per_lane == 16;
+}
+
+int64_t DecodeAttentionScratchBytes(int64_t max_tokens, int64_t heads, int64_t head_dim) {
+  return std::min(max_tokens, kDecodeAttentionMaxTokens) * heads * kDecodeAttentionMaxSplits * (head_dim + 2) *
+         static_cast<int64_t>(sizeof(float));
+}
+
+cudaError_t LaunchDecodeAttention(const float* q, const int32_t* positions, int64_t tokens, int64_t heads,
+                                  int64_t kv_heads, int64_t head_dim, int64_t window, float scale, const void* cache_k,
+                                  const void* cache_v, WeightType cache_type, int64_t capacity, bool ring,
+                                  float* scratch, float* out, int sm_count, cudaStream_t stream) {
+  if (!DecodeAttentionSupports(tokens, heads, kv_heads, head_dim)) return cudaErrorInvalidValue;
+  const int group = static_cast<int>(heads / kv_heads);
+  // At least 8 warps a block: small groups split their positions further inside the block.
+  const int sub = group >= 8 ? 1 : 8 / group;
+  const int warps = group * sub;
+  // About two blocks per SM over the whole step, fewer when the span is short (>= 16 positions a split).
+  const int64_t span = window > 0 ? std::min(window, capacity) : capacity;
+  int64_t splits = (2 * static_cast<int64_t>(std::max(sm_count, 1)) + tokens * kv_heads - 1) / (tokens * kv_heads);
+  splits = std::clamp<int64_t>(std::min(splits, (span + 15) / 16), 1, kDecodeAttentionMaxSplits);
+  const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(kv_heads), static_cast<unsigned>(tokens));
+  const int per_lane = static_cast<int>(head_dim / 32);
+  cudaError_t status = cache_type == WeightType::kBF16
+      ? LaunchForType<__nv_bfloat16>(per_lane, grid, warps, q, positions, heads, kv_heads, window, scale, cache_k, cache_v, capacity, ring, group, sub, scratch, stream)
+      : cache_type == WeightType::kF32
+      ? LaunchForType<float>(per_lane, grid, warps, q, positions, heads, kv_heads, window, scale, cache_k, cache_v, capacity, ring, group, sub, scratch, stream)
+      : cudaErrorInvalidValue;
+  if (status != cudaSuccess) return status;
+  MergeKernel<<<static_cast<unsigned>(tokens * heads), 128, 0, stream>>>(scratch, static_cast<int>(splits), head_dim, out);
+  return cudaGetLastError();
+}
+
+}  // namespace kiln::cuda

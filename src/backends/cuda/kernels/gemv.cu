@@ -1,0 +1,174 @@
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "backends/cuda/kernels/gemv.cuh"
+
+namespace kiln::cuda {
+
+namespace {
+
+constexpr int kWarpsPerBlock = 8;
+// 16-byte loads each lane keeps in flight: enough bytes outstanding per SM to cover HBM latency
+// even for the narrow projections (k_proj of a one-KV-head layer has only 512 rows).
+constexpr int kUnroll = 4;
+
+// 16 bytes of weights expanded to floats.
+template <WeightType T>
+struct Chunk;
+template <>
+struct Chunk<WeightType::kBF16> {
+  static constexpr int kCount = 8;
+  __device__ static void Expand(const uint4& v, float (&f)[8]) {
+    const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {  // bf16 -> f32 is a 16-bit shift
+      f[2 * i] = __uint_as_float(words[i] << 16);
+      f[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
+    }
+  }
+};
+template <>
+struct Chunk<WeightType::kF16> {
+  static constexpr int kCount = 8;
+  __device__ static void Expand(const uint4& v, float (&f)[8]) {
+    const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      __half2 h;
+      memcpy(&h, &words[i], 4);
+      const float2 pair = __half22float2(h);
+      f[2 * i] = pair.x;
+      f[2 * i + 1] = pair.y;
+    }
+  }
+};
+template <>
+struct Chunk<WeightType::kF32> {
+  static constexpr int kCount = 4;
+  __device__ static void Expand(const uint4& v, float (&f)[4]) {
+    f[0] = __uint_as_float(v.x);
+    f[1] = __uint_as_float(v.y);
+    f[2] = __uint_as_float(v.z);
+    f[3] = __uint_as_float(v.w);
+  }
+};
+
+template <WeightType T, int R>
+__device__ __forceinline__ void Accumulate(const uint4& chunk, const float* __restrict__ x, int64_t k, int64_t first,
+                                           float (&acc)[R]) {
+  constexpr int E = Chunk<T>::kCount;
+  float w[E];
+  Chunk<T>::Expand(chunk, w);
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const float4* xs = reinterpret_cast<const float4*>(x + r * k + first);
+#pragma unroll
+    for (int i = 0; i < E / 4; ++i) {
+      const float4 v = __ldg(xs + i);
+      acc[r] += w[4 * i] * v.x + w[4 * i + 1] * v.y + w[4 * i + 2] * v.z + w[4 * i + 3] * v.w;
+    }
+  }
+}
+
+__device__ __forceinline__ float WarpSum(float v) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+__device__ __forceinline__ float GeluTanh(float g) {
+  return 0.5f * g * (1.0f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g)));
+}
+
+// One warp per weight row (per pair of rows with kGeluMul); R rows of x share each weight load.
+template <WeightType T, int R, bool kGeluMul>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32)
+    GemvKernel(const float* __restrict__ x, const uint4* __restrict__ w0, const uint4* __restrict__ w1, int64_t n,
+               int64_t k, float* __restrict__ y) {
+  constexpr int E = Chunk<T>::kCount;
+  const int lane = threadIdx.x & 31;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
+  if (row >= n) return;
+  const int64_t chunks = k / E;
+  const uint4* a = w0 + row * chunks;
+  const uint4* b = kGeluMul ? w1 + row * chunks : nullptr;
+  float acc0[R], acc1[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = 0.0f;
+  int64_t c = lane;
+  for (; c + 32 * (kUnroll - 1) < chunks; c += 32 * kUnroll) {
+    uint4 va[kUnroll], vb[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      va[u] = __ldcs(a + c + 32 * u);  // weights stream through once: do not keep them in L1
+      if constexpr (kGeluMul) vb[u] = __ldcs(b + c + 32 * u);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      Accumulate<T, R>(va[u], x, k, (c + 32 * u) * E, acc0);
+      if constexpr (kGeluMul) Accumulate<T, R>(vb[u], x, k, (c + 32 * u) * E, acc1);
+    }
+  }
+  for (; c < chunks; c += 32) {
+    Accumulate<T, R>(__ldcs(a + c), x, k, c * E, acc0);
+    if constexpr (kGeluMul) Accumulate<T, R>(__ldcs(b + c), x, k, c * E, acc1);
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const float g = WarpSum(acc0[r]);
+    if constexpr (kGeluMul) {
+      const float u = WarpSum(acc1[r]);
+      if (lane == 0) y[r * n + row] = GeluTanh(g) * u;
+    } else {
+      if (lane == 0) y[r * n + row] = g;
+    }
+  }
+}
+
+int ElementsPer16Bytes(WeightType type) { return type == WeightType::kF32 ? 4 : 8; }
+
+template <WeightType T, bool kGeluMul>
+cudaError_t LaunchFor(const float* x, const void* w0, const void* w1, int64_t rows, int64_t n, int64_t k, float* y,
+                      cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>((n + kWarpsPerBlock - 1) / kWarpsPerBlock)), block(kWarpsPerBlock * 32);
+  const auto* a = static_cast<const uint4*>(w0);
+  const auto* b = static_cast<const uint4*>(w1);
+  switch (rows) {
+    case 1: GemvKernel<T, 1, kGeluMul><<<grid, block, 0, stream>>>(x, a, b, n, k, y); break;
+    case 2: GemvKernel<T, 2, kGeluMul><<<grid, block, 0, stream>>>(x, a, b, n, k, y); break;
+    case 3: GemvKernel<T, 3, kGeluMul><<<grid, block, 0, stream>>>(x, a, b, n, k, y); break;
+    case 4: GemvKernel<T, 4, kGeluMul><<<grid, block, 0, stream>>>(x, a, b, n, k, y); break;
+    default: return cudaErrorInvalidValue;
+  }
+  return cudaGetLastError();
+}
+
+template <bool kGeluMul>
+cudaError_t Dispatch(const float* x, const void* w0, const void* w1, WeightType type, int64_t rows, int64_t n, int64_t k,
+                     float* y, cudaStream_t stream) {
+  if (!GemvSupports(type, rows, k)) return cudaErrorInvalidValue;
+  switch (type) {
+    case WeightType::kBF16: return LaunchFor<WeightType::kBF16, kGeluMul>(x, w0, w1, rows, n, k, y, stream);
+    case WeightType::kF16: return LaunchFor<WeightType::kF16, kGeluMul>(x, w0, w1, rows, n, k, y, stream);
+    case WeightType::kF32: return LaunchFor<WeightType::kF32, kGeluMul>(x, w0, w1, rows, n, k, y, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace
+
+bool GemvSupports(WeightType type, int64_t rows, int64_t k) {
+  return rows >= 1 && rows <= kGemvMaxRows && k > 0 && k % ElementsPer16Bytes(type) == 0;
+}
+
+cudaError_t LaunchGemv(const float* x, const void* w, WeightType type, int64_t rows, int64_t n, int64_t k, float* y,
+                       cudaStream_t stream) {
+  return Dispatch<false>(x, w, nullptr, type, rows, n, k, y, stream);
+}
+
+cudaError_t LaunchGemvGeluMul(const float* x, const void* w_gate, const void* w_up, WeightType type, int64_t rows,
+                              int64_t n, int64_t k, float* y, cudaStream_t stream) {
+  return Dispatch<true>(x, w_gate, w_up, type, rows, n, k, y, stream);
+}
+
+}  // namespace kiln::cuda

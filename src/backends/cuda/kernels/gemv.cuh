@@ -1,0 +1,25 @@
+// The decode-time linear: y[rows, n] = x[rows, k] . w[n, k]^T for a handful of rows (the decode
+// step has one). Batch-1 decode reads every weight once and does two FLOPs per weight, so the
+// kernel is a memory stream: one warp per weight row, 16-byte loads with several in flight per
+// lane, the rows of x (f32, a few KiB) served from L1. Used where it beats cuBLASLt: rows <= 4.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "backends/cuda/kernels/kernels.cuh"
+
+namespace kiln::cuda {
+
+inline constexpr int64_t kGemvMaxRows = 4;
+
+// True when the fast path takes this shape (rows <= kGemvMaxRows, rows of w 16-byte aligned).
+bool GemvSupports(WeightType type, int64_t rows, int64_t k);
+cudaError_t LaunchGemv(const float* x, const void* w, WeightType type, int64_t rows, int64_t n, int64_t k, float* y,
+                       cudaStream_t stream);
+// gate and up in one pass for the feed-forward: y = gelu_tanh(x . wg^T) * (x . wu^T), [rows, n].
+cudaError_t LaunchGemvGeluMul(const float* x, const void* w_gate, const void* w_up, WeightType type, int64_t rows,
+                              int64_t n, int64_t k, float* y, cudaStream_t stream);
+
+}  // namespace kiln::cuda
