@@ -116,12 +116,49 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
     if (options.on_token) options.on_token(token);
   };
 
-  result.stop_reason = StopReason::kMaxTokens;
-  while (static_cast<int64_t>(result.tokens.size()) < options.max_new_tokens) {
+  // Takes a sampled token: records, streams and checks it. False when generation ends with it
+  // (stop_reason set), true when the next step should run.
+  auto accept = [&](GeneratedToken& token) -> bool {
+    result.tokens.push_back(token.id);
+    history.push_back(token.id);
+    if (result.tokens.size() == 1) {
+      result.first_token_seconds = SecondsSince(start);
+      decode_start = Clock::now();
+    }
+    const bool is_stop_id = std::find(options.stop_token_ids.begin(), options.stop_token_ids.end(), token.id) !=
+                            options.stop_token_ids.end();
+    if (is_stop_id && !options.ignore_eos) {
+      emit(token, "");
+      result.stop_reason = StopReason::kEos;
+      return false;
+    }
+    emit(token, decoder ? stops.Push(decoder->Push(token.id)) : std::string());
+    if (stops.stopped()) {
+      result.stop_reason = StopReason::kStopString;
+      result.stop_string = stops.matched();
+      return false;
+    }
+    if (static_cast<int64_t>(result.tokens.size()) == options.max_new_tokens) return false;
+    if (session_.length() >= context) {
+      result.stop_reason = StopReason::kContextFull;
+      return false;
+    }
     if (Cancelled(options)) {
       result.stop_reason = StopReason::kCancelled;
-      break;
+      return false;
     }
+    return true;
+  };
+
+  const bool on_device = options.decode_depth > 0 && session_.SupportsDecodeOnDevice() &&
+                         options.sampling.repetition_penalty == 1.0f && options.top_logprobs == 0 && !options.keep_logits;
+  result.stop_reason = StopReason::kMaxTokens;
+  bool more = options.max_new_tokens > 0;
+  if (more && Cancelled(options)) {
+    result.stop_reason = StopReason::kCancelled;
+    more = false;
+  }
+  while (more) {
     GeneratedToken token;
     token.index = static_cast<int64_t>(result.tokens.size());
     if (options.keep_logits) result.logits.insert(result.logits.end(), logits_.begin(), logits_.end());
@@ -129,29 +166,33 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
     if (options.top_logprobs > 0) raw.assign(logits_.begin(), logits_.end());  // the penalty edits logits_
     token.id = sampler.Sample(logits_, history);
     if (options.top_logprobs > 0) token.logprob = Logprob(raw, token.id);
-    result.tokens.push_back(token.id);
-    history.push_back(token.id);
-    if (result.tokens.size() == 1) {
-      result.first_token_seconds = SecondsSince(start);
-      decode_start = Clock::now();
-    }
-
-    const bool is_stop_id = std::find(options.stop_token_ids.begin(), options.stop_token_ids.end(), token.id) !=
-                            options.stop_token_ids.end();
-    if (is_stop_id && !options.ignore_eos) {
-      emit(token, "");
-      result.stop_reason = StopReason::kEos;
-      break;
-    }
-    emit(token, decoder ? stops.Push(decoder->Push(token.id)) : std::string());
-    if (stops.stopped()) {
-      result.stop_reason = StopReason::kStopString;
-      result.stop_string = stops.matched();
-      break;
-    }
-    if (static_cast<int64_t>(result.tokens.size()) == options.max_new_tokens) break;
-    if (session_.length() >= context) {
-      result.stop_reason = StopReason::kContextFull;
+    if (!accept(token)) break;
+    if (on_device) {
+      // Every later token is sampled on the device; each one handed back means the step that
+      // produced it ran, i.e. the token it fed is now in the cache.
+      int32_t fed = token.id;
+      DeviceSampling sampling{options.sampling.temperature, options.sampling.top_k, options.sampling.top_p, options.sampling.min_p,
+                              options.sampling.seed};
+      const int64_t steps = options.max_new_tokens - static_cast<int64_t>(result.tokens.size());
+      auto decoded = session_.DecodeOnDevice(fed, sampling, steps, options.decode_depth, [&](const SampledToken& sampled) {
+        cached_.push_back(fed);
+        ++result.decode_steps;
+        fed = sampled.id;
+        GeneratedToken next;
+        next.index = static_cast<int64_t>(result.tokens.size());
+        next.id = sampled.id;
+        next.logprob = sampled.logprob;
+        return accept(next);
+      });
+      if (!decoded.has_value()) {
+        Reset();
+        return decoded.error();
+      }
+      // Ran out of steps with every token accepted: the context is full (or max tokens reached).
+      if (static_cast<int64_t>(result.tokens.size()) < options.max_new_tokens && result.stop_reason == StopReason::kMaxTokens &&
+          session_.length() >= context) {
+        result.stop_reason = StopReason::kContextFull;
+      }
       break;
     }
     const int32_t id = token.id;

@@ -20,7 +20,13 @@
 // it). Only the last position's logits are computed.
 //
 // Decode: one token per step into a buffer owned by the Generator (no allocation per token
-// beyond streamed text). Each step's logits are sampled (sampler.h); the token is checked
+// beyond streamed text). Each step's logits are sampled (sampler.h) on the host, or, where the
+// backend can (decode_depth), on the device with several steps in flight: the token a step
+// samples feeds the next step there, the host receives tokens as they complete, and steps run
+// past a stop are discarded (the cache is rolled back to the last accepted token). The first
+// token after the prompt is always sampled on the host, from the prefill's logits; on the
+// device the draws come from the device sampler's generator (same seed, other numbers than the
+// host's). Every token is checked
 // against, in order: the stop ids (unless ignore_eos; the id is kept in `tokens` and not
 // detokenized), the stop strings (matched across token boundaries on the detokenized text; the
 // text stops before the stop string), max_new_tokens, and the context (a full cache ends with
@@ -71,6 +77,10 @@ struct GenerateOptions {
   int64_t top_logprobs = 0;             // > 0: report this many log-probabilities per token
   bool keep_logits = false;             // GenerationResult::logits: every sampled step's logits
   const std::atomic<bool>* cancel = nullptr;
+  // Steps kept in flight when the backend samples on the device (Session::DecodeOnDevice): the
+  // CUDA backend, when neither the repetition penalty, top_logprobs nor keep_logits need the
+  // logits on the host. 0 = always sample on the host.
+  int decode_depth = 4;
   // Called for every generated token; a last call with id -1 may carry text held back until
   // the end (a partial character, or the start of a stop string that never completed).
   std::function<void(const GeneratedToken&)> on_token;

@@ -191,6 +191,7 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadCheckpoint(const std::stri
   compile.max_tokens = options.max_tokens;
   compile.max_context = options.max_context;
   compile.guard = options.guard;
+  compile.cache_dtype = options.kv_cache_dtype;
   const WeightLookup lookup = model->checkpoint_ ? CheckpointLookup(*model->checkpoint_)
                                                  : ConfigOnlyLookup(model->config_.weight_dtype);
   TRY_ASSIGN(model->program_, CompileProgram(std::move(steps), *model->backend_, lookup, compile));

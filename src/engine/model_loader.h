@@ -45,6 +45,7 @@ struct LoadOptions {
   int64_t max_context = 4096;   // Cmax
   int64_t num_layers = 0;       // > 0: keep only the first N layers (bisection)
   bool guard = false;           // canary bytes around every tensor, checked after every op
+  std::optional<DType> kv_cache_dtype;  // default: the target's (KernelCatalog::CacheDType)
   int num_threads = 0;
   std::string device;             // "cpu" | "cuda"; empty: the artifact's target, else cpu
   bool plan_only = false;         // compile or decode for planning; the device is needed at NewSession

@@ -38,11 +38,41 @@ struct MemoryReport {
   int64_t total() const { return arena_bytes + cache_bytes + weight_bytes + other_bytes; }
 };
 
+// Sampling done by the backend itself, next to the logits (greedy when temperature is 0).
+struct DeviceSampling {
+  float temperature = 0.0f;
+  int64_t top_k = 0;
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+  uint64_t seed = 0;
+};
+
+struct SampledToken {
+  int32_t id = 0;
+  float logprob = 0.0f;  // log-softmax of the raw logits at `id`
+};
+
 class BackendSession {
  public:
   virtual ~BackendSession() = default;
   virtual Status RunStep(const StepFunction& step, const StepIo& io) = 0;
   virtual MemoryReport memory() const = 0;
+
+  // Pipelined decode, where the backend has it: each one-token step samples its successor on
+  // the device and the next step reads it there, so steps queue up without the host in between.
+  // BeginDecode: the first step feeds `token` at `position`. EnqueueDecode: one more step.
+  // NextDecoded: waits for the oldest enqueued step not yet returned and returns the token it
+  // sampled. EndDecode: waits for what is in flight and drops it. At most kMaxDecodeInFlight
+  // steps are enqueued and not yet returned.
+  static constexpr int kMaxDecodeInFlight = 8;
+  virtual bool SupportsDecodeOnDevice() const { return false; }
+  virtual Status BeginDecode(const StepFunction& /*step*/, int32_t /*token*/, int64_t /*position*/,
+                             const DeviceSampling& /*sampling*/) {
+    return Error(ErrorCode::kUnsupported, "this backend samples on the host");
+  }
+  virtual Status EnqueueDecode() { return Error(ErrorCode::kUnsupported, "this backend samples on the host"); }
+  virtual Result<SampledToken> NextDecoded() { return Error(ErrorCode::kUnsupported, "this backend samples on the host"); }
+  virtual void EndDecode() {}
 };
 
 struct BackendSessionOptions {

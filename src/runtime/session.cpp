@@ -78,6 +78,46 @@ Status Session::StepInto(std::span<const int32_t> tokens, bool all_positions, st
   return Status::Ok();
 }
 
+Result<int64_t> Session::DecodeOnDevice(int32_t first, const DeviceSampling& sampling, int64_t max_steps, int depth,
+                                        const std::function<bool(const SampledToken&)>& on_token) {
+  if (first < 0 || first >= vocab_size_) {
+    return Error(ErrorCode::kInvalidArgument, "token id " + std::to_string(first) + " is outside the vocabulary [0, " +
+                                                  std::to_string(vocab_size_) + ")");
+  }
+  if (depth < 1 || depth > BackendSession::kMaxDecodeInFlight) {
+    return Error(ErrorCode::kInvalidArgument, "decode depth must be in [1, " + std::to_string(BackendSession::kMaxDecodeInFlight) +
+                                                  "], got " + std::to_string(depth));
+  }
+  max_steps = std::min(max_steps, program_->max_context - length_);
+  if (max_steps <= 0) return int64_t{0};
+  TRY(backend_session_->BeginDecode(*decode_, first, length_, sampling));
+  int64_t enqueued = 0, received = 0;
+  Status status = Status::Ok();
+  auto enqueue = [&]() {
+    status = backend_session_->EnqueueDecode();
+    if (status.ok()) ++enqueued;
+    return status.ok();
+  };
+  while (enqueued < std::min<int64_t>(depth, max_steps) && enqueue()) {
+  }
+  while (status.ok() && received < enqueued) {
+    Result<SampledToken> token = backend_session_->NextDecoded();
+    if (!token) {
+      status = token.error();
+      break;
+    }
+    ++received;
+    if (!on_token(*token)) break;
+    if (enqueued < max_steps) enqueue();
+  }
+  backend_session_->EndDecode();
+  // Steps past the last accepted token ran too: their positions were written.
+  written_end_ = std::max(written_end_, length_ + enqueued);
+  length_ += received;
+  if (!status.ok()) return status.error();
+  return received;
+}
+
 bool Session::CanRewind(int64_t length) const {
   if (length < 0 || length > length_) return false;
   if (length == 0) return true;

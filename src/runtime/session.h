@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -42,6 +43,18 @@ class Session {
   // Step() over chunks of at most `chunk` tokens (0 = the Program's Tmax).
   Result<std::vector<float>> Prefill(std::span<const int32_t> tokens, bool all_positions = false,
                                      int64_t chunk = 0);
+  // Pipelined decode with sampling on the device, where the backend has it
+  // (SupportsDecodeOnDevice): steps feed `first` at length(), then each sampled token, keeping up
+  // to `depth` steps in flight, so the host never waits between steps. `on_token` sees each
+  // sampled token in order and returns false to stop. At most `max_steps` steps run (fewer when
+  // the context ends). Steps already in flight past a stop are discarded: afterwards length() has
+  // grown by exactly the number of tokens passed to on_token (each step fed one token whose
+  // successor was accepted or stopped on); their cache positions count as written for Rewind.
+  // Returns that number.
+  bool SupportsDecodeOnDevice() const { return backend_session_->SupportsDecodeOnDevice(); }
+  Result<int64_t> DecodeOnDevice(int32_t first, const DeviceSampling& sampling, int64_t max_steps, int depth,
+                                 const std::function<bool(const SampledToken&)>& on_token);
+
   // Forgets the sequence (the cache is overwritten from position 0 on).
   void Reset() { length_ = 0; written_end_ = 0; }
   // Truncates the sequence to its first `length` positions, keeping their cache, so the next

@@ -27,6 +27,7 @@ const char kUsage[] =
     "  -g   tokens to generate after a one-token prompt (tg tests, default 128)\n"
     "  -r   repetitions after one warm-up run (default 5)\n"
     "  --json FILE  every repetition's numbers as JSON\n"
+    "  --decode-depth N  decode steps in flight on a backend that samples on the device (default 4; 0 = host)\n"
     "  --ctx N (default: the largest test)  --chunk N  --threads N  --num-layers N\n";
 
 struct Test {
@@ -81,7 +82,7 @@ Status WriteJson(const std::string& path, const nlohmann::ordered_json& document
 
 int RunBench(int argc, char** argv) {
   std::set<std::string> value_flags = kModelValueFlags;
-  value_flags.insert({"-p", "-g", "-r", "--seed", "--json"});
+  value_flags.insert({"-p", "-g", "-r", "--seed", "--json", "--decode-depth"});
   std::set<std::string> switches = kModelSwitches;
   switches.insert("--help");
   auto args = Args::Parse(argc, argv, value_flags, switches);
@@ -98,6 +99,8 @@ int RunBench(int argc, char** argv) {
   if (!repetitions) return ReportError("bench", repetitions.error());
   auto seed = args->GetInt("--seed", 0, 0, INT64_MAX);
   if (!seed) return ReportError("bench", seed.error());
+  auto depth = args->GetInt("--decode-depth", 4, 0, BackendSession::kMaxDecodeInFlight);
+  if (!depth) return ReportError("bench", depth.error());
   if (args->positionals().size() > 1) {
     std::fprintf(stderr, "kiln bench: expected one MODEL\n%s", kUsage);
     return 2;
@@ -135,6 +138,7 @@ int RunBench(int argc, char** argv) {
     options.max_new_tokens = std::max<int64_t>(test.generated_tokens, 1);
     options.ignore_eos = true;
     options.prefill_chunk = load_options->max_tokens;
+    options.decode_depth = static_cast<int>(*depth);
     for (int64_t run = 0; run <= *repetitions; ++run) {  // run 0 is the warm-up
       generator.Reset();
       auto result = generator.Generate(prompt, options);

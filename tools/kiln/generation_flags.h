@@ -11,6 +11,8 @@
 //   --chunk-threshold N     prompts of at most N new tokens prefill in Tmax steps, longer ones in
 //                           --chunk sized chunks (default: Tmax)
 //   --top-logprobs N        print the N most likely tokens and their log-probabilities per token
+//   --decode-depth N        decode steps in flight when the backend samples on the device
+//                           (CUDA; default 4, 0 = sample every token on the host)
 //   --system TEXT --no-chat-template --verbose
 #pragma once
 
@@ -31,7 +33,7 @@ namespace kiln::cli {
 
 inline const std::set<std::string> kGenerationValueFlags = {
     "--max-tokens", "--temperature", "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--repeat-last-n",
-    "--seed", "--chunk-threshold", "--top-logprobs", "--system"};
+    "--seed", "--chunk-threshold", "--top-logprobs", "--system", "--decode-depth"};
 inline const std::set<std::string> kGenerationSwitches = {"--ignore-eos", "--no-chat-template", "--verbose"};
 
 // Removes every "--stop TEXT" / "--stop=TEXT" from argv (the parser keeps one value per flag)

@@ -24,6 +24,11 @@ Result<LoadOptions> ModelOptionsFromArgs(const Args& args, int64_t default_conte
   if (!options.device.empty() && options.device != "cpu" && options.device != "cuda") {
     return Error(ErrorCode::kInvalidArgument, "--device expects cpu or cuda, got '" + options.device + "'");
   }
+  if (args.Has("--kv-cache")) {
+    const std::string kv = args.Get("--kv-cache");
+    if (kv != "f32" && kv != "bf16") return Error(ErrorCode::kInvalidArgument, "--kv-cache expects f32 or bf16, got '" + kv + "'");
+    options.kv_cache_dtype = kv == "f32" ? DType::kF32 : DType::kBF16;
+  }
   return options;
 }
 

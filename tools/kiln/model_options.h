@@ -1,6 +1,7 @@
 // The model-loading flags every subcommand shares, parsed in one place:
 //   --ctx N  --chunk N  --num-layers N  --threads N  --guard  --device cpu|cuda (absent: the
-//   CPU for a checkpoint, the target's device for an artifact)
+//   CPU for a checkpoint, the target's device for an artifact)  --kv-cache f32|bf16 (default: the
+//   target's choice: bf16 on CUDA for bf16/f16 checkpoints, else f32)
 //   --source DIR  --no-fallback  --verify-weights      (for .kiln artifacts)
 #pragma once
 
@@ -12,7 +13,7 @@
 
 namespace kiln::cli {
 
-inline const std::set<std::string> kModelValueFlags = {"--ctx", "--chunk", "--num-layers", "--threads", "--source", "--device"};
+inline const std::set<std::string> kModelValueFlags = {"--ctx", "--chunk", "--num-layers", "--threads", "--source", "--device", "--kv-cache"};
 inline const std::set<std::string> kModelSwitches = {"--guard", "--no-fallback", "--verify-weights"};
 
 // `default_context` applies when --ctx is absent. An explicit --ctx also becomes the context an

@@ -12,6 +12,8 @@
 #include "backends/cuda/cuda_device.h"
 #include "backends/cuda/kernels/attention_decode.cuh"
 #include "backends/cuda/kernels/attention_prefill.cuh"
+#include "backends/cuda/kernels/fused.cuh"
+#include "backends/cuda/kernels/sampling.cuh"
 #include "backends/cuda/kernels/gemv.cuh"
 #include "backends/cuda/kernels/kernels.cuh"
 
@@ -67,10 +69,16 @@ struct DeviceCache {
   bool ring = false;
 };
 
-// Ops the session runs as one kernel where the shapes allow: gate and up projections with the
-// GELU-mul that consumes them (one pass over both weight matrices at decode).
+// Op chains the session runs as one kernel (kernels/fused.cuh, gemv.cuh), found once per step.
+// A fused kernel writes its outputs while it still reads its inputs, which the plan did not
+// foresee (it placed them as separate ops), so a chain is fused only when the arena ranges of
+// what it writes and what it reads are disjoint.
 struct Fusion {
-  bool gate_up_gelu = false;  // this linear, the next linear and the gelu_mul after them
+  enum class Kind { kNone, kGateUpGelu, kResidualNorm, kHeadNormRope, kKvNormRopeAppend };
+  Kind kind = Kind::kNone;
+  size_t covered = 1;       // ops the kernel replaces, from this one on
+  int32_t scalar_op = -1;   // kResidualNorm: the layer_scalar op, if fused
+  int32_t next_norm_op = -1;  // kResidualNorm: the following rms_norm, if fused
 };
 
 class CudaSession : public BackendSession {
@@ -78,6 +86,8 @@ class CudaSession : public BackendSession {
   CudaSession(const Program& program) : program_(program) {}
   ~CudaSession() override {
     if (profile_) PrintProfile();
+    for (cudaEvent_t event : decoded_events_) cudaEventDestroy(event);
+    if (decoded_host_) cudaFreeHost(decoded_host_);
     for (cudaEvent_t event : events_) cudaEventDestroy(event);
     for (auto& [step, graph] : graphs_) cudaGraphExecDestroy(graph);
     if (stream_) cudaStreamDestroy(stream_);
@@ -110,10 +120,102 @@ class CudaSession : public BackendSession {
     TRY(PlaceWeights(weights, options));
     TRY_ASSIGN(inputs_, Allocate(StepInputBytes(program_), "step inputs"));
     TRY_ASSIGN(gemm_, cuda::CublasLtGemm::Create());
+    TRY(InitDecodeOnDevice());
     return Status::Ok();
   }
 
+  // Device sampling state: the sampler's scratch and counter, and a ring of mapped host slots
+  // with one event each, where finished steps leave their tokens.
+  Status InitDecodeOnDevice() {
+    const StepFunction* decode = program_.FindStep("decode");
+    if (!decode) return Status::Ok();
+    vocab_ = Resolve(*decode, decode->output_value, 1).columns;
+    TRY_ASSIGN(sampling_, Allocate(cuda::SampleScratchBytes(vocab_) + 256, "sampling scratch"));
+    void* host = nullptr;
+    if (cudaError_t s = cudaHostAlloc(&host, sizeof(cuda::SampledSlot) * kMaxDecodeInFlight, cudaHostAllocMapped); s != cudaSuccess) {
+      return CudaFailure(s, "cannot allocate pinned memory for sampled tokens");
+    }
+    decoded_host_ = static_cast<cuda::SampledSlot*>(host);
+    void* device = nullptr;
+    if (cudaError_t s = cudaHostGetDevicePointer(&device, host, 0); s != cudaSuccess) return CudaFailure(s, "cannot map pinned memory");
+    decoded_device_ = static_cast<cuda::SampledSlot*>(device);
+    for (int i = 0; i < kMaxDecodeInFlight; ++i) {
+      cudaEvent_t event = nullptr;
+      if (cudaError_t s = cudaEventCreateWithFlags(&event, cudaEventDisableTiming); s != cudaSuccess) return CudaFailure(s, "cannot create an event");
+      decoded_events_.push_back(event);
+    }
+    return Status::Ok();
+  }
+
+  bool SupportsDecodeOnDevice() const override { return sampling_ != nullptr; }
+
+  Status BeginDecode(const StepFunction& step, int32_t token, int64_t position, const DeviceSampling& sampling) override {
+    if (!sampling_) return Error(ErrorCode::kUnsupported, "the program has no decode step");
+    decode_step_ = &step;
+    decode_graph_ = nullptr;
+    if (use_graphs_ && !profile_) {
+      TRY_ASSIGN(decode_graph_, GraphFor(step));
+    }
+    decode_logits_ = Resolve(step, step.output_value, 1).f32();
+    sampling_params_.temperature = sampling.temperature;
+    sampling_params_.top_k = static_cast<int32_t>(std::min<int64_t>(sampling.top_k, INT32_MAX));
+    sampling_params_.top_p = sampling.top_p;
+    sampling_params_.min_p = sampling.min_p;
+    sampling_params_.seed = sampling.seed;
+    // The draw of the token fed at position p uses counter p: a seed gives the same tokens
+    // whatever the pipeline depth.
+    staged_.token = token;
+    staged_.position = static_cast<int32_t>(position);
+    staged_.counter = static_cast<uint64_t>(position);
+    cudaMemcpyAsync(inputs_.get(), &staged_.token, 4, cudaMemcpyHostToDevice, stream_);
+    cudaMemcpyAsync(inputs_.get() + program_.max_tokens * 4, &staged_.position, 4, cudaMemcpyHostToDevice, stream_);
+    cudaMemcpyAsync(Counter(), &staged_.counter, 8, cudaMemcpyHostToDevice, stream_);
+    if (cudaError_t s = cudaStreamSynchronize(stream_); s != cudaSuccess) return CudaFailure(s, "cannot start decoding");
+    oldest_ = 0;
+    in_flight_ = 0;
+    return Status::Ok();
+  }
+
+  Status EnqueueDecode() override {
+    if (!decode_step_) return Error(ErrorCode::kInternal, "EnqueueDecode before BeginDecode");
+    if (in_flight_ == kMaxDecodeInFlight) return Error(ErrorCode::kInternal, "too many decode steps in flight");
+    const int slot = (oldest_ + in_flight_) % kMaxDecodeInFlight;
+    int32_t* token = reinterpret_cast<int32_t*>(inputs_.get());
+    int32_t* position = reinterpret_cast<int32_t*>(inputs_.get() + program_.max_tokens * 4);
+    float* logprob = reinterpret_cast<float*>(Counter() + 1);
+    cudaError_t s = cudaSuccess;
+    if (decode_graph_) {
+      s = cudaGraphLaunch(decode_graph_, stream_);
+    } else {
+      TRY(LaunchAll(*decode_step_, 1));
+    }
+    if (s == cudaSuccess) s = cuda::LaunchSample(decode_logits_, vocab_, sampling_params_, Counter(), token, logprob, position, SamplerScratch(), stream_);
+    if (s == cudaSuccess) s = cuda::LaunchRecordSample(token, logprob, decoded_device_ + slot, stream_);
+    if (s == cudaSuccess) s = cudaEventRecord(decoded_events_[static_cast<size_t>(slot)], stream_);
+    if (s != cudaSuccess) return CudaFailure(s, "cannot enqueue a decode step");
+    ++in_flight_;
+    return Status::Ok();
+  }
+
+  Result<SampledToken> NextDecoded() override {
+    if (in_flight_ == 0) return Error(ErrorCode::kInternal, "no decode step in flight");
+    if (cudaError_t s = cudaEventSynchronize(decoded_events_[static_cast<size_t>(oldest_)]); s != cudaSuccess) return CudaFailure(s, "decode step failed");
+    const cuda::SampledSlot slot = decoded_host_[oldest_];
+    oldest_ = (oldest_ + 1) % kMaxDecodeInFlight;
+    --in_flight_;
+    return SampledToken{slot.id, slot.logprob};
+  }
+
+  void EndDecode() override {
+    cudaStreamSynchronize(stream_);
+    in_flight_ = 0;
+    decode_graph_ = nullptr;
+    decode_step_ = nullptr;
+  }
+
   Status RunStep(const StepFunction& step, const StepIo& io) override;
+  // The step captured as a CUDA graph (one-token steps), made on first use.
+  Result<cudaGraphExec_t> GraphFor(const StepFunction& step);
 
   MemoryReport memory() const override { return {program_.arena_bytes, cache_bytes_, weight_bytes_, OtherBytes(program_)}; }
 
@@ -148,22 +250,81 @@ class CudaSession : public BackendSession {
   }
 
   std::vector<Fusion> FindFusions(const StepFunction& step) const {
-    const std::vector<Op>& ops = step.graph.ops();
-    std::vector<int> uses(step.graph.values().size(), 0);
+    const Graph& graph = step.graph;
+    const std::vector<Op>& ops = graph.ops();
+    std::vector<int> uses(graph.values().size(), 0);
     for (const Op& op : ops) {
       for (int32_t id : op.inputs) {
         if (id >= 0) ++uses[static_cast<size_t>(id)];
       }
     }
-    for (int32_t id : step.graph.OutputIds()) ++uses[static_cast<size_t>(id)];
+    for (int32_t id : graph.OutputIds()) ++uses[static_cast<size_t>(id)];
+    auto single_use = [&](int32_t id) { return uses[static_cast<size_t>(id)] == 1; };
+    auto disjoint = [&](int32_t a, int32_t b) {
+      const Placement& x = step.placements[static_cast<size_t>(a)];
+      const Placement& y = step.placements[static_cast<size_t>(b)];
+      if (x.where != Placement::Where::kArena || y.where != Placement::Where::kArena) return true;
+      return x.offset_bytes + x.size_bytes <= y.offset_bytes || y.offset_bytes + y.size_bytes <= x.offset_bytes;
+    };
+    auto is = [&](size_t i, OpKind kind) { return i < ops.size() && ops[i].kind == kind; };
+    auto weight_type = [&](int32_t id) { return graph.value(id).dtype; };
+    auto row_norm = [&](size_t i) {  // an rms_norm over whole rows, with a weight
+      return is(i, OpKind::kRmsNorm) && ops[i].inputs[1] >= 0 && ops[i].attrs.group_size == graph.value(ops[i].outputs[0]).shape.dims.back().value;
+    };
     std::vector<Fusion> fusions(ops.size());
-    for (size_t i = 0; i + 2 < ops.size(); ++i) {
-      const Op &gate = ops[i], &up = ops[i + 1], &gelu = ops[i + 2];
-      if (gate.kind == OpKind::kLinear && up.kind == OpKind::kLinear && gelu.kind == OpKind::kGeluMul &&
-          gate.inputs[0] == up.inputs[0] && gelu.inputs[0] == gate.outputs[0] && gelu.inputs[1] == up.outputs[0] &&
-          uses[static_cast<size_t>(gate.outputs[0])] == 1 && uses[static_cast<size_t>(up.outputs[0])] == 1 &&
-          step.graph.value(gate.inputs[1]).dtype == step.graph.value(up.inputs[1]).dtype) {
-        fusions[i].gate_up_gelu = true;
+    for (size_t i = 0; i < ops.size(); ++i) {
+      const Op& op = ops[i];
+      Fusion& fusion = fusions[i];
+      if (is(i, OpKind::kLinear) && is(i + 1, OpKind::kLinear) && is(i + 2, OpKind::kGeluMul)) {
+        const Op &up = ops[i + 1], &gelu = ops[i + 2];
+        if (op.inputs[0] == up.inputs[0] && gelu.inputs[0] == op.outputs[0] && gelu.inputs[1] == up.outputs[0] &&
+            single_use(op.outputs[0]) && single_use(up.outputs[0]) && weight_type(op.inputs[1]) == weight_type(up.inputs[1]) &&
+            disjoint(gelu.outputs[0], op.inputs[0])) {
+          fusion = {Fusion::Kind::kGateUpGelu, 3};
+        }
+        continue;
+      }
+      if (is(i, OpKind::kRmsNorm) && op.inputs[1] >= 0 && is(i + 1, OpKind::kRope) && is(i + 2, OpKind::kRmsNorm) &&
+          is(i + 3, OpKind::kKvAppend)) {
+        const Op &rope = ops[i + 1], &v_norm = ops[i + 2], &append = ops[i + 3];
+        if (rope.inputs[0] == op.outputs[0] && v_norm.inputs[1] < 0 && append.inputs[0] == rope.outputs[0] &&
+            append.inputs[1] == v_norm.outputs[0] && single_use(op.outputs[0]) && single_use(rope.outputs[0]) &&
+            single_use(v_norm.outputs[0]) && op.attrs.group_size == rope.attrs.head_dim && v_norm.attrs.group_size == rope.attrs.head_dim &&
+            op.attrs.eps == v_norm.attrs.eps && append.attrs.head_dim == rope.attrs.head_dim) {
+          fusion = {Fusion::Kind::kKvNormRopeAppend, 4};
+          continue;
+        }
+      }
+      if (is(i, OpKind::kRmsNorm) && op.inputs[1] >= 0 && is(i + 1, OpKind::kRope)) {
+        const Op& rope = ops[i + 1];
+        if (rope.inputs[0] == op.outputs[0] && single_use(op.outputs[0]) && op.attrs.group_size == rope.attrs.head_dim &&
+            disjoint(rope.outputs[0], op.inputs[0])) {
+          fusion = {Fusion::Kind::kHeadNormRope, 2};
+          continue;
+        }
+      }
+      if (row_norm(i) && is(i + 1, OpKind::kAdd) && single_use(op.outputs[0])) {
+        const Op& add = ops[i + 1];
+        const int32_t branch = op.inputs[0];
+        const int32_t residual = add.inputs[0] == op.outputs[0] ? add.inputs[1] : add.inputs[1] == op.outputs[0] ? add.inputs[0] : -1;
+        if (residual < 0 || residual == op.outputs[0]) continue;
+        const DType type = weight_type(op.inputs[1]);
+        Fusion candidate{Fusion::Kind::kResidualNorm, 2};
+        int32_t x = add.outputs[0];
+        size_t j = i + 2;
+        if (is(j, OpKind::kScaleByWeight) && ops[j].inputs[0] == x && single_use(x) && weight_type(ops[j].inputs[1]) == type) {
+          candidate.scalar_op = static_cast<int32_t>(j);
+          x = ops[j].outputs[0];
+          ++j;
+        }
+        if (!disjoint(x, branch) || !disjoint(x, residual)) continue;
+        if (row_norm(j) && ops[j].inputs[0] == x && weight_type(ops[j].inputs[1]) == type && ops[j].attrs.eps == op.attrs.eps &&
+            disjoint(ops[j].outputs[0], branch) && disjoint(ops[j].outputs[0], residual) && disjoint(ops[j].outputs[0], x)) {
+          candidate.next_norm_op = static_cast<int32_t>(j);
+          ++j;
+        }
+        candidate.covered = j - i;
+        fusion = candidate;
       }
     }
     return fusions;
@@ -186,6 +347,9 @@ class CudaSession : public BackendSession {
     }
     return tensor;
   }
+  // Sampling buffer layout: the draw counter (8 bytes), the logprob (4), then the sampler's scratch.
+  uint64_t* Counter() const { return reinterpret_cast<uint64_t*>(sampling_.get()); }
+  void* SamplerScratch() const { return sampling_.get() + 256; }
   uint8_t* Scratch(const StepFunction& step, size_t op_index) const {
     return step.scratch_offsets[op_index] >= 0 ? arena_.get() + step.scratch_offsets[op_index] : nullptr;
   }
@@ -219,6 +383,21 @@ class CudaSession : public BackendSession {
   std::unique_ptr<cuda::CublasLtGemm> gemm_;
   std::map<const StepFunction*, std::vector<Fusion>> fusions_;
   std::map<const StepFunction*, cudaGraphExec_t> graphs_;  // one-token steps, captured on first use
+  // Decode on the device.
+  int64_t vocab_ = 0;
+  DeviceBuffer sampling_;
+  cuda::SampledSlot* decoded_host_ = nullptr;    // pinned, mapped
+  cuda::SampledSlot* decoded_device_ = nullptr;  // the same memory as the device sees it
+  std::vector<cudaEvent_t> decoded_events_;
+  const StepFunction* decode_step_ = nullptr;
+  cudaGraphExec_t decode_graph_ = nullptr;  // null: launched op by op (graphs off)
+  const float* decode_logits_ = nullptr;
+  cuda::DeviceSampling sampling_params_;
+  struct {
+    int32_t token = 0, position = 0;
+    uint64_t counter = 0;
+  } staged_;
+  int oldest_ = 0, in_flight_ = 0;
 };
 
 Status CudaSession::Linear(const StepFunction& step, size_t op_index, const DeviceTensor& x, const DeviceTensor& w,
@@ -254,6 +433,49 @@ Result<size_t> CudaSession::Launch(const StepFunction& step, size_t op_index, in
     if (s != cudaSuccess) return CudaFailure(s, "kernel of op '" + op.name + "' failed");
     return size_t{1};
   };
+  const Fusion& fusion = fusions_.at(&step)[op_index];
+  const std::vector<Op>& ops = step.graph.ops();
+  auto fused = [&](cudaError_t s) -> Result<size_t> {
+    if (s != cudaSuccess) return CudaFailure(s, "fused kernel of ops '" + op.name + "' .. '" + ops[op_index + fusion.covered - 1].name + "' failed");
+    return fusion.covered;
+  };
+  switch (fusion.kind) {
+    case Fusion::Kind::kNone: break;
+    case Fusion::Kind::kGateUpGelu: {
+      const DeviceTensor x = in(0), w = in(1);
+      if (!cuda::GemvSupports(TypeOf(w.dtype), x.rows, x.columns)) break;  // prefill: cuBLASLt, op by op
+      const DeviceTensor w_up = Resolve(step, ops[op_index + 1].inputs[1], tokens), y = Resolve(step, ops[op_index + 2].outputs[0], tokens);
+      return fused(cuda::LaunchGemvGeluMul(x.f32(), w.data, w_up.data, TypeOf(w.dtype), x.rows, w.rows, x.columns, y.f32(), stream_));
+    }
+    case Fusion::Kind::kResidualNorm: {
+      const Op& add = ops[op_index + 1];
+      const DeviceTensor branch = in(0), weight = in(1);
+      const DeviceTensor residual = Resolve(step, add.inputs[0] == op.outputs[0] ? add.inputs[1] : add.inputs[0], tokens);
+      const void* scalar = fusion.scalar_op >= 0 ? Resolve(step, ops[static_cast<size_t>(fusion.scalar_op)].inputs[1], tokens).data : nullptr;
+      const Op* next = fusion.next_norm_op >= 0 ? &ops[static_cast<size_t>(fusion.next_norm_op)] : nullptr;
+      const int32_t x_id = fusion.scalar_op >= 0 ? ops[static_cast<size_t>(fusion.scalar_op)].outputs[0] : add.outputs[0];
+      const DeviceTensor x_out = Resolve(step, x_id, tokens);
+      return fused(cuda::LaunchResidualNorm(branch.f32(), weight.data, residual.f32(), scalar, next ? Resolve(step, next->inputs[1], tokens).data : nullptr,
+                                            TypeOf(weight.dtype), branch.rows, branch.columns, a.eps, x_out.f32(),
+                                            next ? Resolve(step, next->outputs[0], tokens).f32() : nullptr, stream_));
+    }
+    case Fusion::Kind::kHeadNormRope: {
+      const Op& rope = ops[op_index + 1];
+      const DeviceTensor x = in(0), weight = in(1), y = Resolve(step, rope.outputs[0], tokens);
+      const int64_t d = rope.attrs.head_dim;
+      return fused(cuda::LaunchHeadNormRope(x.f32(), weight.data, TypeOf(weight.dtype), Resolve(step, rope.inputs[1], tokens).i32(), x.rows,
+                                            x.columns / d, d, rope.attrs.rotary_dims, rope.attrs.rope_theta, a.eps, y.f32(), stream_));
+    }
+    case Fusion::Kind::kKvNormRopeAppend: {
+      const Op &rope = ops[op_index + 1], &v_norm = ops[op_index + 2], &append = ops[op_index + 3];
+      const DeviceCache& cache = caches_[static_cast<size_t>(append.attrs.cache_index)];
+      const DeviceTensor k = in(0), weight = in(1), v = Resolve(step, v_norm.inputs[0], tokens);
+      const int64_t d = rope.attrs.head_dim;
+      return fused(cuda::LaunchKvNormRopeAppend(k.f32(), v.f32(), weight.data, TypeOf(weight.dtype), Resolve(step, append.inputs[2], tokens).i32(),
+                                                k.rows, k.columns / d, d, rope.attrs.rotary_dims, rope.attrs.rope_theta, a.eps,
+                                                cache.capacity, cache.ring, cache.k, cache.v, cache.type, stream_));
+    }
+  }
   switch (op.kind) {
     case OpKind::kEmbed: {
       const DeviceTensor table = in(1);
@@ -264,18 +486,7 @@ Result<size_t> CudaSession::Launch(const StepFunction& step, size_t op_index, in
       return done(cuda::LaunchRmsNorm(in(0).f32(), weight.data, TypeOf(weight.dtype), count / a.group_size, a.group_size, a.eps, out.f32(), stream_));
     }
     case OpKind::kLinear: {
-      const DeviceTensor x = in(0), w = in(1);
-      if (fusions_.at(&step)[op_index].gate_up_gelu && cuda::GemvSupports(TypeOf(w.dtype), x.rows, x.columns)) {
-        const Op& up = step.graph.ops()[op_index + 1];
-        const Op& gelu = step.graph.ops()[op_index + 2];
-        const DeviceTensor w_up = Resolve(step, up.inputs[1], tokens), y = Resolve(step, gelu.outputs[0], tokens);
-        if (cudaError_t s = cuda::LaunchGemvGeluMul(x.f32(), w.data, w_up.data, TypeOf(w.dtype), x.rows, w.rows, x.columns, y.f32(), stream_);
-            s != cudaSuccess) {
-          return CudaFailure(s, "kernel of ops '" + op.name + "', '" + up.name + "', '" + gelu.name + "' failed");
-        }
-        return size_t{3};
-      }
-      TRY(Linear(step, op_index, x, w, out));
+      TRY(Linear(step, op_index, in(0), in(1), out));
       return size_t{1};
     }
     case OpKind::kRope: {
@@ -367,13 +578,18 @@ Status CudaSession::LaunchAll(const StepFunction& step, int64_t tokens) {
 }
 
 std::string CudaSession::ProfileKey(const StepFunction& step, size_t op_index, int64_t tokens, size_t covered) const {
+  // Appended piece by piece: GCC 12 reports a false -Wrestrict on chains of std::string +.
   const Op& op = step.graph.ops()[op_index];
-  std::string key = step.name + (tokens > 1 ? " T>1 " : " T=1 ") + OpKindName(op.kind);
+  std::string key = step.name;
+  key.append(tokens > 1 ? " T>1 " : " T=1 ").append(OpKindName(op.kind));
   if (op.kind == OpKind::kLinear) {
     const Value& w = step.graph.value(op.inputs[1]);
-    key += " " + std::to_string(w.shape.dims[0].value) + "x" + std::to_string(w.shape.dims[1].value) + (covered == 3 ? "+gelu_mul" : "");
+    key.append(" ").append(std::to_string(w.shape.dims[0].value)).append("x").append(std::to_string(w.shape.dims[1].value));
+    if (covered == 3) key.append("+up+gelu_mul");
+  } else if (covered > 1) {
+    key.append(" fused x").append(std::to_string(covered));
   } else if (op.kind == OpKind::kAttention) {
-    key += " hd" + std::to_string(op.attrs.head_dim) + (op.attrs.window > 0 ? " sliding" : " full");
+    key.append(" hd").append(std::to_string(op.attrs.head_dim)).append(op.attrs.window > 0 ? " sliding" : " full");
   }
   return key;
 }
@@ -388,31 +604,37 @@ void CudaSession::PrintProfile() const {
   }
 }
 
+Result<cudaGraphExec_t> CudaSession::GraphFor(const StepFunction& step) {
+  if (auto found = graphs_.find(&step); found != graphs_.end()) return found->second;
+  if (!use_graphs_ || profile_) return Error(ErrorCode::kUnsupported, "CUDA graphs are off (KILN_CUDA_GRAPHS=0 or KILN_CUDA_PROFILE=1)");
+  cudaGraph_t graph = nullptr;
+  if (cudaError_t s = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal); s != cudaSuccess) {
+    return CudaFailure(s, "cannot capture step '" + step.name + "'");
+  }
+  Status launched = LaunchAll(step, 1);
+  const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
+  if (!launched.ok()) {
+    if (graph) cudaGraphDestroy(graph);
+    return launched.error();
+  }
+  if (ended != cudaSuccess) return CudaFailure(ended, "cannot capture step '" + step.name + "'");
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t instantiated = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  if (instantiated != cudaSuccess) return CudaFailure(instantiated, "cannot instantiate step '" + step.name + "'");
+  graphs_.emplace(&step, exec);
+  return exec;
+}
+
 Status CudaSession::RunStep(const StepFunction& step, const StepIo& io) {
   const int64_t tokens = static_cast<int64_t>(io.token_ids.size());
   cudaMemcpyAsync(inputs_.get(), io.token_ids.data(), static_cast<size_t>(tokens) * 4, cudaMemcpyHostToDevice, stream_);
   cudaMemcpyAsync(inputs_.get() + program_.max_tokens * 4, io.positions.data(), static_cast<size_t>(tokens) * 4, cudaMemcpyHostToDevice, stream_);
   // A one-token step is the same launches at every position (the position is read on the
-  // device), so it is captured once as a CUDA graph and replayed: one launch instead of ~20 a layer.
+  // device), so it is captured once as a CUDA graph and replayed: one launch per step.
   if (tokens == 1 && use_graphs_ && !profile_) {
-    auto found = graphs_.find(&step);
-    if (found == graphs_.end()) {
-      cudaGraph_t graph = nullptr;
-      if (cudaError_t s = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal); s != cudaSuccess) return CudaFailure(s, "cannot capture step '" + step.name + "'");
-      Status launched = LaunchAll(step, tokens);
-      const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
-      if (!launched.ok()) {
-        if (graph) cudaGraphDestroy(graph);
-        return launched;
-      }
-      if (ended != cudaSuccess) return CudaFailure(ended, "cannot capture step '" + step.name + "'");
-      cudaGraphExec_t exec = nullptr;
-      const cudaError_t instantiated = cudaGraphInstantiate(&exec, graph, 0);
-      cudaGraphDestroy(graph);
-      if (instantiated != cudaSuccess) return CudaFailure(instantiated, "cannot instantiate step '" + step.name + "'");
-      found = graphs_.emplace(&step, exec).first;
-    }
-    if (cudaError_t s = cudaGraphLaunch(found->second, stream_); s != cudaSuccess) return CudaFailure(s, "step '" + step.name + "' failed");
+    TRY_ASSIGN(cudaGraphExec_t graph, GraphFor(step));
+    if (cudaError_t s = cudaGraphLaunch(graph, stream_); s != cudaSuccess) return CudaFailure(s, "step '" + step.name + "' failed");
   } else {
     TRY(LaunchAll(step, tokens));
   }

@@ -158,6 +158,11 @@ __global__ void ConvertKernel(const float* x, int64_t count, WeightType type, vo
   }
 }
 
+__global__ void RecordSampleKernel(const int32_t* token, const float* logprob, SampledSlot* slot) {
+  slot->id = *token;
+  slot->logprob = *logprob;
+}
+
 // splitmix64 of (seed, index): a pure function of the element, so any launch shape fills alike.
 __global__ void RandomFillKernel(void* out, WeightType type, int64_t count, uint64_t seed, float center, float spread) {
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
@@ -333,6 +338,11 @@ cudaError_t LaunchAttention(const float* q, const int32_t* positions, int64_t to
 cudaError_t LaunchConvert(const float* x, int64_t count, WeightType type, void* out, cudaStream_t stream) {
   if (type == WeightType::kF32) return cudaErrorInvalidValue;
   ConvertKernel<<<Blocks(count, 256), 256, 0, stream>>>(x, count, type, out);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchRecordSample(const int32_t* token, const float* logprob, SampledSlot* slot, cudaStream_t stream) {
+  RecordSampleKernel<<<1, 1, 0, stream>>>(token, logprob, slot);
   return cudaGetLastError();
 }
 

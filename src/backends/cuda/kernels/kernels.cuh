@@ -55,6 +55,13 @@ cudaError_t LaunchMoe(const float* x, const float* h, const void* router, const 
 
 // out[i] = x[i] rounded to `type` (bf16 or f16): the activations fed to tensor-core GEMMs.
 cudaError_t LaunchConvert(const float* x, int64_t count, WeightType type, void* out, cudaStream_t stream);
+// slot->id = *token, slot->logprob = *logprob: a sampled token handed to the host through mapped
+// (zero-copy) pinned memory, so one tiny kernel replaces two copies per decode step.
+struct SampledSlot {
+  int32_t id;
+  float logprob;
+};
+cudaError_t LaunchRecordSample(const int32_t* token, const float* logprob, SampledSlot* slot, cudaStream_t stream);
 // Fills `count` elements of `type` with reproducible pseudo-random values uniform in
 // [center - spread, center + spread] (benchmark weights created on the device).
 cudaError_t LaunchRandomFill(void* out, WeightType type, int64_t count, uint64_t seed, float center, float spread,
