@@ -77,6 +77,20 @@ Status BuildRequests(StepFunction& step, const KernelCatalog& catalog, int64_t m
     for (int32_t id : ops[static_cast<size_t>(i)].outputs) first[static_cast<size_t>(id)] = i;
     for (int32_t id : ops[static_cast<size_t>(i)].inputs) if (id >= 0) last[static_cast<size_t>(id)] = i;
   }
+  // A fused group's values all live from its first op to its last.
+  for (int32_t i = 0; i < num_ops;) {
+    const int32_t group = std::clamp(catalog.FusedOps(graph, static_cast<size_t>(i)), 1, num_ops - i);
+    if (group > 1) {
+      const int32_t end = i + group - 1;
+      for (int32_t j = i; j <= end; ++j) {
+        for (int32_t id : ops[static_cast<size_t>(j)].outputs) first[static_cast<size_t>(id)] = std::min(first[static_cast<size_t>(id)], i);
+        for (int32_t id : ops[static_cast<size_t>(j)].inputs) {
+          if (id >= 0) last[static_cast<size_t>(id)] = std::max(last[static_cast<size_t>(id)], end);
+        }
+      }
+    }
+    i += group;
+  }
   step.requests.clear();
   step.request_owner.clear();
   step.scratch_offsets.assign(ops.size(), -1);

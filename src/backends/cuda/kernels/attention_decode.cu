@@ -9,6 +9,22 @@ namespace kiln::cuda {
 namespace {
 
 constexpr int kPositionsPerIteration = 4;  // independent dot products in flight per warp
+// A split covers at least this many positions: the grid is sized for the longest context, and
+// at short ones most splits stay empty instead of each doing a few positions and a merge.
+constexpr int64_t kMinSplitPositions = 64;
+constexpr int kMergeThreads = 256;  // >= kDecodeAttentionMaxSplits
+
+// The positions a split covers: [begin, end) within the query's window; `active` splits in all.
+struct SplitRange {
+  int64_t begin, end, active;
+};
+__device__ __forceinline__ SplitRange RangeOf(int64_t p, int64_t window, int split, int splits) {
+  const int64_t first = window > 0 ? max(int64_t{0}, p - window + 1) : 0;
+  const int64_t span = p - first + 1;
+  const int64_t per_split = max(kMinSplitPositions, (span + splits - 1) / splits);
+  const int64_t begin = first + split * per_split;
+  return {begin, min(begin + per_split, p + 1), (span + per_split - 1) / per_split};
+}
 
 // D consecutive elements as floats, with the widest aligned loads the width allows.
 template <int D>
@@ -72,12 +88,9 @@ __global__ void SplitKernel(const float* __restrict__ q, const int32_t* __restri
   const int64_t h = kv_head * group + g;
   const int64_t kv_width = kv_heads * kHeadDim;
 
-  const int64_t p = positions[t];
-  const int64_t first = window > 0 ? max(int64_t{0}, p - window + 1) : 0;
-  const int64_t span = p - first + 1;
-  const int64_t per_split = (span + splits - 1) / splits;
-  const int64_t begin = first + split * per_split;
-  const int64_t end = min(begin + per_split, p + 1);
+  const SplitRange range = RangeOf(positions[t], window, split, splits);
+  if (split >= range.active) return;  // the whole block: nothing to do at this length
+  const int64_t begin = range.begin, end = range.end;
 
   float query[D];
   LoadRow<D>(q + (t * heads + h) * kHeadDim + lane * D, query);
@@ -89,13 +102,17 @@ __global__ void SplitKernel(const float* __restrict__ q, const int32_t* __restri
   float running_max = -INFINITY, running_sum = 0.0f;
 
   const int64_t stride = static_cast<int64_t>(sub) * kPositionsPerIteration;
+  // Slots advance with the positions; one modulo up front instead of one per key.
+  int64_t base_slot = ring ? (begin + part) % capacity : begin + part;
   for (int64_t base = begin + part; base < end; base += stride) {
     float score[kPositionsPerIteration];
     int64_t slot[kPositionsPerIteration];
 #pragma unroll
     for (int j = 0; j < kPositionsPerIteration; ++j) {
       const int64_t pos = base + static_cast<int64_t>(j) * sub;
-      slot[j] = pos < end ? (ring ? pos % capacity : pos) : -1;
+      int64_t wrapped = base_slot + static_cast<int64_t>(j) * sub;
+      while (ring && wrapped >= capacity) wrapped -= capacity;  // once at most, unless the ring is tiny
+      slot[j] = pos < end ? wrapped : -1;
       float key[D];
       if (slot[j] >= 0) {
         LoadRow<D>(cache_k + slot[j] * kv_width + kv_head * kHeadDim + lane * D, key);
@@ -129,6 +146,8 @@ __global__ void SplitKernel(const float* __restrict__ q, const int32_t* __restri
       for (int d = 0; d < D; ++d) acc[d] += weight * value[d];
     }
     running_max = block_max;
+    base_slot += stride;
+    while (ring && base_slot >= capacity) base_slot -= capacity;
   }
 
   float* mine = shared + warp * (kHeadDim + 2);
@@ -164,23 +183,37 @@ __global__ void SplitKernel(const float* __restrict__ q, const int32_t* __restri
   for (int d = 0; d < D; ++d) out[2 + lane * D + d] = merged[d];
 }
 
-// One block per (token, head): softmax-weighted merge of the splits' partial states.
-__global__ void MergeKernel(const float* __restrict__ partial, int splits, int64_t head_dim, float* __restrict__ out) {
+// One block per (token, head): softmax-weighted merge of the active splits' partial states, the
+// splits' weights computed in parallel, then each output dim summed over the splits.
+__global__ void __launch_bounds__(kMergeThreads)
+    MergeKernel(const float* __restrict__ partial, const int32_t* __restrict__ positions, int64_t heads, int64_t window,
+                int splits, int64_t head_dim, float* __restrict__ out) {
+  __shared__ float weight[kMergeThreads];
+  __shared__ float reduce[kMergeThreads];
   const int64_t row = blockIdx.x;  // t * heads + h
+  const int active = static_cast<int>(RangeOf(positions[row / heads], window, 0, splits).active);
   const float* states = partial + row * splits * (head_dim + 2);
-  float global_max = -INFINITY;
-  for (int s = 0; s < splits; ++s) global_max = fmaxf(global_max, states[s * (head_dim + 2)]);
-  float total = 0.0f;
-  for (int s = 0; s < splits; ++s) {
-    const float m = states[s * (head_dim + 2)];
-    if (m != -INFINITY) total += __expf(m - global_max) * states[s * (head_dim + 2) + 1];
+  const int s = threadIdx.x;
+  const float m = s < active ? states[s * (head_dim + 2)] : -INFINITY;
+  reduce[s] = m;
+  __syncthreads();
+  for (int stride = kMergeThreads / 2; stride > 0; stride /= 2) {
+    if (s < stride) reduce[s] = fmaxf(reduce[s], reduce[s + stride]);
+    __syncthreads();
   }
+  const float global_max = reduce[0];
+  __syncthreads();
+  weight[s] = s < active ? __expf(m - global_max) : 0.0f;
+  reduce[s] = s < active ? weight[s] * states[s * (head_dim + 2) + 1] : 0.0f;
+  __syncthreads();
+  for (int stride = kMergeThreads / 2; stride > 0; stride /= 2) {
+    if (s < stride) reduce[s] += reduce[s + stride];
+    __syncthreads();
+  }
+  const float total = reduce[0];
   for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) {
     float sum = 0.0f;
-    for (int s = 0; s < splits; ++s) {
-      const float m = states[s * (head_dim + 2)];
-      if (m != -INFINITY) sum += __expf(m - global_max) * states[s * (head_dim + 2) + 2 + d];
-    }
+    for (int split = 0; split < active; ++split) sum += weight[split] * states[split * (head_dim + 2) + 2 + d];
     out[row * head_dim + d] = sum / total;
   }
 }
@@ -236,10 +269,11 @@ cudaError_t LaunchDecodeAttention(const float* q, const int32_t* positions, int6
   // At least 8 warps a block: small groups split their positions further inside the block.
   const int sub = group >= 8 ? 1 : 8 / group;
   const int warps = group * sub;
-  // About two blocks per SM over the whole step, fewer when the span is short (>= 16 positions a split).
+  // About four blocks per SM over the whole step at the longest span the cache holds: with one KV
+  // head (Gemma 4's full layers) the split is all the parallelism there is.
   const int64_t span = window > 0 ? std::min(window, capacity) : capacity;
-  int64_t splits = (2 * static_cast<int64_t>(std::max(sm_count, 1)) + tokens * kv_heads - 1) / (tokens * kv_heads);
-  splits = std::clamp<int64_t>(std::min(splits, (span + 15) / 16), 1, kDecodeAttentionMaxSplits);
+  int64_t splits = (4 * static_cast<int64_t>(std::max(sm_count, 1)) + tokens * kv_heads - 1) / (tokens * kv_heads);
+  splits = std::clamp<int64_t>(std::min(splits, (span + kMinSplitPositions - 1) / kMinSplitPositions), 1, kDecodeAttentionMaxSplits);
   const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(kv_heads), static_cast<unsigned>(tokens));
   const int per_lane = static_cast<int>(head_dim / 32);
   cudaError_t status = cache_type == WeightType::kBF16
@@ -248,7 +282,8 @@ cudaError_t LaunchDecodeAttention(const float* q, const int32_t* positions, int6
       ? LaunchForType<float>(per_lane, grid, warps, q, positions, heads, kv_heads, window, scale, cache_k, cache_v, capacity, ring, group, sub, scratch, stream)
       : cudaErrorInvalidValue;
   if (status != cudaSuccess) return status;
-  MergeKernel<<<static_cast<unsigned>(tokens * heads), 128, 0, stream>>>(scratch, static_cast<int>(splits), head_dim, out);
+  MergeKernel<<<static_cast<unsigned>(tokens * heads), kMergeThreads, 0, stream>>>(scratch, positions, heads, window, static_cast<int>(splits),
+                                                                                   head_dim, out);
   return cudaGetLastError();
 }
 

@@ -8,7 +8,11 @@ namespace kiln::cuda {
 namespace {
 
 constexpr int kWarp = 32;
-constexpr int kRowThreads = 256;
+// One block a row for the residual chain: at batch 1 the whole step is one row, so the row gets
+// every thread a block can have; each thread keeps its (at most kPerThread) elements in
+// registers between the passes.
+constexpr int kRowThreads = 1024;
+constexpr int kPerThread = 8;  // rows up to 8192 wide (Gemma 4: 5376 at most)
 
 __device__ __forceinline__ float LoadWeight(const void* w, WeightType type, int64_t i) {
   switch (type) {
@@ -25,14 +29,15 @@ __device__ __forceinline__ double WarpSum(double v) {
   return v;
 }
 
+// Sum over the block; `shared` holds one double per warp and may be reused right after.
 __device__ double BlockSum(double v, double* shared) {
-  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, warps = (blockDim.x + kWarp - 1) / kWarp;
   v = WarpSum(v);
   __syncthreads();  // `shared` may still be read from a previous call
   if (lane == 0) shared[warp] = v;
   __syncthreads();
   double total = 0.0;
-  for (int w = 0; w < kRowThreads / kWarp; ++w) total += shared[w];
+  for (int w = 0; w < warps; ++w) total += shared[w];
   return total;
 }
 
@@ -43,22 +48,34 @@ __global__ void __launch_bounds__(kRowThreads)
   const int64_t row = blockIdx.x;
   const float* y = branch + row * width;
   const float* x = residual + row * width;
-  float* out = x_out + row * width;
+  float values[kPerThread];
   double sum = 0.0;
-  for (int64_t j = threadIdx.x; j < width; j += blockDim.x) sum += static_cast<double>(y[j]) * y[j];
+#pragma unroll
+  for (int i = 0; i < kPerThread; ++i) {
+    const int64_t j = threadIdx.x + static_cast<int64_t>(i) * kRowThreads;
+    values[i] = j < width ? y[j] : 0.0f;
+    sum += static_cast<double>(values[i]) * values[i];
+  }
   const float inv_branch = static_cast<float>(rsqrt(BlockSum(sum, partial) / static_cast<double>(width) + eps));
   const float s = scalar ? LoadWeight(scalar, type, 0) : 1.0f;
   sum = 0.0;
-  // Each thread rereads only the elements it wrote, so no barrier is needed between the passes.
-  for (int64_t j = threadIdx.x; j < width; j += blockDim.x) {
-    const float added = x[j] + y[j] * inv_branch * LoadWeight(branch_weight, type, j);
-    const float value = scalar ? added * s : added;
-    out[j] = value;
-    sum += static_cast<double>(value) * value;
+#pragma unroll
+  for (int i = 0; i < kPerThread; ++i) {
+    const int64_t j = threadIdx.x + static_cast<int64_t>(i) * kRowThreads;
+    if (j >= width) break;
+    const float added = x[j] + values[i] * inv_branch * LoadWeight(branch_weight, type, j);
+    values[i] = scalar ? added * s : added;
+    x_out[row * width + j] = values[i];
+    sum += static_cast<double>(values[i]) * values[i];
   }
   if (!normed) return;
   const float inv_next = static_cast<float>(rsqrt(BlockSum(sum, partial) / static_cast<double>(width) + eps));
-  for (int64_t j = threadIdx.x; j < width; j += blockDim.x) normed[row * width + j] = out[j] * inv_next * LoadWeight(next_weight, type, j);
+#pragma unroll
+  for (int i = 0; i < kPerThread; ++i) {
+    const int64_t j = threadIdx.x + static_cast<int64_t>(i) * kRowThreads;
+    if (j >= width) break;
+    normed[row * width + j] = values[i] * inv_next * LoadWeight(next_weight, type, j);
+  }
 }
 
 // Rotates the pair (a, b) = (x[j], x[j + half]) of one head as the RoPE kernel does.
@@ -73,31 +90,21 @@ __device__ __forceinline__ void Rotate(float& a, float& b, int64_t j, int64_t he
   b = rb;
 }
 
-// One warp per (token, head).
-__device__ __forceinline__ float HeadInverseRms(const float* head, int64_t head_dim, float eps) {
-  const int lane = threadIdx.x % kWarp;
-  double sum = 0.0;
-  for (int64_t j = lane; j < head_dim; j += kWarp) sum += static_cast<double>(head[j]) * head[j];
-  return static_cast<float>(rsqrt(WarpSum(sum) / static_cast<double>(head_dim) + eps));
-}
-
-__global__ void HeadNormRopeKernel(const float* x, const void* weight, WeightType type, const int32_t* positions, int64_t tokens,
-                                   int64_t heads, int64_t head_dim, int64_t rotary, float theta, float eps, float* out) {
-  const int64_t job = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
-  const int lane = threadIdx.x % kWarp;
-  if (job >= tokens * heads) return;
-  const int64_t t = job / heads;
+// One block per (token, head); thread j owns the rotated pair (j, j + head_dim / 2).
+__global__ void HeadNormRopeKernel(const float* x, const void* weight, WeightType type, const int32_t* positions, int64_t heads,
+                                   int64_t head_dim, int64_t rotary, float theta, float eps, float* out) {
+  __shared__ double partial[kRowThreads / kWarp];
+  const int64_t job = blockIdx.x, t = job / heads;
+  const int64_t half = head_dim / 2, j = threadIdx.x;
   const float* head = x + job * head_dim;
-  float* target = out + job * head_dim;
-  const float inv = HeadInverseRms(head, head_dim, eps);
-  const int64_t half = head_dim / 2;
-  for (int64_t j = lane; j < half; j += kWarp) {
-    float a = head[j] * inv * LoadWeight(weight, type, j);
-    float b = head[j + half] * inv * LoadWeight(weight, type, j + half);
-    Rotate(a, b, j, head_dim, rotary, theta, positions[t]);
-    target[j] = a;
-    target[j + half] = b;
-  }
+  const float a = j < half ? head[j] : 0.0f, b = j < half ? head[j + half] : 0.0f;
+  const double sum = BlockSum(static_cast<double>(a) * a + static_cast<double>(b) * b, partial);
+  if (j >= half) return;
+  const float inv = static_cast<float>(rsqrt(sum / static_cast<double>(head_dim) + eps));
+  float ra = a * inv * LoadWeight(weight, type, j), rb = b * inv * LoadWeight(weight, type, j + half);
+  Rotate(ra, rb, j, head_dim, rotary, theta, positions[t]);
+  out[job * head_dim + j] = ra;
+  out[job * head_dim + j + half] = rb;
 }
 
 __device__ __forceinline__ void Store(void* cache, WeightType type, int64_t i, float v) {
@@ -108,40 +115,42 @@ __device__ __forceinline__ void Store(void* cache, WeightType type, int64_t i, f
   }
 }
 
-// One warp per (token, kv head).
+// One block per (token, kv head); thread j owns the pairs (j, j + head_dim / 2) of K and of V.
 __global__ void KvNormRopeAppendKernel(const float* k, const float* v, const void* k_weight, WeightType type, const int32_t* positions,
-                                       int64_t tokens, int64_t kv_heads, int64_t head_dim, int64_t rotary, float theta, float eps,
+                                       int64_t kv_heads, int64_t head_dim, int64_t rotary, float theta, float eps,
                                        int64_t capacity, bool ring, void* cache_k, void* cache_v, WeightType cache_type) {
-  const int64_t job = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
-  const int lane = threadIdx.x % kWarp;
-  if (job >= tokens * kv_heads) return;
-  const int64_t t = job / kv_heads, h = job % kv_heads;
-  const int64_t width = kv_heads * head_dim;
-  const int64_t slot = ring ? positions[t] % capacity : positions[t];
-  const int64_t base = slot * width + h * head_dim;
+  __shared__ double partial[kRowThreads / kWarp];
+  const int64_t job = blockIdx.x, t = job / kv_heads, h = job % kv_heads;
+  const int64_t half = head_dim / 2, j = threadIdx.x;
   const float* key = k + job * head_dim;
   const float* value = v + job * head_dim;
-  const float inv_k = HeadInverseRms(key, head_dim, eps);
-  const float inv_v = HeadInverseRms(value, head_dim, eps);
-  const int64_t half = head_dim / 2;
-  for (int64_t j = lane; j < half; j += kWarp) {
-    float a = key[j] * inv_k * LoadWeight(k_weight, type, j);
-    float b = key[j + half] * inv_k * LoadWeight(k_weight, type, j + half);
-    Rotate(a, b, j, head_dim, rotary, theta, positions[t]);
-    Store(cache_k, cache_type, base + j, a);
-    Store(cache_k, cache_type, base + j + half, b);
-  }
-  for (int64_t j = lane; j < head_dim; j += kWarp) Store(cache_v, cache_type, base + j, value[j] * inv_v);
+  const bool mine = j < half;
+  const float ka = mine ? key[j] : 0.0f, kb = mine ? key[j + half] : 0.0f;
+  const float va = mine ? value[j] : 0.0f, vb = mine ? value[j + half] : 0.0f;
+  const double k_sum = BlockSum(static_cast<double>(ka) * ka + static_cast<double>(kb) * kb, partial);
+  const double v_sum = BlockSum(static_cast<double>(va) * va + static_cast<double>(vb) * vb, partial);
+  if (!mine) return;
+  const float inv_k = static_cast<float>(rsqrt(k_sum / static_cast<double>(head_dim) + eps));
+  const float inv_v = static_cast<float>(rsqrt(v_sum / static_cast<double>(head_dim) + eps));
+  const int64_t slot = ring ? positions[t] % capacity : positions[t];
+  const int64_t base = slot * kv_heads * head_dim + h * head_dim;
+  float a = ka * inv_k * LoadWeight(k_weight, type, j), b = kb * inv_k * LoadWeight(k_weight, type, j + half);
+  Rotate(a, b, j, head_dim, rotary, theta, positions[t]);
+  Store(cache_k, cache_type, base + j, a);
+  Store(cache_k, cache_type, base + j + half, b);
+  Store(cache_v, cache_type, base + j, va * inv_v);
+  Store(cache_v, cache_type, base + j + half, vb * inv_v);
 }
 
-int WarpBlocks(int64_t jobs) { return static_cast<int>((jobs * kWarp + 255) / 256); }
+// Threads for a block that owns one head's pairs: whole warps.
+unsigned PairThreads(int64_t head_dim) { return static_cast<unsigned>((head_dim / 2 + kWarp - 1) / kWarp * kWarp); }
 
 }  // namespace
 
 cudaError_t LaunchResidualNorm(const float* branch, const void* branch_weight, const float* residual, const void* scalar,
                                const void* next_weight, WeightType type, int64_t rows, int64_t width, float eps,
                                float* x_out, float* normed, cudaStream_t stream) {
-  if (normed && !next_weight) return cudaErrorInvalidValue;
+  if ((normed && !next_weight) || width > static_cast<int64_t>(kRowThreads) * kPerThread) return cudaErrorInvalidValue;
   ResidualNormKernel<<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(branch, branch_weight, residual, scalar, next_weight,
                                                                               type, width, eps, x_out, normed);
   return cudaGetLastError();
@@ -150,9 +159,9 @@ cudaError_t LaunchResidualNorm(const float* branch, const void* branch_weight, c
 cudaError_t LaunchHeadNormRope(const float* x, const void* weight, WeightType type, const int32_t* positions, int64_t tokens,
                                int64_t heads, int64_t head_dim, int64_t rotary, float theta, float eps, float* out,
                                cudaStream_t stream) {
-  if (head_dim % 2 != 0) return cudaErrorInvalidValue;
-  HeadNormRopeKernel<<<WarpBlocks(tokens * heads), 256, 0, stream>>>(x, weight, type, positions, tokens, heads, head_dim, rotary, theta,
-                                                                      eps, out);
+  if (head_dim % 2 != 0 || head_dim / 2 > kRowThreads) return cudaErrorInvalidValue;
+  HeadNormRopeKernel<<<static_cast<unsigned>(tokens * heads), PairThreads(head_dim), 0, stream>>>(x, weight, type, positions, heads, head_dim,
+                                                                                                 rotary, theta, eps, out);
   return cudaGetLastError();
 }
 
@@ -160,9 +169,11 @@ cudaError_t LaunchKvNormRopeAppend(const float* k, const float* v, const void* k
                                    const int32_t* positions, int64_t tokens, int64_t kv_heads, int64_t head_dim,
                                    int64_t rotary, float theta, float eps, int64_t capacity, bool ring, void* cache_k,
                                    void* cache_v, WeightType cache_type, cudaStream_t stream) {
-  if (head_dim % 2 != 0 || (cache_type != WeightType::kBF16 && cache_type != WeightType::kF32)) return cudaErrorInvalidValue;
-  KvNormRopeAppendKernel<<<WarpBlocks(tokens * kv_heads), 256, 0, stream>>>(k, v, k_weight, type, positions, tokens, kv_heads, head_dim,
-                                                                            rotary, theta, eps, capacity, ring, cache_k, cache_v, cache_type);
+  if (head_dim % 2 != 0 || head_dim / 2 > kRowThreads || (cache_type != WeightType::kBF16 && cache_type != WeightType::kF32)) {
+    return cudaErrorInvalidValue;
+  }
+  KvNormRopeAppendKernel<<<static_cast<unsigned>(tokens * kv_heads), PairThreads(head_dim), 0, stream>>>(
+      k, v, k_weight, type, positions, kv_heads, head_dim, rotary, theta, eps, capacity, ring, cache_k, cache_v, cache_type);
   return cudaGetLastError();
 }
 

@@ -14,7 +14,7 @@ namespace kiln::cuda {
 // The end of an attention or feed-forward block and the start of the next:
 //   x_out = (residual + rmsnorm(branch) * branch_weight) * scalar[0]      (scalar may be null)
 //   normed = rmsnorm(x_out) * next_weight                                   (when normed is not null)
-// Rows of `width`; one block per row. Weights are of `type`; scalar too.
+// Rows of `width` (at most 8192); one block per row. Weights are of `type`; scalar too.
 cudaError_t LaunchResidualNorm(const float* branch, const void* branch_weight, const float* residual, const void* scalar,
                                const void* next_weight, WeightType type, int64_t rows, int64_t width, float eps,
                                float* x_out, float* normed, cudaStream_t stream);

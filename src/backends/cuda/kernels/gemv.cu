@@ -8,9 +8,11 @@ namespace kiln::cuda {
 namespace {
 
 constexpr int kWarpsPerBlock = 8;
-// 16-byte loads each lane keeps in flight: enough bytes outstanding per SM to cover HBM latency
-// even for the narrow projections (k_proj of a one-KV-head layer has only 512 rows).
-constexpr int kUnroll = 4;
+// 16-byte loads each lane keeps in flight per weight matrix: enough bytes outstanding per SM to
+// cover HBM latency even for the narrow projections (k_proj of a one-KV-head layer has only 512
+// rows). The gate/up kernel streams two matrices, so half as many each.
+template <bool kGeluMul>
+constexpr int kUnroll = kGeluMul ? 4 : 8;
 
 // 16 bytes of weights expanded to floats.
 template <WeightType T>
@@ -95,23 +97,24 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   float acc0[R], acc1[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = 0.0f;
-  int64_t c = lane;
-  for (; c + 32 * (kUnroll - 1) < chunks; c += 32 * kUnroll) {
-    uint4 va[kUnroll], vb[kUnroll];
+  // U loads in flight per matrix, predicated, so short rows (k of a few hundred) keep them too.
+  constexpr int U = kUnroll<kGeluMul>;
+  for (int64_t c = lane; c < chunks; c += 32 * U) {
+    uint4 va[U], vb[U];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      va[u] = __ldcs(a + c + 32 * u);  // weights stream through once: do not keep them in L1
-      if constexpr (kGeluMul) vb[u] = __ldcs(b + c + 32 * u);
+    for (int u = 0; u < U; ++u) {
+      const int64_t at = c + 32 * u;
+      const bool inside = at < chunks;
+      va[u] = inside ? __ldcs(a + at) : make_uint4(0, 0, 0, 0);  // weights stream through once: not kept in L1
+      if constexpr (kGeluMul) vb[u] = inside ? __ldcs(b + at) : make_uint4(0, 0, 0, 0);
     }
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      Accumulate<T, R>(va[u], x, k, (c + 32 * u) * E, acc0);
-      if constexpr (kGeluMul) Accumulate<T, R>(vb[u], x, k, (c + 32 * u) * E, acc1);
+    for (int u = 0; u < U; ++u) {
+      const int64_t at = c + 32 * u;
+      if (at >= chunks) break;
+      Accumulate<T, R>(va[u], x, k, at * E, acc0);
+      if constexpr (kGeluMul) Accumulate<T, R>(vb[u], x, k, at * E, acc1);
     }
-  }
-  for (; c < chunks; c += 32) {
-    Accumulate<T, R>(__ldcs(a + c), x, k, c * E, acc0);
-    if constexpr (kGeluMul) Accumulate<T, R>(__ldcs(b + c), x, k, c * E, acc1);
   }
 #pragma unroll
   for (int r = 0; r < R; ++r) {
