@@ -60,14 +60,18 @@ int32_t Gemma4GraphBuilder::Attention(int64_t i, int32_t h, int32_t positions) {
   rope.rope_theta = layer.rope_theta;
   rope.rotary_dims = layer.rotary_dims;
 
+  // The projections first, one after another: a backend may stream them as one pass over h.
   int32_t q = Linear(p + "q", h, Weight(p + "q_proj.weight", {q_columns, H}), q_columns);  // (T, heads*d)
+  int32_t k_raw = -1, v_raw = -1;
+  if (!layer.kv_shared()) {
+    k_raw = Linear(p + "k", h, Weight(p + "k_proj.weight", {kv_columns, H}), kv_columns);
+    // k_eq_v: V is the raw k projection, before any norm or RoPE.
+    v_raw = layer.k_eq_v ? k_raw : Linear(p + "v", h, Weight(p + "v_proj.weight", {kv_columns, H}), kv_columns);
+  }
   q = Norm(p + "q_norm", q, Weight(p + "q_norm.weight", {d}), q_columns, d);
   q = Op(OpKind::kRope, p + "q_rope", {q, positions}, q_columns, rope);
 
   if (!layer.kv_shared()) {
-    int32_t k_raw = Linear(p + "k", h, Weight(p + "k_proj.weight", {kv_columns, H}), kv_columns);
-    // k_eq_v: V is the raw k projection, before any norm or RoPE.
-    int32_t v_raw = layer.k_eq_v ? k_raw : Linear(p + "v", h, Weight(p + "v_proj.weight", {kv_columns, H}), kv_columns);
     int32_t k = Norm(p + "k_norm", k_raw, Weight(p + "k_norm.weight", {d}), kv_columns, d);
     k = Op(OpKind::kRope, p + "k_rope", {k, positions}, kv_columns, rope);
     int32_t v = Norm(p + "v_norm", v_raw, /*weight=*/-1, kv_columns, d);  // weightless RMSNorm

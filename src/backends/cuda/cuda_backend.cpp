@@ -74,7 +74,7 @@ struct DeviceCache {
 // foresee (it placed them as separate ops), so a chain is fused only when the arena ranges of
 // what it writes and what it reads are disjoint.
 struct Fusion {
-  enum class Kind { kNone, kGateUpGelu, kResidualNorm, kHeadNormRope, kKvNormRopeAppend };
+  enum class Kind { kNone, kGateUpGelu, kProjections, kResidualNorm, kHeadNormRope, kKvNormRopeAppend };
   Kind kind = Kind::kNone;
   size_t covered = 1;       // ops the kernel replaces, from this one on
   int32_t scalar_op = -1;   // kResidualNorm: the layer_scalar op, if fused
@@ -108,6 +108,15 @@ Fusion MatchFusion(const Graph& graph, const std::vector<int>& uses, size_t i) {
         single_use(op.outputs[0]) && single_use(up.outputs[0]) && weight_type(op.inputs[1]) == weight_type(up.inputs[1])) {
       return {Fusion::Kind::kGateUpGelu, 3};
     }
+    return {};
+  }
+  if (is(i, OpKind::kLinear)) {  // q, k and v: linears of one input, none reading another's output
+    size_t j = i + 1;
+    while (j < i + cuda::kGemvMaxTargets && is(j, OpKind::kLinear) && ops[j].inputs[0] == op.inputs[0] &&
+           weight_type(ops[j].inputs[1]) == weight_type(op.inputs[1])) {
+      ++j;
+    }
+    if (j - i >= 2) return {Fusion::Kind::kProjections, j - i};
     return {};
   }
   if (is(i, OpKind::kRmsNorm) && op.inputs[1] >= 0 && is(i + 1, OpKind::kRope) && is(i + 2, OpKind::kRmsNorm) &&
@@ -464,6 +473,21 @@ Result<size_t> CudaSession::Launch(const StepFunction& step, size_t op_index, in
       const DeviceTensor w_up = Resolve(step, ops[op_index + 1].inputs[1], tokens), y = Resolve(step, ops[op_index + 2].outputs[0], tokens);
       return fused(cuda::LaunchGemvGeluMul(x.f32(), w.data, w_up.data, TypeOf(w.dtype), x.rows, w.rows, x.columns, y.f32(), stream_));
     }
+    case Fusion::Kind::kProjections: {
+      const DeviceTensor x = in(0), w = in(1);
+      if (!cuda::GemvSupports(TypeOf(w.dtype), x.rows, x.columns)) break;  // prefill: cuBLASLt, op by op
+      const void* weights[cuda::kGemvMaxTargets];
+      float* outputs[cuda::kGemvMaxTargets];
+      int64_t rows[cuda::kGemvMaxTargets];
+      for (size_t j = 0; j < fusion.covered; ++j) {
+        const DeviceTensor wj = Resolve(step, ops[op_index + j].inputs[1], tokens);
+        weights[j] = wj.data;
+        outputs[j] = Resolve(step, ops[op_index + j].outputs[0], tokens).f32();
+        rows[j] = wj.rows;
+      }
+      return fused(cuda::LaunchGemvMulti(x.f32(), weights, outputs, rows, static_cast<int>(fusion.covered), TypeOf(w.dtype), x.rows,
+                                         x.columns, stream_));
+    }
     case Fusion::Kind::kResidualNorm: {
       const Op& add = ops[op_index + 1];
       const DeviceTensor branch = in(0), weight = in(1);
@@ -602,7 +626,7 @@ std::string CudaSession::ProfileKey(const StepFunction& step, size_t op_index, i
   if (op.kind == OpKind::kLinear) {
     const Value& w = step.graph.value(op.inputs[1]);
     key.append(" ").append(std::to_string(w.shape.dims[0].value)).append("x").append(std::to_string(w.shape.dims[1].value));
-    if (covered == 3) key.append("+up+gelu_mul");
+    if (covered > 1) key.append(fusions_.at(&step)[op_index].kind == Fusion::Kind::kGateUpGelu ? "+up+gelu_mul" : " +projections");
   } else if (covered > 1) {
     key.append(" fused x").append(std::to_string(covered));
   } else if (op.kind == OpKind::kAttention) {

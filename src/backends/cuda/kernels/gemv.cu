@@ -82,18 +82,39 @@ __device__ __forceinline__ float GeluTanh(float g) {
   return 0.5f * g * (1.0f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g)));
 }
 
+// The matrices one launch streams: up to kGemvMaxTargets that read the same x (q, k and v), their
+// rows numbered one after another; with kGeluMul one pair (gate in w[0], up in `up`).
+static_assert(kGemvMaxTargets == 3, "GemvKernel picks its target among three");
+struct Targets {
+  const uint4* w[kGemvMaxTargets];
+  float* y[kGemvMaxTargets];
+  int64_t end[kGemvMaxTargets];  // rows of targets 0..i together
+  int count;
+};
+
 // One warp per weight row (per pair of rows with kGeluMul); R rows of x share each weight load.
 template <WeightType T, int R, bool kGeluMul>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
-    GemvKernel(const float* __restrict__ x, const uint4* __restrict__ w0, const uint4* __restrict__ w1, int64_t n,
-               int64_t k, float* __restrict__ y) {
+    GemvKernel(const float* __restrict__ x, Targets targets, const uint4* __restrict__ up, int64_t k) {
   constexpr int E = Chunk<T>::kCount;
   const int lane = threadIdx.x & 31;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
-  if (row >= n) return;
+  int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
+  // Constant indices only: a parameter array indexed at run time would be copied to local memory.
+  const uint4* w = targets.w[0];
+  float* __restrict__ y = targets.y[0];
+  int64_t first = 0, end = targets.end[0];
+  if (targets.count > 1 && row >= targets.end[0]) {
+    w = targets.w[1], y = targets.y[1], first = targets.end[0], end = targets.end[1];
+  }
+  if (targets.count > 2 && row >= targets.end[1]) {
+    w = targets.w[2], y = targets.y[2], first = targets.end[1], end = targets.end[2];
+  }
+  if (row >= end) return;
+  const int64_t n = end - first;
+  row -= first;
   const int64_t chunks = k / E;
-  const uint4* a = w0 + row * chunks;
-  const uint4* b = kGeluMul ? w1 + row * chunks : nullptr;
+  const uint4* a = w + row * chunks;
+  const uint4* b = kGeluMul ? up + row * chunks : nullptr;
   float acc0[R], acc1[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = 0.0f;
@@ -131,31 +152,39 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
 int ElementsPer16Bytes(WeightType type) { return type == WeightType::kF32 ? 4 : 8; }
 
 template <WeightType T, bool kGeluMul>
-cudaError_t LaunchFor(const float* x, const void* w0, const void* w1, int64_t rows, int64_t n, int64_t k, float* y,
-                      cudaStream_t stream) {
-  const dim3 grid(static_cast<unsigned>((n + kWarpsPerBlock - 1) / kWarpsPerBlock)), block(kWarpsPerBlock * 32);
-  const auto* a = static_cast<const uint4*>(w0);
-  const auto* b = static_cast<const uint4*>(w1);
+cudaError_t LaunchFor(const float* x, const Targets& targets, const void* up, int64_t rows, int64_t k, cudaStream_t stream) {
+  const int64_t total = targets.end[targets.count - 1];
+  const dim3 grid(static_cast<unsigned>((total + kWarpsPerBlock - 1) / kWarpsPerBlock)), block(kWarpsPerBlock * 32);
+  const auto* b = static_cast<const uint4*>(up);
   switch (rows) {
-    case 1: GemvKernel<T, 1, kGeluMul><<<grid, block, 0, stream>>>(x, a, b, n, k, y); break;
-    case 2: GemvKernel<T, 2, kGeluMul><<<grid, block, 0, stream>>>(x, a, b, n, k, y); break;
-    case 3: GemvKernel<T, 3, kGeluMul><<<grid, block, 0, stream>>>(x, a, b, n, k, y); break;
-    case 4: GemvKernel<T, 4, kGeluMul><<<grid, block, 0, stream>>>(x, a, b, n, k, y); break;
+    case 1: GemvKernel<T, 1, kGeluMul><<<grid, block, 0, stream>>>(x, targets, b, k); break;
+    case 2: GemvKernel<T, 2, kGeluMul><<<grid, block, 0, stream>>>(x, targets, b, k); break;
+    case 3: GemvKernel<T, 3, kGeluMul><<<grid, block, 0, stream>>>(x, targets, b, k); break;
+    case 4: GemvKernel<T, 4, kGeluMul><<<grid, block, 0, stream>>>(x, targets, b, k); break;
     default: return cudaErrorInvalidValue;
   }
   return cudaGetLastError();
 }
 
 template <bool kGeluMul>
-cudaError_t Dispatch(const float* x, const void* w0, const void* w1, WeightType type, int64_t rows, int64_t n, int64_t k,
-                     float* y, cudaStream_t stream) {
-  if (!GemvSupports(type, rows, k)) return cudaErrorInvalidValue;
+cudaError_t Dispatch(const float* x, const Targets& targets, const void* up, WeightType type, int64_t rows, int64_t k,
+                     cudaStream_t stream) {
+  if (!GemvSupports(type, rows, k) || targets.count < 1 || targets.count > kGemvMaxTargets) return cudaErrorInvalidValue;
   switch (type) {
-    case WeightType::kBF16: return LaunchFor<WeightType::kBF16, kGeluMul>(x, w0, w1, rows, n, k, y, stream);
-    case WeightType::kF16: return LaunchFor<WeightType::kF16, kGeluMul>(x, w0, w1, rows, n, k, y, stream);
-    case WeightType::kF32: return LaunchFor<WeightType::kF32, kGeluMul>(x, w0, w1, rows, n, k, y, stream);
+    case WeightType::kBF16: return LaunchFor<WeightType::kBF16, kGeluMul>(x, targets, up, rows, k, stream);
+    case WeightType::kF16: return LaunchFor<WeightType::kF16, kGeluMul>(x, targets, up, rows, k, stream);
+    case WeightType::kF32: return LaunchFor<WeightType::kF32, kGeluMul>(x, targets, up, rows, k, stream);
   }
   return cudaErrorInvalidValue;
+}
+
+Targets One(const void* w, float* y, int64_t n) {
+  Targets targets{};
+  targets.w[0] = static_cast<const uint4*>(w);
+  targets.y[0] = y;
+  targets.end[0] = n;
+  targets.count = 1;
+  return targets;
 }
 
 }  // namespace
@@ -166,12 +195,26 @@ bool GemvSupports(WeightType type, int64_t rows, int64_t k) {
 
 cudaError_t LaunchGemv(const float* x, const void* w, WeightType type, int64_t rows, int64_t n, int64_t k, float* y,
                        cudaStream_t stream) {
-  return Dispatch<false>(x, w, nullptr, type, rows, n, k, y, stream);
+  return Dispatch<false>(x, One(w, y, n), nullptr, type, rows, k, stream);
+}
+
+cudaError_t LaunchGemvMulti(const float* x, const void* const* w, float* const* y, const int64_t* n, int count,
+                            WeightType type, int64_t rows, int64_t k, cudaStream_t stream) {
+  if (count < 1 || count > kGemvMaxTargets) return cudaErrorInvalidValue;
+  Targets targets{};
+  int64_t end = 0;
+  for (int i = 0; i < count; ++i) {
+    targets.w[i] = static_cast<const uint4*>(w[i]);
+    targets.y[i] = y[i];
+    targets.end[i] = end += n[i];
+  }
+  targets.count = count;
+  return Dispatch<false>(x, targets, nullptr, type, rows, k, stream);
 }
 
 cudaError_t LaunchGemvGeluMul(const float* x, const void* w_gate, const void* w_up, WeightType type, int64_t rows,
                               int64_t n, int64_t k, float* y, cudaStream_t stream) {
-  return Dispatch<true>(x, w_gate, w_up, type, rows, n, k, y, stream);
+  return Dispatch<true>(x, One(w_gate, y, n), w_up, type, rows, k, stream);
 }
 
 }  // namespace kiln::cuda

@@ -13,11 +13,16 @@
 namespace kiln::cuda {
 
 inline constexpr int64_t kGemvMaxRows = 4;
+inline constexpr int kGemvMaxTargets = 3;
 
 // True when the fast path takes this shape (rows <= kGemvMaxRows, rows of w 16-byte aligned).
 bool GemvSupports(WeightType type, int64_t rows, int64_t k);
 cudaError_t LaunchGemv(const float* x, const void* w, WeightType type, int64_t rows, int64_t n, int64_t k, float* y,
                        cudaStream_t stream);
+// Several matrices that read the same x in one launch (the q, k and v projections):
+// y[i][rows, n[i]] = x . w[i]^T for i < count <= kGemvMaxTargets.
+cudaError_t LaunchGemvMulti(const float* x, const void* const* w, float* const* y, const int64_t* n, int count,
+                            WeightType type, int64_t rows, int64_t k, cudaStream_t stream);
 // gate and up in one pass for the feed-forward: y = gelu_tanh(x . wg^T) * (x . wu^T), [rows, n].
 cudaError_t LaunchGemvGeluMul(const float* x, const void* w_gate, const void* w_up, WeightType type, int64_t rows,
                               int64_t n, int64_t k, float* y, cudaStream_t stream);
