@@ -11,8 +11,9 @@ namespace {
 constexpr int kPositionsPerIteration = 4;  // independent dot products in flight per warp
 // A split covers at least this many positions: the grid is sized for the longest context, and
 // at short ones most splits stay empty instead of each doing a few positions and a merge.
-constexpr int64_t kMinSplitPositions = 64;
-constexpr int kMergeThreads = 256;  // >= kDecodeAttentionMaxSplits
+constexpr int64_t kMinSplitPositions = 32;
+constexpr int kMergeThreads = 512;
+static_assert(kMergeThreads >= kDecodeAttentionMaxSplits, "the merge gives every split a thread");
 
 // The positions a split covers: [begin, end) within the query's window; `active` splits in all.
 struct SplitRange {

@@ -18,7 +18,7 @@
 namespace kiln::cuda {
 
 inline constexpr int64_t kDecodeAttentionMaxTokens = 4;
-inline constexpr int64_t kDecodeAttentionMaxSplits = 256;
+inline constexpr int64_t kDecodeAttentionMaxSplits = 512;
 
 bool DecodeAttentionSupports(int64_t tokens, int64_t heads, int64_t kv_heads, int64_t head_dim);
 // Scratch for the partial states of a step of up to `max_tokens` rows.

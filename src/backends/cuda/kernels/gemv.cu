@@ -7,7 +7,8 @@ namespace kiln::cuda {
 
 namespace {
 
-constexpr int kWarpsPerBlock = 8;
+// Small blocks: the rows spread evenly over the SMs (the last wave of a 3840-row matrix is short).
+constexpr int kWarpsPerBlock = 4;
 // 16-byte loads each lane keeps in flight per weight matrix: enough bytes outstanding per SM to
 // cover HBM latency even for the narrow projections (k_proj of a one-KV-head layer has only 512
 // rows). The gate/up kernel streams two matrices, so half as many each.
