@@ -3,14 +3,15 @@
 
 #include "backends/cuda/kernels/fused.cuh"
 
+#include <algorithm>
+
 namespace kiln::cuda {
 
 namespace {
 
 constexpr int kWarp = 32;
-// One block a row for the residual chain: at batch 1 the whole step is one row, so the row gets
-// every thread a block can have; each thread keeps its (at most kPerThread) elements in
-// registers between the passes.
+// One block a row for the residual chain, with a thread per kPerThread elements (at batch 1 the
+// whole step is one row); each thread keeps its elements in registers between the passes.
 constexpr int kRowThreads = 1024;
 constexpr int kPerThread = 8;  // rows up to 8192 wide (Gemma 4: 5376 at most)
 
@@ -52,7 +53,7 @@ __global__ void __launch_bounds__(kRowThreads)
   double sum = 0.0;
 #pragma unroll
   for (int i = 0; i < kPerThread; ++i) {
-    const int64_t j = threadIdx.x + static_cast<int64_t>(i) * kRowThreads;
+    const int64_t j = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
     values[i] = j < width ? y[j] : 0.0f;
     sum += static_cast<double>(values[i]) * values[i];
   }
@@ -61,7 +62,7 @@ __global__ void __launch_bounds__(kRowThreads)
   sum = 0.0;
 #pragma unroll
   for (int i = 0; i < kPerThread; ++i) {
-    const int64_t j = threadIdx.x + static_cast<int64_t>(i) * kRowThreads;
+    const int64_t j = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
     if (j >= width) break;
     const float added = x[j] + values[i] * inv_branch * LoadWeight(branch_weight, type, j);
     values[i] = scalar ? added * s : added;
@@ -72,7 +73,7 @@ __global__ void __launch_bounds__(kRowThreads)
   const float inv_next = static_cast<float>(rsqrt(BlockSum(sum, partial) / static_cast<double>(width) + eps));
 #pragma unroll
   for (int i = 0; i < kPerThread; ++i) {
-    const int64_t j = threadIdx.x + static_cast<int64_t>(i) * kRowThreads;
+    const int64_t j = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
     if (j >= width) break;
     normed[row * width + j] = values[i] * inv_next * LoadWeight(next_weight, type, j);
   }
@@ -151,7 +152,8 @@ cudaError_t LaunchResidualNorm(const float* branch, const void* branch_weight, c
                                const void* next_weight, WeightType type, int64_t rows, int64_t width, float eps,
                                float* x_out, float* normed, cudaStream_t stream) {
   if ((normed && !next_weight) || width > static_cast<int64_t>(kRowThreads) * kPerThread) return cudaErrorInvalidValue;
-  ResidualNormKernel<<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(branch, branch_weight, residual, scalar, next_weight,
+  const unsigned threads = static_cast<unsigned>(std::clamp<int64_t>((width + kPerThread * kWarp - 1) / (kPerThread * kWarp) * kWarp, kWarp, kRowThreads));
+  ResidualNormKernel<<<static_cast<unsigned>(rows), threads, 0, stream>>>(branch, branch_weight, residual, scalar, next_weight,
                                                                               type, width, eps, x_out, normed);
   return cudaGetLastError();
 }
