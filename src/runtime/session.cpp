@@ -88,6 +88,10 @@ Result<int64_t> Session::DecodeOnDevice(int32_t first, const DeviceSampling& sam
     return Error(ErrorCode::kInvalidArgument, "decode depth must be in [1, " + std::to_string(BackendSession::kMaxDecodeInFlight) +
                                                   "], got " + std::to_string(depth));
   }
+  // Steps run past a stop overwrite ring slots; the next step must still find its window there.
+  // A ring holds window + Tmax - 1 positions, so at most Tmax steps may run past the last
+  // accepted one: depth - 1 <= Tmax.
+  depth = static_cast<int>(std::min<int64_t>(depth, program_->max_tokens + 1));
   max_steps = std::min(max_steps, program_->max_context - length_);
   if (max_steps <= 0) return int64_t{0};
   TRY(backend_session_->BeginDecode(*decode_, first, length_, sampling));

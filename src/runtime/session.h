@@ -45,7 +45,8 @@ class Session {
                                      int64_t chunk = 0);
   // Pipelined decode with sampling on the device, where the backend has it
   // (SupportsDecodeOnDevice): steps feed `first` at length(), then each sampled token, keeping up
-  // to `depth` steps in flight, so the host never waits between steps. `on_token` sees each
+  // to `depth` steps in flight (at most Tmax + 1, so that steps run past a stop never overwrite
+  // a ring slot the next step reads), so the host never waits between steps. `on_token` sees each
   // sampled token in order and returns false to stop. At most `max_steps` steps run (fewer when
   // the context ends). Steps already in flight past a stop are discarded: afterwards length() has
   // grown by exactly the number of tokens passed to on_token (each step fed one token whose

@@ -1,0 +1,255 @@
+// The pipelined decode of Session::DecodeOnDevice and the Generator's device path, on a machine
+// without a GPU: a backend that wraps the CPU one and does what the CUDA backend does in its
+// decode loop — every enqueued step really runs (its K and V reach the cache) and samples its
+// successor greedily, and the host only sees the tokens later, in order. So steps run past a
+// stop have written the cache, as on the GPU, and the rollback must hold.
+#include <gtest/gtest.h>
+
+#include <deque>
+
+#include "backends/cpu/cpu_backend.h"
+#include "engine/generator.h"
+#include "engine/model_loader.h"
+#include "engine/sampler.h"
+#include "io/json_file.h"
+
+namespace kiln {
+namespace {
+
+std::string FixtureDir(const std::string& name) { return std::string(KILN_FIXTURES_DIR) + "/" + name; }
+
+class QueuedDecodeSession : public BackendSession {
+ public:
+  QueuedDecodeSession(std::unique_ptr<BackendSession> inner, int64_t vocab) : inner_(std::move(inner)), logits_(vocab) {}
+  Status RunStep(const StepFunction& step, const StepIo& io) override { return inner_->RunStep(step, io); }
+  MemoryReport memory() const override { return inner_->memory(); }
+  bool SupportsDecodeOnDevice() const override { return true; }
+  Status BeginDecode(const StepFunction& step, int32_t token, int64_t position, const DeviceSampling& sampling) override {
+    if (sampling.temperature != 0.0f) return Error(ErrorCode::kUnsupported, "the test backend samples greedily");
+    step_ = &step;
+    token_ = token;
+    position_ = static_cast<int32_t>(position);
+    done_.clear();
+    return Status::Ok();
+  }
+  Status EnqueueDecode() override {
+    if (static_cast<int>(done_.size()) == kMaxDecodeInFlight) return Error(ErrorCode::kInternal, "too many in flight");
+    ++enqueued;
+    if (fail_after >= 0 && enqueued > fail_after) return Error(ErrorCode::kDeviceUnavailable, "step failed");
+    StepIo io{{&token_, 1}, {&position_, 1}, logits_.data()};
+    TRY(inner_->RunStep(*step_, io));
+    token_ = ArgMax(logits_);
+    ++position_;
+    done_.push_back({token_, Logprob(logits_, token_)});
+    max_in_flight = std::max(max_in_flight, static_cast<int>(done_.size()));
+    return Status::Ok();
+  }
+  Result<SampledToken> NextDecoded() override {
+    if (done_.empty()) return Error(ErrorCode::kInternal, "nothing in flight");
+    const SampledToken token = done_.front();
+    done_.pop_front();
+    return token;
+  }
+  void EndDecode() override { done_.clear(); }
+
+  int64_t enqueued = 0;
+  int64_t fail_after = -1;
+  int max_in_flight = 0;
+
+ private:
+  std::unique_ptr<BackendSession> inner_;
+  const StepFunction* step_ = nullptr;
+  int32_t token_ = 0, position_ = 0;
+  std::vector<float> logits_;
+  std::deque<SampledToken> done_;
+};
+
+class QueuedDecodeBackend : public Backend {
+ public:
+  explicit QueuedDecodeBackend(int64_t vocab) : vocab_(vocab) {}
+  std::string target_name() const override { return inner_.target_name(); }
+  int64_t alignment_bytes() const override { return inner_.alignment_bytes(); }
+  Status CheckOp(const Graph& graph, const Op& op) const override { return inner_.CheckOp(graph, op); }
+  int64_t ScratchBytes(const Graph& graph, const Op& op, int64_t max_tokens, int64_t max_context) const override {
+    return inner_.ScratchBytes(graph, op, max_tokens, max_context);
+  }
+  Result<std::unique_ptr<BackendSession>> CreateSession(const Program& program, std::vector<WeightView> weights,
+                                                        const BackendSessionOptions& options) override {
+    TRY_ASSIGN(auto inner, inner_.CreateSession(program, std::move(weights), options));
+    auto session = std::make_unique<QueuedDecodeSession>(std::move(inner), vocab_);
+    last = session.get();
+    return std::unique_ptr<BackendSession>(std::move(session));
+  }
+  QueuedDecodeSession* last = nullptr;
+
+ private:
+  CpuBackend inner_;  // the programs are compiled for the CPU
+  int64_t vocab_;
+};
+
+class DeviceDecodeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto reference = ReadJsonFile(FixtureDir("g31b") + "/reference.json");
+    ASSERT_TRUE(reference.has_value());
+    prompt_ = (*reference)["prompt"].get<std::vector<int32_t>>();
+    greedy_ = (*reference)["greedy_tokens"].get<std::vector<int32_t>>();
+  }
+  // g31b: sliding window 6, so with a chunk of `chunk` the rings hold 5 + chunk positions.
+  void Load(int64_t chunk, int64_t context = 64) {
+    LoadOptions options;
+    options.max_tokens = chunk;
+    options.max_context = context;
+    options.num_threads = 2;
+    auto model = LoadedModel::Load(FixtureDir("g31b"), options);
+    ASSERT_TRUE(model.has_value()) << model.error().ToString();
+    model_ = std::move(*model);
+    backend_ = std::make_unique<QueuedDecodeBackend>(model_->config().vocab_size);
+  }
+  Session NewSession() {
+    std::vector<WeightView> views;
+    const auto bytes = model_->WeightBytes();
+    for (size_t i = 0; i < bytes.size(); ++i) {
+      views.push_back({bytes[i].data(), model_->program().weights[i].dtype, static_cast<int64_t>(bytes[i].size())});
+    }
+    auto session = Session::Create(model_->program(), *backend_, std::move(views), {});
+    EXPECT_TRUE(session.has_value()) << session.error().ToString();
+    return std::move(*session);
+  }
+  // The logits of `sequence` then `next`, computed the plain way.
+  std::vector<float> Reference(const std::vector<int32_t>& sequence, int32_t next) {
+    auto session = model_->NewSession();
+    EXPECT_TRUE(session.has_value());
+    EXPECT_TRUE(session->Prefill(sequence).has_value());
+    return session->Step({&next, 1}).value();
+  }
+
+  std::vector<int32_t> prompt_, greedy_;
+  std::unique_ptr<LoadedModel> model_;
+  std::unique_ptr<QueuedDecodeBackend> backend_;
+};
+
+TEST_F(DeviceDecodeTest, GreedyThroughTheQueueEqualsTransformers) {
+  Load(8);
+  Session session = NewSession();
+  Generator generator(session, nullptr);
+  for (int depth : {1, 3, 8}) {
+    GenerateOptions options;
+    options.max_new_tokens = static_cast<int64_t>(greedy_.size());
+    options.ignore_eos = true;
+    options.decode_depth = depth;
+    generator.Reset();
+    auto result = generator.Generate(prompt_, options);
+    ASSERT_TRUE(result.has_value()) << result.error().ToString();
+    EXPECT_EQ(result->tokens, greedy_) << "depth " << depth;
+    EXPECT_EQ(result->decode_steps, static_cast<int64_t>(greedy_.size()) - 1);
+    EXPECT_EQ(session.length(), static_cast<int64_t>(prompt_.size() + greedy_.size()) - 1);
+    EXPECT_LE(backend_->last->max_in_flight, depth);
+    // The queue never runs more steps than tokens are asked for.
+    EXPECT_EQ(backend_->last->enqueued, static_cast<int64_t>(greedy_.size()) - 1);
+    backend_->last->enqueued = 0;
+  }
+}
+
+TEST_F(DeviceDecodeTest, AStopRollsBackTheStepsRunPastIt) {
+  for (int64_t chunk : {int64_t{1}, int64_t{8}}) {
+    Load(chunk);
+    Session session = NewSession();
+    Generator generator(session, nullptr);
+    GenerateOptions options;
+    options.max_new_tokens = 10;
+    options.decode_depth = 8;
+    options.stop_token_ids = {greedy_[3]};  // 376: first at index 3
+    auto result = generator.Generate(prompt_, options);
+    ASSERT_TRUE(result.has_value()) << result.error().ToString();
+    EXPECT_EQ(result->stop_reason, StopReason::kEos);
+    EXPECT_EQ(result->tokens, std::vector<int32_t>(greedy_.begin(), greedy_.begin() + 4));
+    // Steps past the stop ran (the queue stays full) but do not count.
+    EXPECT_GT(backend_->last->enqueued, 3);
+    EXPECT_EQ(session.length(), static_cast<int64_t>(prompt_.size()) + 3);
+    // With a chunk of 1 the rings hold 6 positions: the depth is cut to 2 so that the steps
+    // past the stop cannot overwrite the window the next step reads.
+    EXPECT_LE(backend_->last->max_in_flight, static_cast<int>(chunk) + 1);
+    std::vector<int32_t> sequence = prompt_;
+    sequence.insert(sequence.end(), greedy_.begin(), greedy_.begin() + 3);
+    const std::vector<float> expected = Reference(sequence, greedy_[3]);
+    auto actual = session.Step({&greedy_[3], 1});
+    ASSERT_TRUE(actual.has_value());
+    float worst = 0.0f;
+    for (size_t i = 0; i < expected.size(); ++i) worst = std::max(worst, std::abs(expected[i] - (*actual)[i]));
+    EXPECT_LT(worst, 1e-5f) << "chunk " << chunk;
+  }
+}
+
+TEST_F(DeviceDecodeTest, TheContextEndsTheQueue) {
+  Load(8, static_cast<int64_t>(24 + 5));
+  Session session = NewSession();
+  Generator generator(session, nullptr);
+  GenerateOptions options;
+  options.max_new_tokens = 50;
+  options.ignore_eos = true;
+  auto result = generator.Generate(prompt_, options);
+  ASSERT_TRUE(result.has_value()) << result.error().ToString();
+  EXPECT_EQ(result->stop_reason, StopReason::kContextFull);
+  EXPECT_EQ(result->tokens, std::vector<int32_t>(greedy_.begin(), greedy_.begin() + 6));
+  EXPECT_EQ(session.length(), 29);
+}
+
+TEST_F(DeviceDecodeTest, HostSamplingWhereTheLogitsAreNeeded) {
+  Load(8);
+  Session session = NewSession();
+  Generator generator(session, nullptr);
+  GenerateOptions options;
+  options.max_new_tokens = 5;
+  options.ignore_eos = true;
+  options.top_logprobs = 2;  // needs the logits on the host
+  auto result = generator.Generate(prompt_, options);
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(backend_->last->enqueued, 0);
+  EXPECT_EQ(result->tokens, std::vector<int32_t>(greedy_.begin(), greedy_.begin() + 5));
+  options.top_logprobs = 0;
+  options.decode_depth = 0;  // asked for
+  generator.Reset();
+  ASSERT_TRUE(generator.Generate(prompt_, options).has_value());
+  EXPECT_EQ(backend_->last->enqueued, 0);
+}
+
+TEST_F(DeviceDecodeTest, AFailedStepIsReportedAndTheCacheForgotten) {
+  Load(8);
+  Session session = NewSession();
+  Generator generator(session, nullptr);
+  backend_->last->fail_after = 2;
+  GenerateOptions options;
+  options.max_new_tokens = 10;
+  options.ignore_eos = true;
+  auto result = generator.Generate(prompt_, options);
+  ASSERT_FALSE(result.has_value());
+  EXPECT_EQ(result.error().code(), ErrorCode::kDeviceUnavailable);
+  EXPECT_EQ(result.error().message(), "step failed");
+  EXPECT_TRUE(generator.cached_tokens().empty());
+  // The next request starts over and succeeds.
+  backend_->last->fail_after = -1;
+  result = generator.Generate(prompt_, options);
+  ASSERT_TRUE(result.has_value()) << result.error().ToString();
+  EXPECT_EQ(result->tokens, greedy_);
+}
+
+TEST_F(DeviceDecodeTest, DecodeOnDeviceChecksItsArguments) {
+  Load(8);
+  Session session = NewSession();
+  ASSERT_TRUE(session.Prefill(prompt_).has_value());
+  auto accept = [](const SampledToken&) { return true; };
+  auto bad_token = session.DecodeOnDevice(512, {}, 4, 4, accept);
+  ASSERT_FALSE(bad_token.has_value());
+  EXPECT_EQ(bad_token.error().message(), "token id 512 is outside the vocabulary [0, 512)");
+  auto bad_depth = session.DecodeOnDevice(5, {}, 4, 9, accept);
+  ASSERT_FALSE(bad_depth.has_value());
+  EXPECT_EQ(bad_depth.error().message(), "decode depth must be in [1, 8], got 9");
+  auto none = session.DecodeOnDevice(5, {}, 0, 4, accept);
+  ASSERT_TRUE(none.has_value());
+  EXPECT_EQ(*none, 0);
+  EXPECT_EQ(session.length(), 24);
+}
+
+}  // namespace
+}  // namespace kiln
