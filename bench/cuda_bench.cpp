@@ -13,7 +13,7 @@
 // data. Floors:
 //   decode at context C: (weights a step reads + K/V bytes of C positions) / copy bandwidth.
 //     Weights read only by an embedding gather (the per-layer embedding table) count nothing;
-//     a tied embedding counts in full, as the LM head.
+//     a tied embedding counts in full, as the LM head; MoE experts count top_k / experts.
 //   prefill of N tokens: the step's matmul FLOPs (2 x rows x n x k per linear, as the graph
 //     computes them; the LM head runs on the last row only) / GEMM rate. Attention FLOPs are
 //     printed beside it and not in the floor, as in performance.md.
@@ -137,23 +137,27 @@ double GemmRate() {
   return 2.0 * n * n * n / Median(seconds);
 }
 
-// Bytes of weights one decode step reads (see the header comment).
+// Bytes of weights one decode step reads (see the header comment). A MoE layer's expert
+// matrices count top_k / experts of their bytes: a token reads only its chosen experts.
 int64_t DecodeWeightBytes(const Program& program) {
   const StepFunction& step = *program.FindStep("decode");
-  std::vector<bool> streamed(program.weights.size(), false);
+  std::vector<double> fraction(program.weights.size(), 0.0);
   for (const Op& op : step.graph.ops()) {
     if (op.kind == OpKind::kEmbed) continue;
-    for (int32_t id : op.inputs) {
-      if (id >= 0 && step.placements[static_cast<size_t>(id)].where == Placement::Where::kWeight) {
-        streamed[static_cast<size_t>(step.placements[static_cast<size_t>(id)].index)] = true;
+    for (size_t i = 0; i < op.inputs.size(); ++i) {
+      const int32_t id = op.inputs[i];
+      if (id < 0 || step.placements[static_cast<size_t>(id)].where != Placement::Where::kWeight) continue;
+      double share = 1.0;
+      if (op.kind == OpKind::kMoe && (i == 5 || i == 6)) {
+        share = static_cast<double>(op.attrs.top_k) / static_cast<double>(step.graph.value(id).shape.dims[0].value);
       }
+      double& f = fraction[static_cast<size_t>(step.placements[static_cast<size_t>(id)].index)];
+      f = std::max(f, share);
     }
   }
-  int64_t bytes = 0;
-  for (size_t i = 0; i < program.weights.size(); ++i) {
-    if (streamed[i]) bytes += program.weights[i].size_bytes();
-  }
-  return bytes;
+  double bytes = 0;
+  for (size_t i = 0; i < program.weights.size(); ++i) bytes += fraction[i] * static_cast<double>(program.weights[i].size_bytes());
+  return static_cast<int64_t>(bytes);
 }
 
 // K and V bytes a one-token step at position `position` reads.
@@ -179,6 +183,11 @@ std::pair<double, double> PrefillFlops(const Program& program, int64_t tokens) {
       const Value& w = step.graph.value(op.inputs[1]);
       matmul += 2.0 * static_cast<double>(x.shape.dims[0].Resolve(tokens, 0)) * static_cast<double>(w.shape.dims[0].value) *
                 static_cast<double>(w.shape.dims[1].value);
+    } else if (op.kind == OpKind::kMoe) {  // router, then top_k experts' gate/up and down per token
+      const Value& down = step.graph.value(op.inputs[6]);  // [E, H, M]
+      const double experts = static_cast<double>(down.shape.dims[0].value), hidden = static_cast<double>(down.shape.dims[1].value),
+                   width = static_cast<double>(down.shape.dims[2].value);
+      matmul += static_cast<double>(tokens) * (2.0 * experts * hidden + static_cast<double>(op.attrs.top_k) * 6.0 * hidden * width);
     } else if (op.kind == OpKind::kAttention) {
       double pairs = 0;
       for (int64_t t = 0; t < tokens; ++t) pairs += static_cast<double>(op.attrs.window > 0 ? std::min(op.attrs.window, t + 1) : t + 1);

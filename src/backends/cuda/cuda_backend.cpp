@@ -577,6 +577,10 @@ Result<size_t> CudaSession::Launch(const StepFunction& step, size_t op_index, in
     case OpKind::kMoe: {
       const DeviceTensor x = in(0), router = in(2), down = in(6);
       const int64_t experts = router.rows, width = down.columns / x.columns;
+      if (cuda::MoeDecodeSupports(TypeOf(router.dtype), x.rows, x.columns, experts, width, a.top_k)) {
+        return done(cuda::LaunchMoeDecode(x.f32(), in(1).f32(), router.data, in(3).data, in(4).data, in(5).data, down.data, TypeOf(router.dtype),
+                                          x.rows, x.columns, experts, width, a.top_k, a.eps, Scratch(step, op_index), out.f32(), stream_));
+      }
       return done(cuda::LaunchMoe(x.f32(), in(1).f32(), router.data, in(3).data, in(4).data, in(5).data, down.data, TypeOf(router.dtype), x.rows,
                                   x.columns, experts, width, a.top_k, a.eps, reinterpret_cast<float*>(Scratch(step, op_index)), out.f32(), stream_));
     }
@@ -711,7 +715,8 @@ int64_t CudaBackend::ScratchBytes(const Graph& graph, const Op& op, int64_t max_
     case OpKind::kMoe: {
       const Value& down = graph.value(op.inputs[6]);  // [E, H, M]
       const int64_t experts = down.shape.dims[0].value, hidden = down.shape.dims[1].value, width = down.shape.dims[2].value;
-      return max_tokens * (experts + 3 * width + hidden + experts) * 4;
+      // The reference kernel's per-token buffers, or the decode path's chosen experts' activations.
+      return std::max(max_tokens * (experts + 3 * width + hidden + experts) * 4, cuda::MoeDecodeScratchBytes(max_tokens, width, op.attrs.top_k));
     }
     case OpKind::kLinear: {
       // Rows beyond the GEMV path go to cuBLASLt with the activations rounded to the weight's type.

@@ -3,6 +3,8 @@
 
 #include "backends/cuda/kernels/gemv.cuh"
 
+#include <algorithm>
+
 namespace kiln::cuda {
 
 namespace {
@@ -179,6 +181,164 @@ cudaError_t Dispatch(const float* x, const Targets& targets, const void* up, Wei
   return cudaErrorInvalidValue;
 }
 
+// ---- MoE at decode: route on the device, then stream only the chosen experts' rows.
+
+constexpr int kRouteThreads = 1024;
+constexpr int kMoeWarps = 4;  // warps a block in the expert kernels
+
+// Two dot products of weight rows (16-byte loads, both streams in flight together) with the
+// same f32 vector x (global memory, read-only for the kernel), by one warp.
+template <WeightType T, bool kTwo>
+__device__ __forceinline__ float2 WarpRowDots(const uint4* a, const uint4* b, const float* __restrict__ x, int64_t k) {
+  constexpr int E = Chunk<T>::kCount;
+  constexpr int U = 4;
+  const int lane = threadIdx.x & 31;
+  const int64_t chunks = k / E;
+  float acc0[1] = {0.0f}, acc1[1] = {0.0f};
+  for (int64_t c = lane; c < chunks; c += 32 * U) {
+    uint4 va[U], vb[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t at = c + 32 * u;
+      va[u] = at < chunks ? __ldcs(a + at) : make_uint4(0, 0, 0, 0);
+      if constexpr (kTwo) vb[u] = at < chunks ? __ldcs(b + at) : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t at = c + 32 * u;
+      if (at >= chunks) break;
+      Accumulate<T, 1>(va[u], x, k, at * E, acc0);
+      if constexpr (kTwo) Accumulate<T, 1>(vb[u], x, k, at * E, acc1);
+    }
+  }
+  return make_float2(WarpSum(acc0[0]), kTwo ? WarpSum(acc1[0]) : 0.0f);
+}
+
+__device__ __forceinline__ float LoadScalar(const void* w, WeightType type, int64_t i) {
+  switch (type) {
+    case WeightType::kBF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(w)[i]);
+    case WeightType::kF16: return __half2float(static_cast<const __half*>(w)[i]);
+    default: return static_cast<const float*>(w)[i];
+  }
+}
+
+// One block per token: the router's norm and projection (a warp per expert, the normed input in
+// shared memory), then the top-k and their weights, as the reference MoeKernel computes them.
+template <WeightType T>
+__global__ void __launch_bounds__(kRouteThreads)
+    MoeRouteKernel(const float* __restrict__ x, const uint4* __restrict__ router, const void* router_scale,
+                   const void* expert_scale, int64_t hidden, int64_t experts, int64_t top_k, float eps, MoeSlots slots) {
+  extern __shared__ float shared[];  // routed[hidden], logits[experts]
+  __shared__ double partial[kRouteThreads / 32];
+  float* routed = shared;
+  float* logits = shared + hidden;
+  const int64_t t = blockIdx.x;
+  const float* xt = x + t * hidden;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  double sum = 0.0;
+  for (int64_t j = threadIdx.x; j < hidden; j += blockDim.x) sum += static_cast<double>(xt[j]) * xt[j];
+  for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+  if (lane == 0) partial[warp] = sum;
+  __syncthreads();
+  double total = 0.0;
+  for (int w = 0; w < kRouteThreads / 32; ++w) total += partial[w];
+  const float inv = static_cast<float>(rsqrt(total / static_cast<double>(hidden) + eps));
+  const float root = rsqrtf(static_cast<float>(hidden));
+  for (int64_t j = threadIdx.x; j < hidden; j += blockDim.x) routed[j] = xt[j] * inv * LoadScalar(router_scale, T, j) * root;
+  __syncthreads();
+  constexpr int E = Chunk<T>::kCount;
+  const int64_t chunks = hidden / E;
+  for (int64_t e = warp; e < experts; e += kRouteThreads / 32) {
+    const uint4* row = router + e * chunks;
+    float acc = 0.0f;
+    for (int64_t c = lane; c < chunks; c += 32) {
+      float w[E];
+      Chunk<T>::Expand(__ldcs(row + c), w);
+#pragma unroll
+      for (int i = 0; i < E; ++i) acc += w[i] * routed[c * E + i];
+    }
+    acc = WarpSum(acc);
+    if (lane == 0) logits[e] = acc;
+  }
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  // Top-k by selection, then softmax over all experts renormalized over the chosen (in double).
+  int* chosen = slots.chosen + t * top_k;
+  float* weights = slots.weight + t * top_k;
+  float max_logit = -INFINITY;
+  for (int64_t e = 0; e < experts; ++e) max_logit = fmaxf(max_logit, logits[e]);
+  double all = 0.0;
+  for (int64_t e = 0; e < experts; ++e) all += exp(static_cast<double>(logits[e] - max_logit));
+  double kept = 0.0;
+  for (int64_t k = 0; k < top_k; ++k) {
+    int64_t best = -1;
+    for (int64_t e = 0; e < experts; ++e) {
+      bool taken = false;
+      for (int64_t q = 0; q < k; ++q) taken = taken || chosen[q] == e;
+      if (!taken && (best < 0 || logits[e] > logits[best])) best = e;
+    }
+    chosen[k] = static_cast<int>(best);
+    kept += exp(static_cast<double>(logits[best] - max_logit)) / all;
+  }
+  for (int64_t k = 0; k < top_k; ++k) {
+    const double probability = exp(static_cast<double>(logits[chosen[k]] - max_logit)) / all;
+    weights[k] = static_cast<float>(probability / kept) * LoadScalar(expert_scale, T, chosen[k]);
+  }
+}
+
+// A warp per (chosen expert, row r < width): act = gelu(gate_r . h) * (up_r . h).
+template <WeightType T>
+__global__ void __launch_bounds__(kMoeWarps * 32)
+    MoeGateUpKernel(const float* __restrict__ h, const uint4* __restrict__ gate_up, int64_t hidden, int64_t width,
+                    int64_t top_k, MoeSlots slots) {
+  const int64_t t = blockIdx.y;
+  const int64_t item = static_cast<int64_t>(blockIdx.x) * kMoeWarps + (threadIdx.x >> 5);
+  if (item >= top_k * width) return;
+  const int64_t k = item / width, r = item % width;
+  const int64_t e = slots.chosen[t * top_k + k];
+  const int64_t chunks = hidden / Chunk<T>::kCount;
+  const uint4* gate = gate_up + (e * 2 * width + r) * chunks;
+  const uint4* up = gate_up + (e * 2 * width + width + r) * chunks;
+  const float2 dots = WarpRowDots<T, true>(gate, up, h + t * hidden, hidden);
+  if ((threadIdx.x & 31) == 0) slots.act[(t * top_k + k) * width + r] = GeluTanh(dots.x) * dots.y;
+}
+
+// A warp per output column j: out = sum over the chosen experts of weight * (down_j . act).
+template <WeightType T>
+__global__ void __launch_bounds__(kMoeWarps * 32)
+    MoeDownKernel(const uint4* __restrict__ down, int64_t hidden, int64_t width, int64_t top_k, MoeSlots slots,
+                  float* __restrict__ out) {
+  const int64_t t = blockIdx.y;
+  const int64_t j = static_cast<int64_t>(blockIdx.x) * kMoeWarps + (threadIdx.x >> 5);
+  if (j >= hidden) return;
+  const int64_t chunks = width / Chunk<T>::kCount;
+  float sum = 0.0f;
+  for (int64_t k = 0; k < top_k; ++k) {
+    const int64_t e = slots.chosen[t * top_k + k];
+    const float2 dot = WarpRowDots<T, false>(down + (e * hidden + j) * chunks, nullptr, slots.act + (t * top_k + k) * width, width);
+    sum += slots.weight[t * top_k + k] * dot.x;
+  }
+  if ((threadIdx.x & 31) == 0) out[t * hidden + j] = sum;
+}
+
+template <WeightType T>
+cudaError_t LaunchMoeFor(const float* x, const float* h, const void* router, const void* router_scale, const void* expert_scale,
+                         const void* gate_up, const void* down, int64_t tokens, int64_t hidden, int64_t experts, int64_t width,
+                         int64_t top_k, float eps, const MoeSlots& slots, float* out, cudaStream_t stream) {
+  const size_t shared = static_cast<size_t>(hidden + experts) * sizeof(float);
+  auto route = MoeRouteKernel<T>;
+  if (shared > 48 * 1024) {
+    if (cudaError_t s = cudaFuncSetAttribute(route, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared)); s != cudaSuccess) return s;
+  }
+  route<<<static_cast<unsigned>(tokens), kRouteThreads, shared, stream>>>(x, static_cast<const uint4*>(router), router_scale, expert_scale,
+                                                                         hidden, experts, top_k, eps, slots);
+  const dim3 gate_grid(static_cast<unsigned>((top_k * width + kMoeWarps - 1) / kMoeWarps), static_cast<unsigned>(tokens));
+  MoeGateUpKernel<T><<<gate_grid, kMoeWarps * 32, 0, stream>>>(h, static_cast<const uint4*>(gate_up), hidden, width, top_k, slots);
+  const dim3 down_grid(static_cast<unsigned>((hidden + kMoeWarps - 1) / kMoeWarps), static_cast<unsigned>(tokens));
+  MoeDownKernel<T><<<down_grid, kMoeWarps * 32, 0, stream>>>(static_cast<const uint4*>(down), hidden, width, top_k, slots, out);
+  return cudaGetLastError();
+}
+
 Targets One(const void* w, float* y, int64_t n) {
   Targets targets{};
   targets.w[0] = static_cast<const uint4*>(w);
@@ -216,6 +376,34 @@ cudaError_t LaunchGemvMulti(const float* x, const void* const* w, float* const* 
 cudaError_t LaunchGemvGeluMul(const float* x, const void* w_gate, const void* w_up, WeightType type, int64_t rows,
                               int64_t n, int64_t k, float* y, cudaStream_t stream) {
   return Dispatch<true>(x, One(w_gate, y, n), w_up, type, rows, k, stream);
+}
+
+bool MoeDecodeSupports(WeightType type, int64_t tokens, int64_t hidden, int64_t experts, int64_t width, int64_t top_k) {
+  const int64_t e = ElementsPer16Bytes(type);
+  return tokens >= 1 && tokens <= kGemvMaxRows && hidden % e == 0 && width % e == 0 && top_k >= 1 && top_k <= experts &&
+         (hidden + experts) * 4 <= 160 * 1024;
+}
+
+int64_t MoeDecodeScratchBytes(int64_t tokens, int64_t width, int64_t top_k) {
+  return std::min<int64_t>(tokens, kGemvMaxRows) * top_k * (width + 2) * 4 + 256;
+}
+
+cudaError_t LaunchMoeDecode(const float* x, const float* h, const void* router, const void* router_scale,
+                            const void* expert_scale, const void* gate_up, const void* down, WeightType type, int64_t tokens,
+                            int64_t hidden, int64_t experts, int64_t width, int64_t top_k, float eps, void* scratch, float* out,
+                            cudaStream_t stream) {
+  if (!MoeDecodeSupports(type, tokens, hidden, experts, width, top_k)) return cudaErrorInvalidValue;
+  // Scratch: act [tokens, top_k, width] f32, then weights and chosen ids [tokens, top_k].
+  MoeSlots slots;
+  slots.act = static_cast<float*>(scratch);
+  slots.weight = slots.act + tokens * top_k * width;
+  slots.chosen = reinterpret_cast<int*>(slots.weight + tokens * top_k);
+  switch (type) {
+    case WeightType::kBF16: return LaunchMoeFor<WeightType::kBF16>(x, h, router, router_scale, expert_scale, gate_up, down, tokens, hidden, experts, width, top_k, eps, slots, out, stream);
+    case WeightType::kF16: return LaunchMoeFor<WeightType::kF16>(x, h, router, router_scale, expert_scale, gate_up, down, tokens, hidden, experts, width, top_k, eps, slots, out, stream);
+    case WeightType::kF32: return LaunchMoeFor<WeightType::kF32>(x, h, router, router_scale, expert_scale, gate_up, down, tokens, hidden, experts, width, top_k, eps, slots, out, stream);
+  }
+  return cudaErrorInvalidValue;
 }
 
 }  // namespace kiln::cuda

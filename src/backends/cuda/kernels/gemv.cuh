@@ -27,4 +27,19 @@ cudaError_t LaunchGemvMulti(const float* x, const void* const* w, float* const* 
 cudaError_t LaunchGemvGeluMul(const float* x, const void* w_gate, const void* w_up, WeightType type, int64_t rows,
                               int64_t n, int64_t k, float* y, cudaStream_t stream);
 
+// MoE at decode (rows <= 4): a kernel routes each token (the router's norm and projection, top-k,
+// weights, as LaunchMoe in kernels.cuh), then the chosen experts' gate/up rows and down rows are
+// streamed like the GEMV: a 128-expert layer reads 8 experts' weights, not all of them.
+struct MoeSlots {
+  float* act = nullptr;     // [tokens, top_k, width]
+  float* weight = nullptr;  // [tokens, top_k]
+  int* chosen = nullptr;    // [tokens, top_k]
+};
+bool MoeDecodeSupports(WeightType type, int64_t tokens, int64_t hidden, int64_t experts, int64_t width, int64_t top_k);
+int64_t MoeDecodeScratchBytes(int64_t tokens, int64_t width, int64_t top_k);
+cudaError_t LaunchMoeDecode(const float* x, const float* h, const void* router, const void* router_scale,
+                            const void* expert_scale, const void* gate_up, const void* down, WeightType type, int64_t tokens,
+                            int64_t hidden, int64_t experts, int64_t width, int64_t top_k, float eps, void* scratch, float* out,
+                            cudaStream_t stream);
+
 }  // namespace kiln::cuda
