@@ -4,6 +4,7 @@
 #include "backends/cuda/kernels/gemv.cuh"
 
 #include <algorithm>
+#include <climits>
 
 namespace kiln::cuda {
 
@@ -261,28 +262,41 @@ __global__ void __launch_bounds__(kRouteThreads)
     if (lane == 0) logits[e] = acc;
   }
   __syncthreads();
-  if (threadIdx.x != 0) return;
-  // Top-k by selection, then softmax over all experts renormalized over the chosen (in double).
+  if (warp != 0) return;
+  // Warp 0: top-k by repeated warp-wide argmax (ties: the lowest id), then the softmax over all
+  // experts renormalized over the chosen ones, in double as the reference kernel.
   int* chosen = slots.chosen + t * top_k;
   float* weights = slots.weight + t * top_k;
   float max_logit = -INFINITY;
-  for (int64_t e = 0; e < experts; ++e) max_logit = fmaxf(max_logit, logits[e]);
+  for (int64_t e = lane; e < experts; e += 32) max_logit = fmaxf(max_logit, logits[e]);
+  for (int offset = 16; offset > 0; offset /= 2) max_logit = fmaxf(max_logit, __shfl_xor_sync(0xffffffffu, max_logit, offset));
   double all = 0.0;
-  for (int64_t e = 0; e < experts; ++e) all += exp(static_cast<double>(logits[e] - max_logit));
+  for (int64_t e = lane; e < experts; e += 32) all += exp(static_cast<double>(logits[e] - max_logit));
+  for (int offset = 16; offset > 0; offset /= 2) all += __shfl_xor_sync(0xffffffffu, all, offset);
   double kept = 0.0;
+  float chosen_value = -INFINITY;  // lane k keeps the k-th chosen logit (top_k <= 32)
   for (int64_t k = 0; k < top_k; ++k) {
-    int64_t best = -1;
-    for (int64_t e = 0; e < experts; ++e) {
-      bool taken = false;
-      for (int64_t q = 0; q < k; ++q) taken = taken || chosen[q] == e;
-      if (!taken && (best < 0 || logits[e] > logits[best])) best = e;
+    float best_value = -INFINITY;
+    int best = INT_MAX;
+    for (int64_t e = lane; e < experts; e += 32) {
+      if (logits[e] > best_value) best_value = logits[e], best = static_cast<int>(e);  // a lane's lowest id first
     }
-    chosen[k] = static_cast<int>(best);
-    kept += exp(static_cast<double>(logits[best] - max_logit)) / all;
+    for (int offset = 16; offset > 0; offset /= 2) {
+      const float other_value = __shfl_xor_sync(0xffffffffu, best_value, offset);
+      const int other = __shfl_xor_sync(0xffffffffu, best, offset);
+      if (other_value > best_value || (other_value == best_value && other < best)) best_value = other_value, best = other;
+    }
+    if (lane == k) chosen_value = best_value;
+    kept += exp(static_cast<double>(best_value - max_logit)) / all;
+    if (lane == 0) {
+      chosen[k] = best;
+      logits[best] = -INFINITY;  // taken
+    }
+    __syncwarp();
   }
-  for (int64_t k = 0; k < top_k; ++k) {
-    const double probability = exp(static_cast<double>(logits[chosen[k]] - max_logit)) / all;
-    weights[k] = static_cast<float>(probability / kept) * LoadScalar(expert_scale, T, chosen[k]);
+  if (lane < top_k) {
+    const double probability = exp(static_cast<double>(chosen_value - max_logit)) / all;
+    weights[lane] = static_cast<float>(probability / kept) * LoadScalar(expert_scale, T, chosen[lane]);
   }
 }
 
@@ -380,7 +394,7 @@ cudaError_t LaunchGemvGeluMul(const float* x, const void* w_gate, const void* w_
 
 bool MoeDecodeSupports(WeightType type, int64_t tokens, int64_t hidden, int64_t experts, int64_t width, int64_t top_k) {
   const int64_t e = ElementsPer16Bytes(type);
-  return tokens >= 1 && tokens <= kGemvMaxRows && hidden % e == 0 && width % e == 0 && top_k >= 1 && top_k <= experts &&
+  return tokens >= 1 && tokens <= kGemvMaxRows && hidden % e == 0 && width % e == 0 && top_k >= 1 && top_k <= experts && top_k <= 32 &&
          (hidden + experts) * 4 <= 160 * 1024;
 }
 

@@ -37,6 +37,27 @@ __global__ void EmbedKernel(const int32_t* ids, const void* table, WeightType ty
   for (int64_t j = threadIdx.x; j < width; j += blockDim.x) out[t * width + j] = LoadWeight(table, type, row * width + j) * scale;
 }
 
+// Long groups (whole rows) or few of them: one block per group, so a one-row step still spreads
+// the row over 256 threads.
+constexpr int kRowNormThreads = 256;
+__global__ void __launch_bounds__(kRowNormThreads)
+    RowRmsNormKernel(const float* x, const void* weight, WeightType type, int64_t group, float eps, float* out) {
+  __shared__ double partial[kRowNormThreads / kWarp];
+  const int64_t g = blockIdx.x;
+  const float* in = x + g * group;
+  double sum = 0.0;
+  for (int64_t j = threadIdx.x; j < group; j += blockDim.x) sum += static_cast<double>(in[j]) * in[j];
+  for (int offset = kWarp / 2; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+  if (threadIdx.x % kWarp == 0) partial[threadIdx.x / kWarp] = sum;
+  __syncthreads();
+  double total = 0.0;
+  for (int w = 0; w < kRowNormThreads / kWarp; ++w) total += partial[w];
+  const float inv = static_cast<float>(rsqrt(total / static_cast<double>(group) + eps));
+  for (int64_t j = threadIdx.x; j < group; j += blockDim.x) {
+    out[g * group + j] = in[j] * inv * (weight ? LoadWeight(weight, type, j) : 1.0f);
+  }
+}
+
 // One warp per group.
 __global__ void RmsNormKernel(const float* x, const void* weight, WeightType type, int64_t groups, int64_t group, float eps,
                               float* out) {
@@ -285,6 +306,10 @@ cudaError_t LaunchEmbed(const int32_t* ids, const void* table, WeightType type, 
 
 cudaError_t LaunchRmsNorm(const float* x, const void* weight, WeightType type, int64_t groups, int64_t group, float eps,
                           float* out, cudaStream_t stream) {
+  if (group >= 1024 || groups < 1024) {  // few groups: a warp each would leave the GPU idle
+    RowRmsNormKernel<<<static_cast<unsigned>(groups), kRowNormThreads, 0, stream>>>(x, weight, type, group, eps, out);
+    return cudaGetLastError();
+  }
   RmsNormKernel<<<Blocks(groups * kWarp, 256), 256, 0, stream>>>(x, weight, type, groups, group, eps, out);
   return cudaGetLastError();
 }
