@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "backends/cuda/kernels/attention_decode.cuh"
+#include "backends/cuda/kernels/device_math.cuh"
 
 namespace kiln::cuda {
 
@@ -42,35 +43,24 @@ __device__ __forceinline__ void LoadRow(const float* p, float (&out)[D]) {
   }
 }
 
-__device__ __forceinline__ void ExpandWord(uint32_t word, float& lo, float& hi) {
-  lo = __uint_as_float(word << 16);
-  hi = __uint_as_float(word & 0xffff0000u);
-}
-
 template <int D>
 __device__ __forceinline__ void LoadRow(const __nv_bfloat16* p, float (&out)[D]) {
   if constexpr (D % 8 == 0) {
 #pragma unroll
     for (int i = 0; i < D / 8; ++i) {
       const uint4 v = reinterpret_cast<const uint4*>(p)[i];
-      ExpandWord(v.x, out[8 * i], out[8 * i + 1]);
-      ExpandWord(v.y, out[8 * i + 2], out[8 * i + 3]);
-      ExpandWord(v.z, out[8 * i + 4], out[8 * i + 5]);
-      ExpandWord(v.w, out[8 * i + 6], out[8 * i + 7]);
+      UnpackBf16Pair(v.x, out[8 * i], out[8 * i + 1]);
+      UnpackBf16Pair(v.y, out[8 * i + 2], out[8 * i + 3]);
+      UnpackBf16Pair(v.z, out[8 * i + 4], out[8 * i + 5]);
+      UnpackBf16Pair(v.w, out[8 * i + 6], out[8 * i + 7]);
     }
   } else if constexpr (D % 2 == 0) {
 #pragma unroll
-    for (int i = 0; i < D / 2; ++i) ExpandWord(reinterpret_cast<const uint32_t*>(p)[i], out[2 * i], out[2 * i + 1]);
+    for (int i = 0; i < D / 2; ++i) UnpackBf16Pair(reinterpret_cast<const uint32_t*>(p)[i], out[2 * i], out[2 * i + 1]);
   } else {
 #pragma unroll
     for (int i = 0; i < D; ++i) out[i] = __bfloat162float(p[i]);
   }
-}
-
-__device__ __forceinline__ float WarpSum(float v) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
 }
 
 // Grid (splits, kv_heads, tokens); warps = G query heads x `sub` position groups. Each lane owns

@@ -2,6 +2,7 @@
 #include <cuda_fp16.h>
 
 #include "backends/cuda/kernels/fused.cuh"
+#include "backends/cuda/kernels/device_math.cuh"
 
 #include <algorithm>
 
@@ -15,22 +16,8 @@ constexpr int kWarp = 32;
 constexpr int kRowThreads = 1024;
 constexpr int kPerThread = 8;  // rows up to 8192 wide (Gemma 4: 5376 at most)
 
-__device__ __forceinline__ float LoadWeight(const void* w, WeightType type, int64_t i) {
-  switch (type) {
-    case WeightType::kBF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(w)[i]);
-    case WeightType::kF16: return __half2float(static_cast<const __half*>(w)[i]);
-    default: return static_cast<const float*>(w)[i];
-  }
-}
-
-// Sums of squares in double, as the unfused RmsNorm kernel, so fusing changes no result bits
-// beyond summation order.
-__device__ __forceinline__ double WarpSum(double v) {
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
-
-// Sum over the block; `shared` holds one double per warp and may be reused right after.
+// Sum over the block, in double as the unfused RmsNorm kernel (fusing changes only the summation
+// order); `shared` holds one double per warp and may be reused right after.
 __device__ double BlockSum(double v, double* shared) {
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, warps = (blockDim.x + kWarp - 1) / kWarp;
   v = WarpSum(v);

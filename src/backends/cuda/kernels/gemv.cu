@@ -2,6 +2,7 @@
 #include <cuda_fp16.h>
 
 #include "backends/cuda/kernels/gemv.cuh"
+#include "backends/cuda/kernels/device_math.cuh"
 
 #include <algorithm>
 #include <climits>
@@ -25,12 +26,10 @@ template <>
 struct Chunk<WeightType::kBF16> {
   static constexpr int kCount = 8;
   __device__ static void Expand(const uint4& v, float (&f)[8]) {
-    const uint32_t words[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {  // bf16 -> f32 is a 16-bit shift
-      f[2 * i] = __uint_as_float(words[i] << 16);
-      f[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
-    }
+    UnpackBf16Pair(v.x, f[0], f[1]);
+    UnpackBf16Pair(v.y, f[2], f[3]);
+    UnpackBf16Pair(v.z, f[4], f[5]);
+    UnpackBf16Pair(v.w, f[6], f[7]);
   }
 };
 template <>
@@ -74,16 +73,6 @@ __device__ __forceinline__ void Accumulate(const uint4& chunk, const float* __re
       acc[r] += w[4 * i] * v.x + w[4 * i + 1] * v.y + w[4 * i + 2] * v.z + w[4 * i + 3] * v.w;
     }
   }
-}
-
-__device__ __forceinline__ float WarpSum(float v) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
-
-__device__ __forceinline__ float GeluTanh(float g) {
-  return 0.5f * g * (1.0f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g)));
 }
 
 // The matrices one launch streams: up to kGemvMaxTargets that read the same x (q, k and v), their
@@ -215,14 +204,6 @@ __device__ __forceinline__ float2 WarpRowDots(const uint4* a, const uint4* b, co
   return make_float2(WarpSum(acc0[0]), kTwo ? WarpSum(acc1[0]) : 0.0f);
 }
 
-__device__ __forceinline__ float LoadScalar(const void* w, WeightType type, int64_t i) {
-  switch (type) {
-    case WeightType::kBF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(w)[i]);
-    case WeightType::kF16: return __half2float(static_cast<const __half*>(w)[i]);
-    default: return static_cast<const float*>(w)[i];
-  }
-}
-
 // One block per token: the router's norm and projection (a warp per expert, the normed input in
 // shared memory), then the top-k and their weights, as the reference MoeKernel computes them.
 template <WeightType T>
@@ -238,14 +219,14 @@ __global__ void __launch_bounds__(kRouteThreads)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   double sum = 0.0;
   for (int64_t j = threadIdx.x; j < hidden; j += blockDim.x) sum += static_cast<double>(xt[j]) * xt[j];
-  for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+  sum = WarpSum(sum);
   if (lane == 0) partial[warp] = sum;
   __syncthreads();
   double total = 0.0;
   for (int w = 0; w < kRouteThreads / 32; ++w) total += partial[w];
   const float inv = static_cast<float>(rsqrt(total / static_cast<double>(hidden) + eps));
   const float root = rsqrtf(static_cast<float>(hidden));
-  for (int64_t j = threadIdx.x; j < hidden; j += blockDim.x) routed[j] = xt[j] * inv * LoadScalar(router_scale, T, j) * root;
+  for (int64_t j = threadIdx.x; j < hidden; j += blockDim.x) routed[j] = xt[j] * inv * LoadWeight(router_scale, T, j) * root;
   __syncthreads();
   constexpr int E = Chunk<T>::kCount;
   const int64_t chunks = hidden / E;
@@ -272,7 +253,7 @@ __global__ void __launch_bounds__(kRouteThreads)
   for (int offset = 16; offset > 0; offset /= 2) max_logit = fmaxf(max_logit, __shfl_xor_sync(0xffffffffu, max_logit, offset));
   double all = 0.0;
   for (int64_t e = lane; e < experts; e += 32) all += exp(static_cast<double>(logits[e] - max_logit));
-  for (int offset = 16; offset > 0; offset /= 2) all += __shfl_xor_sync(0xffffffffu, all, offset);
+  all = WarpSum(all);
   double kept = 0.0;
   float chosen_value = -INFINITY;  // lane k keeps the k-th chosen logit (top_k <= 32)
   for (int64_t k = 0; k < top_k; ++k) {
@@ -296,7 +277,7 @@ __global__ void __launch_bounds__(kRouteThreads)
   }
   if (lane < top_k) {
     const double probability = exp(static_cast<double>(chosen_value - max_logit)) / all;
-    weights[lane] = static_cast<float>(probability / kept) * LoadScalar(expert_scale, T, chosen[lane]);
+    weights[lane] = static_cast<float>(probability / kept) * LoadWeight(expert_scale, T, chosen[lane]);
   }
 }
 

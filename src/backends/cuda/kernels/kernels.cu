@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "backends/cuda/kernels/device_math.cuh"
 #include "backends/cuda/kernels/kernels.cuh"
 
 namespace kiln::cuda {
@@ -10,23 +11,6 @@ namespace kiln::cuda {
 namespace {
 
 constexpr int kWarp = 32;
-
-__device__ __forceinline__ float LoadWeight(const void* w, WeightType type, int64_t i) {
-  switch (type) {
-    case WeightType::kBF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(w)[i]);
-    case WeightType::kF16: return __half2float(static_cast<const __half*>(w)[i]);
-    default: return static_cast<const float*>(w)[i];
-  }
-}
-
-__device__ __forceinline__ float WarpSum(float v) {
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
-
-__device__ __forceinline__ float GeluTanh(float g) {
-  return 0.5f * g * (1.0f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g)));
-}
 
 int Blocks(int64_t count, int threads) { return static_cast<int>((count + threads - 1) / threads); }
 
@@ -47,7 +31,7 @@ __global__ void __launch_bounds__(kRowNormThreads)
   const float* in = x + g * group;
   double sum = 0.0;
   for (int64_t j = threadIdx.x; j < group; j += blockDim.x) sum += static_cast<double>(in[j]) * in[j];
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+  sum = WarpSum(sum);
   if (threadIdx.x % kWarp == 0) partial[threadIdx.x / kWarp] = sum;
   __syncthreads();
   double total = 0.0;
@@ -67,7 +51,7 @@ __global__ void RmsNormKernel(const float* x, const void* weight, WeightType typ
   const float* in = x + g * group;
   double sum = 0.0;
   for (int64_t j = lane; j < group; j += kWarp) sum += static_cast<double>(in[j]) * in[j];
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+  sum = WarpSum(sum);
   const float inv = static_cast<float>(rsqrt(sum / static_cast<double>(group) + eps));
   for (int64_t j = lane; j < group; j += kWarp) {
     out[g * group + j] = in[j] * inv * (weight ? LoadWeight(weight, type, j) : 1.0f);

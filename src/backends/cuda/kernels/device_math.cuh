@@ -1,0 +1,42 @@
+// Device helpers the kernel files share: reading a weight of any stored type, warp sums, the
+// tanh GELU, and bf16 -> f32 unpacking.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+#include "backends/cuda/kernels/kernels.cuh"
+
+namespace kiln::cuda {
+
+__device__ __forceinline__ float LoadWeight(const void* w, WeightType type, int64_t i) {
+  switch (type) {
+    case WeightType::kBF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(w)[i]);
+    case WeightType::kF16: return __half2float(static_cast<const __half*>(w)[i]);
+    default: return static_cast<const float*>(w)[i];
+  }
+}
+
+// The sum over the 32 lanes, in every lane.
+template <typename T>
+__device__ __forceinline__ T WarpSum(T v) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+// gelu_pytorch_tanh, as docs/gemma4.md defines it.
+__device__ __forceinline__ float GeluTanh(float g) {
+  return 0.5f * g * (1.0f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g)));
+}
+
+// Two bf16 packed in a 32-bit word (the lower one first in memory) as floats: bf16 -> f32 is a
+// 16-bit shift.
+__device__ __forceinline__ void UnpackBf16Pair(uint32_t word, float& lo, float& hi) {
+  lo = __uint_as_float(word << 16);
+  hi = __uint_as_float(word & 0xffff0000u);
+}
+
+}  // namespace kiln::cuda
