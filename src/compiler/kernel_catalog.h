@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "graph/graph.h"
@@ -21,10 +22,11 @@ class KernelCatalog {
   // Scratch bytes the op's kernel needs for a step of up to `max_tokens` tokens.
   virtual int64_t ScratchBytes(const Graph& graph, const Op& op, int64_t max_tokens,
                                int64_t max_context) const = 0;
-  // How many ops, from `op_index` on, the target runs as one kernel (1: the op alone). The
-  // planner keeps every value such a group reads or writes alive across the whole group, so a
-  // fused kernel may still read its inputs while it writes its outputs.
-  virtual int32_t FusedOps(const Graph& /*graph*/, size_t /*op_index*/) const { return 1; }
+  // The op chains the target runs as one kernel: element i is how many ops, from op i on, one
+  // kernel runs (1: the op alone); empty: none. The planner keeps every value such a group reads
+  // or writes alive across the whole group, so a fused kernel may still read its inputs while it
+  // writes its outputs.
+  virtual std::vector<int32_t> FusedGroups(const Graph& /*graph*/) const { return {}; }
   // The KV cache element type for a graph with its weights bound (their dtypes known).
   virtual DType CacheDType(const Graph& /*graph*/) const { return DType::kF32; }
 };

@@ -78,8 +78,9 @@ Status BuildRequests(StepFunction& step, const KernelCatalog& catalog, int64_t m
     for (int32_t id : ops[static_cast<size_t>(i)].inputs) if (id >= 0) last[static_cast<size_t>(id)] = i;
   }
   // A fused group's values all live from its first op to its last.
+  const std::vector<int32_t> groups = catalog.FusedGroups(graph);
   for (int32_t i = 0; i < num_ops;) {
-    const int32_t group = std::clamp(catalog.FusedOps(graph, static_cast<size_t>(i)), 1, num_ops - i);
+    const int32_t group = groups.empty() ? 1 : std::clamp(groups[static_cast<size_t>(i)], 1, num_ops - i);
     if (group > 1) {
       const int32_t end = i + group - 1;
       for (int32_t j = i; j <= end; ++j) {

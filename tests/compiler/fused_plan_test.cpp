@@ -1,4 +1,4 @@
-// A target that runs several ops as one kernel (KernelCatalog::FusedOps) gets a plan in which
+// A target that runs several ops as one kernel (KernelCatalog::FusedGroups) gets a plan in which
 // nothing the group writes shares bytes with anything it reads: the planner keeps every value
 // of the group alive from the group's first op to its last.
 #include <gtest/gtest.h>
@@ -16,7 +16,12 @@ class FusingCatalog : public KernelCatalog {
   int64_t alignment_bytes() const override { return 64; }
   Status CheckOp(const Graph&, const Op&) const override { return Status::Ok(); }
   int64_t ScratchBytes(const Graph&, const Op&, int64_t, int64_t) const override { return 0; }
-  int32_t FusedOps(const Graph&, size_t op_index) const override { return fuse_ && op_index == 1 ? 3 : 1; }
+  std::vector<int32_t> FusedGroups(const Graph& graph) const override {
+    if (!fuse_) return {};
+    std::vector<int32_t> groups(graph.ops().size(), 1);
+    groups[1] = 3;
+    return groups;
+  }
 
  private:
   bool fuse_;

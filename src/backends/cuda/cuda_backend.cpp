@@ -722,9 +722,9 @@ int64_t CudaBackend::ScratchBytes(const Graph& graph, const Op& op, int64_t max_
       // Rows beyond the GEMV path go to cuBLASLt with the activations rounded to the weight's type.
       const Value& x = graph.value(op.inputs[0]);
       const Value& w = graph.value(op.inputs[1]);
-      const int64_t rows = x.shape.dims[0].Resolve(max_tokens, 0);
-      if (w.dtype == DType::kF32 || rows <= cuda::kGemvMaxRows) return 0;
-      return rows * w.shape.dims[1].value * 2;
+      const int64_t rows = x.shape.dims[0].Resolve(max_tokens, 0), k = w.shape.dims[1].value;
+      if (w.dtype == DType::kF32 || cuda::GemvSupports(TypeOf(w.dtype), rows, k)) return 0;
+      return rows * k * 2;
     }
     case OpKind::kAttention:
       return cuda::DecodeAttentionScratchBytes(max_tokens, op.attrs.num_heads, op.attrs.head_dim);
@@ -732,8 +732,11 @@ int64_t CudaBackend::ScratchBytes(const Graph& graph, const Op& op, int64_t max_
   }
 }
 
-int32_t CudaBackend::FusedOps(const Graph& graph, size_t op_index) const {
-  return static_cast<int32_t>(MatchFusion(graph, UseCounts(graph), op_index).covered);
+std::vector<int32_t> CudaBackend::FusedGroups(const Graph& graph) const {
+  const std::vector<int> uses = UseCounts(graph);
+  std::vector<int32_t> groups(graph.ops().size(), 1);
+  for (size_t i = 0; i < groups.size(); ++i) groups[i] = static_cast<int32_t>(MatchFusion(graph, uses, i).covered);
+  return groups;
 }
 
 DType CudaBackend::CacheDType(const Graph& graph) const {

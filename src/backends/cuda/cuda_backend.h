@@ -27,7 +27,7 @@ class CudaBackend : public Backend {
   int64_t alignment_bytes() const override { return 256; }
   Status CheckOp(const Graph& graph, const Op& op) const override;
   int64_t ScratchBytes(const Graph& graph, const Op& op, int64_t max_tokens, int64_t max_context) const override;
-  int32_t FusedOps(const Graph& graph, size_t op_index) const override;
+  std::vector<int32_t> FusedGroups(const Graph& graph) const override;
   DType CacheDType(const Graph& graph) const override;
   MemoryReport PlanMemory(const Program& program) const override;
   bool SupportsRandomWeights() const override { return true; }
