@@ -1,186 +1,83 @@
 #include "tokenizer/gguf_vocab.h"
 
-#include <cstring>
-#include <filesystem>
-#include <fstream>
+#include <unordered_map>
+
+#include "io/gguf.h"
 
 namespace kiln::tokenizer {
 namespace {
 
-enum GgufType : uint32_t {
-  kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7,
-  kString = 8, kArray = 9, kU64 = 10, kI64 = 11, kF64 = 12,
-};
-
-size_t ScalarSize(uint32_t type) {
-  switch (type) {
-    case kU8: case kI8: case kBool: return 1;
-    case kU16: case kI16: return 2;
-    case kU32: case kI32: case kF32: return 4;
-    case kU64: case kI64: case kF64: return 8;
-    default: return 0;
-  }
-}
-
-// Buffered, bounds-checked reader over the file.
-class Reader {
- public:
-  Reader(std::ifstream* in, uint64_t file_size) : in_(in), file_size_(file_size) {}
-  Status Read(void* out, size_t size) {
-    if (size > file_size_ - offset_) return Error(ErrorCode::kMalformed, "GGUF metadata runs past the end of the file at byte " + std::to_string(offset_));
-    in_->read(static_cast<char*>(out), static_cast<std::streamsize>(size));
-    if (!*in_) return Error(ErrorCode::kIo, "GGUF read failed at byte " + std::to_string(offset_));
-    offset_ += size;
-    return Status::Ok();
-  }
-  Status Skip(uint64_t size) {
-    if (size > file_size_ - offset_) return Error(ErrorCode::kMalformed, "GGUF metadata runs past the end of the file");
-    in_->seekg(static_cast<std::streamoff>(size), std::ios::cur);
-    offset_ += size;
-    return Status::Ok();
-  }
-  template <typename T>
-  Result<T> Get() {
-    T value{};
-    TRY(Read(&value, sizeof(T)));
-    return value;
-  }
-  Result<std::string> String() {
-    TRY_ASSIGN(uint64_t length, Get<uint64_t>());
-    if (length > file_size_ - offset_) return Error(ErrorCode::kMalformed, "GGUF string longer than the file");
-    std::string s(static_cast<size_t>(length), '\0');
-    TRY(Read(s.data(), s.size()));
-    return s;
-  }
-  uint64_t remaining() const { return file_size_ - offset_; }
-
- private:
-  std::ifstream* in_;
-  uint64_t file_size_;
-  uint64_t offset_ = 0;
-};
-
-Status SkipValue(Reader* r, uint32_t type, int depth) {
-  if (type == kString) return r->String().status();
-  if (const size_t size = ScalarSize(type)) return r->Skip(size);
-  if (type != kArray || depth > 2) return Error(ErrorCode::kMalformed, "GGUF value of unknown type " + std::to_string(type));
-  TRY_ASSIGN(uint32_t item_type, r->Get<uint32_t>());
-  TRY_ASSIGN(uint64_t count, r->Get<uint64_t>());
-  if (count > r->remaining()) return Error(ErrorCode::kMalformed, "GGUF array longer than the file");
-  if (const size_t size = ScalarSize(item_type)) return r->Skip(count * size);
-  for (uint64_t i = 0; i < count; ++i) TRY(SkipValue(r, item_type, depth + 1));
+// Optional keys: absent leaves the field as it is; present with the wrong type is an error.
+Status ReadOptionalString(const GgufMetadata& m, std::string_view key, std::string* out) {
+  if (!m.Has(key)) return Status::Ok();
+  TRY_ASSIGN(*out, m.GetString(key));
   return Status::Ok();
 }
 
-Result<int64_t> ReadInteger(Reader* r, uint32_t type) {
-  switch (type) {
-    case kU8: { TRY_ASSIGN(uint8_t v, r->Get<uint8_t>()); return static_cast<int64_t>(v); }
-    case kI8: { TRY_ASSIGN(int8_t v, r->Get<int8_t>()); return static_cast<int64_t>(v); }
-    case kU16: { TRY_ASSIGN(uint16_t v, r->Get<uint16_t>()); return static_cast<int64_t>(v); }
-    case kI16: { TRY_ASSIGN(int16_t v, r->Get<int16_t>()); return static_cast<int64_t>(v); }
-    case kU32: { TRY_ASSIGN(uint32_t v, r->Get<uint32_t>()); return static_cast<int64_t>(v); }
-    case kI32: { TRY_ASSIGN(int32_t v, r->Get<int32_t>()); return static_cast<int64_t>(v); }
-    case kU64: { TRY_ASSIGN(uint64_t v, r->Get<uint64_t>()); return static_cast<int64_t>(v); }
-    case kI64: { TRY_ASSIGN(int64_t v, r->Get<int64_t>()); return v; }
-    case kBool: { TRY_ASSIGN(uint8_t v, r->Get<uint8_t>()); return static_cast<int64_t>(v); }
-    default: return Error(ErrorCode::kMalformed, "GGUF integer key has type " + std::to_string(type));
-  }
+// Token ids come as u32 or i32 (and occasionally other integer types) depending on the writer.
+Status ReadOptionalId(const GgufMetadata& m, std::string_view key, std::optional<TokenId>* out) {
+  if (!m.Has(key)) return Status::Ok();
+  TRY_ASSIGN(*out, m.GetI32(key));
+  return Status::Ok();
 }
 
-// Reads an array of strings (or, with `ints`, of integers; or, with `merges`, of merge rules)
-// after its type tag.
-Status ReadArray(Reader* r, std::vector<std::string>* strings, std::vector<int32_t>* ints, MergeList* merges = nullptr) {
-  TRY_ASSIGN(uint32_t item_type, r->Get<uint32_t>());
-  TRY_ASSIGN(uint64_t count, r->Get<uint64_t>());
-  if (count > r->remaining()) return Error(ErrorCode::kMalformed, "GGUF array longer than the file");
-  if (merges != nullptr) {
-    if (item_type != kString) return Error(ErrorCode::kMalformed, "GGUF merges array is not of strings");
-    merges->Reserve(count, count * 12);
-    for (uint64_t i = 0; i < count; ++i) {
-      TRY_ASSIGN(std::string m, r->String());
-      const size_t space = m.find(' ', 1);
-      if (space == std::string::npos) {
-        merges->Add("", "");  // keeps ranks aligned; never matches (llama.cpp ignores it too)
-        continue;
-      }
-      merges->Add(std::string_view(m).substr(0, space), std::string_view(m).substr(space + 1));
-    }
+// Flags are bool, though some writers use an integer.
+Status ReadOptionalFlag(const GgufMetadata& m, std::string_view key, std::optional<bool>* out) {
+  const GgufValue* value = m.Find(key);
+  if (value == nullptr) return Status::Ok();
+  if (value->type() == GgufValueType::kBool) {
+    *out = *value->AsBool();
     return Status::Ok();
   }
-  if (strings != nullptr) {
-    if (item_type != kString) return Error(ErrorCode::kMalformed, "GGUF tokenizer array is not of strings");
-    strings->reserve(count);
-    for (uint64_t i = 0; i < count; ++i) {
-      TRY_ASSIGN(std::string s, r->String());
-      strings->push_back(std::move(s));
-    }
-    return Status::Ok();
-  }
-  ints->reserve(count);
-  for (uint64_t i = 0; i < count; ++i) {
-    TRY_ASSIGN(int64_t v, ReadInteger(r, item_type));
-    ints->push_back(static_cast<int32_t>(v));
-  }
+  TRY_ASSIGN(int64_t v, m.GetI64(key));
+  *out = v != 0;
   return Status::Ok();
 }
 
 }  // namespace
 
 Result<GgufVocab> ReadGgufVocab(const std::string& path) {
-  std::error_code ec;
-  const uint64_t file_size = std::filesystem::file_size(path, ec);
-  if (ec) return Error(ErrorCode::kNotFound, path + ": " + ec.message());
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error(ErrorCode::kIo, path + ": cannot open");
-  Reader r(&in, file_size);
-  char magic[4];
-  TRY(r.Read(magic, 4));
-  if (std::memcmp(magic, "GGUF", 4) != 0) return Error(ErrorCode::kMalformed, path + ": not a GGUF file (bad magic)");
-  TRY_ASSIGN(uint32_t version, r.Get<uint32_t>());
-  if (version < 2 || version > 3) {
-    return Error(ErrorCode::kVersionMismatch, path + ": GGUF version " + std::to_string(version) + " (supported: 2, 3)");
-  }
-  TRY(r.Get<uint64_t>());  // tensor count: not needed
-  TRY_ASSIGN(uint64_t num_keys, r.Get<uint64_t>());
-  if (num_keys > r.remaining()) return Error(ErrorCode::kMalformed, path + ": key count larger than the file");
+  // Maps the file and validates its metadata and tensor table; the tensor data is not read.
+  TRY_ASSIGN(GgufFile file, GgufFile::Open(path));
+  const GgufMetadata& m = file.metadata();
   GgufVocab vocab;
-  for (uint64_t k = 0; k < num_keys; ++k) {
-    TRY_ASSIGN(std::string key, r.String());
-    TRY_ASSIGN(uint32_t type, r.Get<uint32_t>());
-    auto optional_id = [&](std::optional<TokenId>* out) -> Status {
-      TRY_ASSIGN(int64_t v, ReadInteger(&r, type));
-      *out = static_cast<TokenId>(v);
-      return Status::Ok();
-    };
-    auto optional_bool = [&](std::optional<bool>* out) -> Status {
-      TRY_ASSIGN(int64_t v, ReadInteger(&r, type));
-      *out = v != 0;
-      return Status::Ok();
-    };
-    auto string_value = [&](std::string* out) -> Status {
-      if (type != kString) return Error(ErrorCode::kMalformed, key + " is not a string");
-      TRY_ASSIGN(*out, r.String());
-      return Status::Ok();
-    };
-    Status status;
-    if (key == "general.architecture") status = string_value(&vocab.architecture);
-    else if (key == "tokenizer.ggml.model") status = string_value(&vocab.model);
-    else if (key == "tokenizer.ggml.pre") status = string_value(&vocab.pre);
-    else if (key == "tokenizer.chat_template") status = string_value(&vocab.chat_template);
-    else if (key == "tokenizer.ggml.tokens" && type == kArray) status = ReadArray(&r, &vocab.tokens, nullptr);
-    else if (key == "tokenizer.ggml.merges" && type == kArray) status = ReadArray(&r, nullptr, nullptr, &vocab.merges);
-    else if (key == "tokenizer.ggml.token_type" && type == kArray) status = ReadArray(&r, nullptr, &vocab.token_types);
-    else if (key == "tokenizer.ggml.bos_token_id") status = optional_id(&vocab.bos_id);
-    else if (key == "tokenizer.ggml.eos_token_id") status = optional_id(&vocab.eos_id);
-    else if (key == "tokenizer.ggml.eot_token_id") status = optional_id(&vocab.eot_id);
-    else if (key == "tokenizer.ggml.eom_token_id") status = optional_id(&vocab.eom_id);
-    else if (key == "tokenizer.ggml.unknown_token_id") status = optional_id(&vocab.unk_id);
-    else if (key == "tokenizer.ggml.padding_token_id") status = optional_id(&vocab.pad_id);
-    else if (key == "tokenizer.ggml.add_bos_token") status = optional_bool(&vocab.add_bos);
-    else if (key == "tokenizer.ggml.add_eos_token") status = optional_bool(&vocab.add_eos);
-    else status = SkipValue(&r, type, 0);
-    if (!status.ok()) return status.error().WithContext(path + ": key '" + key + "'");
+  TRY(ReadOptionalString(m, "general.architecture", &vocab.architecture));
+  TRY(ReadOptionalString(m, "tokenizer.ggml.model", &vocab.model));
+  TRY(ReadOptionalString(m, "tokenizer.ggml.pre", &vocab.pre));
+  TRY(ReadOptionalString(m, "tokenizer.chat_template", &vocab.chat_template));
+  const GgufValue* tokens = m.Find("tokenizer.ggml.tokens");
+  if (tokens == nullptr || tokens->type() != GgufValueType::kArray) {
+    return Error(ErrorCode::kNotFound, path + ": no tokenizer.ggml.tokens (not a model or vocab file?)");
   }
+  {
+    TRY_ASSIGN(std::vector<std::string_view> pieces, m.GetStringArray("tokenizer.ggml.tokens"));
+    vocab.tokens.assign(pieces.begin(), pieces.end());
+  }
+  if (m.Has("tokenizer.ggml.merges")) {
+    TRY_ASSIGN(std::vector<std::string_view> merges, m.GetStringArray("tokenizer.ggml.merges"));
+    vocab.merges.Reserve(merges.size(), merges.size() * 12);
+    for (std::string_view merge : merges) {
+      // Split at the first space after the first byte (llama.cpp).
+      const size_t space = merge.find(' ', 1);
+      if (space == std::string_view::npos) {
+        vocab.merges.Add("", "");  // keeps ranks aligned; never matches (llama.cpp ignores it too)
+        continue;
+      }
+      vocab.merges.Add(merge.substr(0, space), merge.substr(space + 1));
+    }
+  }
+  if (m.Has("tokenizer.ggml.token_type")) {
+    TRY_ASSIGN(std::vector<int64_t> types, m.GetIntArray("tokenizer.ggml.token_type"));
+    vocab.token_types.assign(types.begin(), types.end());
+  }
+  TRY(ReadOptionalId(m, "tokenizer.ggml.bos_token_id", &vocab.bos_id));
+  TRY(ReadOptionalId(m, "tokenizer.ggml.eos_token_id", &vocab.eos_id));
+  TRY(ReadOptionalId(m, "tokenizer.ggml.eot_token_id", &vocab.eot_id));
+  TRY(ReadOptionalId(m, "tokenizer.ggml.eom_token_id", &vocab.eom_id));
+  TRY(ReadOptionalId(m, "tokenizer.ggml.unknown_token_id", &vocab.unk_id));
+  TRY(ReadOptionalId(m, "tokenizer.ggml.padding_token_id", &vocab.pad_id));
+  TRY(ReadOptionalFlag(m, "tokenizer.ggml.add_bos_token", &vocab.add_bos));
+  TRY(ReadOptionalFlag(m, "tokenizer.ggml.add_eos_token", &vocab.add_eos));
   if (vocab.tokens.empty()) return Error(ErrorCode::kNotFound, path + ": no tokenizer.ggml.tokens (not a model or vocab file?)");
   return vocab;
 }

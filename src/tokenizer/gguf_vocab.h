@@ -4,9 +4,10 @@
 //   TRY_ASSIGN(GgufVocab vocab, ReadGgufVocab("ggml-vocab-gemma-4.gguf"));
 //   TRY_ASSIGN(Tokenizer tok, TokenizerFromGguf(vocab));
 //
-// Only the metadata section is read (streamed from the file, never the tensor data), so this is
-// cheap on multi-gigabyte model files. Every length and count is checked against the file size;
-// a truncated or hostile file gives kMalformed, never a crash.
+// The file is read with the validating GGUF reader (io/gguf.h): it is memory-mapped and only
+// the metadata and tensor-info pages are touched, never the tensor data, so this is cheap on
+// multi-gigabyte model files. Every length and count is checked against the file size; a
+// truncated or hostile file gives kMalformed, never a crash.
 //
 // Supported tokenizer.ggml.model values:
 //   "gemma4": BPE over raw UTF-8 with "<0xXX>" byte fallback, spaces normalized to "▁", words
