@@ -1,0 +1,108 @@
+#include "constraint/vocabulary.h"
+
+#include <algorithm>
+#include <numeric>
+
+namespace kiln::constraint {
+
+// Tokens longer than this are never allowed (the trie depth is a uint16_t; no real vocabulary
+// comes close).
+static constexpr size_t kMaxTokenBytes = 4096;
+
+Result<std::shared_ptr<const TokenVocabulary>> TokenVocabulary::FromTokenizer(
+    const tokenizer::Tokenizer& tokenizer, std::span<const TokenId> eos_ids) {
+  const tokenizer::Decoder& decoder = tokenizer.decoder();
+  if (!decoder.CanStream()) {
+    return Error(ErrorCode::kUnsupported,
+                 "the tokenizer's decoder cannot give per-token bytes, so constrained decoding "
+                 "cannot map tokens to text");
+  }
+  std::vector<std::optional<std::string>> bytes(tokenizer.vocab_size());
+  for (size_t id = 0; id < bytes.size(); ++id) {
+    const auto token = static_cast<TokenId>(id);
+    if (tokenizer.IsSpecial(token)) continue;
+    const std::string_view piece = tokenizer.IdToPiece(token);
+    if (piece.empty()) continue;
+    std::string out;
+    if (tokenizer.IsAddedToken(token)) {
+      out.assign(piece);  // a plain added token is its literal content
+    } else {
+      // Index 1: a token in the middle of the stream (no leading-space stripping).
+      decoder.TokenBytes(piece, /*index=*/1, &out);
+    }
+    bytes[id] = std::move(out);
+  }
+  return FromTokenBytes(bytes, eos_ids);
+}
+
+Result<std::shared_ptr<const TokenVocabulary>> TokenVocabulary::FromTokenBytes(
+    const std::vector<std::optional<std::string>>& bytes, std::span<const TokenId> eos_ids) {
+  auto vocab = std::make_shared<TokenVocabulary>();
+  vocab->num_tokens_ = bytes.size();
+  vocab->is_eos_.assign(bytes.size(), 0);
+  vocab->bytes_.resize(bytes.size());
+  for (TokenId id : eos_ids) {
+    if (id < 0 || static_cast<size_t>(id) >= bytes.size()) {
+      return Error(ErrorCode::kInvalidArgument, "end-of-sequence id " + std::to_string(id) +
+                                                    " is outside the vocabulary of " +
+                                                    std::to_string(bytes.size()) + " tokens");
+    }
+    if (!vocab->is_eos_[id]) vocab->eos_ids_.push_back(id);
+    vocab->is_eos_[id] = 1;
+  }
+  std::vector<TokenId> order;
+  for (size_t id = 0; id < bytes.size(); ++id) {
+    if (vocab->is_eos_[id] || !bytes[id].has_value() || bytes[id]->empty()) continue;
+    if (bytes[id]->size() > kMaxTokenBytes) continue;
+    vocab->bytes_[id] = *bytes[id];
+    order.push_back(static_cast<TokenId>(id));
+  }
+  const auto& b = vocab->bytes_;
+  std::stable_sort(order.begin(), order.end(), [&](TokenId x, TokenId y) { return b[x] < b[y]; });
+
+  // Preorder insertion of sorted strings: a token shares the path of its longest common prefix
+  // with the previous one; nodes deeper than that prefix are closed (subtree_end set).
+  std::vector<uint32_t> open;  // node index at each depth - 1 on the current path
+  std::string_view previous;
+  auto close_to = [&](size_t depth) {
+    while (open.size() > depth) {
+      vocab->node_subtree_end_[open.back()] = static_cast<uint32_t>(vocab->node_byte_.size());
+      open.pop_back();
+    }
+  };
+  std::vector<std::vector<TokenId>> node_tokens;
+  for (TokenId id : order) {
+    const std::string_view s = b[id];
+    size_t common = 0;
+    while (common < s.size() && common < previous.size() && s[common] == previous[common]) ++common;
+    close_to(common);
+    for (size_t d = common; d < s.size(); ++d) {
+      open.push_back(static_cast<uint32_t>(vocab->node_byte_.size()));
+      vocab->node_byte_.push_back(static_cast<uint8_t>(s[d]));
+      vocab->node_depth_.push_back(static_cast<uint16_t>(d + 1));
+      vocab->node_subtree_end_.push_back(0);
+      node_tokens.emplace_back();
+    }
+    node_tokens[open.back()].push_back(id);
+    vocab->max_depth_ = std::max(vocab->max_depth_, s.size());
+    previous = s;
+  }
+  close_to(0);
+  vocab->node_tokens_begin_.push_back(0);
+  for (const std::vector<TokenId>& ids : node_tokens) {
+    vocab->token_ids_.insert(vocab->token_ids_.end(), ids.begin(), ids.end());
+    vocab->node_tokens_begin_.push_back(static_cast<uint32_t>(vocab->token_ids_.size()));
+  }
+  return std::shared_ptr<const TokenVocabulary>(std::move(vocab));
+}
+
+bool TokenVocabulary::IsEos(TokenId id) const {
+  return id >= 0 && static_cast<size_t>(id) < num_tokens_ && is_eos_[id] != 0;
+}
+
+std::string_view TokenVocabulary::TokenBytes(TokenId id) const {
+  if (id < 0 || static_cast<size_t>(id) >= num_tokens_) return {};
+  return bytes_[id];
+}
+
+}  // namespace kiln::constraint
