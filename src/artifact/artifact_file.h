@@ -36,7 +36,7 @@
 namespace kiln {
 
 inline constexpr char kArtifactMagic[8] = {'K', 'I', 'L', 'N', 'A', 'O', 'T', '\0'};
-inline constexpr uint64_t kArtifactFormatVersion = 1;
+inline constexpr uint64_t kArtifactFormatVersion = 2;  // 2: batched steps (Smax, KV blocks, R rows)
 inline constexpr const char* kProducerVersion = "kiln 0.1.0";
 
 // What the compiled code needs from a machine.

@@ -117,7 +117,9 @@ std::vector<uint8_t> EncodeProgram(const Program& program, std::span<const uint6
   ByteWriter w;
   w.String(program.target);
   w.I64(program.max_tokens);
+  w.I64(program.max_sequences);
   w.I64(program.max_context);
+  w.I64(program.kv_block_size);
   w.I64(program.alignment_bytes);
   w.U8(static_cast<uint8_t>(program.caches.empty() ? DType::kF32 : program.caches.front().dtype));
   w.U64(program.weights.size());
@@ -134,6 +136,7 @@ std::vector<uint8_t> EncodeProgram(const Program& program, std::span<const uint6
   for (const StepFunction& step : program.steps) {
     w.String(step.name);
     w.I64(step.max_tokens);
+    w.I64(step.max_rows);
     w.I64(step.guard_bytes);
     EncodeGraph(w, step.graph);
     w.I64(step.plan.arena_bytes);
@@ -149,13 +152,21 @@ Result<DecodedProgram> DecodeProgram(std::span<const uint8_t> bytes, const Kerne
   Program& program = decoded.program;
   program.target = r.String();
   program.max_tokens = r.I64();
+  program.max_sequences = r.I64();
   program.max_context = r.I64();
+  program.kv_block_size = r.I64();
   program.alignment_bytes = r.I64();
   const DType cache_dtype = static_cast<DType>(r.U8());
   if (!r.ok()) return Malformed(r.error());
   if (program.max_tokens < 1 || program.max_tokens > kMaxTokensBound || program.max_context < program.max_tokens ||
       program.max_context > kMaxContextBound) {
     return Malformed("bounds Tmax " + std::to_string(program.max_tokens) + ", context " + std::to_string(program.max_context) + " are out of range");
+  }
+  if (program.max_sequences < 1 || program.max_sequences > program.max_tokens) {
+    return Malformed("sequences per step " + std::to_string(program.max_sequences) + " out of range [1, Tmax]");
+  }
+  if (program.kv_block_size < 1 || program.kv_block_size > 4096) {
+    return Malformed("KV block size " + std::to_string(program.kv_block_size) + " out of range [1, 4096]");
   }
   if (KindOf(program.target) != BackendKind(catalog)) {
     return Malformed("compiled for target '" + program.target + "', read for the " + BackendKind(catalog) + " backend");
@@ -192,6 +203,7 @@ Result<DecodedProgram> DecodeProgram(std::span<const uint8_t> bytes, const Kerne
     StepFunction step;
     step.name = r.String();
     step.max_tokens = r.I64();
+    step.max_rows = r.I64();
     const int64_t guard = r.I64();
     step.graph = DecodeGraph(r);
     MemoryPlan plan;
@@ -202,6 +214,7 @@ Result<DecodedProgram> DecodeProgram(std::span<const uint8_t> bytes, const Kerne
     const std::string where = "step '" + step.name + "': ";
     if (!step_names.insert(step.name).second) return Malformed(where + "appears twice");
     if (step.max_tokens < 1 || step.max_tokens > program.max_tokens) return Malformed(where + "token bound out of range");
+    if (step.max_rows < 1 || step.max_rows > step.max_tokens) return Malformed(where + "row bound out of range");
     if (guard < 0 || guard > 4096) return Malformed(where + "guard bytes out of range");
     Status valid = step.graph.Validate();
     if (!valid.ok()) return Malformed(where + valid.error().message());
@@ -238,7 +251,7 @@ Result<DecodedProgram> DecodeProgram(std::span<const uint8_t> bytes, const Kerne
   }
   // Caches: recomputed from the first step's graph exactly as the compiler does.
   const Graph& graph = program.steps.front().graph;
-  program.caches = LayoutCaches(graph, program.max_tokens, program.max_context, cache_dtype);
+  LayoutCaches(program, graph, cache_dtype);
   for (const StepFunction& step : program.steps) {
     if (step.graph.caches().size() != graph.caches().size()) return Malformed("steps disagree on the KV caches");
     for (size_t i = 0; i < graph.caches().size(); ++i) {

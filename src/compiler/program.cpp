@@ -28,6 +28,18 @@ int64_t Program::cache_bytes() const {
   return total;
 }
 
+int64_t Program::block_table_stride() const {
+  int64_t total = 0;
+  for (const KvGroup& g : kv_groups) total += g.blocks_per_sequence;
+  return total;
+}
+
+int64_t Program::BlockTableOffset(int32_t group) const {
+  int64_t offset = 0;
+  for (int32_t g = 0; g < group; ++g) offset += kv_groups[static_cast<size_t>(g)].blocks_per_sequence;
+  return offset;
+}
+
 namespace {
 
 int64_t AlignUp(int64_t value, int64_t alignment) { return (value + alignment - 1) / alignment * alignment; }
@@ -99,7 +111,7 @@ Status BuildRequests(StepFunction& step, const KernelCatalog& catalog, int64_t m
   for (const Value& value : graph.values()) {
     if (value.kind != ValueKind::kIntermediate && value.kind != ValueKind::kOutput) continue;
     const size_t id = static_cast<size_t>(value.id);
-    const int64_t bytes = value.shape.NumElements(step.max_tokens, max_context) * static_cast<int64_t>(DTypeSize(value.dtype));
+    const int64_t bytes = value.shape.NumElements(step.max_tokens, step.max_rows) * static_cast<int64_t>(DTypeSize(value.dtype));
     const int32_t end = value.kind == ValueKind::kOutput ? num_ops - 1 : std::max(last[id], first[id]);
     step.requests.push_back({AlignUp(bytes, alignment) + 2 * guard, first[id], end});
     step.request_owner.push_back(value.id);
@@ -132,15 +144,27 @@ Status PlaceInputsAndWeights(StepFunction& step, const std::function<Result<int3
   return Status::Ok();
 }
 
-std::vector<CacheLayout> LayoutCaches(const Graph& graph, int64_t max_tokens, int64_t max_context, DType dtype) {
-  std::vector<CacheLayout> layouts;
+void LayoutCaches(Program& program, const Graph& graph, DType dtype) {
+  program.caches.clear();
+  program.kv_groups.clear();
+  const int64_t block = program.kv_block_size;
   for (const CacheDecl& cache : graph.caches()) {
-    CacheLayout layout{cache.name, cache.num_kv_heads, cache.head_dim, cache.window, 0, dtype};
+    CacheLayout layout{cache.name, cache.num_kv_heads, cache.head_dim, cache.window, 0, dtype, 0};
     // A chunk of Tmax tokens must see its whole window: W + Tmax - 1 positions suffice.
-    layout.capacity_positions = cache.window > 0 ? std::min(cache.window + max_tokens - 1, max_context) : max_context;
-    layouts.push_back(layout);
+    layout.capacity_positions = cache.window > 0 ? std::min(cache.window + program.max_tokens - 1, program.max_context)
+                                                 : program.max_context;
+    size_t g = 0;
+    while (g < program.kv_groups.size() && (program.kv_groups[g].window != cache.window ||
+                                            program.kv_groups[g].capacity_positions != layout.capacity_positions)) {
+      ++g;
+    }
+    if (g == program.kv_groups.size()) {
+      program.kv_groups.push_back({cache.window, layout.capacity_positions, (layout.capacity_positions + block - 1) / block, 0});
+    }
+    layout.group = static_cast<int32_t>(g);
+    program.kv_groups[g].block_bytes += 2 * block * layout.row_bytes();
+    program.caches.push_back(layout);
   }
-  return layouts;
 }
 
 Status ApplyPlan(StepFunction& step, MemoryPlan plan, int64_t alignment) {
@@ -171,9 +195,18 @@ Result<Program> CompileProgram(std::vector<StepSpec> steps, const KernelCatalog&
     return Error(ErrorCode::kInvalidArgument, "chunk size " + std::to_string(options.max_tokens) +
                                                   " exceeds the context " + std::to_string(options.max_context));
   }
+  if (options.max_sequences < 1 || options.max_sequences > options.max_tokens) {
+    return Error(ErrorCode::kInvalidArgument, "sequences per step must be in [1, chunk size " +
+                                                  std::to_string(options.max_tokens) + "], got " + std::to_string(options.max_sequences));
+  }
+  if (options.kv_block_size < 1 || options.kv_block_size > 4096) {
+    return Error(ErrorCode::kInvalidArgument, "KV block size must be in [1, 4096], got " + std::to_string(options.kv_block_size));
+  }
   Program program;
   program.target = catalog.target_name();
   program.max_context = options.max_context;
+  program.max_sequences = options.max_sequences;
+  program.kv_block_size = options.kv_block_size;
   program.alignment_bytes = catalog.alignment_bytes();
   std::map<std::string, int32_t> weight_index;
   for (StepSpec& spec : steps) {
@@ -183,6 +216,11 @@ Result<Program> CompileProgram(std::vector<StepSpec> steps, const KernelCatalog&
     StepFunction step;
     step.name = spec.name;
     step.max_tokens = spec.max_tokens;
+    step.max_rows = spec.max_rows;
+    if (step.max_rows < 1 || step.max_rows > step.max_tokens) {
+      return Error(ErrorCode::kInvalidArgument, "step '" + step.name + "' returns up to " + std::to_string(step.max_rows) +
+                                                    " logit rows of at most " + std::to_string(step.max_tokens) + " tokens");
+    }
     step.graph = std::move(spec.graph);
     TRY(PlaceInputsAndWeights(step, [&](Value& value) { return BindWeight(value, lookup, program.weights, weight_index); }));
     for (const Op& op : step.graph.ops()) TRY(catalog.CheckOp(step.graph, op));
@@ -194,10 +232,7 @@ Result<Program> CompileProgram(std::vector<StepSpec> steps, const KernelCatalog&
     TRY(BuildRequests(step, catalog, options.max_context, options.guard ? options.guard_bytes : 0));
     TRY(ApplyPlan(step, PlanMemory(step.requests, catalog.alignment_bytes(), options.planner), catalog.alignment_bytes()));
     program.arena_bytes = std::max(program.arena_bytes, step.plan.arena_bytes);
-    if (program.caches.empty()) {
-      program.caches = LayoutCaches(step.graph, program.max_tokens, options.max_context,
-                                    options.cache_dtype.value_or(catalog.CacheDType(step.graph)));
-    }
+    if (program.steps.empty()) LayoutCaches(program, step.graph, options.cache_dtype.value_or(catalog.CacheDType(step.graph)));
     program.steps.push_back(std::move(step));
   }
   return program;

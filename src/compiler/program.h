@@ -32,7 +32,8 @@ struct Placement {
 
 struct StepFunction {
   std::string name;          // "decode", "prefill", "score"
-  int64_t max_tokens = 0;    // T bound this step was planned at
+  int64_t max_tokens = 0;    // T bound this step was planned at (tokens over all its sequences)
+  int64_t max_rows = 0;      // R bound: rows of logits it returns
   Graph graph;               // weights bound (dtypes from the checkpoint)
   std::vector<Placement> placements;     // one per graph value
   int32_t output_value = -1;             // the logits value id
@@ -46,16 +47,29 @@ struct StepFunction {
   int64_t guard_bytes = 0;               // canary bytes before and after each tensor (0 = off)
 };
 
+// One layer's KV cache. It lives in the backend's block pool: a block holds `block_size`
+// consecutive slots of every layer of its group, and a sequence reaches its slots through its
+// block table. A full layer's slot is the position; a sliding layer's slot is the position
+// modulo capacity_positions (a ring per sequence).
 struct CacheLayout {
   std::string name;
   int64_t num_kv_heads = 0;
   int64_t head_dim = 0;
   int64_t window = 0;               // 0 = full attention
-  int64_t capacity_positions = 0;   // ring (window + Tmax - 1) or the context
+  int64_t capacity_positions = 0;   // per sequence: ring (window + Tmax - 1) or the context
   DType dtype = DType::kF32;
-  int64_t bytes() const {           // K and V
-    return 2 * capacity_positions * num_kv_heads * head_dim * static_cast<int64_t>(DTypeSize(dtype));
-  }
+  int32_t group = 0;                // index into Program::kv_groups
+  int64_t row_bytes() const { return num_kv_heads * head_dim * static_cast<int64_t>(DTypeSize(dtype)); }
+  int64_t bytes() const { return 2 * capacity_positions * row_bytes(); }  // K and V of one sequence
+};
+
+// Layers whose sequences hold the same number of slots share block tables: the sliding layers
+// (a ring of window + Tmax - 1 slots) and the full layers (the context).
+struct KvGroup {
+  int64_t window = 0;                 // 0 = full attention
+  int64_t capacity_positions = 0;     // slots one sequence holds in each layer of the group
+  int64_t blocks_per_sequence = 0;    // ceil(capacity / block_size): block table entries
+  int64_t block_bytes = 0;            // K and V of block_size slots in every layer of the group
 };
 
 struct WeightBinding {
@@ -68,17 +82,24 @@ struct WeightBinding {
 
 struct Program {
   std::string target;
-  int64_t max_tokens = 0;    // Tmax: largest chunk a step accepts
-  int64_t max_context = 0;   // Cmax: positions the cache holds
+  int64_t max_tokens = 0;    // Tmax: most tokens a step runs, over all its sequences
+  int64_t max_sequences = 0; // Smax: most sequences a step runs (and tokens a decode step runs)
+  int64_t max_context = 0;   // Cmax: positions one sequence may hold
+  int64_t kv_block_size = 0; // slots per KV block
   int64_t alignment_bytes = 0;
   std::vector<WeightBinding> weights;
   std::vector<CacheLayout> caches;
+  std::vector<KvGroup> kv_groups;
   std::vector<StepFunction> steps;
   int64_t arena_bytes = 0;   // max over steps: steps run one at a time in one arena
 
   const StepFunction* FindStep(const std::string& name) const;
   int64_t weight_bytes() const;
-  int64_t cache_bytes() const;
+  int64_t cache_bytes() const;  // KV bytes one sequence holds at its largest
+  // Block table entries of one sequence over all groups; group g's entries start at
+  // BlockTableOffset(g).
+  int64_t block_table_stride() const;
+  int64_t BlockTableOffset(int32_t group) const;
 };
 
 // What a weight looks like in the source. The lookup resolves a graph weight name (and the
@@ -94,11 +115,14 @@ struct StepSpec {
   std::string name;
   Graph graph;
   int64_t max_tokens = 0;
+  int64_t max_rows = 0;
 };
 
 struct CompileOptions {
   int64_t max_tokens = 512;
+  int64_t max_sequences = 1;
   int64_t max_context = 4096;
+  int64_t kv_block_size = 16;
   bool guard = false;          // canaries around every tensor, checked after every op
   int64_t guard_bytes = 64;
   PlannerKind planner = PlannerKind::kGreedyBySize;
@@ -118,8 +142,8 @@ Status BuildRequests(StepFunction& step, const KernelCatalog& catalog, int64_t m
 // which returns the weight's index in Program::weights (and may set the value's dtype).
 Status PlaceInputsAndWeights(StepFunction& step, const std::function<Result<int32_t>(Value& weight)>& bind);
 // The KV cache layouts of a graph at the given bounds: a ring of window + Tmax - 1 positions
-// (at most the context) for sliding layers, the context for full layers.
-std::vector<CacheLayout> LayoutCaches(const Graph& graph, int64_t max_tokens, int64_t max_context, DType dtype);
+// (at most the context) for sliding layers, the context for full layers; and their groups.
+void LayoutCaches(Program& program, const Graph& graph, DType dtype);
 // Verifies `plan` against the step's requests and places every tensor and scratch buffer.
 Status ApplyPlan(StepFunction& step, MemoryPlan plan, int64_t alignment);
 

@@ -181,14 +181,23 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadCheckpoint(const std::stri
     TRY_ASSIGN(model->checkpoint_, Checkpoint::Open(path));
   }
 
-  TRY_ASSIGN(Graph last, BuildGemma4Graph(model->config_, LogitsMode::kLastPosition));
-  TRY_ASSIGN(Graph all, BuildGemma4Graph(model->config_, LogitsMode::kAllPositions));
+  TRY_ASSIGN(Graph graph, BuildGemma4Graph(model->config_));
+  if (options.max_sequences < 1 || options.max_sequences > options.max_tokens) {
+    return Error(ErrorCode::kInvalidArgument, "--parallel " + std::to_string(options.max_sequences) + " must be in [1, " +
+                                                  std::to_string(options.max_tokens) + "] (at most the chunk size, --chunk)");
+  }
+  // One graph, planned at three bounds: a decode step (one token for each of up to Smax
+  // sequences), a mixed prefill step (up to Tmax tokens, the last row of each sequence) and a
+  // scoring step (every row's logits).
+  const int64_t smax = options.max_sequences;
   std::vector<StepSpec> steps;
-  steps.push_back({"decode", last, 1});
-  steps.push_back({"prefill", std::move(last), options.max_tokens});
-  steps.push_back({"score", std::move(all), options.max_tokens});
+  steps.push_back({"decode", graph, smax, smax});
+  steps.push_back({"prefill", graph, options.max_tokens, smax});
+  steps.push_back({"score", std::move(graph), options.max_tokens, options.max_tokens});
   CompileOptions compile;
   compile.max_tokens = options.max_tokens;
+  compile.max_sequences = smax;
+  compile.kv_block_size = options.kv_block_size;
   compile.max_context = options.max_context;
   compile.guard = options.guard;
   compile.cache_dtype = options.kv_cache_dtype;
@@ -220,7 +229,7 @@ std::optional<std::string> LoadedModel::SourceFile(const std::string& name) cons
   return *text;
 }
 
-Result<Session> LoadedModel::NewSession(int num_threads) {
+Result<std::vector<WeightView>> LoadedModel::WeightViews() const {
   if (!has_weights()) {
     return Error(ErrorCode::kInvalidArgument, source_ + " is a bare config (no weights): it can be planned and inspected, not run");
   }
@@ -231,10 +240,20 @@ Result<Session> LoadedModel::NewSession(int num_threads) {
   for (size_t i = 0; i < program_.weights.size(); ++i) {
     views.push_back({bytes[i].data(), program_.weights[i].dtype, static_cast<int64_t>(bytes[i].size())});
   }
+  return views;
+}
+
+Result<Session> LoadedModel::NewSession(int num_threads) {
+  TRY_ASSIGN(std::vector<WeightView> views, WeightViews());
   SessionOptions options;
   options.num_threads = num_threads > 0 ? num_threads : options_.num_threads;
-  options.vocab_size = config_.vocab_size;
   return Session::Create(program_, *backend_, std::move(views), options);
+}
+
+Result<std::unique_ptr<Runner>> LoadedModel::NewRunner(RunnerOptions options) {
+  TRY_ASSIGN(std::vector<WeightView> views, WeightViews());
+  if (options.num_threads <= 0) options.num_threads = options_.num_threads;
+  return Runner::Create(program_, *backend_, std::move(views), options);
 }
 
 }  // namespace kiln

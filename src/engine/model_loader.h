@@ -41,8 +41,10 @@
 namespace kiln {
 
 struct LoadOptions {
-  int64_t max_tokens = 512;     // Tmax: prefill chunk bound
-  int64_t max_context = 4096;   // Cmax
+  int64_t max_tokens = 512;     // Tmax: most tokens a step runs (the prefill chunk bound)
+  int64_t max_sequences = 1;    // Smax: most sequences a step runs (--parallel)
+  int64_t max_context = 4096;   // Cmax: positions one sequence may hold
+  int64_t kv_block_size = 16;   // slots per KV pool block
   int64_t num_layers = 0;       // > 0: keep only the first N layers (bisection)
   bool guard = false;           // canary bytes around every tensor, checked after every op
   std::optional<DType> kv_cache_dtype;  // default: the target's (KernelCatalog::CacheDType)
@@ -71,7 +73,10 @@ class LoadedModel {
   // `path` is a checkpoint directory, a .kiln artifact, or a config.json file (plan only).
   static Result<std::unique_ptr<LoadedModel>> Load(const std::string& path, const LoadOptions& options);
 
+  // A sequence with the model placed for it alone.
   Result<Session> NewSession(int num_threads = 0);
+  // The model placed once for many sequences (Session::Attach, the scheduler).
+  Result<std::unique_ptr<Runner>> NewRunner(RunnerOptions options = {});
 
   const Gemma4Config& config() const { return config_; }
   const Program& program() const { return program_; }
@@ -91,6 +96,7 @@ class LoadedModel {
  private:
   static Result<std::unique_ptr<LoadedModel>> LoadCheckpoint(const std::string& path, const LoadOptions& options);
   static Result<std::unique_ptr<LoadedModel>> LoadArtifact(const std::string& path, const LoadOptions& options);
+  Result<std::vector<WeightView>> WeightViews() const;
 
   std::string source_;
   std::string device_;

@@ -2,18 +2,18 @@
 
 namespace kiln {
 
-int64_t Dim::Resolve(int64_t tokens, int64_t context) const {
+int64_t Dim::Resolve(int64_t tokens, int64_t rows) const {
   switch (symbol) {
     case DimSymbol::kNone: return value;
     case DimSymbol::kTokens: return value * tokens;
-    case DimSymbol::kContext: return value * context;
+    case DimSymbol::kRows: return value * rows;
   }
   return value;
 }
 
-int64_t Shape::NumElements(int64_t tokens, int64_t context) const {
+int64_t Shape::NumElements(int64_t tokens, int64_t rows) const {
   int64_t count = 1;
-  for (const Dim& dim : dims) count *= dim.Resolve(tokens, context);
+  for (const Dim& dim : dims) count *= dim.Resolve(tokens, rows);
   return count;
 }
 
@@ -26,7 +26,7 @@ std::string Shape::ToString() const {
       text += std::to_string(dim.value);
     } else {
       if (dim.value != 1) text += std::to_string(dim.value) + "*";
-      text += dim.symbol == DimSymbol::kTokens ? "T" : "C";
+      text += dim.symbol == DimSymbol::kTokens ? "T" : "R";
     }
   }
   return text + "]";
@@ -47,7 +47,7 @@ const char* OpKindName(OpKind kind) {
     case OpKind::kGeluMul: return "gelu_mul";
     case OpKind::kSoftcap: return "softcap";
     case OpKind::kSliceColumns: return "slice_columns";
-    case OpKind::kLastRow: return "last_row";
+    case OpKind::kGatherRows: return "gather_rows";
     case OpKind::kMoe: return "moe";
     case OpKind::kCount: break;
   }

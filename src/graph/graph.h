@@ -1,10 +1,14 @@
-// The Graph IR: typed values over the symbolic dims T (tokens this step) and C (cache length),
-// and a list of coarse ops in execution order.
+// The Graph IR: typed values over the symbolic dims T (tokens this step, over every sequence of
+// the step) and R (rows that produce logits this step), and a list of coarse ops in execution order.
 //
-// A model builder emits one Graph per step function. Values are step inputs (token ids,
-// positions), weights (named checkpoint tensors, bound later), intermediates (placed in the arena
+// A step runs a batch: any mix of sequences, each with some tokens at its own positions (a prefill
+// chunk or one decode token). A model builder emits one Graph; step functions plan it at different
+// bounds. Values are step inputs (token ids, positions, the step-local sequence of each token, the
+// rows whose logits are wanted), weights (named checkpoint tensors, bound later), intermediates (placed in the arena
 // by the memory planner) and step outputs (the logits, also in the arena). The KV cache is not a
-// value: ops name a cache by index into `caches` and read/write it as a side effect, in op order.
+// value: ops name a cache by index into `caches` and read/write it as a side effect, in op order,
+// through the block table of each token's sequence (the step's block tables are runtime data, like
+// the token ids).
 //
 // Shapes are 2-D or smaller ([rows, columns]); ops that work per head take the head size as an
 // attribute (a [T, heads*head_dim] tensor normalised per head is an rms_norm with group_size =
@@ -20,23 +24,24 @@
 
 namespace kiln {
 
-enum class DimSymbol : uint8_t { kNone = 0, kTokens = 1, kContext = 2 };
+enum class DimSymbol : uint8_t { kNone = 0, kTokens = 1, kRows = 2 };
 
-// extent = value * (T | C | 1)
+// extent = value * (T | R | 1)
 struct Dim {
   int64_t value = 0;
   DimSymbol symbol = DimSymbol::kNone;
-  int64_t Resolve(int64_t tokens, int64_t context) const;
+  int64_t Resolve(int64_t tokens, int64_t rows) const;
 };
 
 inline Dim Tokens(int64_t multiple = 1) { return {multiple, DimSymbol::kTokens}; }
+inline Dim Rows(int64_t multiple = 1) { return {multiple, DimSymbol::kRows}; }
 inline Dim Const(int64_t value) { return {value, DimSymbol::kNone}; }
 
 struct Shape {
   std::vector<Dim> dims;
-  int64_t NumElements(int64_t tokens, int64_t context) const;
-  int64_t Extent(size_t axis, int64_t tokens, int64_t context) const {
-    return dims[axis].Resolve(tokens, context);
+  int64_t NumElements(int64_t tokens, int64_t rows) const;
+  int64_t Extent(size_t axis, int64_t tokens, int64_t rows) const {
+    return dims[axis].Resolve(tokens, rows);
   }
   std::string ToString() const;  // "[T, 4096]"
 };
@@ -58,8 +63,10 @@ enum class OpKind : uint8_t {
   kRmsNorm,          // (x[R, N], weight[G]?) -> x / rms over groups of G=group_size, * weight
   kLinear,           // (x[R, K], w[N, K]) -> x @ w^T  [R, N]
   kRope,             // (x[R, heads*d], positions[R] i32) -> rotate-half RoPE per head
-  kKvAppend,         // (k[T, kv*d], v[T, kv*d], positions[T]) -> writes cache `cache_index`
-  kAttention,        // (q[T, heads*d], positions[T]) -> [T, heads*d], reads cache `cache_index`
+  kKvAppend,         // (k[T, kv*d], v[T, kv*d], positions[T], sequences[T]) -> writes cache
+                     //  `cache_index` of each token's sequence
+  kAttention,        // (q[T, heads*d], positions[T], sequences[T]) -> [T, heads*d]: each token
+                     //  reads cache `cache_index` of its own sequence
   kAdd,              // (a, b) -> a + b (same shape)
   kMul,              // (a, b) -> a * b (same shape)
   kScaleByWeight,    // (x, s[1]) -> x * s   (layer_scalar)
@@ -67,7 +74,7 @@ enum class OpKind : uint8_t {
   kGeluMul,          // (gate[R, N], up[R, N]) -> gelu_tanh(gate) * up
   kSoftcap,          // (x) -> cap * tanh(x / cap)
   kSliceColumns,     // (x[R, N]) -> x[:, column_offset : column_offset + columns]
-  kLastRow,          // (x[T, N]) -> x[T-1 : T, :]   ([1, N])
+  kGatherRows,       // (x[T, N], logit_rows[R] i32) -> [R, N] = x[logit_rows]
   kMoe,              // (x[T, H] router input, h[T, H] expert input, router_proj[E, H],
                      //  router_scale[H], per_expert_scale[E], gate_up[E, 2M, H], down[E, H, M])
                      //  -> [T, H]
@@ -109,6 +116,11 @@ struct CacheDecl {
   int64_t window = 0;     // 0 = full attention
 };
 
+// The step inputs, in declaration order: token_ids i32 [T], positions i32 [T], sequences i32 [T]
+// (the step-local index of each token's sequence, 0..S-1), logit_rows i32 [R] (token rows whose
+// logits the step returns).
+enum class StepInput : uint8_t { kTokenIds = 0, kPositions = 1, kSequences = 2, kLogitRows = 3, kCount = 4 };
+
 class Graph {
  public:
   int32_t AddInput(std::string name, DType dtype, Shape shape);
@@ -126,7 +138,7 @@ class Graph {
   const std::vector<Op>& ops() const { return ops_; }
   const std::vector<CacheDecl>& caches() const { return caches_; }
   const Value& value(int32_t id) const { return values_[static_cast<size_t>(id)]; }
-  // Step inputs in declaration order (token ids, positions) and outputs (logits).
+  // Step inputs in declaration order (StepInput) and outputs (logits).
   std::vector<int32_t> InputIds() const;
   std::vector<int32_t> OutputIds() const;
 

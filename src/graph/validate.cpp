@@ -19,6 +19,7 @@ bool SameShape(const Shape& a, const Shape& b) {
 }
 
 bool IsTokens(const Dim& d) { return d.symbol == DimSymbol::kTokens && d.value == 1; }
+bool IsRows(const Dim& d) { return d.symbol == DimSymbol::kRows && d.value == 1; }
 
 // Value-level rules, independent of ops.
 std::string CheckValue(const Value& v, int32_t input_index) {
@@ -31,8 +32,12 @@ std::string CheckValue(const Value& v, int32_t input_index) {
   if (static_cast<uint8_t>(v.dtype) > static_cast<uint8_t>(DType::kI32)) return "has an invalid dtype";
   switch (v.kind) {
     case ValueKind::kInput:
-      // Input 0 is the token ids, input 1 the positions: i32 [T] both.
-      if (input_index > 1) return "is a third step input";
+      // Inputs in StepInput order: token ids, positions, sequences (i32 [T]), logit rows (i32 [R]).
+      if (input_index >= static_cast<int32_t>(StepInput::kCount)) return "is a fifth step input";
+      if (input_index == static_cast<int32_t>(StepInput::kLogitRows)) {
+        if (v.dtype != DType::kI32 || v.shape.dims.size() != 1 || !IsRows(v.shape.dims[0])) return "must be i32 [R]";
+        return "";
+      }
       if (v.dtype != DType::kI32 || v.shape.dims.size() != 1 || !IsTokens(v.shape.dims[0])) return "must be i32 [T]";
       return "";
     case ValueKind::kWeight:
@@ -43,9 +48,7 @@ std::string CheckValue(const Value& v, int32_t input_index) {
     case ValueKind::kOutput:
       if (v.dtype != DType::kF32) return "is an activation that is not f32";
       if (v.shape.dims.size() != 2 || v.shape.dims[1].symbol != DimSymbol::kNone) return "must be [rows, columns] with constant columns";
-      if (!IsTokens(v.shape.dims[0]) && !(v.shape.dims[0].symbol == DimSymbol::kNone && v.shape.dims[0].value == 1)) {
-        return "must have T or 1 rows";
-      }
+      if (!IsTokens(v.shape.dims[0]) && !IsRows(v.shape.dims[0])) return "must have T or R rows";
       return "";
   }
   return "has an invalid kind";
@@ -62,8 +65,8 @@ Arity ArityOf(OpKind kind) {
     case OpKind::kRmsNorm: return {2, 1};
     case OpKind::kLinear: return {2, 1};
     case OpKind::kRope: return {2, 1};
-    case OpKind::kKvAppend: return {3, 0};
-    case OpKind::kAttention: return {2, 1};
+    case OpKind::kKvAppend: return {4, 0};
+    case OpKind::kAttention: return {3, 1};
     case OpKind::kAdd: return {2, 1};
     case OpKind::kMul: return {2, 1};
     case OpKind::kScaleByWeight: return {2, 1};
@@ -71,7 +74,7 @@ Arity ArityOf(OpKind kind) {
     case OpKind::kGeluMul: return {2, 1};
     case OpKind::kSoftcap: return {1, 1};
     case OpKind::kSliceColumns: return {1, 1};
-    case OpKind::kLastRow: return {1, 1};
+    case OpKind::kGatherRows: return {2, 1};
     case OpKind::kMoe: return {7, 1};
     case OpKind::kCount: break;
   }
@@ -92,14 +95,20 @@ Status Graph::Validate() const {
     if (v.kind == ValueKind::kInput || v.kind == ValueKind::kWeight) defined[static_cast<size_t>(v.id)] = true;
     if (v.kind == ValueKind::kOutput) ++outputs;
   }
-  if (input_index != 2) return Error(ErrorCode::kInternal, "graph needs 2 step inputs (token ids, positions), has " + std::to_string(input_index));
+  if (input_index != static_cast<int32_t>(StepInput::kCount)) {
+    return Error(ErrorCode::kInternal, "graph needs 4 step inputs (token ids, positions, sequences, logit rows), has " +
+                                           std::to_string(input_index));
+  }
   if (outputs != 1) return Error(ErrorCode::kInternal, "graph needs exactly 1 output, has " + std::to_string(outputs));
   for (const CacheDecl& cache : caches_) {
     if (cache.num_kv_heads < 1 || cache.head_dim < 1 || cache.num_kv_heads * cache.head_dim > kMaxExtent || cache.window < 0) {
       return Error(ErrorCode::kInternal, "cache '" + cache.name + "' has invalid geometry");
     }
   }
-  const int32_t positions_id = InputIds()[1];
+  const std::vector<int32_t> input_ids = InputIds();
+  const int32_t positions_id = input_ids[static_cast<size_t>(StepInput::kPositions)];
+  const int32_t sequences_id = input_ids[static_cast<size_t>(StepInput::kSequences)];
+  const int32_t logit_rows_id = input_ids[static_cast<size_t>(StepInput::kLogitRows)];
 
   for (const Op& op : ops_) {
     auto fail = [&](const std::string& what) {
@@ -132,7 +141,8 @@ Status Graph::Validate() const {
     const OpAttrs& a = op.attrs;
     for (size_t i = 0; i < op.inputs.size(); ++i) {
       if (op.inputs[i] >= 0 && in(i).kind == ValueKind::kInput && !((op.kind == OpKind::kEmbed && i == 0) ||
-          ((op.kind == OpKind::kRope || op.kind == OpKind::kAttention) && i == 1) || (op.kind == OpKind::kKvAppend && i == 2))) {
+          (op.kind == OpKind::kRope && i == 1) || (op.kind == OpKind::kAttention && i >= 1) ||
+          (op.kind == OpKind::kKvAppend && i >= 2) || (op.kind == OpKind::kGatherRows && i == 1))) {
         return fail("reads a step input where it expects a tensor");
       }
     }
@@ -143,7 +153,7 @@ Status Graph::Validate() const {
     };
     switch (op.kind) {
       case OpKind::kEmbed:
-        if (op.inputs[0] != InputIds()[0] || !is_weight(1, 2)) return fail("expects (token ids, 2-D table)");
+        if (op.inputs[0] != input_ids[0] || !is_weight(1, 2)) return fail("expects (token ids, 2-D table)");
         if (!IsTokens(out->shape.dims[0]) || columns(*out) != columns(in(1))) return fail("output must be [T, table columns]");
         break;
       case OpKind::kRmsNorm:
@@ -164,14 +174,19 @@ Status Graph::Validate() const {
       case OpKind::kKvAppend: {
         const CacheDecl* c = cache();
         if (!c) return fail("no cache with this geometry");
-        if (!is_activation(0) || !is_activation(1) || op.inputs[2] != positions_id) return fail("expects (k, v, positions)");
+        if (!is_activation(0) || !is_activation(1) || op.inputs[2] != positions_id || op.inputs[3] != sequences_id) {
+          return fail("expects (k, v, positions, sequences)");
+        }
         if (columns(in(0)) != c->num_kv_heads * c->head_dim || !SameShape(in(0).shape, in(1).shape) || !IsTokens(in(0).shape.dims[0])) return fail("k/v shape does not match the cache");
         break;
       }
       case OpKind::kAttention: {
         const CacheDecl* c = cache();
         if (!c) return fail("no cache with this geometry");
-        if (!is_activation(0) || op.inputs[1] != positions_id || !SameShape(in(0).shape, out->shape) || !IsTokens(in(0).shape.dims[0])) return fail("expects ([T, heads*d], positions)");
+        if (!is_activation(0) || op.inputs[1] != positions_id || op.inputs[2] != sequences_id || !SameShape(in(0).shape, out->shape) ||
+            !IsTokens(in(0).shape.dims[0])) {
+          return fail("expects ([T, heads*d], positions, sequences)");
+        }
         if (a.num_heads < 1 || a.num_kv_heads < 1 || a.num_heads % a.num_kv_heads != 0 || columns(in(0)) != a.num_heads * a.head_dim) return fail("query heads do not group over kv heads");
         if (a.window < 0 || (c->window > 0 && (a.window < 1 || a.window > c->window))) return fail("window exceeds what the cache keeps");
         break;
@@ -195,9 +210,11 @@ Status Graph::Validate() const {
         if (!is_activation(0) || !SameDim(in(0).shape.dims[0], out->shape.dims[0])) return fail("rows differ");
         if (a.column_offset < 0 || a.column_offset + columns(*out) > columns(in(0))) return fail("slice past the last column");
         break;
-      case OpKind::kLastRow:
-        if (!is_activation(0) || out->shape.dims[0].symbol != DimSymbol::kNone || out->shape.dims[0].value != 1 ||
-            columns(*out) != columns(in(0))) return fail("output must be [1, columns]");
+      case OpKind::kGatherRows:
+        if (!is_activation(0) || !IsTokens(in(0).shape.dims[0]) || op.inputs[1] != logit_rows_id || !IsRows(out->shape.dims[0]) ||
+            columns(*out) != columns(in(0))) {
+          return fail("expects ([T, columns], logit rows) -> [R, columns]");
+        }
         break;
       case OpKind::kMoe: {
         if (!is_activation(0) || !is_activation(1) || !SameShape(in(0).shape, in(1).shape) || !SameShape(in(0).shape, out->shape)) return fail("x, h and output shapes differ");

@@ -11,7 +11,7 @@ class Gemma4GraphBuilder {
  public:
   Gemma4GraphBuilder(const Gemma4Config& config) : config_(config) {}
 
-  Result<Graph> Build(LogitsMode logits_mode);
+  Result<Graph> Build();
 
  private:
   int32_t Weight(const std::string& name, std::vector<int64_t> shape) {
@@ -41,7 +41,7 @@ class Gemma4GraphBuilder {
     return Op(OpKind::kScale, name, {x}, columns, attrs);
   }
 
-  int32_t Attention(int64_t index, int32_t h, int32_t positions);
+  int32_t Attention(int64_t index, int32_t h, int32_t positions, int32_t sequences);
   int32_t FeedForward(int64_t index, int32_t x);
   int32_t PerLayerInput(int64_t index, int32_t x, int32_t ple);
 
@@ -50,7 +50,7 @@ class Gemma4GraphBuilder {
   std::vector<int32_t> cache_of_layer_;
 };
 
-int32_t Gemma4GraphBuilder::Attention(int64_t i, int32_t h, int32_t positions) {
+int32_t Gemma4GraphBuilder::Attention(int64_t i, int32_t h, int32_t positions, int32_t sequences) {
   const Gemma4LayerConfig& layer = config_.layers[static_cast<size_t>(i)];
   const std::string p = "layers." + std::to_string(i) + ".self_attn.";
   const int64_t d = layer.head_dim, H = config_.hidden_size;
@@ -79,7 +79,7 @@ int32_t Gemma4GraphBuilder::Attention(int64_t i, int32_t h, int32_t positions) {
     append.head_dim = d;
     append.num_kv_heads = layer.num_kv_heads;
     append.cache_index = cache_of_layer_[static_cast<size_t>(i)];
-    graph_.AddSideEffectOp(OpKind::kKvAppend, p + "kv_append", {k, v, positions}, append);
+    graph_.AddSideEffectOp(OpKind::kKvAppend, p + "kv_append", {k, v, positions, sequences}, append);
   }
   OpAttrs attention;
   attention.head_dim = d;
@@ -88,7 +88,7 @@ int32_t Gemma4GraphBuilder::Attention(int64_t i, int32_t h, int32_t positions) {
   attention.window = layer.window;
   attention.scale = 1.0f;  // Gemma 4: no 1/sqrt(d), q/k norms instead
   attention.cache_index = cache_of_layer_[static_cast<size_t>(layer.kv_source_layer)];
-  int32_t o = Op(OpKind::kAttention, p + "attention", {q, positions}, q_columns, attention);
+  int32_t o = Op(OpKind::kAttention, p + "attention", {q, positions, sequences}, q_columns, attention);
   return Linear(p + "o", o, Weight(p + "o_proj.weight", {H, q_columns}), H);
 }
 
@@ -131,7 +131,7 @@ int32_t Gemma4GraphBuilder::PerLayerInput(int64_t i, int32_t x, int32_t ple) {
   return Norm(p + "post_per_layer_input_norm", y, Weight(p + "post_per_layer_input_norm.weight", {H}), H, H);
 }
 
-Result<Graph> Gemma4GraphBuilder::Build(LogitsMode logits_mode) {
+Result<Graph> Gemma4GraphBuilder::Build() {
   const int64_t H = config_.hidden_size, V = config_.vocab_size, L = config_.num_layers;
   // One cache per layer that computes K/V; shared layers read their donor's.
   for (const Gemma4LayerConfig& layer : config_.layers) {
@@ -141,6 +141,8 @@ Result<Graph> Gemma4GraphBuilder::Build(LogitsMode logits_mode) {
   }
   const int32_t ids = graph_.AddInput("token_ids", DType::kI32, Shape{{Tokens()}});
   const int32_t positions = graph_.AddInput("positions", DType::kI32, Shape{{Tokens()}});
+  const int32_t sequences = graph_.AddInput("sequences", DType::kI32, Shape{{Tokens()}});
+  const int32_t logit_rows = graph_.AddInput("logit_rows", DType::kI32, Shape{{Rows()}});
   const int32_t embed_table = Weight("embed_tokens.weight", {V, H});
   OpAttrs embed;
   embed.scale = std::sqrt(static_cast<float>(H));
@@ -162,7 +164,7 @@ Result<Graph> Gemma4GraphBuilder::Build(LogitsMode logits_mode) {
   for (int64_t i = 0; i < L; ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
     int32_t h = Norm(p + "input_layernorm", x, Weight(p + "input_layernorm.weight", {H}), H, H);
-    int32_t a = Attention(i, h, positions);
+    int32_t a = Attention(i, h, positions, sequences);
     a = Norm(p + "post_attention_layernorm", a, Weight(p + "post_attention_layernorm.weight", {H}), H, H);
     x = Add(p + "attention_residual", x, a);
     x = Add(p + "mlp_residual", x, FeedForward(i, x));
@@ -171,11 +173,9 @@ Result<Graph> Gemma4GraphBuilder::Build(LogitsMode logits_mode) {
                      DType::kF32, Shape{{Tokens(), Const(H)}});
   }
 
-  Dim rows = Tokens();
-  if (logits_mode == LogitsMode::kLastPosition) {
-    x = Op(OpKind::kLastRow, "last_position", {x}, H, {}, Const(1));
-    rows = Const(1);
-  }
+  // Only the rows whose logits are wanted go through the final norm and the LM head.
+  const Dim rows = Rows();
+  x = Op(OpKind::kGatherRows, "logit_rows", {x, logit_rows}, H, {}, rows);
   x = Op(OpKind::kRmsNorm, "norm", {x, Weight("norm.weight", {H})}, H, OpAttrs{.eps = config_.rms_norm_eps, .group_size = H}, rows);
   const int32_t head = config_.tie_word_embeddings ? embed_table : Weight("lm_head.weight", {V, H});
   int32_t logits = Op(OpKind::kLinear, "lm_head", {x, head}, V, {}, rows);
@@ -191,9 +191,9 @@ Result<Graph> Gemma4GraphBuilder::Build(LogitsMode logits_mode) {
 
 }  // namespace
 
-Result<Graph> BuildGemma4Graph(const Gemma4Config& config, LogitsMode logits_mode) {
+Result<Graph> BuildGemma4Graph(const Gemma4Config& config) {
   if (config.layers.empty()) return Error(ErrorCode::kInvalidArgument, "config has no layers");
-  return Gemma4GraphBuilder(config).Build(logits_mode);
+  return Gemma4GraphBuilder(config).Build();
 }
 
 }  // namespace kiln

@@ -10,12 +10,9 @@
 
 namespace kiln {
 
-enum class LogitsMode : uint8_t {
-  kLastPosition = 0,  // [1, vocab]: generation
-  kAllPositions = 1,  // [T, vocab]: scoring, `kiln logits`
-};
-
-// Inputs: "token_ids" i32 [T], "positions" i32 [T]. Output: "logits" f32.
-Result<Graph> BuildGemma4Graph(const Gemma4Config& config, LogitsMode logits_mode);
+// Inputs (StepInput order): "token_ids", "positions", "sequences" i32 [T], "logit_rows" i32 [R].
+// Output: "logits" f32 [R, vocab]. One graph serves every step function: generation asks for the
+// last row of each sequence, scoring for every row.
+Result<Graph> BuildGemma4Graph(const Gemma4Config& config);
 
 }  // namespace kiln

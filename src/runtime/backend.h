@@ -1,9 +1,11 @@
 // The Backend interface: a target that runs a Program's step functions.
 //
 // A Backend is a KernelCatalog (the compiler asks it about ops, scratch and alignment) and a
-// factory of BackendSessions. A BackendSession owns the target's memory for one sequence: the
-// arena (sized from the Program, checked against its plans), the KV cache, and the weights'
-// placement. RunStep executes one step function; nothing is allocated while it runs.
+// factory of PlacedModels. A PlacedModel is the Program on the target, placed once and shared by
+// every sequence: the weights' placement, the kernel table, one arena (sized from the Program,
+// checked against its plans; steps run one at a time) and the memory of the KV block pool. A
+// sequence is runtime bookkeeping (runtime/kv_pool.h): its block table and its length. RunStep
+// executes one step function over a batch of sequences; nothing is allocated while it runs.
 #pragma once
 
 #include <cstdint>
@@ -24,15 +26,22 @@ struct WeightView {
   int64_t size_bytes = 0;
 };
 
+// One step over a batch: T tokens of S sequences. Token t belongs to sequence sequences[t] (an
+// index into this step's block tables) and sits at positions[t] of it. The step returns the
+// logits of the rows logit_rows (R of them, in that order).
 struct StepIo {
-  std::span<const int32_t> token_ids;   // T ids
-  std::span<const int32_t> positions;   // T absolute positions
-  float* logits = nullptr;              // receives the step output (rows x vocab floats)
+  std::span<const int32_t> token_ids;     // T ids
+  std::span<const int32_t> positions;     // T absolute positions
+  std::span<const int32_t> sequences;     // T step-local sequence indices in [0, S)
+  std::span<const int32_t> logit_rows;    // R token rows in [0, T)
+  std::span<const int32_t> block_tables;  // S x Program::block_table_stride() pool block ids
+  int64_t num_sequences = 0;              // S
+  float* logits = nullptr;                // receives R x vocab floats
 };
 
 struct MemoryReport {
   int64_t arena_bytes = 0;
-  int64_t cache_bytes = 0;
+  int64_t cache_bytes = 0;     // the KV block pool
   int64_t weight_bytes = 0;    // bytes the backend placed (0 when used in place from mmap)
   int64_t other_bytes = 0;     // step inputs, library workspaces, sampling buffers
   int64_t total() const { return arena_bytes + cache_bytes + weight_bytes + other_bytes; }
@@ -52,22 +61,31 @@ struct SampledToken {
   float logprob = 0.0f;  // log-softmax of the raw logits at `id`
 };
 
-class BackendSession {
+// How many blocks the pool holds for each KV group (Program::kv_groups order).
+struct KvPoolSize {
+  std::vector<int64_t> blocks;
+  // Every one of `sequences` sequences at the full context: what never runs out.
+  static KvPoolSize ForSequences(const Program& program, int64_t sequences);
+  int64_t bytes(const Program& program) const;
+};
+
+class PlacedModel {
  public:
-  virtual ~BackendSession() = default;
+  virtual ~PlacedModel() = default;
   virtual Status RunStep(const StepFunction& step, const StepIo& io) = 0;
   virtual MemoryReport memory() const = 0;
 
-  // Pipelined decode, where the backend has it: each one-token step samples its successor on
-  // the device and the next step reads it there, so steps queue up without the host in between.
-  // BeginDecode: the first step feeds `token` at `position`. EnqueueDecode: one more step.
-  // NextDecoded: waits for the oldest enqueued step not yet returned and returns the token it
-  // sampled. EndDecode: waits for what is in flight and drops it. At most kMaxDecodeInFlight
-  // steps are enqueued and not yet returned.
+  // Pipelined decode of one sequence, where the backend has it: each one-token step samples its
+  // successor on the device and the next step reads it there, so steps queue up without the host
+  // in between. BeginDecode: the first step feeds `token` at `position`; `block_table` (one row of
+  // Program::block_table_stride() entries) must already hold blocks for every position the steps
+  // will write. EnqueueDecode: one more step. NextDecoded: waits for the oldest enqueued step not
+  // yet returned and returns the token it sampled. EndDecode: waits for what is in flight and drops
+  // it. At most kMaxDecodeInFlight steps are enqueued and not yet returned.
   static constexpr int kMaxDecodeInFlight = 8;
   virtual bool SupportsDecodeOnDevice() const { return false; }
   virtual Status BeginDecode(const StepFunction& /*step*/, int32_t /*token*/, int64_t /*position*/,
-                             const DeviceSampling& /*sampling*/) {
+                             std::span<const int32_t> /*block_table*/, const DeviceSampling& /*sampling*/) {
     return Error(ErrorCode::kUnsupported, "this backend samples on the host");
   }
   virtual Status EnqueueDecode() { return Error(ErrorCode::kUnsupported, "this backend samples on the host"); }
@@ -75,8 +93,9 @@ class BackendSession {
   virtual void EndDecode() {}
 };
 
-struct BackendSessionOptions {
+struct PlacementOptions {
   int num_threads = 0;  // 0 = all hardware threads
+  KvPoolSize kv_pool;   // empty: Program::max_sequences sequences at the full context
   // Benchmarks of released shapes without their checkpoints: the backend creates the weights
   // itself, pseudo-random (WeightView::data is null). Only where SupportsRandomWeights().
   bool random_weights = false;
@@ -85,12 +104,12 @@ struct BackendSessionOptions {
 
 class Backend : public KernelCatalog {
  public:
-  virtual Result<std::unique_ptr<BackendSession>> CreateSession(
-      const Program& program, std::vector<WeightView> weights, const BackendSessionOptions& options) = 0;
-  // The memory a session of `program` takes, known before creating one (`kiln inspect`). A
-  // session's memory() reports the same numbers. Default: arena and cache, weights in place.
-  virtual MemoryReport PlanMemory(const Program& program) const {
-    return {program.arena_bytes, program.cache_bytes(), 0, 0};
+  virtual Result<std::unique_ptr<PlacedModel>> PlaceModel(const Program& program, std::vector<WeightView> weights,
+                                                          const PlacementOptions& options) = 0;
+  // The memory a placed model takes, known before placing it (`kiln inspect`). A placed model's
+  // memory() reports the same numbers. Default: arena and pool, weights in place.
+  virtual MemoryReport PlanMemory(const Program& program, const KvPoolSize& pool) const {
+    return {program.arena_bytes, pool.bytes(program), 0, 0};
   }
   virtual bool SupportsRandomWeights() const { return false; }
 };

@@ -154,10 +154,11 @@ TEST_F(CudaTargetTest, KvCacheTypeAndDeviceMemoryAreTheBackendsPlan) {
   int64_t cache_bytes = 0;
   for (const CacheLayout& cache : program.caches) {
     EXPECT_EQ(cache.dtype, DType::kBF16) << cache.name;
-    // K and V, 2 bytes each, per position and KV head dimension.
-    cache_bytes += 2 * cache.capacity_positions * cache.num_kv_heads * cache.head_dim * 2;
+    // K and V, 2 bytes each, per slot and KV head dimension, whole blocks of the one sequence.
+    const int64_t blocks = (cache.capacity_positions + program.kv_block_size - 1) / program.kv_block_size;
+    cache_bytes += 2 * blocks * program.kv_block_size * cache.num_kv_heads * cache.head_dim * 2;
   }
-  const MemoryReport memory = (*model)->backend().PlanMemory(program);
+  const MemoryReport memory = (*model)->backend().PlanMemory(program, KvPoolSize::ForSequences(program, 1));
   EXPECT_EQ(memory.cache_bytes, cache_bytes);
   EXPECT_EQ(memory.arena_bytes, program.arena_bytes);
   EXPECT_GT(memory.weight_bytes, 0);  // weights are placed in device memory

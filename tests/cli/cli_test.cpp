@@ -95,19 +95,26 @@ std::string ReadFile(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// Gemma 4 12B, first 6 layers (5 sliding, 1 full), at the defaults: context 4096, Tmax 512.
-// A sliding layer's ring holds window + Tmax - 1 = 1024 + 512 - 1 = 1535 positions.
+// Gemma 4 12B, first 6 layers (5 sliding, 1 full), at the defaults: context 4096, Tmax 512, one
+// sequence, KV blocks of 16 slots. A sliding layer's ring holds window + Tmax - 1 = 1024 + 512 - 1
+// = 1535 positions, in 96 blocks (1536 slots).
 TEST(CliTest, InspectReportsCpuMemoryByLayerGroup) {
   CommandResult run = Kiln("inspect " + kData + "/gemma-4-12b-config.json --num-layers 6");
   ASSERT_EQ(run.exit_code, 0) << run.output;
-  EXPECT_NE(run.output.find("memory    a session on cpu (Tmax 512, context 4096), planned: "), std::string::npos) << run.output;
-  // The CPU keeps K and V in f32: 2 x 1535 x 8 heads x 256 x 4 bytes = 25,149,440 per layer, x5.
+  EXPECT_NE(run.output.find("memory    the model on cpu for 1 sequence (Tmax 512, context 4096, KV blocks of 16), planned: "),
+            std::string::npos) << run.output;
+  // The CPU keeps K and V in f32: 2 x 1536 x 8 heads x 256 x 4 bytes = 25,165,824 per layer, x5.
   EXPECT_NE(run.output.find("            sliding window 1024 (8 KV heads x 256, ring of 1535 positions, f32): 5 layers, "
-                            "119.92 MiB (125747200 bytes)\n"), std::string::npos) << run.output;
+                            "120.00 MiB (125829120 bytes)\n"), std::string::npos) << run.output;
   // 2 x 4096 x 1 head x 512 x 4 bytes.
   EXPECT_NE(run.output.find("            full attention (1 KV head x 512, 4096 positions, f32): 1 layer, 16.00 MiB (16777216 bytes)\n"),
             std::string::npos) << run.output;
-  EXPECT_EQ(ReportedBytes(run.output, "kv cache"), 125747200 + 16777216);
+  EXPECT_EQ(ReportedBytes(run.output, "kv cache"), 125829120 + 16777216);
+  // Four sequences per step: a pool of four sequences' blocks.
+  CommandResult four = Kiln("inspect " + kData + "/gemma-4-12b-config.json --num-layers 6 --parallel 4");
+  ASSERT_EQ(four.exit_code, 0) << four.output;
+  EXPECT_NE(four.output.find("memory    the model on cpu for 4 sequences"), std::string::npos) << four.output;
+  EXPECT_EQ(ReportedBytes(four.output, "kv cache"), 4 * (125829120 + 16777216));
   EXPECT_NE(run.output.find("          weights   0 B (0 bytes), read in place from the mapped file\n"), std::string::npos) << run.output;
   EXPECT_EQ(ReportedBytes(run.output, "total"), ReportedBytes(run.output, "kv cache") + ReportedBytes(run.output, "arena") +
                                                     ReportedBytes(run.output, "other"));
@@ -119,14 +126,15 @@ TEST(CliTest, InspectReportsCudaMemoryWithoutAGpu) {
   if (!BuiltWithCuda()) GTEST_SKIP() << "built without the CUDA backend";
   CommandResult run = Kiln("inspect " + kData + "/gemma-4-12b-config.json --num-layers 6 --device cuda");
   ASSERT_EQ(run.exit_code, 0) << run.output;
-  EXPECT_NE(run.output.find("memory    a session on cuda (Tmax 512, context 4096), planned: "), std::string::npos) << run.output;
-  // A bf16 model: the CUDA backend keeps K and V in bf16, 2 x 1535 x 8 x 256 x 2 bytes per layer, x5.
+  EXPECT_NE(run.output.find("memory    the model on cuda for 1 sequence (Tmax 512, context 4096, KV blocks of 16), planned: "),
+            std::string::npos) << run.output;
+  // A bf16 model: the CUDA backend keeps K and V in bf16, 2 x 1536 slots x 8 x 256 x 2 bytes per layer, x5.
   EXPECT_NE(run.output.find("            sliding window 1024 (8 KV heads x 256, ring of 1535 positions, bf16): 5 layers, "
-                            "59.96 MiB (62873600 bytes)\n"), std::string::npos) << run.output;
+                            "60.00 MiB (62914560 bytes)\n"), std::string::npos) << run.output;
   // 2 x 4096 x 1 x 512 x 2 bytes.
   EXPECT_NE(run.output.find("            full attention (1 KV head x 512, 4096 positions, bf16): 1 layer, 8.00 MiB (8388608 bytes)\n"),
             std::string::npos) << run.output;
-  EXPECT_EQ(ReportedBytes(run.output, "kv cache"), 62873600 + 8388608);
+  EXPECT_EQ(ReportedBytes(run.output, "kv cache"), 62914560 + 8388608);
   EXPECT_GT(ReportedBytes(run.output, "weights"), 0);  // placed in device memory
   EXPECT_EQ(ReportedBytes(run.output, "total"), ReportedBytes(run.output, "weights") + ReportedBytes(run.output, "kv cache") +
                                                     ReportedBytes(run.output, "arena") + ReportedBytes(run.output, "other"));
@@ -150,13 +158,14 @@ TEST(CliTest, CompileForCudaWithoutAGpu) {
       << verified.output;
 
   // The fixture: sliding window 6, 2 KV heads x 16; full layers 2 KV heads x 32; f32 weights, so
-  // an f32 cache. Ring: 6 + 512 - 1 = 517 positions, 2 x 517 x 2 x 16 x 4 bytes = 132,352, x8.
+  // an f32 cache. Ring: 6 + 512 - 1 = 517 positions in 33 blocks of 16 (528 slots),
+  // 2 x 528 x 2 x 16 x 4 bytes = 135,168, x8.
   CommandResult inspected = Kiln("inspect " + path);
   EXPECT_EQ(inspected.exit_code, 0) << inspected.output;
   EXPECT_NE(inspected.output.find("target    cuda sm_90\n"), std::string::npos) << inspected.output;
-  EXPECT_NE(inspected.output.find("memory    a session on cuda (Tmax 512, context 4096)"), std::string::npos) << inspected.output;
+  EXPECT_NE(inspected.output.find("memory    the model on cuda for 1 sequence (Tmax 512, context 4096"), std::string::npos) << inspected.output;
   EXPECT_NE(inspected.output.find("            sliding window 6 (2 KV heads x 16, ring of 517 positions, f32): 8 layers, "
-                                  "1.01 MiB (1058816 bytes)\n"), std::string::npos) << inspected.output;
+                                  "1.03 MiB (1081344 bytes)\n"), std::string::npos) << inspected.output;
   // 2 x 4096 x 2 x 32 x 4 bytes = 2,097,152, x2.
   EXPECT_NE(inspected.output.find("            full attention (2 KV heads x 32, 4096 positions, f32): 2 layers, 4.00 MiB (4194304 bytes)\n"),
             std::string::npos) << inspected.output;

@@ -39,6 +39,8 @@ Chain MakeChain() {
   Graph& g = chain.graph;
   const int32_t ids = g.AddInput("token_ids", DType::kI32, Shape{{Tokens()}});
   g.AddInput("positions", DType::kI32, Shape{{Tokens()}});
+  g.AddInput("sequences", DType::kI32, Shape{{Tokens()}});
+  g.AddInput("logit_rows", DType::kI32, Shape{{Rows()}});
   const int32_t table = g.AddWeight("embed_tokens.weight", DType::kF32, Shape{{Const(16), Const(32)}});
   const Shape row{{Tokens(), Const(32)}};
   OpAttrs twice;
@@ -67,7 +69,7 @@ bool Apart(const StepFunction& step, int32_t u, int32_t v) {
 
 Result<Program> Compile(const Chain& chain, bool fuse) {
   std::vector<StepSpec> steps;
-  steps.push_back({"prefill", chain.graph, 4});
+  steps.push_back({"prefill", chain.graph, 4, 1});
   WeightLookup lookup = [](const Value& expected) -> Result<WeightSpec> {
     return WeightSpec{expected.name, DType::kF32, {16, 32}};
   };

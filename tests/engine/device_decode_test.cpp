@@ -18,15 +18,17 @@ namespace {
 
 std::string FixtureDir(const std::string& name) { return std::string(KILN_FIXTURES_DIR) + "/" + name; }
 
-class QueuedDecodeSession : public BackendSession {
+class QueuedDecodeSession : public PlacedModel {
  public:
-  QueuedDecodeSession(std::unique_ptr<BackendSession> inner, int64_t vocab) : inner_(std::move(inner)), logits_(vocab) {}
+  QueuedDecodeSession(std::unique_ptr<PlacedModel> inner, int64_t vocab) : inner_(std::move(inner)), logits_(vocab) {}
   Status RunStep(const StepFunction& step, const StepIo& io) override { return inner_->RunStep(step, io); }
   MemoryReport memory() const override { return inner_->memory(); }
   bool SupportsDecodeOnDevice() const override { return true; }
-  Status BeginDecode(const StepFunction& step, int32_t token, int64_t position, const DeviceSampling& sampling) override {
+  Status BeginDecode(const StepFunction& step, int32_t token, int64_t position, std::span<const int32_t> block_table,
+                     const DeviceSampling& sampling) override {
     if (sampling.temperature != 0.0f) return Error(ErrorCode::kUnsupported, "the test backend samples greedily");
     step_ = &step;
+    table_.assign(block_table.begin(), block_table.end());
     token_ = token;
     position_ = static_cast<int32_t>(position);
     done_.clear();
@@ -36,7 +38,14 @@ class QueuedDecodeSession : public BackendSession {
     if (static_cast<int>(done_.size()) == kMaxDecodeInFlight) return Error(ErrorCode::kInternal, "too many in flight");
     ++enqueued;
     if (fail_after >= 0 && enqueued > fail_after) return Error(ErrorCode::kDeviceUnavailable, "step failed");
-    StepIo io{{&token_, 1}, {&position_, 1}, logits_.data()};
+    StepIo io;
+    io.token_ids = {&token_, 1};
+    io.positions = {&position_, 1};
+    io.sequences = {&sequence_, 1};
+    io.logit_rows = {&sequence_, 1};  // row 0
+    io.block_tables = table_;
+    io.num_sequences = 1;
+    io.logits = logits_.data();
     TRY(inner_->RunStep(*step_, io));
     token_ = ArgMax(logits_);
     ++position_;
@@ -57,9 +66,10 @@ class QueuedDecodeSession : public BackendSession {
   int max_in_flight = 0;
 
  private:
-  std::unique_ptr<BackendSession> inner_;
+  std::unique_ptr<PlacedModel> inner_;
   const StepFunction* step_ = nullptr;
-  int32_t token_ = 0, position_ = 0;
+  int32_t token_ = 0, position_ = 0, sequence_ = 0;
+  std::vector<int32_t> table_;
   std::vector<float> logits_;
   std::deque<SampledToken> done_;
 };
@@ -73,12 +83,12 @@ class QueuedDecodeBackend : public Backend {
   int64_t ScratchBytes(const Graph& graph, const Op& op, int64_t max_tokens, int64_t max_context) const override {
     return inner_.ScratchBytes(graph, op, max_tokens, max_context);
   }
-  Result<std::unique_ptr<BackendSession>> CreateSession(const Program& program, std::vector<WeightView> weights,
-                                                        const BackendSessionOptions& options) override {
-    TRY_ASSIGN(auto inner, inner_.CreateSession(program, std::move(weights), options));
+  Result<std::unique_ptr<PlacedModel>> PlaceModel(const Program& program, std::vector<WeightView> weights,
+                                                  const PlacementOptions& options) override {
+    TRY_ASSIGN(auto inner, inner_.PlaceModel(program, std::move(weights), options));
     auto session = std::make_unique<QueuedDecodeSession>(std::move(inner), vocab_);
     last = session.get();
-    return std::unique_ptr<BackendSession>(std::move(session));
+    return std::unique_ptr<PlacedModel>(std::move(session));
   }
   QueuedDecodeSession* last = nullptr;
 

@@ -99,7 +99,7 @@ int RunBench(int argc, char** argv) {
   if (!repetitions) return ReportError("bench", repetitions.error());
   auto seed = args->GetInt("--seed", 0, 0, INT64_MAX);
   if (!seed) return ReportError("bench", seed.error());
-  auto depth = args->GetInt("--decode-depth", 4, 0, BackendSession::kMaxDecodeInFlight);
+  auto depth = args->GetInt("--decode-depth", 4, 0, PlacedModel::kMaxDecodeInFlight);
   if (!depth) return ReportError("bench", depth.error());
   if (args->positionals().size() > 1) {
     std::fprintf(stderr, "kiln bench: expected one MODEL\n%s", kUsage);

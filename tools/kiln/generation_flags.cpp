@@ -55,7 +55,7 @@ Result<GenerateOptions> GenerateOptionsFromArgs(const Args& args, const ModelTex
   TRY_ASSIGN(options.max_new_tokens, args.GetInt("--max-tokens", 256, 0, int64_t{1} << 30));
   TRY_ASSIGN(options.prefill_chunk_threshold, args.GetInt("--chunk-threshold", 0, 1, int64_t{1} << 30));
   TRY_ASSIGN(options.top_logprobs, args.GetInt("--top-logprobs", 0, 0, 1000));
-  TRY_ASSIGN(const int64_t depth, args.GetInt("--decode-depth", 4, 0, BackendSession::kMaxDecodeInFlight));
+  TRY_ASSIGN(const int64_t depth, args.GetInt("--decode-depth", 4, 0, PlacedModel::kMaxDecodeInFlight));
   options.decode_depth = static_cast<int>(depth);
   SamplingOptions& sampling = options.sampling;
   if (text) {

@@ -48,14 +48,16 @@ struct CacheGroup {
   int64_t bytes = 0;
 };
 
-std::vector<CacheGroup> GroupCaches(const std::vector<CacheLayout>& caches) {
+// Pool bytes of each line: the blocks of `pool` in each layer's group.
+std::vector<CacheGroup> GroupCaches(const Program& program, const KvPoolSize& pool) {
+  const std::vector<CacheLayout>& caches = program.caches;
   std::vector<CacheGroup> groups;
   auto key = [](const CacheLayout& c) { return std::tuple(c.window, c.num_kv_heads, c.head_dim, c.capacity_positions, c.dtype); };
   for (const CacheLayout& cache : caches) {
     auto it = std::find_if(groups.begin(), groups.end(), [&](const CacheGroup& g) { return key(*g.first) == key(cache); });
     if (it == groups.end()) it = groups.insert(groups.end(), CacheGroup{&cache, 0, 0});
     it->count += 1;
-    it->bytes += cache.bytes();
+    it->bytes += pool.blocks[static_cast<size_t>(cache.group)] * program.kv_block_size * 2 * cache.row_bytes();
   }
   return groups;
 }
@@ -67,13 +69,16 @@ std::string Bytes(int64_t bytes) { return FormatBytes(bytes) + " (" + std::to_st
 // What a session of the program takes on the device, by kind of memory, as the backend plans it.
 void PrintDeviceMemory(const LoadedModel& model) {
   const Program& program = model.program();
-  const MemoryReport report = model.backend().PlanMemory(program);
-  std::printf("memory    a session on %s (Tmax %lld, context %lld), planned: %s\n", model.device().c_str(),
-              static_cast<long long>(program.max_tokens), static_cast<long long>(program.max_context), FormatBytes(report.total()).c_str());
+  const KvPoolSize pool = KvPoolSize::ForSequences(program, program.max_sequences);
+  const MemoryReport report = model.backend().PlanMemory(program, pool);
+  std::printf("memory    the model on %s for %lld sequence%s (Tmax %lld, context %lld, KV blocks of %lld), planned: %s\n",
+              model.device().c_str(), static_cast<long long>(program.max_sequences), program.max_sequences == 1 ? "" : "s",
+              static_cast<long long>(program.max_tokens), static_cast<long long>(program.max_context),
+              static_cast<long long>(program.kv_block_size), FormatBytes(report.total()).c_str());
   std::printf("          weights   %s%s\n", Bytes(report.weight_bytes).c_str(),
               report.weight_bytes == 0 && !program.weights.empty() ? ", read in place from the mapped file" : "");
   std::printf("          kv cache  %s\n", Bytes(report.cache_bytes).c_str());
-  for (const CacheGroup& group : GroupCaches(program.caches)) {
+  for (const CacheGroup& group : GroupCaches(program, pool)) {
     const CacheLayout& c = *group.first;
     const std::string kind = c.window > 0 ? "sliding window " + std::to_string(c.window) : "full attention";
     const std::string positions = (c.window > 0 ? "ring of " : "") + std::to_string(c.capacity_positions) + " positions";
@@ -112,8 +117,9 @@ int RunInspect(int argc, char** argv) {
   std::printf("model     %s%s\n", (*model)->source().c_str(), (*model)->has_weights() ? "" : "  (config only: no weights)");
   if (const Artifact* artifact = (*model)->artifact()) PrintArtifactHeader(*artifact);
   std::printf("config    %s\n", config.Summary().c_str());
-  std::printf("target    %s, Tmax %lld, context %lld\n", program.target.c_str(),
-              static_cast<long long>(program.max_tokens), static_cast<long long>(program.max_context));
+  std::printf("target    %s, Tmax %lld, %lld sequence%s per step, context %lld\n", program.target.c_str(),
+              static_cast<long long>(program.max_tokens), static_cast<long long>(program.max_sequences),
+              program.max_sequences == 1 ? "" : "s", static_cast<long long>(program.max_context));
   std::printf("weights   %zu tensors, %s%s\n", program.weights.size(), FormatBytes(program.weight_bytes()).c_str(),
               (*model)->has_weights() ? "" : " (assuming the config's dtype)");
   // KV cache by layer group: sliding rings never count at full context.

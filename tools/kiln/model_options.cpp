@@ -11,6 +11,8 @@ Result<LoadOptions> ModelOptionsFromArgs(const Args& args, int64_t default_conte
   TRY_ASSIGN(const int64_t chunk, args.GetInt("--chunk", 512, 1, int64_t{1} << 20));
   TRY_ASSIGN(options.num_layers, args.GetInt("--num-layers", 0, 1, 100000));
   TRY_ASSIGN(const int64_t threads, args.GetInt("--threads", 0, 0, 1024));
+  TRY_ASSIGN(options.max_sequences, args.GetInt("--parallel", 1, 1, 4096));
+  TRY_ASSIGN(options.kv_block_size, args.GetInt("--kv-block", 16, 1, 4096));
   options.max_context = context;
   options.max_tokens = std::min(chunk, context);
   options.num_threads = static_cast<int>(threads);

@@ -13,7 +13,7 @@
 
 namespace kiln::cli {
 
-inline const std::set<std::string> kModelValueFlags = {"--ctx", "--chunk", "--num-layers", "--threads", "--source", "--device", "--kv-cache"};
+inline const std::set<std::string> kModelValueFlags = {"--ctx", "--chunk", "--parallel", "--kv-block", "--num-layers", "--threads", "--source", "--device", "--kv-cache"};
 inline const std::set<std::string> kModelSwitches = {"--guard", "--no-fallback", "--verify-weights"};
 
 // `default_context` applies when --ctx is absent. An explicit --ctx also becomes the context an

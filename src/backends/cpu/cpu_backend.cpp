@@ -24,7 +24,7 @@ KernelFn KernelFor(OpKind kind) {
     case OpKind::kGeluMul: return GeluMulKernel;
     case OpKind::kSoftcap: return SoftcapKernel;
     case OpKind::kSliceColumns: return SliceColumnsKernel;
-    case OpKind::kLastRow: return LastRowKernel;
+    case OpKind::kGatherRows: return GatherRowsKernel;
     case OpKind::kMoe: return MoeKernel;
     case OpKind::kCount: return nullptr;
   }
@@ -49,20 +49,22 @@ Result<AlignedBuffer> AllocateAligned(int64_t bytes, const char* what) {
   return AlignedBuffer(static_cast<uint8_t*>(memory));
 }
 
-class CpuSession : public BackendSession {
+class CpuPlacedModel : public PlacedModel {
  public:
-  CpuSession(const Program& program, std::vector<WeightView> weights, int num_threads)
-      : program_(program), weights_(std::move(weights)), pool_(num_threads), dot_(&cpu::SelectDotKernels()) {}
+  CpuPlacedModel(const Program& program, std::vector<WeightView> weights, const PlacementOptions& options)
+      : program_(program), weights_(std::move(weights)), kv_pool_(options.kv_pool), pool_(options.num_threads),
+        dot_(&cpu::SelectDotKernels()) {}
 
   Status Init() {
     TRY(VerifyProgram(program_, program_.arena_bytes));  // validate at load, trust at run
     TRY_ASSIGN(arena_, AllocateAligned(program_.arena_bytes, "activation arena"));
     for (const CacheLayout& layout : program_.caches) {
-      const int64_t half = layout.bytes() / 2;
-      TRY_ASSIGN(AlignedBuffer k, AllocateAligned(half, "KV cache"));
-      TRY_ASSIGN(AlignedBuffer v, AllocateAligned(half, "KV cache"));
-      caches_.push_back({reinterpret_cast<float*>(k.get()), reinterpret_cast<float*>(v.get()),
-                         layout.capacity_positions, layout.num_kv_heads, layout.head_dim, layout.window});
+      const int64_t rows = kv_pool_.blocks[static_cast<size_t>(layout.group)] * program_.kv_block_size;
+      TRY_ASSIGN(AlignedBuffer k, AllocateAligned(rows * layout.row_bytes(), "KV block pool"));
+      TRY_ASSIGN(AlignedBuffer v, AllocateAligned(rows * layout.row_bytes(), "KV block pool"));
+      caches_.push_back({reinterpret_cast<float*>(k.get()), reinterpret_cast<float*>(v.get()), program_.kv_block_size,
+                         program_.BlockTableOffset(layout.group), layout.capacity_positions, layout.num_kv_heads,
+                         layout.head_dim, layout.window});
       cache_memory_.push_back(std::move(k));
       cache_memory_.push_back(std::move(v));
     }
@@ -71,14 +73,15 @@ class CpuSession : public BackendSession {
 
   Status RunStep(const StepFunction& step, const StepIo& io) override;
 
-  MemoryReport memory() const override { return {program_.arena_bytes, program_.cache_bytes(), 0}; }
+  MemoryReport memory() const override { return {program_.arena_bytes, kv_pool_.bytes(program_), 0, 0}; }
 
  private:
-  cpu::TensorArg Resolve(const StepFunction& step, int32_t value_id, const StepIo& io, int64_t tokens) const;
+  cpu::TensorArg Resolve(const StepFunction& step, int32_t value_id, const StepIo& io) const;
   Status CheckGuards(const StepFunction& step, int32_t op_index) const;
 
   const Program& program_;
   std::vector<WeightView> weights_;
+  KvPoolSize kv_pool_;
   ThreadPool pool_;
   const cpu::DotKernels* dot_;
   AlignedBuffer arena_;
@@ -86,19 +89,22 @@ class CpuSession : public BackendSession {
   std::vector<cpu::KvCache> caches_;
 };
 
-cpu::TensorArg CpuSession::Resolve(const StepFunction& step, int32_t value_id, const StepIo& io, int64_t tokens) const {
+cpu::TensorArg CpuPlacedModel::Resolve(const StepFunction& step, int32_t value_id, const StepIo& io) const {
+  const int64_t tokens = static_cast<int64_t>(io.token_ids.size()), rows = static_cast<int64_t>(io.logit_rows.size());
   cpu::TensorArg arg;
   if (value_id < 0) return arg;  // absent optional input
   const Value& value = step.graph.value(value_id);
   const Placement& placement = step.placements[static_cast<size_t>(value_id)];
   arg.dtype = value.dtype;
-  arg.rows = value.shape.dims.empty() ? 1 : value.shape.Extent(0, tokens, program_.max_context);
+  arg.rows = value.shape.dims.empty() ? 1 : value.shape.Extent(0, tokens, rows);
   arg.columns = 1;
-  for (size_t axis = 1; axis < value.shape.dims.size(); ++axis) arg.columns *= value.shape.Extent(axis, tokens, program_.max_context);
+  for (size_t axis = 1; axis < value.shape.dims.size(); ++axis) arg.columns *= value.shape.Extent(axis, tokens, rows);
   switch (placement.where) {
-    case Placement::Where::kInput:
-      arg.data = const_cast<int32_t*>(placement.index == 0 ? io.token_ids.data() : io.positions.data());
+    case Placement::Where::kInput: {
+      const std::span<const int32_t> inputs[] = {io.token_ids, io.positions, io.sequences, io.logit_rows};
+      arg.data = const_cast<int32_t*>(inputs[placement.index].data());
       break;
+    }
     case Placement::Where::kWeight:
       arg.data = const_cast<void*>(weights_[static_cast<size_t>(placement.index)].data);
       break;
@@ -111,7 +117,7 @@ cpu::TensorArg CpuSession::Resolve(const StepFunction& step, int32_t value_id, c
   return arg;
 }
 
-Status CpuSession::CheckGuards(const StepFunction& step, int32_t op_index) const {
+Status CpuPlacedModel::CheckGuards(const StepFunction& step, int32_t op_index) const {
   const int64_t guard = step.guard_bytes;
   for (size_t r = 0; r < step.requests.size(); ++r) {
     const BufferRequest& request = step.requests[r];
@@ -131,7 +137,7 @@ Status CpuSession::CheckGuards(const StepFunction& step, int32_t op_index) const
   return Status::Ok();
 }
 
-Status CpuSession::RunStep(const StepFunction& step, const StepIo& io) {
+Status CpuPlacedModel::RunStep(const StepFunction& step, const StepIo& io) {
   const int64_t tokens = static_cast<int64_t>(io.token_ids.size());
   const auto& ops = step.graph.ops();
   for (size_t i = 0; i < ops.size(); ++i) {
@@ -147,20 +153,23 @@ Status CpuSession::RunStep(const StepFunction& step, const StepIo& io) {
     cpu::KernelContext context;
     context.op = &op;
     for (size_t k = 0; k < op.inputs.size() && k < context.inputs.size(); ++k) {
-      context.inputs[k] = Resolve(step, op.inputs[k], io, tokens);
+      context.inputs[k] = Resolve(step, op.inputs[k], io);
     }
-    if (!op.outputs.empty()) context.output = Resolve(step, op.outputs[0], io, tokens);
+    if (!op.outputs.empty()) context.output = Resolve(step, op.outputs[0], io);
     const int64_t scratch = step.scratch_offsets[i];
     context.scratch = scratch >= 0 ? reinterpret_cast<float*>(arena_.get() + scratch) : nullptr;
     context.tokens = tokens;
+    context.rows = static_cast<int64_t>(io.logit_rows.size());
     context.caches = caches_.data();
+    context.block_tables = io.block_tables.data();
+    context.table_stride = program_.block_table_stride();
     context.pool = &pool_;
     context.dot = dot_;
     cpu::KernelFor(op.kind)(context);
     if (step.guard_bytes > 0) TRY(CheckGuards(step, static_cast<int32_t>(i)));
   }
   // The logits output: rows x vocab floats.
-  const cpu::TensorArg logits = Resolve(step, step.output_value, io, tokens);
+  const cpu::TensorArg logits = Resolve(step, step.output_value, io);
   std::memcpy(io.logits, logits.data, static_cast<size_t>(logits.rows * logits.columns) * sizeof(float));
   return Status::Ok();
 }
@@ -205,8 +214,8 @@ int64_t CpuBackend::ScratchBytes(const Graph& graph, const Op& op, int64_t max_t
   }
 }
 
-Result<std::unique_ptr<BackendSession>> CpuBackend::CreateSession(const Program& program, std::vector<WeightView> weights,
-                                                                  const BackendSessionOptions& options) {
+Result<std::unique_ptr<PlacedModel>> CpuBackend::PlaceModel(const Program& program, std::vector<WeightView> weights,
+                                                            const PlacementOptions& options) {
   // The kernels read and write f32 K/V; a program whose target chose another cache type (a CUDA
   // artifact, or a foreign file) is refused before any memory is allocated.
   for (const CacheLayout& cache : program.caches) {
@@ -216,9 +225,13 @@ Result<std::unique_ptr<BackendSession>> CpuBackend::CreateSession(const Program&
                                                 "compile the model for the CPU (--target cpu)");
     }
   }
-  auto session = std::make_unique<cpu::CpuSession>(program, std::move(weights), options.num_threads);
-  TRY(session->Init());
-  return std::unique_ptr<BackendSession>(std::move(session));
+  if (options.kv_pool.blocks.size() != program.kv_groups.size()) {
+    return Error(ErrorCode::kInvalidArgument, "KV pool sized for " + std::to_string(options.kv_pool.blocks.size()) +
+                                                  " groups, the program has " + std::to_string(program.kv_groups.size()));
+  }
+  auto placed = std::make_unique<cpu::CpuPlacedModel>(program, std::move(weights), options);
+  TRY(placed->Init());
+  return std::unique_ptr<PlacedModel>(std::move(placed));
 }
 
 }  // namespace kiln

@@ -19,8 +19,8 @@ class CpuBackend : public Backend {
   int64_t alignment_bytes() const override { return 64; }
   Status CheckOp(const Graph& graph, const Op& op) const override;
   int64_t ScratchBytes(const Graph& graph, const Op& op, int64_t max_tokens, int64_t max_context) const override;
-  Result<std::unique_ptr<BackendSession>> CreateSession(const Program& program, std::vector<WeightView> weights,
-                                                        const BackendSessionOptions& options) override;
+  Result<std::unique_ptr<PlacedModel>> PlaceModel(const Program& program, std::vector<WeightView> weights,
+                                                  const PlacementOptions& options) override;
 };
 
 }  // namespace kiln

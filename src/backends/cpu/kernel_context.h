@@ -22,15 +22,23 @@ struct TensorArg {
   const int32_t* i32() const { return static_cast<const int32_t*>(data); }
 };
 
-// One layer's K and V, [capacity_positions, num_kv_heads * head_dim] each, f32.
+// One layer's K and V in the block pool: [blocks * block_size, num_kv_heads * head_dim] each, f32.
+// A sequence's position p lives in slot p (full layers) or p % capacity (sliding rings); slot s
+// is row block_table[table_offset + s / block_size] * block_size + s % block_size.
 struct KvCache {
   float* k = nullptr;
   float* v = nullptr;
+  int64_t block_size = 0;
+  int64_t table_offset = 0;  // this layer's group within a block table row
   int64_t capacity_positions = 0;
   int64_t num_kv_heads = 0;
   int64_t head_dim = 0;
   int64_t window = 0;  // > 0: a ring indexed by position modulo capacity
   int64_t Slot(int64_t position) const { return window > 0 ? position % capacity_positions : position; }
+  int64_t Row(const int32_t* table, int64_t position) const {
+    const int64_t slot = Slot(position);
+    return static_cast<int64_t>(table[table_offset + slot / block_size]) * block_size + slot % block_size;
+  }
 };
 
 inline constexpr int kMaxKernelInputs = 7;
@@ -41,7 +49,11 @@ struct KernelContext {
   TensorArg output;
   float* scratch = nullptr;   // scratch_bytes from CpuBackend::ScratchBytes, or nullptr
   int64_t tokens = 0;         // T of this step
+  int64_t rows = 0;           // R of this step
   KvCache* caches = nullptr;  // indexed by op->attrs.cache_index
+  const int32_t* block_tables = nullptr;  // S rows of table_stride block ids
+  int64_t table_stride = 0;
+  const int32_t* TableOf(int32_t sequence) const { return block_tables + sequence * table_stride; }
   ThreadPool* pool = nullptr;
   const DotKernels* dot = nullptr;
 };
@@ -65,7 +77,7 @@ void ScaleByWeightKernel(const KernelContext& c);
 void GeluMulKernel(const KernelContext& c);
 void SoftcapKernel(const KernelContext& c);
 void SliceColumnsKernel(const KernelContext& c);
-void LastRowKernel(const KernelContext& c);
+void GatherRowsKernel(const KernelContext& c);
 void MoeKernel(const KernelContext& c);
 
 // y[n] = w[offset + n * columns : ... + columns] . x for n in [0, rows): one activation row

@@ -1,5 +1,6 @@
-// KV append and attention over the cache.
+// KV append and attention over the paged cache.
 //
+// Each token belongs to a sequence of the step and reads and writes only that sequence's blocks.
 // Attention for query position p reads cache positions [max(0, p - window + 1), p] (all of
 // [0, p] for full layers): causal, sliding window of exactly `window` tokens including itself.
 // Scores are processed in blocks of kAttentionBlock keys with an online softmax (running max and
@@ -17,11 +18,12 @@ void KvAppendKernel(const KernelContext& c) {
   KvCache& cache = c.caches[c.op->attrs.cache_index];
   const TensorArg &k = c.inputs[0], &v = c.inputs[1];
   const int32_t* positions = c.inputs[2].i32();
+  const int32_t* sequences = c.inputs[3].i32();
   const int64_t width = cache.num_kv_heads * cache.head_dim;
   for (int64_t t = 0; t < k.rows; ++t) {
-    const int64_t slot = cache.Slot(positions[t]);
-    std::memcpy(cache.k + slot * width, k.f32() + t * width, static_cast<size_t>(width) * 4);
-    std::memcpy(cache.v + slot * width, v.f32() + t * width, static_cast<size_t>(width) * 4);
+    const int64_t row = cache.Row(c.TableOf(sequences[t]), positions[t]);
+    std::memcpy(cache.k + row * width, k.f32() + t * width, static_cast<size_t>(width) * 4);
+    std::memcpy(cache.v + row * width, v.f32() + t * width, static_cast<size_t>(width) * 4);
   }
 }
 
@@ -29,6 +31,7 @@ void AttentionKernel(const KernelContext& c) {
   const KvCache& cache = c.caches[c.op->attrs.cache_index];
   const TensorArg& q = c.inputs[0];
   const int32_t* positions = c.inputs[1].i32();
+  const int32_t* sequences = c.inputs[2].i32();
   const int64_t d = c.op->attrs.head_dim, heads = c.op->attrs.num_heads;
   const int64_t group = heads / c.op->attrs.num_kv_heads;
   const int64_t kv_width = cache.num_kv_heads * d;
@@ -41,6 +44,7 @@ void AttentionKernel(const KernelContext& c) {
       float* out = c.output.f32() + t * c.output.columns + h * d;
       float* scores = c.scratch + job * kAttentionBlock;
       const int64_t p = positions[t];
+      const int32_t* table = c.TableOf(sequences[t]);
       const int64_t first = window > 0 ? std::max<int64_t>(0, p - window + 1) : 0;
       float running_max = -std::numeric_limits<float>::infinity();
       double running_sum = 0.0;
@@ -49,7 +53,7 @@ void AttentionKernel(const KernelContext& c) {
         const int64_t count = std::min(kAttentionBlock, p + 1 - block);
         float block_max = running_max;
         for (int64_t i = 0; i < count; ++i) {
-          const float* key = cache.k + cache.Slot(block + i) * kv_width + kv_head * d;
+          const float* key = cache.k + cache.Row(table, block + i) * kv_width + kv_head * d;
           c.dot->f32(key, 0, 1, query, d, &scores[i], 1);
           scores[i] *= scale;
           block_max = std::max(block_max, scores[i]);
@@ -62,7 +66,7 @@ void AttentionKernel(const KernelContext& c) {
         for (int64_t i = 0; i < count; ++i) {
           const float weight = std::exp(scores[i] - running_max);
           running_sum += weight;
-          const float* value = cache.v + cache.Slot(block + i) * kv_width + kv_head * d;
+          const float* value = cache.v + cache.Row(table, block + i) * kv_width + kv_head * d;
           for (int64_t j = 0; j < d; ++j) out[j] += weight * value[j];
         }
       }

@@ -76,9 +76,12 @@ void SliceColumnsKernel(const KernelContext& c) {
   }
 }
 
-void LastRowKernel(const KernelContext& c) {
+void GatherRowsKernel(const KernelContext& c) {
   const TensorArg& x = c.inputs[0];
-  std::memcpy(c.output.f32(), x.f32() + (x.rows - 1) * x.columns, static_cast<size_t>(x.columns) * 4);
+  const int32_t* rows = c.inputs[1].i32();
+  for (int64_t r = 0; r < c.output.rows; ++r) {
+    std::memcpy(c.output.f32() + r * x.columns, x.f32() + rows[r] * x.columns, static_cast<size_t>(x.columns) * 4);
+  }
 }
 
 void EmbedKernel(const KernelContext& c) {

@@ -1,0 +1,202 @@
+#include "runtime/runner.h"
+
+#include <algorithm>
+
+namespace kiln {
+
+Result<std::unique_ptr<Runner>> Runner::Create(const Program& program, Backend& backend, std::vector<WeightView> weights,
+                                               const RunnerOptions& options) {
+  if (weights.size() != program.weights.size()) {
+    return Error(ErrorCode::kInvalidArgument, "program reads " + std::to_string(program.weights.size()) +
+                                                  " weights, " + std::to_string(weights.size()) + " given");
+  }
+  for (size_t i = 0; i < weights.size(); ++i) {
+    const WeightBinding& binding = program.weights[i];
+    if (weights[i].dtype != binding.dtype || weights[i].size_bytes != binding.size_bytes() ||
+        (!weights[i].data && !options.random_weights)) {
+      return Error(ErrorCode::kInvalidArgument, "weight '" + binding.tensor_name + "' differs from the program's");
+    }
+  }
+  if (options.random_weights && !backend.SupportsRandomWeights()) {
+    return Error(ErrorCode::kUnsupported, "the " + backend.target_name() + " backend cannot create random weights");
+  }
+  std::unique_ptr<Runner> runner(new Runner());
+  runner->program_ = &program;
+  runner->decode_ = program.FindStep("decode");
+  runner->prefill_ = program.FindStep("prefill");
+  runner->score_ = program.FindStep("score");
+  if (!runner->decode_ || !runner->prefill_) return Error(ErrorCode::kPlanInvalid, "program has no decode or prefill step");
+  // The logits output's columns are the vocabulary.
+  runner->vocab_size_ = runner->decode_->graph.value(runner->decode_->output_value).shape.dims.back().value;
+
+  KvPoolSize pool = options.kv_pool.blocks.empty() ? KvPoolSize::ForSequences(program, program.max_sequences) : options.kv_pool;
+  if (pool.blocks.size() != program.kv_groups.size()) {
+    return Error(ErrorCode::kInvalidArgument, "KV pool sized for " + std::to_string(pool.blocks.size()) + " groups, the program has " +
+                                                  std::to_string(program.kv_groups.size()));
+  }
+  for (size_t g = 0; g < pool.blocks.size(); ++g) {
+    // A pool that cannot hold one sequence's first chunk would stall every request forever.
+    const int64_t least = std::min(program.kv_groups[g].blocks_per_sequence,
+                                   (program.max_tokens + program.kv_block_size - 1) / program.kv_block_size);
+    if (pool.blocks[g] < least || pool.blocks[g] > (int64_t{1} << 30)) {
+      return Error(ErrorCode::kInvalidArgument, "KV pool of " + std::to_string(pool.blocks[g]) + " blocks in group " +
+                                                    std::to_string(g) + " cannot hold one chunk of " +
+                                                    std::to_string(program.max_tokens) + " tokens (" + std::to_string(least) +
+                                                    " blocks); give the pool more memory");
+    }
+  }
+  PlacementOptions placement;
+  placement.num_threads = options.num_threads;
+  placement.kv_pool = pool;
+  placement.random_weights = options.random_weights;
+  placement.random_seed = options.random_seed;
+  TRY_ASSIGN(runner->placed_, backend.PlaceModel(program, std::move(weights), placement));
+  runner->pool_ = std::make_unique<KvBlockPool>(program, pool.blocks);
+  const size_t tmax = static_cast<size_t>(program.max_tokens);
+  runner->token_ids_.resize(tmax);
+  runner->positions_.resize(tmax);
+  runner->sequences_.resize(tmax);
+  runner->logit_rows_.resize(tmax);
+  runner->block_tables_.resize(static_cast<size_t>(program.max_sequences * program.block_table_stride()));
+  return runner;
+}
+
+int64_t Runner::LogitRows(std::span<const BatchEntry> batch) {
+  int64_t rows = 0;
+  for (const BatchEntry& entry : batch) rows += entry.all_logits ? static_cast<int64_t>(entry.tokens.size()) : 1;
+  return rows;
+}
+
+Status Runner::Validate(std::span<const BatchEntry> batch, int64_t tokens) const {
+  const Program& program = *program_;
+  if (batch.empty()) return Error(ErrorCode::kInvalidArgument, "a step needs at least one sequence");
+  if (static_cast<int64_t>(batch.size()) > program.max_sequences) {
+    return Error(ErrorCode::kInvalidArgument, "step of " + std::to_string(batch.size()) + " sequences exceeds the bound of " +
+                                                  std::to_string(program.max_sequences) + " the program was compiled for (--parallel)");
+  }
+  if (tokens > program.max_tokens) {
+    return Error(ErrorCode::kInvalidArgument, "step of " + std::to_string(tokens) + " tokens exceeds the chunk bound " +
+                                                  std::to_string(program.max_tokens) + "; split the prompt into chunks");
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const BatchEntry& entry = batch[i];
+    if (!entry.sequence || &entry.sequence->pool() != pool_.get()) {
+      return Error(ErrorCode::kInvalidArgument, "batch entry " + std::to_string(i) + " is not a sequence of this model");
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (batch[j].sequence == entry.sequence) return Error(ErrorCode::kInvalidArgument, "a sequence appears twice in one step");
+    }
+    if (entry.tokens.empty()) return Error(ErrorCode::kInvalidArgument, "a step needs at least one token per sequence");
+    const int64_t end = entry.sequence->length() + static_cast<int64_t>(entry.tokens.size());
+    if (end > program.max_context) {
+      return Error(ErrorCode::kOutOfRange, "sequence of " + std::to_string(end) + " tokens exceeds the context of " +
+                                               std::to_string(program.max_context) + " tokens; raise --ctx or shorten the prompt");
+    }
+    for (int32_t id : entry.tokens) {
+      if (id < 0 || id >= vocab_size_) {
+        return Error(ErrorCode::kInvalidArgument, "token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                                                      std::to_string(vocab_size_) + ")");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+Status Runner::Run(std::span<const BatchEntry> batch, std::span<float> logits) {
+  int64_t tokens = 0;
+  bool all_logits = false, one_token_each = true;
+  for (const BatchEntry& entry : batch) {
+    tokens += static_cast<int64_t>(entry.tokens.size());
+    all_logits |= entry.all_logits;
+    one_token_each &= entry.tokens.size() == 1;
+  }
+  TRY(Validate(batch, tokens));
+  const int64_t rows = LogitRows(batch);
+  if (static_cast<int64_t>(logits.size()) != rows * vocab_size_) {
+    return Error(ErrorCode::kInvalidArgument, "logits buffer holds " + std::to_string(logits.size()) +
+                                                  " floats, the step writes " + std::to_string(rows * vocab_size_));
+  }
+  const StepFunction* step = all_logits ? score_ : (one_token_each && tokens <= decode_->max_tokens ? decode_ : prefill_);
+  if (!step || step->max_tokens < tokens || step->max_rows < rows) {
+    return Error(ErrorCode::kUnsupported, "program has no step for " + std::to_string(tokens) + " tokens and " +
+                                              std::to_string(rows) + " logit rows" + (all_logits ? " of every position" : ""));
+  }
+  for (const BatchEntry& entry : batch) {
+    TRY(entry.sequence->Reserve(entry.sequence->length() + static_cast<int64_t>(entry.tokens.size())));
+  }
+  const int64_t stride = program_->block_table_stride();
+  int64_t t = 0, r = 0;
+  for (size_t s = 0; s < batch.size(); ++s) {
+    const BatchEntry& entry = batch[s];
+    const int64_t start = entry.sequence->length(), count = static_cast<int64_t>(entry.tokens.size());
+    for (int64_t i = 0; i < count; ++i, ++t) {
+      token_ids_[static_cast<size_t>(t)] = entry.tokens[static_cast<size_t>(i)];
+      positions_[static_cast<size_t>(t)] = static_cast<int32_t>(start + i);
+      sequences_[static_cast<size_t>(t)] = static_cast<int32_t>(s);
+      if (entry.all_logits || i == count - 1) logit_rows_[static_cast<size_t>(r++)] = static_cast<int32_t>(t);
+    }
+    std::span<const int32_t> table = entry.sequence->block_table();
+    std::copy(table.begin(), table.end(), block_tables_.begin() + static_cast<std::ptrdiff_t>(static_cast<int64_t>(s) * stride));
+  }
+  const size_t T = static_cast<size_t>(tokens), S = batch.size();
+  StepIo io;
+  io.token_ids = std::span<const int32_t>(token_ids_.data(), T);
+  io.positions = std::span<const int32_t>(positions_.data(), T);
+  io.sequences = std::span<const int32_t>(sequences_.data(), T);
+  io.logit_rows = std::span<const int32_t>(logit_rows_.data(), static_cast<size_t>(rows));
+  io.block_tables = std::span<const int32_t>(block_tables_.data(), S * static_cast<size_t>(stride));
+  io.num_sequences = static_cast<int64_t>(S);
+  io.logits = logits.data();
+  TRY(placed_->RunStep(*step, io));
+  for (const BatchEntry& entry : batch) entry.sequence->Advance(static_cast<int64_t>(entry.tokens.size()));
+  return Status::Ok();
+}
+
+Result<int64_t> Runner::DecodeOnDevice(Sequence& sequence, int32_t first, const DeviceSampling& sampling, int64_t max_steps,
+                                       int depth, const std::function<bool(const SampledToken&)>& on_token) {
+  if (first < 0 || first >= vocab_size_) {
+    return Error(ErrorCode::kInvalidArgument, "token id " + std::to_string(first) + " is outside the vocabulary [0, " +
+                                                  std::to_string(vocab_size_) + ")");
+  }
+  if (depth < 1 || depth > PlacedModel::kMaxDecodeInFlight) {
+    return Error(ErrorCode::kInvalidArgument, "decode depth must be in [1, " + std::to_string(PlacedModel::kMaxDecodeInFlight) +
+                                                  "], got " + std::to_string(depth));
+  }
+  // Steps run past a stop overwrite ring slots; the next step must still find its window there.
+  // A ring holds window + Tmax - 1 positions, so at most Tmax steps may run past the last
+  // accepted one: depth - 1 <= Tmax.
+  depth = static_cast<int>(std::min<int64_t>(depth, program_->max_tokens + 1));
+  const int64_t length = sequence.length();
+  max_steps = std::min(max_steps, program_->max_context - length);
+  if (max_steps <= 0) return int64_t{0};
+  // The device reads the block table once: every block the steps may write is taken up front.
+  TRY(sequence.Reserve(length + max_steps));
+  TRY(placed_->BeginDecode(*decode_, first, length, sequence.block_table(), sampling));
+  int64_t enqueued = 0, received = 0;
+  Status status = Status::Ok();
+  auto enqueue = [&]() {
+    status = placed_->EnqueueDecode();
+    if (status.ok()) ++enqueued;
+    return status.ok();
+  };
+  while (enqueued < std::min<int64_t>(depth, max_steps) && enqueue()) {
+  }
+  while (status.ok() && received < enqueued) {
+    Result<SampledToken> token = placed_->NextDecoded();
+    if (!token) {
+      status = token.error();
+      break;
+    }
+    ++received;
+    if (!on_token(*token)) break;
+    if (enqueued < max_steps) enqueue();
+  }
+  placed_->EndDecode();
+  // Steps past the last accepted token ran too: their positions were written.
+  sequence.MarkWritten(length + enqueued);
+  sequence.Advance(received);
+  if (!status.ok()) return status.error();
+  return received;
+}
+
+}  // namespace kiln

@@ -1,0 +1,90 @@
+// Runner: a Program placed on a Backend once, its KV block pool, and batched steps over
+// sequences of that pool.
+//
+// Every sequence on a Runner shares its weights, kernels, arena and device; a sequence costs
+// only its KV blocks. Run() executes one step over any mix of sequences: some prefilling a chunk,
+// some decoding one token, each at its own positions. It takes the blocks the step's positions
+// need, fills the step inputs (token ids, positions, the sequence of each token, the logit rows,
+// the block tables) into buffers sized at the Program's bounds, picks the step function planned
+// for the batch's shape and runs it. A single sequence is the batch of one (Session).
+//
+//   TRY_ASSIGN(auto runner, Runner::Create(program, backend, weights, {}));
+//   Sequence a(runner->pool()), b(runner->pool());
+//   BatchEntry batch[] = {{&a, prompt_a}, {&b, {&next_b, 1}}};
+//   TRY(runner->Run(batch, logits));   // rows: a's last, then b's
+//
+// Not thread-safe: one thread drives a Runner (the scheduler's).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "runtime/backend.h"
+#include "runtime/kv_pool.h"
+
+namespace kiln {
+
+struct RunnerOptions {
+  int num_threads = 0;
+  KvPoolSize kv_pool;           // empty: Program::max_sequences sequences at the full context
+  bool random_weights = false;  // benchmarks: the backend creates pseudo-random weights
+  uint64_t random_seed = 0;
+};
+
+struct BatchEntry {
+  Sequence* sequence = nullptr;
+  std::span<const int32_t> tokens;  // run at positions [length, length + size)
+  bool all_logits = false;          // logits of every token, else of the last one
+};
+
+class Runner {
+ public:
+  static Result<std::unique_ptr<Runner>> Create(const Program& program, Backend& backend, std::vector<WeightView> weights,
+                                                const RunnerOptions& options);
+
+  // One step over `batch` (distinct sequences). `logits` receives, in entry order, each entry's
+  // rows (all of its tokens', or its last token's) x vocab floats. Each sequence advances by its
+  // token count. Fails without running anything when the batch exceeds the Program's bounds
+  // (tokens, sequences, context), a token id is outside the vocabulary, or the pool cannot give
+  // the blocks the step needs (kOutOfMemory; blocks already taken stay with their sequences).
+  Status Run(std::span<const BatchEntry> batch, std::span<float> logits);
+  // Logit rows Run() writes for `batch`.
+  static int64_t LogitRows(std::span<const BatchEntry> batch);
+
+  // Pipelined decode of one sequence with sampling on the device, where the backend has it:
+  // steps feed `first` at the sequence's length, then each sampled token, keeping up to `depth`
+  // steps in flight (at most Tmax + 1, so that steps run past a stop never overwrite a ring slot
+  // the next step reads), so the host never waits between steps. `on_token` sees each sampled
+  // token in order and returns false to stop. At most `max_steps` steps run (fewer when the
+  // context ends). Steps in flight past a stop are discarded: afterwards the sequence has grown by
+  // exactly the number of tokens passed to on_token; their cache positions count as written.
+  // Returns that number.
+  bool SupportsDecodeOnDevice() const { return placed_->SupportsDecodeOnDevice(); }
+  Result<int64_t> DecodeOnDevice(Sequence& sequence, int32_t first, const DeviceSampling& sampling, int64_t max_steps,
+                                 int depth, const std::function<bool(const SampledToken&)>& on_token);
+
+  KvBlockPool& pool() { return *pool_; }
+  const Program& program() const { return *program_; }
+  int64_t vocab_size() const { return vocab_size_; }
+  MemoryReport memory() const { return placed_->memory(); }
+  PlacedModel& placed() { return *placed_; }
+
+ private:
+  Runner() = default;
+  Status Validate(std::span<const BatchEntry> batch, int64_t tokens) const;
+
+  const Program* program_ = nullptr;
+  std::unique_ptr<PlacedModel> placed_;
+  std::unique_ptr<KvBlockPool> pool_;
+  int64_t vocab_size_ = 0;
+  const StepFunction* decode_ = nullptr;   // T <= Smax, one token per sequence
+  const StepFunction* prefill_ = nullptr;  // T <= Tmax, last-token logits
+  const StepFunction* score_ = nullptr;    // T <= Tmax, logits of every token
+  // Step inputs, sized at the bounds once.
+  std::vector<int32_t> token_ids_, positions_, sequences_, logit_rows_, block_tables_;
+};
+
+}  // namespace kiln
