@@ -409,11 +409,15 @@ class SchemaCompiler {
     }
     const auto k = static_cast<int64_t>(prefix.size());
     if (!item && lo > k) return Unsupported("'minItems' exceeds the number of 'prefixItems' with 'items': false", path);
+    if (hi == 0 || (!item && k == 0)) return Seq({Lit("["), JsonWs(), Lit("]")});
     const Expr comma = Seq({JsonWs(), Lit(","), JsonWs()});
+    // The elements are built non-empty (at least one), and the whole list made optional when
+    // minItems is 0, so "[" ws "]" never gets a second json-ws.
+    const int64_t at_least = std::max<int64_t>(lo, 1);
     // Elements k.. from `items`: between max(lo-k,0) and hi-k more (unbounded when hi < 0).
     Expr tail = Seq({});
     if (item && (hi < 0 || hi > k)) {
-      const int64_t tail_min = std::max<int64_t>(lo - k, 0), tail_max = hi < 0 ? -1 : hi - k;
+      const int64_t tail_min = std::max<int64_t>(at_least - k, 0), tail_max = hi < 0 ? -1 : hi - k;
       if (k == 0) {
         // The first element has no comma before it.
         Expr more = Rep(Seq({comma, *item}), std::max<int64_t>(tail_min - 1, 0), tail_max < 0 ? -1 : tail_max - 1);
@@ -427,9 +431,10 @@ class SchemaCompiler {
     Expr elements = std::move(tail);
     for (int64_t j = std::min<int64_t>(k, hi < 0 ? k : hi) - 1; j >= 0; --j) {
       Expr here = j == 0 ? Seq({prefix[j], std::move(elements)}) : Seq({comma, prefix[j], std::move(elements)});
-      elements = j < lo ? std::move(here) : Opt(std::move(here));
+      elements = j < at_least ? std::move(here) : Opt(std::move(here));
     }
-    return Seq({Lit("["), JsonWs(), Opt(Seq({std::move(elements), JsonWs()})), Lit("]")});
+    Expr list = Seq({std::move(elements), JsonWs()});
+    return Seq({Lit("["), JsonWs(), lo == 0 ? Opt(std::move(list)) : std::move(list), Lit("]")});
   }
 
   Json root_;
