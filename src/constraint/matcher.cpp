@@ -39,21 +39,35 @@ Status Matcher::FillMask(std::span<uint64_t> mask) {
   const uint32_t* subtree_end = v.node_subtree_end().data();
   const uint32_t* tokens_begin = v.node_tokens_begin().data();
   const TokenId* token_ids = v.token_ids().data();
+  const uint32_t* below_set = v.node_below_set().data();
+  const TokenVocabulary::ByteSet* byte_sets = v.byte_sets().data();
   int32_t* walk = walk_states_.data();
   walk[0] = state;
   const size_t num_nodes = v.num_nodes();
-  for (size_t i = 0; i < num_nodes;) {
+  for (uint32_t i = 0; i < num_nodes;) {
     const int32_t next = recognizer_.Next(walk[node_depth[i] - 1], node_byte[i]);
     if (next == Recognizer::kDead) {
       i = subtree_end[i];
       continue;
     }
     walk[node_depth[i]] = next;
-    for (uint32_t k = tokens_begin[i]; k < tokens_begin[i + 1]; ++k) {
+    uint32_t end = i + 1;
+    // When the state loops on every byte below this node, every token below is allowed too.
+    // Asked only of a state that just looped on this node's byte (inside a string, say), so
+    // transient states never pay for computing their 256 transitions.
+    if (subtree_end[i] > i + 1 && next == walk[node_depth[i] - 1]) {
+      const TokenVocabulary::ByteSet& below = byte_sets[below_set[i]];
+      const std::array<uint64_t, 4>& loops = recognizer_.LoopBytes(next);
+      if (((below[0] & ~loops[0]) | (below[1] & ~loops[1]) | (below[2] & ~loops[2]) |
+           (below[3] & ~loops[3])) == 0) {
+        end = subtree_end[i];
+      }
+    }
+    for (uint32_t k = tokens_begin[i]; k < tokens_begin[end]; ++k) {
       const auto id = static_cast<uint32_t>(token_ids[k]);
       mask[id >> 6] |= uint64_t{1} << (id & 63);
     }
-    ++i;
+    i = end;
   }
   if (recognizer_.IsAccepting(state)) {
     for (TokenId id : v.eos_ids()) mask[id >> 6] |= uint64_t{1} << (id & 63);

@@ -110,7 +110,21 @@ int32_t Recognizer::CloseAndIntern() {
   heads_.push_back(std::move(heads));
   accepting_.push_back(accepting ? 1 : 0);
   transitions_.resize(transitions_.size() + 256, kUnknown);
+  loop_bytes_.emplace_back();
+  loop_bytes_known_.push_back(0);
   return id;
+}
+
+const std::array<uint64_t, 4>& Recognizer::LoopBytes(int32_t state) {
+  if (!loop_bytes_known_[state]) {
+    std::array<uint64_t, 4> loops{};
+    for (int b = 0; b < 256; ++b) {
+      if (Next(state, static_cast<uint8_t>(b)) == state) loops[b >> 6] |= uint64_t{1} << (b & 63);
+    }
+    loop_bytes_[state] = loops;  // after the Next calls: they may grow loop_bytes_
+    loop_bytes_known_[state] = 1;
+  }
+  return loop_bytes_[state];
 }
 
 bool GrammarMatches(const Grammar& grammar, std::string_view bytes) {

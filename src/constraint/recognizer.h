@@ -26,6 +26,7 @@
 // Not thread-safe (it fills its caches on use): one per sequence, or guarded by the caller.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <unordered_map>
@@ -56,6 +57,8 @@ class Recognizer {
   // Some byte may still follow.
   bool CanContinue(int32_t state) const { return !heads_[state].empty(); }
   size_t num_states() const { return heads_.size(); }
+  // Bytes b with Next(state, b) == state (computed once per state, on first use).
+  const std::array<uint64_t, 4>& LoopBytes(int32_t state);
   // A bound above was hit at least once (the affected input was rejected).
   bool hit_limit() const { return hit_limit_; }
   const Grammar& grammar() const { return *grammar_; }
@@ -83,6 +86,8 @@ class Recognizer {
   std::vector<uint8_t> accepting_;
   std::unordered_map<std::vector<uint64_t>, int32_t, VectorHash> state_ids_;
   std::vector<int32_t> transitions_;  // state * 256 + byte
+  std::vector<std::array<uint64_t, 4>> loop_bytes_;
+  std::vector<uint8_t> loop_bytes_known_;
   int32_t initial_state_ = kDead;
   bool hit_limit_ = false;
   // Scratch for the closure, kept to avoid reallocating.

@@ -1,6 +1,7 @@
 #include "constraint/vocabulary.h"
 
 #include <algorithm>
+#include <map>
 #include <numeric>
 
 namespace kiln::constraint {
@@ -92,6 +93,23 @@ Result<std::shared_ptr<const TokenVocabulary>> TokenVocabulary::FromTokenBytes(
   for (const std::vector<TokenId>& ids : node_tokens) {
     vocab->token_ids_.insert(vocab->token_ids_.end(), ids.begin(), ids.end());
     vocab->node_tokens_begin_.push_back(static_cast<uint32_t>(vocab->token_ids_.size()));
+  }
+  // Bytes below each node, children first (reverse preorder); interned, as few sets repeat.
+  const size_t n = vocab->node_byte_.size();
+  std::vector<ByteSet> below(n, ByteSet{});
+  for (size_t i = n; i-- > 0;) {
+    for (size_t child = i + 1; child < vocab->node_subtree_end_[i]; child = vocab->node_subtree_end_[child]) {
+      const uint8_t b = vocab->node_byte_[child];
+      below[i][b >> 6] |= uint64_t{1} << (b & 63);
+      for (int w = 0; w < 4; ++w) below[i][w] |= below[child][w];
+    }
+  }
+  std::map<ByteSet, uint32_t> set_ids;
+  vocab->node_below_set_.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    auto [it, inserted] = set_ids.emplace(below[i], static_cast<uint32_t>(vocab->byte_sets_.size()));
+    if (inserted) vocab->byte_sets_.push_back(below[i]);
+    vocab->node_below_set_[i] = it->second;
   }
   return std::shared_ptr<const TokenVocabulary>(std::move(vocab));
 }

@@ -17,6 +17,7 @@
 // shared_ptr; every Matcher keeps a reference).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -56,6 +57,12 @@ class TokenVocabulary {
   // Tokens ending at node i: token_ids()[node_tokens_begin()[i] .. node_tokens_begin()[i+1]).
   const std::vector<uint32_t>& node_tokens_begin() const { return node_tokens_begin_; }
   const std::vector<TokenId>& token_ids() const { return token_ids_; }
+  // The bytes that occur strictly below node i (in any token that extends it), as a 256-bit set:
+  // byte_sets()[node_below_set()[i]]. Lets the walk accept a whole subtree at once when the
+  // state loops on all of them (inside a JSON string, most of the vocabulary).
+  using ByteSet = std::array<uint64_t, 4>;
+  const std::vector<uint32_t>& node_below_set() const { return node_below_set_; }
+  const std::vector<ByteSet>& byte_sets() const { return byte_sets_; }
 
  private:
   size_t num_tokens_ = 0;
@@ -67,6 +74,8 @@ class TokenVocabulary {
   std::vector<uint32_t> node_subtree_end_;
   std::vector<uint32_t> node_tokens_begin_;  // num_nodes + 1 entries
   std::vector<TokenId> token_ids_;
+  std::vector<uint32_t> node_below_set_;
+  std::vector<ByteSet> byte_sets_;
   size_t max_depth_ = 0;
 };
 
