@@ -13,6 +13,7 @@ for target in $targets; do
   binary=$(find build-fuzz -name "$target" -type f -perm -u+x | head -1)
   case "$target" in
     fuzz_artifact_reader) corpus=tests/artifact/fuzz_corpus ;;
+    fuzz_gbnf|fuzz_regex|fuzz_json_schema) corpus=tests/constraint/fuzz_corpus/${target#fuzz_} ;;
     *) corpus=tests/tokenizer/fuzz_corpus/${target#fuzz_} ;;
   esac
   work=$(mktemp -d)
