@@ -4,7 +4,7 @@
 #include <chrono>
 #include <optional>
 
-#include "engine/stop_strings.h"
+#include "engine/token_stream.h"
 
 namespace kiln {
 
@@ -101,44 +101,22 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
   if (options.on_prefilled) options.on_prefilled();
 
   Sampler sampler(options.sampling);
-  std::optional<tokenizer::StreamingDecoder> decoder;
-  if (tokenizer_) decoder.emplace(*tokenizer_, options.skip_special_tokens);
-  StopStringMatcher stops(options.stop_strings);
+  TokenStream stream(options, tokenizer_, result);
   // Prompt and generated tokens, for the repetition penalty's window.
   std::vector<int32_t> history(prompt.begin(), prompt.end());
   history.reserve(prompt.size() + static_cast<size_t>(options.max_new_tokens));
   std::vector<float> raw;
   std::optional<Clock::time_point> decode_start;
 
-  auto emit = [&](GeneratedToken& token, const std::string& text) {
-    token.text = text;
-    result.text += text;
-    if (options.on_token) options.on_token(token);
-  };
-
   // Takes a sampled token: records, streams and checks it. False when generation ends with it
   // (stop_reason set), true when the next step should run.
   auto accept = [&](GeneratedToken& token) -> bool {
-    result.tokens.push_back(token.id);
     history.push_back(token.id);
-    if (result.tokens.size() == 1) {
+    if (result.tokens.empty()) {
       result.first_token_seconds = SecondsSince(start);
       decode_start = Clock::now();
     }
-    const bool is_stop_id = std::find(options.stop_token_ids.begin(), options.stop_token_ids.end(), token.id) !=
-                            options.stop_token_ids.end();
-    if (is_stop_id && !options.ignore_eos) {
-      emit(token, "");
-      result.stop_reason = StopReason::kEos;
-      return false;
-    }
-    emit(token, decoder ? stops.Push(decoder->Push(token.id)) : std::string());
-    if (stops.stopped()) {
-      result.stop_reason = StopReason::kStopString;
-      result.stop_string = stops.matched();
-      return false;
-    }
-    if (static_cast<int64_t>(result.tokens.size()) == options.max_new_tokens) return false;
+    if (!stream.Accept(token)) return false;
     if (session_.length() >= context) {
       result.stop_reason = StopReason::kContextFull;
       return false;
@@ -204,19 +182,7 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
     cached_.push_back(id);
     ++result.decode_steps;
   }
-  // The held-back tail: a partial character, or text that might have begun a stop string.
-  if (decoder && !stops.stopped()) {
-    std::string tail = stops.Push(decoder->Flush());
-    tail += stops.Flush();
-    if (!tail.empty()) {
-      result.text += tail;
-      GeneratedToken flush;
-      flush.id = -1;  // no token: text only
-      flush.index = static_cast<int64_t>(result.tokens.size());
-      flush.text = tail;
-      if (options.on_token) options.on_token(flush);
-    }
-  }
+  stream.Finish();
   if (decode_start) result.decode_seconds = SecondsSince(*decode_start);
   return result;
 }

@@ -74,6 +74,12 @@ class PlacedModel {
   virtual ~PlacedModel() = default;
   virtual Status RunStep(const StepFunction& step, const StepIo& io) = 0;
   virtual MemoryReport memory() const = 0;
+  // Copies whole blocks of a KV group, K and V of every layer in the group: block src[i] to
+  // dst[i]. In order with the steps (the prefix cache keeps sliding rings this way).
+  virtual bool SupportsCopyBlocks() const { return false; }
+  virtual Status CopyBlocks(int32_t /*group*/, std::span<const int32_t> /*src*/, std::span<const int32_t> /*dst*/) {
+    return Error(ErrorCode::kUnsupported, "this backend cannot copy KV blocks");
+  }
 
   // Pipelined decode of one sequence, where the backend has it: each one-token step samples its
   // successor on the device and the next step reads it there, so steps queue up without the host

@@ -168,12 +168,11 @@ Status Sequence::Rewind(int64_t length) {
   return Status::Ok();
 }
 
-void Sequence::AdoptPrefix(int32_t group, std::span<const int32_t> blocks) {
-  const int64_t offset = pool_->program().BlockTableOffset(group);
-  for (size_t b = 0; b < blocks.size(); ++b) {
-    pool_->Retain(group, blocks[b]);
-    table_[static_cast<size_t>(offset) + b] = blocks[b];
-  }
+void Sequence::Adopt(int32_t group, int64_t index, int32_t block) {
+  int32_t& entry = table_[static_cast<size_t>(pool_->program().BlockTableOffset(group) + index)];
+  if (entry >= 0) pool_->Release(group, entry);
+  pool_->Retain(group, block);
+  entry = block;
 }
 
 }  // namespace kiln

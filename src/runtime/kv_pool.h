@@ -76,9 +76,10 @@ class Sequence {
   // Marks positions up to `end` as written (pipelined steps that ran past a stop).
   void MarkWritten(int64_t end) { written_end_ = std::max(written_end_, end); }
 
-  // Adopts `blocks` of the full-attention groups as this empty sequence's first blocks (a cached
-  // prefix); each is retained. Only for groups without a window.
-  void AdoptPrefix(int32_t group, std::span<const int32_t> blocks);
+  // Prefix caching: places `block` (retained here) at entry `index` of group `group`'s table of
+  // this empty sequence, then StartAt(length) declares positions [0, length) present.
+  void Adopt(int32_t group, int64_t index, int32_t block);
+  void StartAt(int64_t length) { length_ = written_end_ = length; }
 
   int64_t length() const { return length_; }
   int64_t written_end() const { return written_end_; }

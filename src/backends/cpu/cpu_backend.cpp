@@ -75,6 +75,26 @@ class CpuPlacedModel : public PlacedModel {
 
   MemoryReport memory() const override { return {program_.arena_bytes, kv_pool_.bytes(program_), 0, 0}; }
 
+  bool SupportsCopyBlocks() const override { return true; }
+  Status CopyBlocks(int32_t group, std::span<const int32_t> src, std::span<const int32_t> dst) override {
+    const int64_t blocks = kv_pool_.blocks[static_cast<size_t>(group)];
+    for (size_t i = 0; i < src.size(); ++i) {
+      if (src[i] < 0 || src[i] >= blocks || dst[i] < 0 || dst[i] >= blocks) {
+        return Error(ErrorCode::kInvalidArgument, "KV block id out of range [0, " + std::to_string(blocks) + ")");
+      }
+    }
+    for (size_t c = 0; c < caches_.size(); ++c) {
+      if (program_.caches[c].group != group) continue;
+      const size_t bytes = static_cast<size_t>(program_.kv_block_size * program_.caches[c].row_bytes());
+      const size_t floats = bytes / sizeof(float);
+      for (size_t i = 0; i < src.size(); ++i) {
+        std::memcpy(caches_[c].k + static_cast<size_t>(dst[i]) * floats, caches_[c].k + static_cast<size_t>(src[i]) * floats, bytes);
+        std::memcpy(caches_[c].v + static_cast<size_t>(dst[i]) * floats, caches_[c].v + static_cast<size_t>(src[i]) * floats, bytes);
+      }
+    }
+    return Status::Ok();
+  }
+
  private:
   cpu::TensorArg Resolve(const StepFunction& step, int32_t value_id, const StepIo& io) const;
   Status CheckGuards(const StepFunction& step, int32_t op_index) const;

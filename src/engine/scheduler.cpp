@@ -1,0 +1,376 @@
+#include "engine/scheduler.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "engine/sampler.h"
+#include "engine/token_stream.h"
+
+namespace kiln {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point from, Clock::time_point to) { return std::chrono::duration<double>(to - from).count(); }
+
+}  // namespace
+
+
+Scheduler::Scheduler(Runner& runner, const tokenizer::Tokenizer* tokenizer, SchedulerOptions options)
+    : runner_(runner), program_(runner.program()), tokenizer_(tokenizer), options_(options) {
+  logits_.resize(static_cast<size_t>(program_.max_sequences * runner_.vocab_size()));
+  batch_.reserve(static_cast<size_t>(program_.max_sequences));
+  batch_owner_.reserve(static_cast<size_t>(program_.max_sequences));
+  // Caching a prefix of a model with sliding layers copies ring blocks.
+  for (const KvGroup& group : program_.kv_groups) {
+    if (group.window > 0 && !runner_.placed().SupportsCopyBlocks()) options_.prefix_cache = false;
+  }
+}
+
+Scheduler::~Scheduler() {
+  Stop();
+  while (EvictOne()) {
+  }
+}
+
+Result<RequestId> Scheduler::Submit(Request request) {
+  TRY(request.options.sampling.Validate());
+  if (request.prompt.empty()) return Error(ErrorCode::kInvalidArgument, "the prompt is empty: give at least one token");
+  if (request.options.max_new_tokens < 0) {
+    return Error(ErrorCode::kInvalidArgument, "max tokens must be >= 0, got " + std::to_string(request.options.max_new_tokens));
+  }
+  if (static_cast<int64_t>(request.prompt.size()) > program_.max_context) {
+    return Error(ErrorCode::kOutOfRange, "the prompt has " + std::to_string(request.prompt.size()) +
+                                             " tokens, more than the context of " + std::to_string(program_.max_context) +
+                                             " tokens; raise --ctx or shorten the prompt");
+  }
+  for (int32_t id : request.prompt) {
+    if (id < 0 || id >= runner_.vocab_size()) {
+      return Error(ErrorCode::kInvalidArgument, "token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                                                    std::to_string(runner_.vocab_size()) + ")");
+    }
+  }
+  if (!request.options.stop_strings.empty() && !tokenizer_) {
+    return Error(ErrorCode::kInvalidArgument, "stop strings need the model's tokenizer (tokenizer.json)");
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  const RequestId id = next_id_++;
+  incoming_.emplace_back(id, std::move(request));
+  ++stats_.waiting;
+  wake_.notify_all();
+  return id;
+}
+
+void Scheduler::Cancel(RequestId id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  cancelled_.push_back(id);
+  wake_.notify_all();
+}
+
+SchedulerStats Scheduler::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_;
+}
+
+void Scheduler::TakeSubmissions() {
+  std::deque<std::pair<RequestId, Request>> incoming;
+  std::vector<RequestId> cancelled;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    incoming.swap(incoming_);
+    cancelled.swap(cancelled_);
+  }
+  for (auto& [id, request] : incoming) {
+    auto active = std::make_unique<Active>();
+    active->id = id;
+    active->request = std::move(request);
+    active->tokens = active->request.prompt;
+    active->sampler = std::make_unique<Sampler>(active->request.options.sampling);
+    active->stream = std::make_unique<TokenStream>(active->request.options, tokenizer_, active->result);
+    active->result.prompt_tokens = static_cast<int64_t>(active->tokens.size());
+    active->submitted = Clock::now();
+    active->prefix_cached = !options_.prefix_cache;
+    waiting_.push_back(std::move(active));
+  }
+  for (RequestId id : cancelled) {
+    for (auto* list : {&waiting_, &running_}) {
+      for (auto& active : *list) {
+        if (active->id == id) active->cancelled = true;
+      }
+    }
+  }
+  for (auto* list : {&waiting_, &running_}) {
+    for (auto it = list->begin(); it != list->end();) {
+      Active& active = **it;
+      ++it;  // Finish erases the element
+      if (active.cancelled) {
+        active.result.stop_reason = StopReason::kCancelled;
+        Finish(active, std::nullopt);
+      }
+    }
+  }
+}
+
+int64_t Scheduler::FreeBlocks(int32_t group) const { return runner_.pool().free_blocks(group); }
+
+bool Scheduler::Fits(const std::vector<int64_t>& needed) const {
+  for (size_t g = 0; g < needed.size(); ++g) {
+    if (needed[g] > FreeBlocks(static_cast<int32_t>(g))) return false;
+  }
+  return true;
+}
+
+void Scheduler::Finish(Active& active, std::optional<Error> error) {
+  if (!error) {
+    active.stream->Finish();
+    const auto now = Clock::now();
+    if (!active.result.tokens.empty()) active.result.decode_seconds = Seconds(active.first_token, now);
+  }
+  if (active.sequence) active.sequence->Release();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.finished;
+    stats_.prompt_tokens += active.result.prompt_tokens;
+    stats_.cached_tokens += active.result.reused_tokens;
+    stats_.generated_tokens += static_cast<int64_t>(active.result.tokens.size());
+  }
+  std::unique_ptr<Active> owned;
+  for (auto* list : {&waiting_, &running_}) {
+    for (auto it = list->begin(); it != list->end(); ++it) {
+      if (it->get() == &active) {
+        owned = std::move(*it);
+        list->erase(it);
+        break;
+      }
+    }
+    if (owned) break;
+  }
+  if (owned && owned->request.on_done) {
+    if (error) {
+      owned->request.on_done(owned->id, *error);
+    } else {
+      owned->request.on_done(owned->id, std::move(owned->result));
+    }
+  }
+}
+
+void Scheduler::Preempt(Active& active) {
+  active.sequence.reset();  // returns its blocks
+  active.fed = 0;
+  for (auto it = running_.begin(); it != running_.end(); ++it) {
+    if (it->get() == &active) {
+      waiting_.push_front(std::move(*it));
+      running_.erase(it);
+      break;
+    }
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++stats_.preemptions;
+}
+
+void Scheduler::Admit() {
+  while (!waiting_.empty() && static_cast<int64_t>(running_.size()) < program_.max_sequences) {
+    Active& active = *waiting_.front();
+    active.sequence = std::make_unique<Sequence>(runner_.pool());
+    active.fed = 0;
+    if (options_.prefix_cache) AdoptCachedPrefix(active);
+    const int64_t first_chunk = std::min(active.pending(), program_.max_tokens);
+    std::vector<int64_t> needed = active.sequence->BlocksNeeded(active.fed + first_chunk);
+    while (!Fits(needed) && EvictOne()) {
+    }
+    if (!Fits(needed)) {
+      active.sequence.reset();
+      active.fed = 0;
+      break;  // first come, first served: nothing overtakes the oldest waiting request
+    }
+    running_.push_back(std::move(waiting_.front()));
+    waiting_.pop_front();
+  }
+}
+
+Status Scheduler::Sample(Active& active, std::span<float> logits) {
+  const GenerateOptions& options = active.request.options;
+  GeneratedToken token;
+  token.index = static_cast<int64_t>(active.result.tokens.size());
+  std::vector<float> raw;
+  if (options.top_logprobs > 0) {
+    token.top_logprobs = TopLogprobs(logits, options.top_logprobs);
+    raw.assign(logits.begin(), logits.end());  // the penalty edits the logits
+  }
+  if (options.keep_logits) active.result.logits.insert(active.result.logits.end(), logits.begin(), logits.end());
+  token.id = active.sampler->Sample(logits, active.tokens);
+  token.logprob = options.top_logprobs > 0 ? Logprob(raw, token.id) : 0.0f;
+  if (active.result.tokens.empty()) {
+    active.first_token = Clock::now();
+    active.result.first_token_seconds = Seconds(active.submitted, active.first_token);
+  }
+  active.tokens.push_back(token.id);
+  ++active.result.decode_steps;
+  bool more = active.stream->Accept(token);
+  if (more && active.fed >= program_.max_context) {
+    active.result.stop_reason = StopReason::kContextFull;
+    more = false;
+  }
+  if (!more) Finish(active, std::nullopt);
+  return Status::Ok();
+}
+
+Result<bool> Scheduler::Step() {
+  TakeSubmissions();
+  // Requests asking for no tokens end before they take any memory.
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    Active& active = **it;
+    ++it;
+    if (active.request.options.max_new_tokens == 0 && active.result.tokens.empty()) Finish(active, std::nullopt);
+  }
+  Admit();
+  if (running_.empty()) {
+    if (!waiting_.empty()) {
+      // Nothing runs and the oldest request cannot get its first chunk from an empty pool.
+      Active& active = *waiting_.front();
+      Finish(active, Error(ErrorCode::kOutOfMemory, "the request needs more KV blocks than the whole pool holds; "
+                                                    "give the pool more memory or lower --chunk"));
+      return true;
+    }
+    return false;
+  }
+
+  batch_.clear();
+  batch_owner_.clear();
+  int64_t budget = program_.max_tokens;
+  std::vector<int64_t> claimed(program_.kv_groups.size(), 0);
+  auto fits_with_claimed = [&](const std::vector<int64_t>& needed) {
+    for (size_t g = 0; g < needed.size(); ++g) {
+      if (needed[g] + claimed[g] > FreeBlocks(static_cast<int32_t>(g))) return false;
+    }
+    return true;
+  };
+  auto claim = [&](const std::vector<int64_t>& needed) {
+    for (size_t g = 0; g < needed.size(); ++g) claimed[g] += needed[g];
+  };
+  // Decoding sequences first: one token each. A sequence that needs a block the pool cannot give
+  // makes room by preempting the newest running request (possibly itself).
+  std::vector<Active*> decoding;
+  for (auto& owned : running_) {
+    if (!owned->prefilling() && owned->pending() == 1) decoding.push_back(owned.get());
+  }
+  for (Active* candidate : decoding) {
+    Active& active = *candidate;
+    if (budget == 0) break;
+    if (!active.sequence) continue;  // preempted to make room for an earlier one
+    std::vector<int64_t> needed = active.sequence->BlocksNeeded(active.fed + 1);
+    while (!fits_with_claimed(needed) && EvictOne()) {
+    }
+    while (!fits_with_claimed(needed) && !active.sequence->pool().AllFree()) {
+      Active& victim = *running_.back();
+      const bool self = &victim == &active;
+      // A victim already in this step's batch keeps its place; preempt the newest one not in it.
+      if (std::find(batch_owner_.begin(), batch_owner_.end(), &victim) != batch_owner_.end()) break;
+      Preempt(victim);
+      if (self) break;
+    }
+    if (!active.sequence || !fits_with_claimed(needed)) continue;
+    claim(needed);
+    batch_.push_back({active.sequence.get(), std::span<const int32_t>(active.tokens.data() + active.fed, 1)});
+    batch_owner_.push_back(&active);
+    --budget;
+  }
+  // Then prompt chunks, oldest first, as large as the step and the pool allow.
+  for (auto& owned : running_) {
+    if (budget == 0 || static_cast<int64_t>(batch_.size()) == program_.max_sequences) break;
+    Active& active = *owned;
+    if (!active.prefilling() && active.pending() == 1) continue;
+    if (std::find(batch_owner_.begin(), batch_owner_.end(), &active) != batch_owner_.end()) continue;
+    int64_t take = std::min(active.pending(), budget);
+    while (take > 0 && !fits_with_claimed(active.sequence->BlocksNeeded(active.fed + take))) {
+      if (!EvictOne()) take -= std::min<int64_t>(take, program_.kv_block_size);
+    }
+    if (take == 0) continue;
+    claim(active.sequence->BlocksNeeded(active.fed + take));
+    batch_.push_back({active.sequence.get(), std::span<const int32_t>(active.tokens.data() + active.fed, static_cast<size_t>(take))});
+    batch_owner_.push_back(&active);
+    budget -= take;
+  }
+  if (batch_.empty()) {
+    // Every running request is blocked on memory held by the others: free the newest.
+    if (running_.size() > 1) {
+      Preempt(*running_.back());
+    } else {
+      Finish(*running_.front(), Error(ErrorCode::kOutOfMemory, "the request needs more KV blocks than the whole pool holds; "
+                                                              "give the pool more memory or lower --ctx"));
+    }
+    return true;
+  }
+
+  const std::span<float> logits(logits_.data(), batch_.size() * static_cast<size_t>(runner_.vocab_size()));
+  Status ran = runner_.Run(batch_, logits);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.steps;
+  }
+  if (!ran.ok()) {
+    // A failed step leaves the caches of its sequences unknown: end every request in it.
+    std::vector<Active*> failed = batch_owner_;
+    for (Active* active : failed) Finish(*active, ran.error());
+    return true;
+  }
+  const std::vector<Active*> owners = batch_owner_;
+  for (size_t b = 0; b < owners.size(); ++b) {
+    Active& active = *owners[b];
+    active.fed += static_cast<int64_t>(batch_[b].tokens.size());
+    if (!active.prefix_cached && options_.prefix_cache) TRY(CachePrefix(active));
+    if (active.pending() > 0) continue;  // mid-prompt chunk: its logits are not needed
+    const std::span<float> row(logits_.data() + b * static_cast<size_t>(runner_.vocab_size()),
+                               static_cast<size_t>(runner_.vocab_size()));
+    if (active.result.tokens.empty() && active.result.prefill_seconds == 0) {
+      active.result.prefill_seconds = Seconds(active.submitted, Clock::now());
+    }
+    TRY(Sample(active, row));
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  stats_.running = static_cast<int64_t>(running_.size());
+  stats_.waiting = static_cast<int64_t>(waiting_.size() + incoming_.size());
+  stats_.free_blocks = 0;
+  for (int32_t g = 0; g < runner_.pool().num_groups(); ++g) stats_.free_blocks += FreeBlocks(g);
+  return true;
+}
+
+Status Scheduler::RunUntilIdle() {
+  while (true) {
+    TRY_ASSIGN(bool worked, Step());
+    if (!worked) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (incoming_.empty()) return Status::Ok();
+    }
+  }
+}
+
+void Scheduler::Start() {
+  if (driver_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = false;
+  }
+  driver_ = std::thread([this] {
+    while (true) {
+      Result<bool> worked = Step();
+      if (worked.has_value() && *worked) continue;
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (stopping_ && incoming_.empty() && waiting_.empty() && running_.empty()) return;
+      wake_.wait(lock, [&] { return stopping_ || !incoming_.empty() || !cancelled_.empty(); });
+    }
+  });
+}
+
+void Scheduler::Stop() {
+  if (!driver_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  driver_.join();
+}
+
+}  // namespace kiln

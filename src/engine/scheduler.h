@@ -1,0 +1,168 @@
+// Scheduler: many requests on one placed model (Runner), with continuous batching.
+//
+//   Scheduler scheduler(*runner, &tokenizer, {});
+//   Request request;
+//   request.prompt = ids;
+//   request.options.max_new_tokens = 64;
+//   request.on_done = [](RequestId id, Result<GenerationResult> result) { ... };
+//   TRY_ASSIGN(RequestId id, scheduler.Submit(std::move(request)));   // any thread
+//   scheduler.RunUntilIdle();                                          // or Start() a driver thread
+//
+// Requests enter a queue. Each step takes one token of every decoding sequence, then as many
+// prompt tokens of prefilling sequences as the step's token bound (Tmax) leaves room for, oldest
+// first: chunked prefill, so a long prompt never stalls the others. A request is admitted (given
+// a sequence) while fewer than Smax run and the KV pool has blocks for its next chunk. When a
+// decoding sequence needs a block and none is free, the newest running request is preempted: its
+// blocks return to the pool and it waits to be prefilled again (prompt and the tokens it has
+// generated), keeping its sampler, so its output is unchanged. Nothing ever fails for lack of KV
+// memory unless one request alone needs more than the whole pool (then it ends with an error).
+// Cancel() frees the request's blocks at the next step and ends it as cancelled.
+//
+// Each request has its own sampling options, seed, stop ids and strings and max tokens
+// (GenerateOptions); its tokens stream through options.on_token and its end through on_done,
+// both called on the driving thread. Sampling runs on the host (one Sampler per request).
+//
+// Prefix cache (SchedulerOptions::prefix_cache): see docs/engine.md. Full KV blocks of a prompt
+// are kept after their request ends, keyed by a hash of every token up to their end; a new
+// request whose prompt starts with cached blocks adopts them and skips their prefill
+// (GenerationResult::reused_tokens). A model with sliding-window layers also needs each
+// sliding ring as it was at the end of the cached prefix: the cache keeps a copy of the last
+// window - 1 positions (in blocks of the sliding group), made when the prefix was prefilled, and
+// copies it into the new sequence's ring.
+//
+// Thread safety: Submit, Cancel and stats may be called from any thread; Step, RunUntilIdle and
+// the driver thread (Start/Stop) drive the device, one at a time.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/generator.h"
+#include "engine/sampler.h"
+#include "engine/token_stream.h"
+#include "runtime/runner.h"
+
+namespace kiln {
+
+using RequestId = uint64_t;
+
+struct Request {
+  std::vector<int32_t> prompt;
+  GenerateOptions options;  // max_new_tokens, sampling, stops, top_logprobs, on_token (not decode_depth)
+  std::function<void(RequestId, Result<GenerationResult>)> on_done;
+};
+
+struct SchedulerOptions {
+  bool prefix_cache = true;
+};
+
+struct SchedulerStats {
+  int64_t waiting = 0;         // submitted, not running
+  int64_t running = 0;         // holding a sequence
+  int64_t finished = 0;
+  int64_t preemptions = 0;
+  int64_t steps = 0;
+  int64_t prompt_tokens = 0;   // over finished requests
+  int64_t cached_tokens = 0;   // prompt tokens taken from the prefix cache
+  int64_t generated_tokens = 0;
+  int64_t free_blocks = 0;     // over all groups
+  int64_t cached_blocks = 0;   // held by the prefix cache
+};
+
+class Scheduler {
+ public:
+  Scheduler(Runner& runner, const tokenizer::Tokenizer* tokenizer, SchedulerOptions options = {});
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Validates and queues the request (any thread). kInvalidArgument / kOutOfRange for what can
+  // never run: an empty prompt, invalid sampling options, a prompt longer than the context, stop
+  // strings without a tokenizer.
+  Result<RequestId> Submit(Request request);
+  // Ends the request as cancelled at the next step (any thread); unknown ids are ignored.
+  void Cancel(RequestId id);
+
+  // One batched step (the driving thread). False when there was nothing to do.
+  Result<bool> Step();
+  // Steps until no request is waiting or running.
+  Status RunUntilIdle();
+  // A driver thread that steps while there is work and sleeps otherwise; Stop() lets every
+  // submitted request finish, then joins it.
+  void Start();
+  void Stop();
+
+  SchedulerStats stats() const;
+
+ private:
+  // A request from submission to its end (driving thread only).
+  struct Active {
+    RequestId id = 0;
+    Request request;
+    std::unique_ptr<Sequence> sequence;  // while admitted
+    std::vector<int32_t> tokens;         // the prompt, then every sampled token
+    int64_t fed = 0;                     // tokens whose K/V the sequence holds
+    GenerationResult result;
+    std::unique_ptr<Sampler> sampler;
+    std::unique_ptr<TokenStream> stream;
+    std::chrono::steady_clock::time_point submitted, first_token;
+    bool cancelled = false;
+    bool prefix_cached = false;  // its prompt's prefix went into the cache (or never will)
+    int64_t pending() const { return static_cast<int64_t>(tokens.size()) - fed; }
+    bool prefilling() const { return fed < static_cast<int64_t>(request.prompt.size()); }
+  };
+  // A cached prompt prefix (prefix_cache.cpp).
+  struct PrefixEntry {
+    std::vector<int32_t> tokens;  // the prefix itself (hash collisions are checked, not trusted)
+    // Per KV group, the (block table index, block) pairs the cache holds.
+    std::vector<std::vector<std::pair<int64_t, int32_t>>> blocks;
+    std::list<uint64_t>::iterator lru;
+  };
+
+  void TakeSubmissions();
+  void Admit();
+  void Finish(Active& active, std::optional<Error> error);
+  void Preempt(Active& active);
+  int64_t FreeBlocks(int32_t group) const;
+  bool Fits(const std::vector<int64_t>& needed) const;
+  Status Sample(Active& active, std::span<float> logits);
+  // Prefix cache.
+  void AdoptCachedPrefix(Active& active);
+  Status CachePrefix(Active& active);
+  bool EvictOne();
+
+  Runner& runner_;
+  const Program& program_;
+  const tokenizer::Tokenizer* tokenizer_;
+  SchedulerOptions options_;
+
+  mutable std::mutex mutex_;  // guards incoming_, cancelled_, next_id_, stats_, stopping_
+  std::condition_variable wake_;
+  std::deque<std::pair<RequestId, Request>> incoming_;
+  std::vector<RequestId> cancelled_;
+  RequestId next_id_ = 1;
+  SchedulerStats stats_;
+  bool stopping_ = false;
+  std::thread driver_;
+
+  // Driving thread only.
+  std::list<std::unique_ptr<Active>> waiting_;  // admission order (preempted ones first)
+  std::list<std::unique_ptr<Active>> running_;  // admission order
+  std::vector<float> logits_;
+  std::vector<BatchEntry> batch_;
+  std::vector<Active*> batch_owner_;
+  std::unordered_map<uint64_t, std::unique_ptr<PrefixEntry>> prefixes_;  // by prefix hash
+  std::list<uint64_t> prefix_lru_;                                       // oldest first
+};
+
+}  // namespace kiln
