@@ -198,10 +198,11 @@ std::pair<double, double> PrefillFlops(const Program& program, int64_t tokens) {
 }
 
 Result<Program> CompileForBench(const Gemma4Config& config, const Backend& backend, int64_t max_tokens, int64_t max_context) {
-  TRY_ASSIGN(Graph graph, BuildGemma4Graph(config, LogitsMode::kLastPosition));
+  TRY_ASSIGN(Graph graph, BuildGemma4Graph(config));
+  // One sequence: a one-token decode step and a prefill step returning the last row's logits.
   std::vector<StepSpec> steps;
-  steps.push_back({"decode", graph, 1});
-  steps.push_back({"prefill", std::move(graph), max_tokens});
+  steps.push_back({"decode", graph, 1, 1});
+  steps.push_back({"prefill", std::move(graph), max_tokens, 1});
   CompileOptions options;
   options.max_tokens = max_tokens;
   options.max_context = max_context;
@@ -275,7 +276,7 @@ int Run(int argc, char** argv) {
       std::fprintf(stderr, "kiln_cuda_bench: %s\n", program.error().ToString().c_str());
       return 1;
     }
-    const MemoryReport planned = backend.PlanMemory(*program);
+    const MemoryReport planned = backend.PlanMemory(*program, KvPoolSize::ForSequences(*program, 1));
     std::vector<WeightView> views;
     for (const WeightBinding& binding : program->weights) views.push_back({nullptr, binding.dtype, binding.size_bytes()});
     SessionOptions options;

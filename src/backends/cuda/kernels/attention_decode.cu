@@ -66,10 +66,10 @@ __device__ __forceinline__ void LoadRow(const __nv_bfloat16* p, float (&out)[D])
 // Grid (splits, kv_heads, tokens); warps = G query heads x `sub` position groups. Each lane owns
 // D = head_dim / 32 consecutive dims. Writes (max, sum, acc[head_dim]) per (token, head, split).
 template <typename C, int D>
-__global__ void SplitKernel(const float* __restrict__ q, const int32_t* __restrict__ positions, int64_t heads,
-                            int64_t kv_heads, int64_t window, float scale, const C* __restrict__ cache_k,
-                            const C* __restrict__ cache_v, int64_t capacity, bool ring, int group, int sub,
-                            float* __restrict__ partial) {
+__global__ void SplitKernel(const float* __restrict__ q, const int32_t* __restrict__ positions,
+                            const int32_t* __restrict__ sequences, int64_t heads, int64_t kv_heads, int64_t window,
+                            float scale, const C* __restrict__ cache_k, const C* __restrict__ cache_v, KvPages pages,
+                            int group, int sub, float* __restrict__ partial) {
   extern __shared__ float shared[];  // per warp: max, sum, acc[32 * D]
   constexpr int kHeadDim = 32 * D;
   const int split = blockIdx.x, splits = gridDim.x;
@@ -82,6 +82,7 @@ __global__ void SplitKernel(const float* __restrict__ q, const int32_t* __restri
   const SplitRange range = RangeOf(positions[t], window, split, splits);
   if (split >= range.active) return;  // the whole block: nothing to do at this length
   const int64_t begin = range.begin, end = range.end;
+  const int32_t* table = LayerTable(pages, sequences[t]);
 
   float query[D];
   LoadRow<D>(q + (t * heads + h) * kHeadDim + lane * D, query);
@@ -92,21 +93,22 @@ __global__ void SplitKernel(const float* __restrict__ q, const int32_t* __restri
   for (int d = 0; d < D; ++d) acc[d] = 0.0f;
   float running_max = -INFINITY, running_sum = 0.0f;
 
-  const int64_t stride = static_cast<int64_t>(sub) * kPositionsPerIteration;
-  // Slots advance with the positions; one modulo up front instead of one per key.
-  int64_t base_slot = ring ? (begin + part) % capacity : begin + part;
-  for (int64_t base = begin + part; base < end; base += stride) {
+  // The block walks tiles of `stride` (<= 32) consecutive positions; warp `part` takes positions
+  // tile + part + j * sub. Lane i looks up the pool row of position tile + i once per tile (one
+  // block-table read per lane, and the slots advance with the tile: one modulo up front), and the
+  // warp's key rows come from the lanes by shuffle.
+  const int stride = sub * kPositionsPerIteration;
+  int64_t lane_slot = SlotOf(pages, begin + lane);
+  for (int64_t tile = begin; tile + part < end; tile += stride) {
+    const int32_t lane_row = (lane < stride && tile + lane < end) ? static_cast<int32_t>(PoolRow(pages, table, lane_slot)) : -1;
     float score[kPositionsPerIteration];
-    int64_t slot[kPositionsPerIteration];
+    int32_t row[kPositionsPerIteration];
 #pragma unroll
     for (int j = 0; j < kPositionsPerIteration; ++j) {
-      const int64_t pos = base + static_cast<int64_t>(j) * sub;
-      int64_t wrapped = base_slot + static_cast<int64_t>(j) * sub;
-      while (ring && wrapped >= capacity) wrapped -= capacity;  // once at most, unless the ring is tiny
-      slot[j] = pos < end ? wrapped : -1;
+      row[j] = __shfl_sync(0xffffffffu, lane_row, part + j * sub);  // -1 past the end
       float key[D];
-      if (slot[j] >= 0) {
-        LoadRow<D>(cache_k + slot[j] * kv_width + kv_head * kHeadDim + lane * D, key);
+      if (row[j] >= 0) {
+        LoadRow<D>(cache_k + static_cast<int64_t>(row[j]) * kv_width + kv_head * kHeadDim + lane * D, key);
       } else {
 #pragma unroll
         for (int d = 0; d < D; ++d) key[d] = 0.0f;
@@ -120,7 +122,7 @@ __global__ void SplitKernel(const float* __restrict__ q, const int32_t* __restri
 #pragma unroll
     for (int j = 0; j < kPositionsPerIteration; ++j) {
       score[j] = WarpSum(score[j]);
-      if (slot[j] >= 0) block_max = fmaxf(block_max, score[j]);
+      if (row[j] >= 0) block_max = fmaxf(block_max, score[j]);
     }
     const float correction = __expf(running_max - block_max);
     running_sum *= correction;
@@ -128,17 +130,17 @@ __global__ void SplitKernel(const float* __restrict__ q, const int32_t* __restri
     for (int d = 0; d < D; ++d) acc[d] *= correction;
 #pragma unroll
     for (int j = 0; j < kPositionsPerIteration; ++j) {
-      if (slot[j] < 0) continue;
+      if (row[j] < 0) continue;
       const float weight = __expf(score[j] - block_max);
       running_sum += weight;
       float value[D];
-      LoadRow<D>(cache_v + slot[j] * kv_width + kv_head * kHeadDim + lane * D, value);
+      LoadRow<D>(cache_v + static_cast<int64_t>(row[j]) * kv_width + kv_head * kHeadDim + lane * D, value);
 #pragma unroll
       for (int d = 0; d < D; ++d) acc[d] += weight * value[d];
     }
     running_max = block_max;
-    base_slot += stride;
-    while (ring && base_slot >= capacity) base_slot -= capacity;
+    lane_slot += stride;
+    while (pages.ring && lane_slot >= pages.capacity) lane_slot -= pages.capacity;
   }
 
   float* mine = shared + warp * (kHeadDim + 2);
@@ -209,69 +211,85 @@ __global__ void __launch_bounds__(kMergeThreads)
   }
 }
 
+struct SplitArgs {
+  const float* q;
+  const int32_t* positions;
+  const int32_t* sequences;
+  int64_t heads, kv_heads, window;
+  float scale;
+  const void* cache_k;
+  const void* cache_v;
+  KvPages pages;
+  int group, sub;
+  float* partial;
+};
+
 template <typename C, int D>
-cudaError_t LaunchSplit(dim3 grid, int warps, const float* q, const int32_t* positions, int64_t heads, int64_t kv_heads,
-                        int64_t window, float scale, const void* cache_k, const void* cache_v, int64_t capacity, bool ring,
-                        int group, int sub, float* partial, cudaStream_t stream) {
+cudaError_t LaunchSplit(dim3 grid, int warps, const SplitArgs& a, cudaStream_t stream) {
   const size_t shared = static_cast<size_t>(warps) * (32 * D + 2) * sizeof(float);
   auto kernel = SplitKernel<C, D>;
   if (shared > 48 * 1024) {
     if (cudaError_t s = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared)); s != cudaSuccess) return s;
   }
-  kernel<<<grid, warps * 32, shared, stream>>>(q, positions, heads, kv_heads, window, scale, static_cast<const C*>(cache_k),
-                                                static_cast<const C*>(cache_v), capacity, ring, group, sub, partial);
+  kernel<<<grid, warps * 32, shared, stream>>>(a.q, a.positions, a.sequences, a.heads, a.kv_heads, a.window, a.scale,
+                                                static_cast<const C*>(a.cache_k), static_cast<const C*>(a.cache_v), a.pages, a.group,
+                                                a.sub, a.partial);
   return cudaGetLastError();
 }
 
 template <typename C>
-cudaError_t LaunchForType(int dims_per_lane, dim3 grid, int warps, const float* q, const int32_t* positions, int64_t heads,
-                          int64_t kv_heads, int64_t window, float scale, const void* k, const void* v, int64_t capacity,
-                          bool ring, int group, int sub, float* partial, cudaStream_t stream) {
+cudaError_t LaunchForType(int dims_per_lane, dim3 grid, int warps, const SplitArgs& a, cudaStream_t stream) {
   switch (dims_per_lane) {
-    case 1: return LaunchSplit<C, 1>(grid, warps, q, positions, heads, kv_heads, window, scale, k, v, capacity, ring, group, sub, partial, stream);
-    case 2: return LaunchSplit<C, 2>(grid, warps, q, positions, heads, kv_heads, window, scale, k, v, capacity, ring, group, sub, partial, stream);
-    case 4: return LaunchSplit<C, 4>(grid, warps, q, positions, heads, kv_heads, window, scale, k, v, capacity, ring, group, sub, partial, stream);
-    case 8: return LaunchSplit<C, 8>(grid, warps, q, positions, heads, kv_heads, window, scale, k, v, capacity, ring, group, sub, partial, stream);
-    case 16: return LaunchSplit<C, 16>(grid, warps, q, positions, heads, kv_heads, window, scale, k, v, capacity, ring, group, sub, partial, stream);
+    case 1: return LaunchSplit<C, 1>(grid, warps, a, stream);
+    case 2: return LaunchSplit<C, 2>(grid, warps, a, stream);
+    case 4: return LaunchSplit<C, 4>(grid, warps, a, stream);
+    case 8: return LaunchSplit<C, 8>(grid, warps, a, stream);
+    case 16: return LaunchSplit<C, 16>(grid, warps, a, stream);
   }
   return cudaErrorInvalidValue;
 }
 
+// Partial states per head the scratch of a step planned at `max_tokens` holds.
+int64_t ScratchStates(int64_t max_tokens) {
+  return std::min(std::max<int64_t>(max_tokens, 1), kDecodeAttentionScratchTokens) * kDecodeAttentionMaxSplits;
+}
+
 }  // namespace
 
-bool DecodeAttentionSupports(int64_t tokens, int64_t heads, int64_t kv_heads, int64_t head_dim) {
-  if (tokens < 1 || tokens > kDecodeAttentionMaxTokens || kv_heads < 1 || heads % kv_heads != 0) return false;
+bool DecodeAttentionSupports(int64_t tokens, int64_t max_tokens, int64_t heads, int64_t kv_heads, int64_t head_dim) {
+  if (tokens < 1 || tokens > max_tokens || tokens > ScratchStates(max_tokens) || kv_heads < 1 || heads % kv_heads != 0) return false;
+  if (tokens > 65535) return false;  // grid.z
   if (heads / kv_heads > 32 || head_dim % 32 != 0) return false;
   const int64_t per_lane = head_dim / 32;
   return per_lane == 1 || per_lane == 2 || per_lane == 4 || per_lane == 8 || per_lane == 16;
 }
 
 int64_t DecodeAttentionScratchBytes(int64_t max_tokens, int64_t heads, int64_t head_dim) {
-  return std::min(max_tokens, kDecodeAttentionMaxTokens) * heads * kDecodeAttentionMaxSplits * (head_dim + 2) *
-         static_cast<int64_t>(sizeof(float));
+  return ScratchStates(max_tokens) * heads * (head_dim + 2) * static_cast<int64_t>(sizeof(float));
 }
 
-cudaError_t LaunchDecodeAttention(const float* q, const int32_t* positions, int64_t tokens, int64_t heads,
-                                  int64_t kv_heads, int64_t head_dim, int64_t window, float scale, const void* cache_k,
-                                  const void* cache_v, WeightType cache_type, int64_t capacity, bool ring,
-                                  float* scratch, float* out, int sm_count, cudaStream_t stream) {
-  if (!DecodeAttentionSupports(tokens, heads, kv_heads, head_dim)) return cudaErrorInvalidValue;
+cudaError_t LaunchDecodeAttention(const float* q, const int32_t* positions, const int32_t* sequences, int64_t tokens,
+                                  int64_t max_tokens, int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t window,
+                                  float scale, const void* cache_k, const void* cache_v, WeightType cache_type,
+                                  const KvPages& pages, float* scratch, float* out, int sm_count, cudaStream_t stream) {
+  if (!DecodeAttentionSupports(tokens, max_tokens, heads, kv_heads, head_dim)) return cudaErrorInvalidValue;
   const int group = static_cast<int>(heads / kv_heads);
   // At least 8 warps a block: small groups split their positions further inside the block.
   const int sub = group >= 8 ? 1 : 8 / group;
   const int warps = group * sub;
   // About four blocks per SM over the whole step at the longest span the cache holds: with one KV
-  // head (Gemma 4's full layers) the split is all the parallelism there is.
-  const int64_t span = window > 0 ? std::min(window, capacity) : capacity;
+  // head (Gemma 4's full layers) and one sequence the split is all the parallelism there is. A
+  // batch of many tokens needs fewer splits each, and the scratch holds only so many states.
+  const int64_t span = window > 0 ? std::min(window, pages.capacity) : pages.capacity;
   int64_t splits = (4 * static_cast<int64_t>(std::max(sm_count, 1)) + tokens * kv_heads - 1) / (tokens * kv_heads);
-  splits = std::clamp<int64_t>(std::min(splits, (span + kMinSplitPositions - 1) / kMinSplitPositions), 1, kDecodeAttentionMaxSplits);
+  splits = std::min(splits, (span + kMinSplitPositions - 1) / kMinSplitPositions);
+  splits = std::clamp<int64_t>(std::min(splits, ScratchStates(max_tokens) / tokens), 1, kDecodeAttentionMaxSplits);
   const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(kv_heads), static_cast<unsigned>(tokens));
   const int per_lane = static_cast<int>(head_dim / 32);
-  cudaError_t status = cache_type == WeightType::kBF16
-      ? LaunchForType<__nv_bfloat16>(per_lane, grid, warps, q, positions, heads, kv_heads, window, scale, cache_k, cache_v, capacity, ring, group, sub, scratch, stream)
-      : cache_type == WeightType::kF32
-      ? LaunchForType<float>(per_lane, grid, warps, q, positions, heads, kv_heads, window, scale, cache_k, cache_v, capacity, ring, group, sub, scratch, stream)
-      : cudaErrorInvalidValue;
+  const SplitArgs args{q, positions, sequences, heads, kv_heads, window, scale, cache_k, cache_v, pages, group, sub, scratch};
+  cudaError_t status = cache_type == WeightType::kBF16 ? LaunchForType<__nv_bfloat16>(per_lane, grid, warps, args, stream)
+                       : cache_type == WeightType::kF32 ? LaunchForType<float>(per_lane, grid, warps, args, stream)
+                                                         : cudaErrorInvalidValue;
   if (status != cudaSuccess) return status;
   MergeKernel<<<static_cast<unsigned>(tokens * heads), kMergeThreads, 0, stream>>>(scratch, positions, heads, window, static_cast<int>(splits),
                                                                                    head_dim, out);

@@ -4,6 +4,7 @@
 #include <type_traits>
 
 #include "backends/cuda/kernels/attention_prefill.cuh"
+#include "backends/cuda/kernels/device_math.cuh"
 
 namespace kiln::cuda {
 
@@ -18,16 +19,18 @@ constexpr int kRows = kRowsPerWarp * kWarps;  // query rows per block
 struct Params {
   const float* q;
   const int32_t* positions;
+  const int32_t* sequences;
+  const int32_t* runs;  // num_runs + 1 token offsets
+  int64_t num_runs;
   const __nv_bfloat16* cache_k;
   const __nv_bfloat16* cache_v;
+  KvPages pages;
   float* out;
-  int64_t rows;  // tokens * group
-  int64_t heads, group, capacity, window;
+  int64_t heads, group, window;
   int head_dim;
   int qk_stride;   // elements per Q / K row in shared memory
   int qk_swizzle;  // XOR mask of the 16-byte chunk index (0: padded rows instead)
   float scale_log2;
-  bool ring;
 };
 
 // Tiles in shared memory are rows of bf16 cut into 16-byte chunks. ldmatrix reads 8 rows of one
@@ -86,34 +89,41 @@ __device__ __forceinline__ int64_t FirstVisible(int64_t position, int64_t window
   return window > 0 ? max(int64_t{0}, position - window + 1) : int64_t{0};
 }
 
-// Cache rows for keys n0 .. n0 + kKeys - 1, columns col0 .. col0 + cols - 1 of this kv head, into a
-// tile. Keys past last_key are not read (they may be unwritten, or past the end of a linear
-// cache) but zero-filled, so that P = 0 never meets a NaN in P.V.
+// The pool rows of keys n0 .. n0 + kKeys - 1 of the block's sequence (-1 past last_key): one
+// block-table read per key and tile, shared by every chunk of K and V that the tile loads.
+template <int kKeys>
+__device__ __forceinline__ void FindKeyRows(const Params& p, const int32_t* table, int64_t n0, int64_t last_key,
+                                            int32_t* rows) {
+  for (int r = threadIdx.x; r < kKeys; r += kThreads) {
+    const int64_t key = n0 + r;
+    rows[r] = key <= last_key ? static_cast<int32_t>(PoolRow(p.pages, table, SlotOf(p.pages, key))) : -1;
+  }
+}
+
+// Pool rows `rows` (FindKeyRows), columns col0 .. col0 + cols - 1 of this kv head, into a tile.
+// Keys past last_key (row -1) are not read (they may be unwritten or not even allocated) but
+// zero-filled, so that P = 0 never meets a NaN in P.V.
 template <int kKeys>
 __device__ __forceinline__ void LoadKeyTile(const Params& p, const __nv_bfloat16* cache, int64_t kv_head, int col0,
-                                            int cols, int64_t n0, int64_t last_key, uint32_t tile, int stride,
-                                            int swizzle) {
+                                            int cols, const int32_t* rows, uint32_t tile, int stride, int swizzle) {
   const int chunks = cols / 8;
   const int64_t kv_width = p.heads / p.group * p.head_dim;
-  const int visible_keys = static_cast<int>(min(int64_t{kKeys}, last_key - n0 + 1));
-  // On a ring the slot of key n0 + r is slot0 + r, wrapped: one 64-bit division per tile instead
-  // of one per chunk.
-  const int64_t slot0 = p.ring ? n0 % p.capacity : n0;
   const __nv_bfloat16* source = cache + kv_head * p.head_dim + col0;
   for (int i = threadIdx.x; i < kKeys * chunks; i += kThreads) {
     const int r = i / chunks, c = (i % chunks) * 8;
     const uint32_t destination = tile + ChunkOffset(r, c, stride, swizzle);
-    if (r < visible_keys) {
-      int64_t slot = slot0 + r;
-      if (p.ring && slot >= p.capacity) slot %= p.capacity;
-      CopyAsync16(destination, source + slot * kv_width + c);
+    const int32_t row = rows[r];
+    if (row >= 0) {
+      CopyAsync16(destination, source + static_cast<int64_t>(row) * kv_width + c);
     } else {
       StoreZero16(destination);
     }
   }
 }
 
-// grid: (row tiles, kv heads, output slices); 4 warps, each owning 16 query rows.
+// grid: (row tiles, kv heads, output slices); 4 warps, each owning 16 query rows. Row tiles never
+// straddle runs: run r (tokens runs[r] .. runs[r + 1]) has ceil(tokens * group / kRows) of them,
+// and the grid is sized for the most the runs can have (blocks past the last tile exit).
 template <int kOutCols, int kKeys>
 __global__ void __launch_bounds__(kThreads, 2) PrefillAttentionKernel(const Params p) {
   extern __shared__ __align__(128) unsigned char shared[];
@@ -122,13 +132,25 @@ __global__ void __launch_bounds__(kThreads, 2) PrefillAttentionKernel(const Para
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
   const int quad_row = lane / 4, quad_col = 2 * (lane % 4);  // this lane's place in an mma fragment
 
-  // Late tiles see the most keys: start them first so the short ones fill the tail.
-  const int64_t row_tiles = (p.rows + kRows - 1) / kRows;
-  const int64_t row0 = (row_tiles - 1 - blockIdx.x) * kRows;
+  __shared__ int32_t key_rows[2][kKeys];  // pool rows of the tile being loaded and the next
+  // Late tiles of a run see the most keys: start them first so the short ones fill the tail.
+  const int64_t tile_index = gridDim.x - 1 - blockIdx.x;
+  int64_t first_tile = 0, run = -1;
+  for (int64_t r = 0; r < p.num_runs; ++r) {
+    const int64_t tiles = ((p.runs[r + 1] - p.runs[r]) * p.group + kRows - 1) / kRows;
+    if (tile_index < first_tile + tiles) {
+      run = r;
+      break;
+    }
+    first_tile += tiles;
+  }
+  if (run < 0) return;  // the whole block: past the last tile
+  const int64_t row0 = p.runs[run] * p.group + (tile_index - first_tile) * kRows;
+  const int64_t last_row = min(row0 + kRows, p.runs[run + 1] * p.group) - 1;
+  const int32_t* table = LayerTable(p.pages, p.sequences[p.runs[run]]);
   const int64_t kv_head = blockIdx.y;
   const int col0 = blockIdx.z * kOutCols;
   const int out_cols = min(kOutCols, p.head_dim - col0);
-  const int64_t last_row = min(row0 + kRows, p.rows) - 1;
 
   // Padding rows past the last query borrow its position, so their statistics stay finite.
   auto position_of = [&](int64_t row) -> int64_t { return p.positions[min(row, last_row) / p.group]; };
@@ -157,7 +179,7 @@ __global__ void __launch_bounds__(kThreads, 2) PrefillAttentionKernel(const Para
     const int r = i / quarter_row, c = (i % quarter_row) * 4;
     const int64_t row = row0 + r;
     float4 value = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    if (row < p.rows) {
+    if (row <= last_row) {
       const int64_t token = row / p.group, head = kv_head * p.group + row % p.group;
       value = *reinterpret_cast<const float4*>(p.q + (token * p.heads + head) * p.head_dim + c);
     }
@@ -174,12 +196,17 @@ __global__ void __launch_bounds__(kThreads, 2) PrefillAttentionKernel(const Para
   // One pass over the key tiles. K of the next tile loads while this tile's softmax and P.V run;
   // V of this tile loads while Q.K^T runs.
   const int64_t key_tiles = (last_key - first_key + kKeys) / kKeys;
-  LoadKeyTile<kKeys>(p, p.cache_k, kv_head, 0, p.head_dim, first_key, last_key, k_tile, p.qk_stride, p.qk_swizzle);
+  FindKeyRows<kKeys>(p, table, first_key, last_key, key_rows[0]);
+  __syncthreads();
+  LoadKeyTile<kKeys>(p, p.cache_k, kv_head, 0, p.head_dim, key_rows[0], k_tile, p.qk_stride, p.qk_swizzle);
   CommitCopies();
   for (int64_t tile = 0; tile < key_tiles; ++tile) {
     const int64_t n0 = first_key + tile * kKeys;
-    LoadKeyTile<kKeys>(p, p.cache_v, kv_head, col0, out_cols, n0, last_key, v_tile, kOutCols, kVSwizzle);
+    LoadKeyTile<kKeys>(p, p.cache_v, kv_head, col0, out_cols, key_rows[tile & 1], v_tile, kOutCols, kVSwizzle);
     CommitCopies();
+    // The next tile's rows: its buffer was last read before the previous iteration's final barrier,
+    // and the barrier below publishes it before the next K tile is loaded.
+    if (tile + 1 < key_tiles) FindKeyRows<kKeys>(p, table, n0 + kKeys, last_key, key_rows[(tile + 1) & 1]);
     WaitCopies<1>();  // K of this tile
     __syncthreads();
 
@@ -207,7 +234,7 @@ __global__ void __launch_bounds__(kThreads, 2) PrefillAttentionKernel(const Para
     }
     __syncthreads();  // every warp is done with the K tile
     if (tile + 1 < key_tiles) {
-      LoadKeyTile<kKeys>(p, p.cache_k, kv_head, 0, p.head_dim, n0 + kKeys, last_key, k_tile, p.qk_stride,
+      LoadKeyTile<kKeys>(p, p.cache_k, kv_head, 0, p.head_dim, key_rows[(tile + 1) & 1], k_tile, p.qk_stride,
                          p.qk_swizzle);
     }
     CommitCopies();  // possibly empty, so that WaitCopies<1> below always means "V has landed"
@@ -293,7 +320,7 @@ __global__ void __launch_bounds__(kThreads, 2) PrefillAttentionKernel(const Para
     sum += __shfl_xor_sync(0xffffffffu, sum, 1);
     sum += __shfl_xor_sync(0xffffffffu, sum, 2);
     const int64_t row = warp_row0 + quad_row + 8 * half;
-    if (row >= p.rows) continue;
+    if (row > last_row) continue;
     const float inverse = 1.0f / sum;  // > 0: every row sees at least its own key
     const int64_t token = row / p.group, head = kv_head * p.group + row % p.group;
     float* destination = p.out + (token * p.heads + head) * p.head_dim + col0 + quad_col;
@@ -307,7 +334,7 @@ __global__ void __launch_bounds__(kThreads, 2) PrefillAttentionKernel(const Para
 }
 
 template <int kOutCols, int kKeys>
-cudaError_t Launch(const Params& p, int64_t kv_heads, cudaStream_t stream) {
+cudaError_t Launch(const Params& p, int64_t tokens, int64_t kv_heads, cudaStream_t stream) {
   const auto kernel = PrefillAttentionKernel<kOutCols, kKeys>;
   const int64_t shared_bytes = (int64_t{kRows} * p.qk_stride + int64_t{kKeys} * p.qk_stride + kKeys * kOutCols) * 2;
   int device = 0, shared_limit = 0;
@@ -316,13 +343,13 @@ cudaError_t Launch(const Params& p, int64_t kv_heads, cudaStream_t stream) {
       e != cudaSuccess) {
     return e;
   }
-  if (shared_bytes > shared_limit) return cudaErrorInvalidValue;
+  if (shared_bytes + static_cast<int64_t>(2 * kKeys * sizeof(int32_t)) > shared_limit) return cudaErrorInvalidValue;
   if (cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                            static_cast<int>(shared_bytes));
       e != cudaSuccess) {
     return e;
   }
-  const int64_t row_tiles = (p.rows + kRows - 1) / kRows;
+  const int64_t row_tiles = (tokens * p.group + kRows - 1) / kRows + p.num_runs;
   const int64_t slices = (p.head_dim + kOutCols - 1) / kOutCols;
   if (row_tiles > 0x7fffffff || kv_heads > 65535) return cudaErrorInvalidValue;
   const dim3 grid(static_cast<unsigned>(row_tiles), static_cast<unsigned>(kv_heads), static_cast<unsigned>(slices));
@@ -334,11 +361,13 @@ bool Aligned(const void* pointer, uintptr_t bytes) { return reinterpret_cast<uin
 
 }  // namespace
 
-cudaError_t LaunchPrefillAttention(const float* q, const int32_t* positions, int64_t tokens, int64_t heads,
+cudaError_t LaunchPrefillAttention(const float* q, const int32_t* positions, const int32_t* sequences,
+                                   const int32_t* runs, int64_t num_runs, int64_t tokens, int64_t heads,
                                    int64_t kv_heads, int64_t head_dim, int64_t window, float scale,
-                                   const __nv_bfloat16* cache_k, const __nv_bfloat16* cache_v, int64_t capacity,
-                                   bool ring, float* out, cudaStream_t stream) {
-  if (tokens < 0 || heads <= 0 || kv_heads <= 0 || heads % kv_heads != 0 || window < 0 || capacity <= 0) {
+                                   const __nv_bfloat16* cache_k, const __nv_bfloat16* cache_v, const KvPages& pages,
+                                   float* out, cudaStream_t stream) {
+  if (tokens < 0 || heads <= 0 || kv_heads <= 0 || heads % kv_heads != 0 || window < 0 || pages.capacity <= 0 ||
+      pages.block_size <= 0 || num_runs < 0 || (tokens > 0 && num_runs < 1) || num_runs > tokens) {
     return cudaErrorInvalidValue;
   }
   if (head_dim < 16 || head_dim > 512 || head_dim % 16 != 0) return cudaErrorInvalidValue;
@@ -349,26 +378,27 @@ cudaError_t LaunchPrefillAttention(const float* q, const int32_t* positions, int
   Params p{};
   p.q = q;
   p.positions = positions;
+  p.sequences = sequences;
+  p.runs = runs;
+  p.num_runs = num_runs;
   p.cache_k = cache_k;
   p.cache_v = cache_v;
+  p.pages = pages;
   p.out = out;
   p.group = heads / kv_heads;
-  p.rows = tokens * p.group;
   p.heads = heads;
-  p.capacity = capacity;
   p.window = window;
   p.head_dim = static_cast<int>(head_dim);
   const bool swizzled = head_dim % 64 == 0;
   p.qk_stride = static_cast<int>(swizzled ? head_dim : head_dim + 8);
   p.qk_swizzle = swizzled ? 7 : 0;
   p.scale_log2 = scale * 1.4426950408889634f;  // exp(x) = exp2(x * log2(e))
-  p.ring = ring;
   // The accumulator of one block covers at most 256 output columns; wider heads take 32-key tiles
   // so that Q, K and V of two blocks still fit one multiprocessor's shared memory.
-  if (head_dim > 256) return Launch<256, 32>(p, kv_heads, stream);
-  if (head_dim > 128) return Launch<256, 64>(p, kv_heads, stream);
-  if (head_dim > 64) return Launch<128, 64>(p, kv_heads, stream);
-  return Launch<64, 64>(p, kv_heads, stream);
+  if (head_dim > 256) return Launch<256, 32>(p, tokens, kv_heads, stream);
+  if (head_dim > 128) return Launch<256, 64>(p, tokens, kv_heads, stream);
+  if (head_dim > 64) return Launch<128, 64>(p, tokens, kv_heads, stream);
+  return Launch<64, 64>(p, tokens, kv_heads, stream);
 }
 
 }  // namespace kiln::cuda

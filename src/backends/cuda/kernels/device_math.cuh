@@ -1,5 +1,5 @@
 // Device helpers the kernel files share: reading a weight of any stored type, warp sums, the
-// tanh GELU, and bf16 -> f32 unpacking.
+// tanh GELU, bf16 -> f32 unpacking, and the KV pool's addressing (KvPages in kernels.cuh).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -37,6 +37,21 @@ __device__ __forceinline__ float GeluTanh(float g) {
 __device__ __forceinline__ void UnpackBf16Pair(uint32_t word, float& lo, float& hi) {
   lo = __uint_as_float(word << 16);
   hi = __uint_as_float(word & 0xffff0000u);
+}
+
+// This layer's block ids of `sequence` (its block table row from this group's first entry on).
+__device__ __forceinline__ const int32_t* LayerTable(const KvPages& pages, int32_t sequence) {
+  return pages.block_tables + sequence * pages.table_stride + pages.table_offset;
+}
+
+__device__ __forceinline__ int64_t SlotOf(const KvPages& pages, int64_t position) {
+  return pages.ring ? position % pages.capacity : position;
+}
+
+// The pool row of slot `slot` of the sequence whose layer table is `table`.
+__device__ __forceinline__ int64_t PoolRow(const KvPages& pages, const int32_t* table, int64_t slot) {
+  const int32_t block = static_cast<int32_t>(slot / pages.block_size);
+  return static_cast<int64_t>(table[block]) * pages.block_size + (slot - static_cast<int64_t>(block) * pages.block_size);
 }
 
 }  // namespace kiln::cuda

@@ -105,8 +105,8 @@ __device__ __forceinline__ void Store(void* cache, WeightType type, int64_t i, f
 
 // One block per (token, kv head); thread j owns the pairs (j, j + head_dim / 2) of K and of V.
 __global__ void KvNormRopeAppendKernel(const float* k, const float* v, const void* k_weight, WeightType type, const int32_t* positions,
-                                       int64_t kv_heads, int64_t head_dim, int64_t rotary, float theta, float eps,
-                                       int64_t capacity, bool ring, void* cache_k, void* cache_v, WeightType cache_type) {
+                                       const int32_t* sequences, int64_t kv_heads, int64_t head_dim, int64_t rotary, float theta,
+                                       float eps, KvPages pages, void* cache_k, void* cache_v, WeightType cache_type) {
   __shared__ double partial[kRowThreads / kWarp];
   const int64_t job = blockIdx.x, t = job / kv_heads, h = job % kv_heads;
   const int64_t half = head_dim / 2, j = threadIdx.x;
@@ -120,8 +120,8 @@ __global__ void KvNormRopeAppendKernel(const float* k, const float* v, const voi
   if (!mine) return;
   const float inv_k = static_cast<float>(rsqrt(k_sum / static_cast<double>(head_dim) + eps));
   const float inv_v = static_cast<float>(rsqrt(v_sum / static_cast<double>(head_dim) + eps));
-  const int64_t slot = ring ? positions[t] % capacity : positions[t];
-  const int64_t base = slot * kv_heads * head_dim + h * head_dim;
+  const int64_t row = PoolRow(pages, LayerTable(pages, sequences[t]), SlotOf(pages, positions[t]));
+  const int64_t base = row * kv_heads * head_dim + h * head_dim;
   float a = ka * inv_k * LoadWeight(k_weight, type, j), b = kb * inv_k * LoadWeight(k_weight, type, j + half);
   Rotate(a, b, j, head_dim, rotary, theta, positions[t]);
   Store(cache_k, cache_type, base + j, a);
@@ -155,14 +155,15 @@ cudaError_t LaunchHeadNormRope(const float* x, const void* weight, WeightType ty
 }
 
 cudaError_t LaunchKvNormRopeAppend(const float* k, const float* v, const void* k_weight, WeightType type,
-                                   const int32_t* positions, int64_t tokens, int64_t kv_heads, int64_t head_dim,
-                                   int64_t rotary, float theta, float eps, int64_t capacity, bool ring, void* cache_k,
-                                   void* cache_v, WeightType cache_type, cudaStream_t stream) {
+                                   const int32_t* positions, const int32_t* sequences, int64_t tokens, int64_t kv_heads,
+                                   int64_t head_dim, int64_t rotary, float theta, float eps, const KvPages& pages,
+                                   void* cache_k, void* cache_v, WeightType cache_type, cudaStream_t stream) {
   if (head_dim % 2 != 0 || head_dim / 2 > kRowThreads || (cache_type != WeightType::kBF16 && cache_type != WeightType::kF32)) {
     return cudaErrorInvalidValue;
   }
+  if (tokens == 0) return cudaSuccess;
   KvNormRopeAppendKernel<<<static_cast<unsigned>(tokens * kv_heads), PairThreads(head_dim), 0, stream>>>(
-      k, v, k_weight, type, positions, kv_heads, head_dim, rotary, theta, eps, capacity, ring, cache_k, cache_v, cache_type);
+      k, v, k_weight, type, positions, sequences, kv_heads, head_dim, rotary, theta, eps, pages, cache_k, cache_v, cache_type);
   return cudaGetLastError();
 }
 

@@ -25,10 +25,11 @@ cudaError_t LaunchHeadNormRope(const float* x, const void* weight, WeightType ty
                                cudaStream_t stream);
 
 // K and V of a layer straight into its cache: K normed (times k_weight) and rotated, V normed
-// without a weight, both written at the row's cache slot (cache elements of cache_type).
+// without a weight, both written at the row's pool row (its sequence's block, KvPages; cache
+// elements of cache_type).
 cudaError_t LaunchKvNormRopeAppend(const float* k, const float* v, const void* k_weight, WeightType type,
-                                   const int32_t* positions, int64_t tokens, int64_t kv_heads, int64_t head_dim,
-                                   int64_t rotary, float theta, float eps, int64_t capacity, bool ring, void* cache_k,
-                                   void* cache_v, WeightType cache_type, cudaStream_t stream);
+                                   const int32_t* positions, const int32_t* sequences, int64_t tokens, int64_t kv_heads,
+                                   int64_t head_dim, int64_t rotary, float theta, float eps, const KvPages& pages,
+                                   void* cache_k, void* cache_v, WeightType cache_type, cudaStream_t stream);
 
 }  // namespace kiln::cuda

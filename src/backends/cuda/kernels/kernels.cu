@@ -99,22 +99,22 @@ __device__ __forceinline__ float LoadElement(const float* p) { return *p; }
 __device__ __forceinline__ float LoadElement(const __nv_bfloat16* p) { return __bfloat162float(*p); }
 
 template <typename C>
-__global__ void KvAppendKernel(const float* k, const float* v, const int32_t* positions, int64_t tokens, int64_t width,
-                               int64_t capacity, bool ring, C* cache_k, C* cache_v) {
+__global__ void KvAppendKernel(const float* k, const float* v, const int32_t* positions, const int32_t* sequences, int64_t tokens,
+                               int64_t width, KvPages pages, C* cache_k, C* cache_v) {
   const int64_t item = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (item >= tokens * width) return;
   const int64_t t = item / width, j = item % width;
-  const int64_t slot = ring ? positions[t] % capacity : positions[t];
-  StoreElement(cache_k + slot * width + j, k[item]);
-  StoreElement(cache_v + slot * width + j, v[item]);
+  const int64_t row = PoolRow(pages, LayerTable(pages, sequences[t]), SlotOf(pages, positions[t]));
+  StoreElement(cache_k + row * width + j, k[item]);
+  StoreElement(cache_v + row * width + j, v[item]);
 }
 
 // One warp per (token, head): keys one at a time, online softmax; each lane owns head_dim/32 dims.
 constexpr int kMaxDimsPerLane = 16;  // head_dim <= 512
 template <typename C>
-__global__ void AttentionKernel(const float* q, const int32_t* positions, int64_t tokens, int64_t heads, int64_t kv_heads,
-                                int64_t head_dim, int64_t window, float scale, const C* cache_k, const C* cache_v,
-                                int64_t capacity, bool ring, float* out) {
+__global__ void AttentionKernel(const float* q, const int32_t* positions, const int32_t* sequences, int64_t tokens, int64_t heads,
+                                int64_t kv_heads, int64_t head_dim, int64_t window, float scale, const C* cache_k, const C* cache_v,
+                                KvPages pages, float* out) {
   const int64_t job = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
   const int lane = threadIdx.x % kWarp;
   if (job >= tokens * heads) return;
@@ -122,14 +122,15 @@ __global__ void AttentionKernel(const float* q, const int32_t* positions, int64_
   const int64_t kv_width = kv_heads * head_dim;
   const float* query = q + t * heads * head_dim + h * head_dim;
   const int64_t p = positions[t];
+  const int32_t* table = LayerTable(pages, sequences[t]);
   const int64_t first = window > 0 ? max(int64_t{0}, p - window + 1) : 0;
   float acc[kMaxDimsPerLane];
   const int dims = static_cast<int>((head_dim + kWarp - 1) / kWarp);
   for (int d = 0; d < kMaxDimsPerLane; ++d) acc[d] = 0.0f;
   float running_max = -INFINITY, running_sum = 0.0f;
   for (int64_t pos = first; pos <= p; ++pos) {
-    const int64_t slot = ring ? pos % capacity : pos;
-    const C* key = cache_k + slot * kv_width + kv_head * head_dim;
+    const int64_t row = PoolRow(pages, table, SlotOf(pages, pos));
+    const C* key = cache_k + row * kv_width + kv_head * head_dim;
     float partial = 0.0f;
     for (int d = 0; d < dims; ++d) {
       const int64_t i = lane + d * kWarp;
@@ -140,7 +141,7 @@ __global__ void AttentionKernel(const float* q, const int32_t* positions, int64_
     const float correction = __expf(running_max - new_max);
     const float weight = __expf(score - new_max);
     running_sum = running_sum * correction + weight;
-    const C* value = cache_v + slot * kv_width + kv_head * head_dim;
+    const C* value = cache_v + row * kv_width + kv_head * head_dim;
     for (int d = 0; d < dims; ++d) {
       const int64_t i = lane + d * kWarp;
       acc[d] = acc[d] * correction + (i < head_dim ? weight * LoadElement(value + i) : 0.0f);
@@ -151,6 +152,13 @@ __global__ void AttentionKernel(const float* q, const int32_t* positions, int64_
     const int64_t i = lane + d * kWarp;
     if (i < head_dim) out[t * heads * head_dim + h * head_dim + i] = acc[d] / running_sum;
   }
+}
+
+// One block per gathered row.
+__global__ void GatherRowsKernel(const float* x, const int32_t* rows, int64_t columns, float* out) {
+  const int64_t r = blockIdx.x;
+  const float* source = x + static_cast<int64_t>(rows[r]) * columns;
+  for (int64_t j = threadIdx.x; j < columns; j += blockDim.x) out[r * columns + j] = source[j];
 }
 
 __global__ void ConvertKernel(const float* x, int64_t count, WeightType type, void* out) {
@@ -310,15 +318,16 @@ cudaError_t LaunchRope(const float* x, const int32_t* positions, int64_t tokens,
   return cudaGetLastError();
 }
 
-cudaError_t LaunchKvAppend(const float* k, const float* v, const int32_t* positions, int64_t tokens, int64_t width,
-                           int64_t capacity, bool ring, void* cache_k, void* cache_v, WeightType cache_type,
-                           cudaStream_t stream) {
+cudaError_t LaunchKvAppend(const float* k, const float* v, const int32_t* positions, const int32_t* sequences,
+                           int64_t tokens, int64_t width, const KvPages& pages, void* cache_k, void* cache_v,
+                           WeightType cache_type, cudaStream_t stream) {
+  if (tokens == 0) return cudaSuccess;
   const int blocks = Blocks(tokens * width, 256);
   if (cache_type == WeightType::kBF16) {
-    KvAppendKernel<<<blocks, 256, 0, stream>>>(k, v, positions, tokens, width, capacity, ring, static_cast<__nv_bfloat16*>(cache_k),
+    KvAppendKernel<<<blocks, 256, 0, stream>>>(k, v, positions, sequences, tokens, width, pages, static_cast<__nv_bfloat16*>(cache_k),
                                                static_cast<__nv_bfloat16*>(cache_v));
   } else if (cache_type == WeightType::kF32) {
-    KvAppendKernel<<<blocks, 256, 0, stream>>>(k, v, positions, tokens, width, capacity, ring, static_cast<float*>(cache_k),
+    KvAppendKernel<<<blocks, 256, 0, stream>>>(k, v, positions, sequences, tokens, width, pages, static_cast<float*>(cache_k),
                                                static_cast<float*>(cache_v));
   } else {
     return cudaErrorInvalidValue;
@@ -326,21 +335,30 @@ cudaError_t LaunchKvAppend(const float* k, const float* v, const int32_t* positi
   return cudaGetLastError();
 }
 
-cudaError_t LaunchAttention(const float* q, const int32_t* positions, int64_t tokens, int64_t heads, int64_t kv_heads,
-                            int64_t head_dim, int64_t window, float scale, const void* cache_k, const void* cache_v,
-                            WeightType cache_type, int64_t capacity, bool ring, float* out, cudaStream_t stream) {
+cudaError_t LaunchAttention(const float* q, const int32_t* positions, const int32_t* sequences, int64_t tokens,
+                            int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t window, float scale,
+                            const void* cache_k, const void* cache_v, WeightType cache_type, const KvPages& pages,
+                            float* out, cudaStream_t stream) {
   if (head_dim > kMaxDimsPerLane * kWarp) return cudaErrorInvalidValue;
+  if (tokens == 0) return cudaSuccess;
   const int blocks = Blocks(tokens * heads * kWarp, 128);
   if (cache_type == WeightType::kBF16) {
-    AttentionKernel<<<blocks, 128, 0, stream>>>(q, positions, tokens, heads, kv_heads, head_dim, window, scale,
+    AttentionKernel<<<blocks, 128, 0, stream>>>(q, positions, sequences, tokens, heads, kv_heads, head_dim, window, scale,
                                                 static_cast<const __nv_bfloat16*>(cache_k), static_cast<const __nv_bfloat16*>(cache_v),
-                                                capacity, ring, out);
+                                                pages, out);
   } else if (cache_type == WeightType::kF32) {
-    AttentionKernel<<<blocks, 128, 0, stream>>>(q, positions, tokens, heads, kv_heads, head_dim, window, scale,
-                                                static_cast<const float*>(cache_k), static_cast<const float*>(cache_v), capacity, ring, out);
+    AttentionKernel<<<blocks, 128, 0, stream>>>(q, positions, sequences, tokens, heads, kv_heads, head_dim, window, scale,
+                                                static_cast<const float*>(cache_k), static_cast<const float*>(cache_v), pages, out);
   } else {
     return cudaErrorInvalidValue;
   }
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchGatherRows(const float* x, const int32_t* rows, int64_t count, int64_t columns, float* out,
+                             cudaStream_t stream) {
+  if (count == 0) return cudaSuccess;
+  GatherRowsKernel<<<static_cast<unsigned>(count), 256, 0, stream>>>(x, rows, columns, out);
   return cudaGetLastError();
 }
 

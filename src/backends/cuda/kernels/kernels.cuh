@@ -23,22 +23,33 @@ cudaError_t LaunchLinear(const float* x, const void* w, WeightType type, int64_t
                          cudaStream_t stream);
 cudaError_t LaunchRope(const float* x, const int32_t* positions, int64_t tokens, int64_t heads, int64_t head_dim,
                        int64_t rotary, float theta, float* out, cudaStream_t stream);
-// The KV cache holds f32 or bf16 elements (cache_type); rows [capacity, width], slot = ring ?
-// position % capacity : position.
-cudaError_t LaunchKvAppend(const float* k, const float* v, const int32_t* positions, int64_t tokens, int64_t width,
-                           int64_t capacity, bool ring, void* cache_k, void* cache_v, WeightType cache_type,
-                           cudaStream_t stream);
+// One layer's K and V in the KV block pool, as every kernel that touches the cache addresses it.
+// The pool holds rows [blocks * block_size, kv_width] of f32 or bf16 (cache_type). Token t of a
+// step belongs to sequence sequences[t], whose block table row is block_tables + sequences[t] *
+// table_stride; this layer's group starts at table_offset in it. Position p of a sequence lives
+// in slot s = ring ? p % capacity : p, pool row table[table_offset + s / block_size] * block_size
+// + s % block_size. Every token reads and writes only its own sequence's blocks.
+struct KvPages {
+  const int32_t* block_tables = nullptr;  // device memory, S rows of table_stride block ids
+  int64_t table_stride = 0;
+  int64_t table_offset = 0;
+  int32_t block_size = 1;
+  int64_t capacity = 0;  // slots one sequence holds in this layer
+  bool ring = false;
+};
+
+cudaError_t LaunchKvAppend(const float* k, const float* v, const int32_t* positions, const int32_t* sequences,
+                           int64_t tokens, int64_t width, const KvPages& pages, void* cache_k, void* cache_v,
+                           WeightType cache_type, cudaStream_t stream);
 // One warp per (token, head), keys one at a time: the reference every faster attention is
-// tested against.
-cudaError_t LaunchAttention(const float* q, const int32_t* positions, int64_t tokens, int64_t heads, int64_t kv_heads,
-                            int64_t head_dim, int64_t window, float scale, const void* cache_k, const void* cache_v,
-                            WeightType cache_type, int64_t capacity, bool ring, float* out, cudaStream_t stream);
-inline cudaError_t LaunchAttention(const float* q, const int32_t* positions, int64_t tokens, int64_t heads,
-                                   int64_t kv_heads, int64_t head_dim, int64_t window, float scale, const float* cache_k,
-                                   const float* cache_v, int64_t capacity, bool ring, float* out, cudaStream_t stream) {
-  return LaunchAttention(q, positions, tokens, heads, kv_heads, head_dim, window, scale, cache_k, cache_v,
-                         WeightType::kF32, capacity, ring, out, stream);
-}
+// tested against. Each token attends over its own sequence's cache at its own position.
+cudaError_t LaunchAttention(const float* q, const int32_t* positions, const int32_t* sequences, int64_t tokens,
+                            int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t window, float scale,
+                            const void* cache_k, const void* cache_v, WeightType cache_type, const KvPages& pages,
+                            float* out, cudaStream_t stream);
+// out[r, :] = x[rows[r], :] for r < count: the rows whose logits a step returns.
+cudaError_t LaunchGatherRows(const float* x, const int32_t* rows, int64_t count, int64_t columns, float* out,
+                             cudaStream_t stream);
 enum class ElementwiseOp : int { kAdd = 0, kMul = 1, kScale = 2, kGeluMul = 3, kSoftcap = 4 };
 cudaError_t LaunchElementwise(ElementwiseOp op, const float* a, const float* b, float scalar, int64_t count, float* out,
                               cudaStream_t stream);

@@ -1,0 +1,348 @@
+#include "backends/cuda/cuda_placed_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <set>
+
+#include "backends/cuda/cuda_device.h"
+
+namespace kiln::cuda {
+
+Error CudaFailure(cudaError_t status, const std::string& what) {
+  return Error(status == cudaErrorMemoryAllocation ? ErrorCode::kOutOfMemory : ErrorCode::kDeviceUnavailable,
+               what + ": " + cudaGetErrorString(status));
+}
+
+Result<DeviceBuffer> Allocate(int64_t bytes, const std::string& what) {
+  void* memory = nullptr;
+  const cudaError_t status = cudaMalloc(&memory, static_cast<size_t>(std::max<int64_t>(bytes, 256)));
+  if (status != cudaSuccess) return CudaFailure(status, "cannot allocate " + std::to_string(bytes) + " bytes of GPU memory for the " + what);
+  return DeviceBuffer(static_cast<uint8_t*>(memory));
+}
+
+int64_t StepInputBytes(const Program& program) {
+  const int64_t tmax = program.max_tokens;
+  return InputLayout::For(tmax, tmax, program.max_sequences * program.block_table_stride()).end * 4;
+}
+
+int64_t OtherBytes(const Program& program) { return StepInputBytes(program) + CublasLtGemm::kWorkspaceBytes; }
+
+CudaPlacedModel::~CudaPlacedModel() {
+  if (profile_) PrintProfile();
+  if (stream_) cudaStreamSynchronize(stream_);
+  for (cudaEvent_t event : decoded_events_) cudaEventDestroy(event);
+  if (decoded_host_) cudaFreeHost(decoded_host_);
+  if (staging_) cudaFreeHost(staging_);
+  for (cudaEvent_t event : events_) cudaEventDestroy(event);
+  for (auto& [key, graph] : graphs_) cudaGraphExecDestroy(graph);
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+Status CudaPlacedModel::Init(const std::vector<WeightView>& weights, const PlacementOptions& options) {
+  TRY(VerifyProgram(program_, program_.arena_bytes));
+  for (const StepFunction& step : program_.steps) {
+    if (step.guard_bytes > 0) return Error(ErrorCode::kUnsupported, "guard mode runs on the CPU backend (--device cpu)");
+    fusions_[&step] = FindFusions(step);
+  }
+  TRY_ASSIGN(CudaDeviceInfo device, ProbeCudaDevice(0));
+  sm_count_ = device.multiprocessors;
+  if (const char* graphs = std::getenv("KILN_CUDA_GRAPHS"); graphs && std::string(graphs) == "0") use_graphs_ = false;
+  if (const char* profile = std::getenv("KILN_CUDA_PROFILE"); profile && std::string(profile) == "1") profile_ = true;
+  if (cudaError_t s = cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking); s != cudaSuccess) return CudaFailure(s, "cannot create a stream");
+  TRY_ASSIGN(arena_, Allocate(program_.arena_bytes, "activation arena"));
+  // The KV block pool: per layer, K and V of blocks(group) * block_size rows.
+  const int64_t block = program_.kv_block_size;
+  for (const CacheLayout& layout : program_.caches) {
+    if (layout.dtype != DType::kF32 && layout.dtype != DType::kBF16) {
+      return Error(ErrorCode::kUnsupported, std::string("the CUDA backend keeps the KV cache in f32 or bf16, the program asks for ") +
+                                                DTypeName(layout.dtype));
+    }
+    const int64_t rows = options.kv_pool.blocks[static_cast<size_t>(layout.group)] * block;
+    // The kernels index pool rows in 32 bits.
+    if (rows >= std::numeric_limits<int32_t>::max()) {
+      return Error(ErrorCode::kInvalidArgument, "KV pool of " + std::to_string(rows) + " rows per layer exceeds the CUDA backend's 2^31");
+    }
+    TRY_ASSIGN(DeviceBuffer k, Allocate(rows * layout.row_bytes(), "KV block pool"));
+    TRY_ASSIGN(DeviceBuffer v, Allocate(rows * layout.row_bytes(), "KV block pool"));
+    DeviceCache cache{k.get(), v.get(), TypeOf(layout.dtype), {}};
+    cache.pages.table_stride = program_.block_table_stride();
+    cache.pages.table_offset = program_.BlockTableOffset(layout.group);
+    cache.pages.block_size = static_cast<int32_t>(block);
+    cache.pages.capacity = layout.capacity_positions;
+    cache.pages.ring = layout.window > 0;
+    caches_.push_back(cache);
+    cache_bytes_ += 2 * rows * layout.row_bytes();
+    buffers_.push_back(std::move(k));
+    buffers_.push_back(std::move(v));
+  }
+  TRY(PlaceWeights(weights, options));
+  TRY_ASSIGN(inputs_, Allocate(StepInputBytes(program_), "step inputs"));
+  void* staging = nullptr;
+  if (cudaError_t s = cudaHostAlloc(&staging, static_cast<size_t>(StepInputBytes(program_)), cudaHostAllocDefault); s != cudaSuccess) {
+    return CudaFailure(s, "cannot allocate pinned memory for the step inputs");
+  }
+  staging_ = static_cast<int32_t*>(staging);
+  TRY_ASSIGN(gemm_, CublasLtGemm::Create());
+  TRY(InitDecodeOnDevice());
+  return Status::Ok();
+}
+
+// Weights: one allocation, each tensor 256-byte aligned, copied once (or created on the device).
+Status CudaPlacedModel::PlaceWeights(const std::vector<WeightView>& weights, const PlacementOptions& options) {
+  std::vector<int64_t> offsets;
+  for (const WeightBinding& binding : program_.weights) {
+    offsets.push_back(weight_bytes_);
+    weight_bytes_ += AlignUp(binding.size_bytes(), kWeightAlignment);
+  }
+  TRY_ASSIGN(weights_, Allocate(weight_bytes_, "weights"));
+  for (size_t i = 0; i < program_.weights.size(); ++i) {
+    const WeightBinding& binding = program_.weights[i];
+    uint8_t* target = weights_.get() + offsets[i];
+    weight_pointers_.push_back(target);
+    cudaError_t s = cudaSuccess;
+    if (options.random_weights) {
+      // Vectors (norm scales, layer scalars) near 1; matrices with unit-variance products.
+      const int64_t columns = binding.shape.empty() ? 1 : binding.shape.back();
+      const bool vector = binding.shape.size() <= 1;
+      const int64_t count = binding.size_bytes() / static_cast<int64_t>(DTypeSize(binding.dtype));
+      s = LaunchRandomFill(target, TypeOf(binding.dtype), count, options.random_seed + i, vector ? 1.0f : 0.0f,
+                           vector ? 0.1f : std::sqrt(3.0f / static_cast<float>(columns)), stream_);
+    } else {
+      s = cudaMemcpy(target, weights[i].data, static_cast<size_t>(weights[i].size_bytes), cudaMemcpyHostToDevice);
+    }
+    if (s != cudaSuccess) return CudaFailure(s, "cannot place weight '" + binding.tensor_name + "'");
+  }
+  if (cudaError_t s = cudaStreamSynchronize(stream_); s != cudaSuccess) return CudaFailure(s, "cannot place the weights");
+  return Status::Ok();
+}
+
+void CudaPlacedModel::SetShape(int64_t tokens, int64_t rows, int64_t num_runs) {
+  shape_.tokens = tokens;
+  shape_.rows = rows;
+  shape_.num_runs = num_runs;
+  shape_.layout = InputLayout::For(tokens, rows, program_.max_sequences * program_.block_table_stride());
+}
+
+DeviceTensor CudaPlacedModel::Resolve(const StepFunction& step, int32_t id) const {
+  DeviceTensor tensor;
+  if (id < 0) return tensor;
+  const Value& value = step.graph.value(id);
+  const Placement& placement = step.placements[static_cast<size_t>(id)];
+  tensor.dtype = value.dtype;
+  tensor.rows = value.shape.dims.empty() ? 1 : value.shape.Extent(0, shape_.tokens, shape_.rows);
+  tensor.columns = 1;
+  for (size_t axis = 1; axis < value.shape.dims.size(); ++axis) tensor.columns *= value.shape.Extent(axis, shape_.tokens, shape_.rows);
+  switch (placement.where) {
+    case Placement::Where::kInput: {
+      const InputLayout& l = shape_.layout;
+      const int64_t offsets[] = {l.token_ids, l.positions, l.sequences, l.logit_rows};
+      tensor.data = Input(offsets[std::clamp<int32_t>(placement.index, 0, 3)]);
+      break;
+    }
+    case Placement::Where::kWeight: tensor.data = weight_pointers_[static_cast<size_t>(placement.index)]; break;
+    case Placement::Where::kArena: tensor.data = arena_.get() + placement.offset_bytes; break;
+    case Placement::Where::kNone: break;
+  }
+  return tensor;
+}
+
+KvPages CudaPlacedModel::PagesOf(int32_t cache_index) const {
+  KvPages pages = caches_[static_cast<size_t>(cache_index)].pages;
+  pages.block_tables = Input(shape_.layout.block_tables);
+  return pages;
+}
+
+bool CudaPlacedModel::Capturable(const StepFunction& /*step*/) const {
+  // Every token its own run and row: then the launches depend on T alone (the runs count, the
+  // rows gathered and the input offsets all follow from it).
+  return use_graphs_ && !profile_ && shape_.num_runs == shape_.tokens && shape_.rows == shape_.tokens;
+}
+
+Result<cudaGraphExec_t> CudaPlacedModel::GraphFor(const StepFunction& step) {
+  const GraphKey key{&step, shape_.tokens};
+  for (auto it = graphs_.begin(); it != graphs_.end(); ++it) {
+    if (it->first == key) {
+      graphs_.splice(graphs_.begin(), graphs_, it);
+      return graphs_.front().second;
+    }
+  }
+  const std::string what = "cannot capture step '" + step.name + "' at " + std::to_string(shape_.tokens) + " tokens";
+  cudaGraph_t graph = nullptr;
+  if (cudaError_t s = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal); s != cudaSuccess) return CudaFailure(s, what);
+  Status launched = LaunchAll(step);
+  const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
+  if (!launched.ok()) {
+    if (graph) cudaGraphDestroy(graph);
+    return launched.error();
+  }
+  if (ended != cudaSuccess) return CudaFailure(ended, what);
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t instantiated = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  if (instantiated != cudaSuccess) return CudaFailure(instantiated, what);
+  if (graphs_.size() >= kMaxGraphs) {
+    // Replays of the evicted graph were enqueued on this stream: let them finish first.
+    cudaStreamSynchronize(stream_);
+    cudaGraphExecDestroy(graphs_.back().second);
+    graphs_.pop_back();
+  }
+  graphs_.emplace_front(key, exec);
+  return exec;
+}
+
+Status CudaPlacedModel::RunStep(const StepFunction& step, const StepIo& io) {
+  const int64_t tokens = static_cast<int64_t>(io.token_ids.size()), rows = static_cast<int64_t>(io.logit_rows.size());
+  const int64_t stride = program_.block_table_stride(), sequences = io.num_sequences;
+  if (tokens < 1 || tokens > step.max_tokens || rows < 1 || rows > step.max_rows || sequences < 1 ||
+      sequences > program_.max_sequences || static_cast<int64_t>(io.positions.size()) != tokens ||
+      static_cast<int64_t>(io.sequences.size()) != tokens || static_cast<int64_t>(io.block_tables.size()) < sequences * stride) {
+    return Error(ErrorCode::kInvalidArgument, "step '" + step.name + "' of " + std::to_string(tokens) + " tokens, " +
+                                                  std::to_string(rows) + " rows and " + std::to_string(sequences) +
+                                                  " sequences is outside its bounds or its inputs disagree");
+  }
+  // Runs: maximal spans of one sequence at consecutive positions (the prefill attention's tiles).
+  const InputLayout layout = InputLayout::For(tokens, rows, sequences * stride);
+  int32_t* runs = staging_ + layout.runs;
+  int64_t num_runs = 0;
+  runs[num_runs++] = 0;
+  for (int64_t t = 1; t < tokens; ++t) {
+    const size_t i = static_cast<size_t>(t);
+    if (io.sequences[i] != io.sequences[i - 1] || io.positions[i] != io.positions[i - 1] + 1) runs[num_runs++] = static_cast<int32_t>(t);
+  }
+  runs[num_runs] = static_cast<int32_t>(tokens);
+  SetShape(tokens, rows, num_runs);
+  std::memcpy(staging_ + layout.token_ids, io.token_ids.data(), static_cast<size_t>(tokens) * 4);
+  std::memcpy(staging_ + layout.positions, io.positions.data(), static_cast<size_t>(tokens) * 4);
+  std::memcpy(staging_ + layout.sequences, io.sequences.data(), static_cast<size_t>(tokens) * 4);
+  std::memcpy(staging_ + layout.logit_rows, io.logit_rows.data(), static_cast<size_t>(rows) * 4);
+  std::memcpy(staging_ + layout.block_tables, io.block_tables.data(), static_cast<size_t>(sequences * stride) * 4);
+  const size_t bytes = static_cast<size_t>(layout.block_tables + sequences * stride) * 4;
+  if (cudaError_t s = cudaMemcpyAsync(inputs_.get(), staging_, bytes, cudaMemcpyHostToDevice, stream_); s != cudaSuccess) {
+    return CudaFailure(s, "cannot copy the inputs of step '" + step.name + "'");
+  }
+  // A decode batch is the same launches at every position (positions, sequences and block
+  // tables are read on the device), so it is captured once per (step, T) as a CUDA graph and
+  // replayed: one launch per step.
+  // The first step of a shape runs op by op: libraries pick their algorithms outside a capture.
+  bool replayed = false;
+  if (Capturable(step) && !warmed_.insert({&step, tokens}).second) {
+    Result<cudaGraphExec_t> graph = GraphFor(step);
+    if (graph.has_value()) {
+      if (cudaError_t s = cudaGraphLaunch(*graph, stream_); s != cudaSuccess) return CudaFailure(s, "step '" + step.name + "' failed");
+      replayed = true;
+    }
+    // else: a launch the capture refused; the step runs op by op.
+  }
+  if (!replayed) TRY(LaunchAll(step));
+  const DeviceTensor logits = Resolve(step, step.output_value);
+  cudaMemcpyAsync(io.logits, logits.data, static_cast<size_t>(logits.rows * logits.columns) * 4, cudaMemcpyDeviceToHost, stream_);
+  if (cudaError_t s = cudaStreamSynchronize(stream_); s != cudaSuccess) return CudaFailure(s, "step '" + step.name + "' failed");
+  return Status::Ok();
+}
+
+// Device sampling state: the sampler's scratch and counter, and a ring of mapped host slots
+// with one event each, where finished steps leave their tokens.
+Status CudaPlacedModel::InitDecodeOnDevice() {
+  const StepFunction* decode = program_.FindStep("decode");
+  if (!decode) return Status::Ok();
+  vocab_ = decode->graph.value(decode->output_value).shape.dims.back().value;
+  TRY_ASSIGN(sampling_, Allocate(SampleScratchBytes(vocab_) + 256, "sampling scratch"));
+  void* host = nullptr;
+  if (cudaError_t s = cudaHostAlloc(&host, sizeof(SampledSlot) * kMaxDecodeInFlight, cudaHostAllocMapped); s != cudaSuccess) {
+    return CudaFailure(s, "cannot allocate pinned memory for sampled tokens");
+  }
+  decoded_host_ = static_cast<SampledSlot*>(host);
+  void* device = nullptr;
+  if (cudaError_t s = cudaHostGetDevicePointer(&device, host, 0); s != cudaSuccess) return CudaFailure(s, "cannot map pinned memory");
+  decoded_device_ = static_cast<SampledSlot*>(device);
+  for (int i = 0; i < kMaxDecodeInFlight; ++i) {
+    cudaEvent_t event = nullptr;
+    if (cudaError_t s = cudaEventCreateWithFlags(&event, cudaEventDisableTiming); s != cudaSuccess) return CudaFailure(s, "cannot create an event");
+    decoded_events_.push_back(event);
+  }
+  return Status::Ok();
+}
+
+Status CudaPlacedModel::BeginDecode(const StepFunction& step, int32_t token, int64_t position, std::span<const int32_t> block_table,
+                                    const kiln::DeviceSampling& sampling) {
+  if (!sampling_) return Error(ErrorCode::kUnsupported, "the program has no decode step");
+  const int64_t stride = program_.block_table_stride();
+  if (static_cast<int64_t>(block_table.size()) != stride) {
+    return Error(ErrorCode::kInvalidArgument, "a block table row holds " + std::to_string(stride) + " entries, " +
+                                                  std::to_string(block_table.size()) + " given");
+  }
+  // One sequence, one token: the device keeps its own copy of the block table row, and the
+  // sampler advances the token and the position in place.
+  SetShape(1, 1, 1);
+  const InputLayout& layout = shape_.layout;
+  staging_[layout.token_ids] = token;
+  staging_[layout.positions] = static_cast<int32_t>(position);
+  staging_[layout.sequences] = 0;
+  staging_[layout.logit_rows] = 0;
+  staging_[layout.runs] = 0;
+  staging_[layout.runs + 1] = 1;
+  std::copy(block_table.begin(), block_table.end(), staging_ + layout.block_tables);
+  // The draw of the token fed at position p uses counter p: a seed gives the same tokens
+  // whatever the pipeline depth.
+  staged_counter_ = static_cast<uint64_t>(position);
+  cudaMemcpyAsync(inputs_.get(), staging_, static_cast<size_t>(layout.block_tables + stride) * 4, cudaMemcpyHostToDevice, stream_);
+  cudaMemcpyAsync(Counter(), &staged_counter_, 8, cudaMemcpyHostToDevice, stream_);
+  if (cudaError_t s = cudaStreamSynchronize(stream_); s != cudaSuccess) return CudaFailure(s, "cannot start decoding");
+  decode_step_ = &step;
+  decode_graph_ = nullptr;
+  if (Capturable(step)) {
+    Result<cudaGraphExec_t> graph = GraphFor(step);
+    if (graph.has_value()) decode_graph_ = *graph;
+  }
+  decode_logits_ = Resolve(step, step.output_value).f32();
+  sampling_params_.temperature = sampling.temperature;
+  sampling_params_.top_k = static_cast<int32_t>(std::min<int64_t>(sampling.top_k, INT32_MAX));
+  sampling_params_.top_p = sampling.top_p;
+  sampling_params_.min_p = sampling.min_p;
+  sampling_params_.seed = sampling.seed;
+  oldest_ = 0;
+  in_flight_ = 0;
+  return Status::Ok();
+}
+
+Status CudaPlacedModel::EnqueueDecode() {
+  if (!decode_step_) return Error(ErrorCode::kInternal, "EnqueueDecode before BeginDecode");
+  if (in_flight_ == kMaxDecodeInFlight) return Error(ErrorCode::kInternal, "too many decode steps in flight");
+  const int slot = (oldest_ + in_flight_) % kMaxDecodeInFlight;
+  int32_t* token = Input(shape_.layout.token_ids);
+  int32_t* position = Input(shape_.layout.positions);
+  float* logprob = reinterpret_cast<float*>(Counter() + 1);
+  cudaError_t s = cudaSuccess;
+  if (decode_graph_) {
+    s = cudaGraphLaunch(decode_graph_, stream_);
+  } else {
+    TRY(LaunchAll(*decode_step_));
+  }
+  if (s == cudaSuccess) s = LaunchSample(decode_logits_, vocab_, sampling_params_, Counter(), token, logprob, position, SamplerScratch(), stream_);
+  if (s == cudaSuccess) s = LaunchRecordSample(token, logprob, decoded_device_ + slot, stream_);
+  if (s == cudaSuccess) s = cudaEventRecord(decoded_events_[static_cast<size_t>(slot)], stream_);
+  if (s != cudaSuccess) return CudaFailure(s, "cannot enqueue a decode step");
+  ++in_flight_;
+  return Status::Ok();
+}
+
+Result<SampledToken> CudaPlacedModel::NextDecoded() {
+  if (in_flight_ == 0) return Error(ErrorCode::kInternal, "no decode step in flight");
+  if (cudaError_t s = cudaEventSynchronize(decoded_events_[static_cast<size_t>(oldest_)]); s != cudaSuccess) return CudaFailure(s, "decode step failed");
+  const SampledSlot slot = decoded_host_[oldest_];
+  oldest_ = (oldest_ + 1) % kMaxDecodeInFlight;
+  --in_flight_;
+  return SampledToken{slot.id, slot.logprob};
+}
+
+void CudaPlacedModel::EndDecode() {
+  cudaStreamSynchronize(stream_);
+  in_flight_ = 0;
+  decode_graph_ = nullptr;
+  decode_step_ = nullptr;
+}
+
+}  // namespace kiln::cuda

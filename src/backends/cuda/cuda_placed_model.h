@@ -1,0 +1,182 @@
+// CudaPlacedModel: a Program placed on the GPU once and shared by every sequence of a Runner.
+//
+// It owns the device memory: the weights (one allocation), the activation arena, the KV block
+// pool (per cache layer, K and V of blocks(group) * block_size rows each) and the step inputs.
+// A step's inputs travel in one copy from pinned host memory into a device buffer sized at the
+// Program's bounds, packed for the step's T tokens and R logit rows (InputLayout), so the same
+// (step, T) always reads them at the same addresses: steps whose launches depend only on the
+// shapes are captured once as CUDA graphs per (step, T) and replayed.
+//
+// The kernels of each op are chosen per launch from the step's token count (kernels/*.cuh):
+// weight-streaming GEMVs up to 4 rows, cuBLASLt beyond; split-K decode attention when every token
+// is its own sequence (a decode batch) or the step is tiny, the tensor-core prefill kernel (bf16
+// cache) or the reference kernel otherwise.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <list>
+#include <map>
+#include <set>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backends/cuda/cublaslt_gemm.h"
+#include "backends/cuda/fusion.h"
+#include "backends/cuda/kernels/kernels.cuh"
+#include "backends/cuda/kernels/sampling.cuh"
+#include "runtime/backend.h"
+
+namespace kiln::cuda {
+
+Error CudaFailure(cudaError_t status, const std::string& what);
+
+struct DeviceFree {
+  void operator()(void* p) const { cudaFree(p); }
+};
+using DeviceBuffer = std::unique_ptr<uint8_t, DeviceFree>;
+Result<DeviceBuffer> Allocate(int64_t bytes, const std::string& what);
+
+inline WeightType TypeOf(DType dtype) {
+  return dtype == DType::kBF16 ? WeightType::kBF16 : dtype == DType::kF16 ? WeightType::kF16 : WeightType::kF32;
+}
+inline int64_t AlignUp(int64_t bytes, int64_t alignment) { return (bytes + alignment - 1) / alignment * alignment; }
+
+inline constexpr int64_t kWeightAlignment = 256;
+
+// Where a step's inputs sit in the device input buffer (int32 offsets), for T tokens and R rows:
+// token ids, positions, sequences (T each), logit rows (R), the runs of the step (T + 1 token
+// offsets: maximal spans of one sequence at consecutive positions) and the block tables.
+struct InputLayout {
+  int64_t token_ids, positions, sequences, logit_rows, runs, block_tables, end;
+  static InputLayout For(int64_t tokens, int64_t rows, int64_t tables) {
+    InputLayout l{};
+    l.token_ids = 0;
+    l.positions = tokens;
+    l.sequences = 2 * tokens;
+    l.logit_rows = 3 * tokens;
+    l.runs = 3 * tokens + rows;
+    l.block_tables = l.runs + tokens + 1;
+    l.end = l.block_tables + tables;
+    return l;
+  }
+};
+// Bytes of the input buffer of a program: the largest layout.
+int64_t StepInputBytes(const Program& program);
+// Memory a placed model takes besides the arena, the pool and the weights.
+int64_t OtherBytes(const Program& program);
+
+struct DeviceTensor {
+  void* data = nullptr;
+  DType dtype = DType::kF32;
+  int64_t rows = 0, columns = 0;
+  float* f32() const { return static_cast<float*>(data); }
+  const int32_t* i32() const { return static_cast<const int32_t*>(data); }
+};
+
+struct DeviceCache {
+  void* k = nullptr;
+  void* v = nullptr;
+  WeightType type = WeightType::kF32;
+  KvPages pages;  // block_tables filled in per step
+};
+
+class CudaPlacedModel : public PlacedModel {
+ public:
+  explicit CudaPlacedModel(const Program& program) : program_(program) {}
+  ~CudaPlacedModel() override;
+
+  Status Init(const std::vector<WeightView>& weights, const PlacementOptions& options);
+
+  Status RunStep(const StepFunction& step, const StepIo& io) override;
+  MemoryReport memory() const override { return {program_.arena_bytes, cache_bytes_, weight_bytes_, OtherBytes(program_)}; }
+
+  bool SupportsDecodeOnDevice() const override { return sampling_ != nullptr; }
+  Status BeginDecode(const StepFunction& step, int32_t token, int64_t position, std::span<const int32_t> block_table,
+                     const kiln::DeviceSampling& sampling) override;
+  Status EnqueueDecode() override;
+  Result<SampledToken> NextDecoded() override;
+  void EndDecode() override;
+
+  // CUDA graphs kept at once; the least recently used goes first.
+  static constexpr size_t kMaxGraphs = 16;
+
+ private:
+  Status PlaceWeights(const std::vector<WeightView>& weights, const PlacementOptions& options);
+  Status InitDecodeOnDevice();
+
+  // The shape of the step being launched: what the launches read besides the graph.
+  struct StepShape {
+    int64_t tokens = 0, rows = 0, num_runs = 0;
+    InputLayout layout{};
+  };
+  void SetShape(int64_t tokens, int64_t rows, int64_t num_runs);
+  int32_t* Input(int64_t offset) const { return reinterpret_cast<int32_t*>(inputs_.get()) + offset; }
+
+  DeviceTensor Resolve(const StepFunction& step, int32_t id) const;
+  // Sampling buffer layout: the draw counter (8 bytes), the logprob (4), then the sampler's scratch.
+  uint64_t* Counter() const { return reinterpret_cast<uint64_t*>(sampling_.get()); }
+  void* SamplerScratch() const { return sampling_.get() + 256; }
+  uint8_t* Scratch(const StepFunction& step, size_t op_index) const {
+    return step.scratch_offsets[op_index] >= 0 ? arena_.get() + step.scratch_offsets[op_index] : nullptr;
+  }
+  KvPages PagesOf(int32_t cache_index) const;
+
+  // cuda_launch.cpp: the kernels of one op (and the ops fused into it); returns how many ops it covered.
+  Status Linear(const StepFunction& step, size_t op_index, const DeviceTensor& x, const DeviceTensor& w, const DeviceTensor& out);
+  Result<size_t> Launch(const StepFunction& step, size_t op_index);
+  Result<size_t> LaunchAttention(const StepFunction& step, size_t op_index);
+  Status LaunchAll(const StepFunction& step);
+  // Whether a step of this shape replays a CUDA graph: its launches must depend on nothing the
+  // graph would freeze but (step, T). Decode batches (one token per sequence) qualify.
+  bool Capturable(const StepFunction& step) const;
+  // The step captured as a CUDA graph for the current shape, made on first use.
+  Result<cudaGraphExec_t> GraphFor(const StepFunction& step);
+
+  // KILN_CUDA_PROFILE=1: every launch between two events (no graphs), times summed by step and
+  // kernel and printed when the model is dropped. For finding where a step's time goes.
+  std::string ProfileKey(const StepFunction& step, size_t op_index, size_t covered) const;
+  void PrintProfile() const;
+
+  const Program& program_;
+  cudaStream_t stream_ = nullptr;
+  int sm_count_ = 0;
+  bool use_graphs_ = true;
+  bool profile_ = false;
+  std::vector<cudaEvent_t> events_;
+  struct ProfileEntry {
+    double milliseconds = 0;
+    int64_t calls = 0;
+  };
+  std::map<std::string, ProfileEntry> profile_entries_;
+  DeviceBuffer arena_, weights_, inputs_;
+  int32_t* staging_ = nullptr;  // pinned host twin of inputs_
+  std::vector<DeviceBuffer> buffers_;
+  std::vector<DeviceCache> caches_;
+  std::vector<uint8_t*> weight_pointers_;
+  int64_t cache_bytes_ = 0, weight_bytes_ = 0;
+  std::unique_ptr<CublasLtGemm> gemm_;
+  std::map<const StepFunction*, std::vector<Fusion>> fusions_;
+  StepShape shape_;
+  // Captured steps by (step, T), most recently used first.
+  using GraphKey = std::pair<const StepFunction*, int64_t>;
+  std::list<std::pair<GraphKey, cudaGraphExec_t>> graphs_;
+  std::set<GraphKey> warmed_;  // shapes that ran once (captured from their second run on)
+  // Decode on the device.
+  int64_t vocab_ = 0;
+  DeviceBuffer sampling_;
+  SampledSlot* decoded_host_ = nullptr;    // pinned, mapped
+  SampledSlot* decoded_device_ = nullptr;  // the same memory as the device sees it
+  std::vector<cudaEvent_t> decoded_events_;
+  const StepFunction* decode_step_ = nullptr;
+  cudaGraphExec_t decode_graph_ = nullptr;  // null: launched op by op (graphs off)
+  const float* decode_logits_ = nullptr;
+  DeviceSampling sampling_params_;  // cuda::DeviceSampling
+  uint64_t staged_counter_ = 0;
+  int oldest_ = 0, in_flight_ = 0;
+};
+
+}  // namespace kiln::cuda
