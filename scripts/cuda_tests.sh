@@ -23,6 +23,8 @@ else
   "$tests" --gtest_list_tests >/dev/null 2>&1 || export LD_LIBRARY_PATH="$bin:$LD_LIBRARY_PATH"
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+# Parity with transformers, pipelined decode, and mixed batches against solo CPU runs
+# (CudaBatchTest: prefill chunks and decode tokens of several sequences in one step).
 "$tests" --gtest_brief=1
 status=$?
 # Kernels against the reference kernels and the host sampler; CUDA artifacts (AOT = JIT on the GPU).
