@@ -28,6 +28,9 @@ const char kUsage[] =
     "  -r   repetitions after one warm-up run (default 5)\n"
     "  --json FILE  every repetition's numbers as JSON\n"
     "  --decode-depth N  decode steps in flight on a backend that samples on the device (default 4; 0 = host)\n"
+    "  --parallel N[,N..]  batched decoding instead (llama-batched-bench style): for each N, N sequences\n"
+    "               prefill a -p prompt each (packed into steps of --chunk tokens), then decode -g tokens\n"
+    "               together; reports time to first token, aggregate and per-sequence generation tok/s\n"
     "  --ctx N (default: the largest test)  --chunk N  --threads N  --num-layers N\n";
 
 struct Test {
@@ -78,14 +81,133 @@ Status WriteJson(const std::string& path, const nlohmann::ordered_json& document
   return Status::Ok();
 }
 
+// One batched run: `parallel` sequences prefill `prompt` tokens each, packed into steps of up to
+// Tmax tokens (oldest first, like the scheduler), then decode `generate` tokens each, all
+// sequences in every step, greedily on the host.
+struct BatchedRun {
+  double prefill_seconds = 0;              // until the last prompt is in
+  std::vector<double> first_token_seconds;  // per sequence
+  double decode_seconds = 0;                // the decode steps
+};
+
+Result<BatchedRun> RunBatched(Runner& runner, int64_t parallel, int64_t prompt_length, int64_t generate, uint64_t seed) {
+  using Clock = std::chrono::steady_clock;
+  const int64_t vocab = runner.vocab_size(), tmax = runner.program().max_tokens;
+  std::vector<std::unique_ptr<Sequence>> sequences;
+  std::vector<std::vector<int32_t>> prompts;
+  for (int64_t s = 0; s < parallel; ++s) {
+    sequences.push_back(std::make_unique<Sequence>(runner.pool()));
+    prompts.push_back(SyntheticPrompt(prompt_length, vocab, seed + static_cast<uint64_t>(s)));
+  }
+  std::vector<float> logits(static_cast<size_t>(parallel * vocab));
+  std::vector<int32_t> next(static_cast<size_t>(parallel), 0);
+  std::vector<BatchEntry> batch;
+  BatchedRun run;
+  const auto start = Clock::now();
+  std::vector<int64_t> fed(static_cast<size_t>(parallel), 0);
+  for (int64_t done = 0; done < parallel;) {
+    batch.clear();
+    std::vector<int64_t> owner;
+    int64_t budget = tmax;
+    for (int64_t s = 0; s < parallel && budget > 0; ++s) {
+      const int64_t left = prompt_length - fed[static_cast<size_t>(s)];
+      if (left == 0) continue;
+      const int64_t take = std::min(left, budget);
+      batch.push_back({sequences[static_cast<size_t>(s)].get(),
+                       std::span<const int32_t>(prompts[static_cast<size_t>(s)].data() + fed[static_cast<size_t>(s)], static_cast<size_t>(take))});
+      owner.push_back(s);
+      budget -= take;
+    }
+    TRY(runner.Run(batch, std::span<float>(logits.data(), batch.size() * static_cast<size_t>(vocab))));
+    for (size_t b = 0; b < batch.size(); ++b) {
+      const size_t s = static_cast<size_t>(owner[b]);
+      fed[s] += static_cast<int64_t>(batch[b].tokens.size());
+      if (fed[s] < prompt_length) continue;
+      next[s] = ArgMax(std::span<const float>(logits.data() + b * static_cast<size_t>(vocab), static_cast<size_t>(vocab)));
+      run.first_token_seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+      ++done;
+    }
+  }
+  run.prefill_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const auto decode_start = Clock::now();
+  for (int64_t step = 1; step < generate; ++step) {  // the first token came from the prefill
+    batch.clear();
+    for (int64_t s = 0; s < parallel; ++s) batch.push_back({sequences[static_cast<size_t>(s)].get(), std::span<const int32_t>(&next[static_cast<size_t>(s)], 1)});
+    TRY(runner.Run(batch, logits));
+    for (int64_t s = 0; s < parallel; ++s) {
+      next[static_cast<size_t>(s)] = ArgMax(std::span<const float>(logits.data() + s * vocab, static_cast<size_t>(vocab)));
+    }
+  }
+  run.decode_seconds = std::chrono::duration<double>(Clock::now() - decode_start).count();
+  return run;
+}
+
+// kiln bench --parallel: the model placed once for the largest N, each N run -r times after a
+// warm-up; medians.
+int RunParallelBench(const Args& args, const std::string& path, LoadOptions load_options, const std::vector<int64_t>& parallels,
+                     int64_t prompt_length, int64_t generate, int64_t repetitions, uint64_t seed) {
+  int64_t largest = 1;
+  for (int64_t p : parallels) largest = std::max(largest, p);
+  load_options.max_sequences = largest;
+  load_options.max_tokens = std::max(load_options.max_tokens, largest);
+  if (prompt_length + generate > load_options.max_context) {
+    return ReportError("bench", Error(ErrorCode::kInvalidArgument, "-p + -g need " + std::to_string(prompt_length + generate) +
+                                                                       " positions, more than --ctx " + std::to_string(load_options.max_context)));
+  }
+  auto model = LoadWithProgress(path, load_options);
+  if (!model) return ReportError("bench", model.error());
+  if ((*model)->program().max_sequences < largest) {
+    return ReportError("bench", Error(ErrorCode::kInvalidArgument, path + " was compiled for " + std::to_string((*model)->program().max_sequences) +
+                                                                       " sequences per step; recompile with --parallel " + std::to_string(largest)));
+  }
+  auto runner = (*model)->NewRunner();
+  if (!runner) return ReportError("bench", runner.error());
+  std::printf("model    %s\nbackend  %s\nprompt   %lld tokens per sequence, %lld generated, chunk %lld, context %lld\n\n", path.c_str(),
+              (*model)->program().target.c_str(), static_cast<long long>(prompt_length), static_cast<long long>(generate),
+              static_cast<long long>((*model)->program().max_tokens), static_cast<long long>((*model)->program().max_context));
+  std::printf("| %8s | %10s | %12s | %14s | %14s |\n", "parallel", "pp t/s", "ttft median", "tg t/s total", "tg t/s per seq");
+  std::printf("| %8s | %10s | %12s | %14s | %14s |\n", "-------:", "---------:", "-----------:", "-------------:", "-------------:");
+  nlohmann::ordered_json results = nlohmann::ordered_json::array();
+  for (int64_t parallel : parallels) {
+    std::vector<double> pp, ttft, tg;
+    for (int64_t rep = 0; rep <= repetitions; ++rep) {
+      auto run = RunBatched(**runner, parallel, prompt_length, generate, seed);
+      if (!run) return ReportError("bench", run.error());
+      if (rep == 0) continue;  // warm-up
+      pp.push_back(static_cast<double>(parallel * prompt_length) / run->prefill_seconds);
+      ttft.push_back(Median(run->first_token_seconds));
+      tg.push_back(run->decode_seconds > 0 ? static_cast<double>(parallel * (generate - 1)) / run->decode_seconds : 0);
+    }
+    const double tg_total = Median(tg);
+    std::printf("| %8lld | %10.1f | %10.3f s | %14.1f | %14.1f |\n", static_cast<long long>(parallel), Median(pp), Median(ttft), tg_total,
+                tg_total / static_cast<double>(parallel));
+    results.push_back({{"parallel", parallel}, {"prompt_tokens_per_second", Median(pp)}, {"time_to_first_token_seconds", Median(ttft)},
+                       {"generation_tokens_per_second", tg_total}, {"generation_tokens_per_second_per_sequence", tg_total / static_cast<double>(parallel)},
+                       {"values", {{"pp", pp}, {"ttft", ttft}, {"tg", tg}}}});
+  }
+  if (args.Has("--json")) {
+    nlohmann::ordered_json document = {{"model", path}, {"backend", (*model)->program().target}, {"prompt_tokens", prompt_length},
+                                       {"generated_tokens", generate}, {"chunk", (*model)->program().max_tokens},
+                                       {"context", (*model)->program().max_context}, {"repetitions", repetitions},
+                                       {"results", results}};
+    Status written = WriteJson(args.Get("--json"), document);
+    if (!written.ok()) return ReportError("bench", written.error());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int RunBench(int argc, char** argv) {
+  // --parallel takes a list here, not the one sequence bound the model flags parse.
+  std::vector<char*> arguments(argv, argv + argc);
+  auto parallel_flags = TakeRepeatedFlag("--parallel", &arguments);
+  if (!parallel_flags) return ReportError("bench", parallel_flags.error());
   std::set<std::string> value_flags = kModelValueFlags;
   value_flags.insert({"-p", "-g", "-r", "--seed", "--json", "--decode-depth"});
   std::set<std::string> switches = kModelSwitches;
   switches.insert("--help");
-  auto args = Args::Parse(argc, argv, value_flags, switches);
+  auto args = Args::Parse(static_cast<int>(arguments.size()), arguments.data(), value_flags, switches);
   if (!args) return ReportError("bench", args.error());
   if (args->Has("--help")) {
     std::fputs(kUsage, stdout);
@@ -107,6 +229,23 @@ int RunBench(int argc, char** argv) {
   }
   auto path = ResolveModelPath(*args);
   if (!path) return ReportError("bench", path.error());
+  if (!parallel_flags->empty()) {
+    auto list = ParseTokenList(parallel_flags->back());
+    std::vector<int64_t> parallels;
+    if (list) {
+      for (int32_t n : *list) {
+        if (n > 0) parallels.push_back(n);
+      }
+    }
+    if (!list || parallels.empty() || parallels.size() != list->size()) {
+      return ReportError("bench", Error(ErrorCode::kInvalidArgument, "--parallel expects a list of sequence counts, got '" +
+                                                                         parallel_flags->back() + "'"));
+    }
+    auto load_options = ModelOptionsFromArgs(*args, prompts->front() + generations->front());
+    if (!load_options) return ReportError("bench", load_options.error());
+    return RunParallelBench(*args, *path, *load_options, parallels, prompts->front(), generations->front(), *repetitions,
+                            static_cast<uint64_t>(*seed));
+  }
   int64_t needed = 1;
   for (int64_t p : *prompts) needed = std::max(needed, p);
   for (int64_t g : *generations) needed = std::max(needed, g + 1);

@@ -11,6 +11,7 @@ int RunVerify(int argc, char** argv);
 int RunRun(int argc, char** argv);
 int RunChat(int argc, char** argv);
 int RunBench(int argc, char** argv);
+int RunBatch(int argc, char** argv);
 int RunPerplexity(int argc, char** argv);  // needs the tokenizer library (KILN_HAVE_TOKENIZER)
 
 }  // namespace kiln::cli

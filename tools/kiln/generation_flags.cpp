@@ -31,6 +31,19 @@ Result<std::optional<float>> GetFloat(const Args& args, const std::string& flag)
 
 }  // namespace
 
+Result<std::vector<int32_t>> EncodePrompt(const ModelText& text, const std::string& prompt, const std::string* system,
+                                          bool chat_template) {
+  TRY_ASSIGN(const tokenizer::ModelTokenizer* tok, text.RequireTokenizer());
+  if (!tok->chat_template.has_value() || !chat_template) {
+    if (system) return Error(ErrorCode::kInvalidArgument, "--system needs the model's chat template");
+    return EncodePlain(*tok, prompt);
+  }
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  if (system) messages.push_back({{"role", "system"}, {"content", *system}});
+  messages.push_back({{"role", "user"}, {"content", prompt}});
+  return EncodeChat(*tok, messages);
+}
+
 Result<std::vector<std::string>> TakeRepeatedFlag(const std::string& flag, std::vector<char*>* argv) {
   std::vector<std::string> values;
   std::vector<char*> kept;

@@ -46,6 +46,12 @@ Result<std::vector<std::string>> TakeRepeatedFlag(const std::string& flag, std::
 Result<GenerateOptions> GenerateOptionsFromArgs(const Args& args, const ModelText* text,
                                                 std::vector<std::string> stop_strings);
 
+// A text prompt's token ids: through the model's chat template (as one user message, after
+// `system` when given) when it has one and `chat_template` is true, else the plain text.
+// kInvalidArgument for a system message without a chat template.
+Result<std::vector<int32_t>> EncodePrompt(const ModelText& text, const std::string& prompt, const std::string* system,
+                                          bool chat_template);
+
 // The MODEL positional, or the bundled default (models/brown-gemma4 in the source tree) when
 // there is none; kInvalidArgument when neither exists.
 Result<std::string> ResolveModelPath(const Args& args);

@@ -47,16 +47,9 @@ Result<std::vector<int32_t>> BuildPrompt(const Args& args, const ModelText& text
     prompt = contents.str();
   }
   TRY_ASSIGN(const tokenizer::ModelTokenizer* tok, text.RequireTokenizer());
-  const bool use_template = tok->chat_template.has_value() && !args.Has("--no-chat-template");
-  if (!use_template) {
-    if (args.Has("--system")) return Error(ErrorCode::kInvalidArgument, "--system needs the model's chat template");
-    if (verbose && !args.Has("--no-chat-template")) std::fprintf(stderr, "kiln run: no chat template; plain prompt\n");
-    return EncodePlain(*tok, prompt);
-  }
-  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
-  if (args.Has("--system")) messages.push_back({{"role", "system"}, {"content", args.Get("--system")}});
-  messages.push_back({{"role", "user"}, {"content", prompt}});
-  return EncodeChat(*tok, messages);
+  if (verbose && !tok->chat_template && !args.Has("--no-chat-template")) std::fprintf(stderr, "kiln run: no chat template; plain prompt\n");
+  const std::string system = args.Get("--system");
+  return EncodePrompt(text, prompt, args.Has("--system") ? &system : nullptr, !args.Has("--no-chat-template"));
 }
 
 void PrintLogprobs(const GeneratedToken& token) {

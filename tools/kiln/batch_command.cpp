@@ -1,0 +1,243 @@
+// kiln batch [MODEL] --prompts FILE.jsonl [--parallel N] [generation options]
+// Offline batch generation: every line of FILE (or - for stdin) is one request, run through the
+// scheduler with up to N sequences per step; one JSON line per request on stdout, in input order,
+// as soon as it and every one before it are done; a summary on stderr.
+//
+// An input line is an object with "prompt" (text, through the chat template like `kiln run`) or
+// "prompt_tokens" (ids), and optionally "id" (echoed), "system", "max_tokens", "temperature",
+// "top_k", "top_p", "min_p", "repeat_penalty", "repeat_last_n", "seed", "stop" (a string or a
+// list), "ignore_eos". Flags give the defaults. Every line is checked before anything runs: a bad
+// line fails the command naming the line, and nothing is generated.
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "cli_args.h"
+#include "commands.h"
+#include "engine/scheduler.h"
+#include "generation_flags.h"
+#include "model_options.h"
+
+namespace kiln::cli {
+
+namespace {
+
+const char kUsage[] =
+    "usage: kiln batch [MODEL] --prompts FILE.jsonl [options]\n"
+    "  FILE: one JSON object per line (- reads stdin): {\"prompt\": TEXT} or {\"prompt_tokens\": [IDS]}, and\n"
+    "        optionally id, system, max_tokens, temperature, top_k, top_p, min_p, repeat_penalty,\n"
+    "        repeat_last_n, seed, stop (string or list), ignore_eos\n"
+    "  Output: one JSON line per request, in input order: index, id, text, tokens, stop_reason,\n"
+    "        prompt_tokens, cached_tokens, timings\n"
+    "  --parallel N        sequences per step (default 8)\n"
+    "  --no-prefix-cache   prefill every prompt in full\n"
+    "  The generation flags of `kiln run` give every request's defaults: --max-tokens --temperature\n"
+    "  --top-k --top-p --min-p --repeat-penalty --repeat-last-n --seed --stop --ignore-eos --system\n"
+    "  --no-chat-template; and --ctx --chunk --threads --device --kv-cache.\n";
+
+using Json = nlohmann::ordered_json;
+
+Error LineError(size_t line, const std::string& what) {
+  return Error(ErrorCode::kInvalidArgument, "--prompts line " + std::to_string(line) + ": " + what);
+}
+
+// One input line into a request on top of the flags' defaults.
+Result<Request> ParseLine(const std::string& text_line, size_t line, const GenerateOptions& defaults, const ModelText& text,
+                          const Args& args, Json* id) {
+  Json object = Json::parse(text_line, nullptr, /*allow_exceptions=*/false);
+  if (object.is_discarded() || !object.is_object()) return LineError(line, "not a JSON object");
+  static const std::set<std::string> kKeys = {"id", "prompt", "prompt_tokens", "system", "max_tokens", "temperature", "top_k",
+                                              "top_p", "min_p", "repeat_penalty", "repeat_last_n", "seed", "stop", "ignore_eos"};
+  for (const auto& [key, value] : object.items()) {
+    if (!kKeys.count(key)) return LineError(line, "unknown key '" + key + "'");
+  }
+  if (object.contains("prompt") == object.contains("prompt_tokens")) return LineError(line, "give exactly one of prompt, prompt_tokens");
+  *id = object.contains("id") ? object["id"] : Json(nullptr);
+  Request request;
+  request.options = defaults;
+  auto number = [&](const char* key, auto* out) -> Status {
+    if (!object.contains(key)) return Status::Ok();
+    if (!object[key].is_number()) return LineError(line, std::string(key) + " must be a number");
+    *out = object[key].get<std::remove_pointer_t<decltype(out)>>();
+    return Status::Ok();
+  };
+  TRY(number("max_tokens", &request.options.max_new_tokens));
+  TRY(number("temperature", &request.options.sampling.temperature));
+  TRY(number("top_k", &request.options.sampling.top_k));
+  TRY(number("top_p", &request.options.sampling.top_p));
+  TRY(number("min_p", &request.options.sampling.min_p));
+  TRY(number("repeat_penalty", &request.options.sampling.repetition_penalty));
+  TRY(number("repeat_last_n", &request.options.sampling.repetition_window));
+  TRY(number("seed", &request.options.sampling.seed));
+  if (object.contains("ignore_eos")) {
+    if (!object["ignore_eos"].is_boolean()) return LineError(line, "ignore_eos must be true or false");
+    request.options.ignore_eos = object["ignore_eos"].get<bool>();
+  }
+  if (object.contains("stop")) {
+    const Json& stop = object["stop"];
+    request.options.stop_strings.clear();
+    if (stop.is_string()) {
+      request.options.stop_strings.push_back(stop.get<std::string>());
+    } else if (stop.is_array()) {
+      for (const Json& s : stop) {
+        if (!s.is_string()) return LineError(line, "stop must be a string or a list of strings");
+        request.options.stop_strings.push_back(s.get<std::string>());
+      }
+    } else {
+      return LineError(line, "stop must be a string or a list of strings");
+    }
+  }
+  if (request.options.max_new_tokens < 0) return LineError(line, "max_tokens must be >= 0");
+  if (Status valid = request.options.sampling.Validate(); !valid.ok()) return LineError(line, valid.error().message());
+  if (object.contains("prompt_tokens")) {
+    if (!object["prompt_tokens"].is_array()) return LineError(line, "prompt_tokens must be a list of token ids");
+    for (const Json& t : object["prompt_tokens"]) {
+      if (!t.is_number_integer()) return LineError(line, "prompt_tokens must be a list of token ids");
+      request.prompt.push_back(t.get<int32_t>());
+    }
+    if (object.contains("system")) return LineError(line, "system needs a text prompt, not prompt_tokens");
+  } else {
+    if (!object["prompt"].is_string()) return LineError(line, "prompt must be a string");
+    std::string system = args.Get("--system");
+    const bool has_system = object.contains("system") || args.Has("--system");
+    if (object.contains("system")) {
+      if (!object["system"].is_string()) return LineError(line, "system must be a string");
+      system = object["system"].get<std::string>();
+    }
+    Result<std::vector<int32_t>> ids = EncodePrompt(text, object["prompt"].get<std::string>(), has_system ? &system : nullptr,
+                                                    !args.Has("--no-chat-template"));
+    if (!ids) return LineError(line, ids.error().message());
+    request.prompt = std::move(*ids);
+  }
+  if (request.prompt.empty()) return LineError(line, "the prompt is empty");
+  return request;
+}
+
+Json ResultJson(size_t index, const Json& id, const Result<GenerationResult>& result) {
+  Json out;
+  out["index"] = index;
+  if (!id.is_null()) out["id"] = id;
+  if (!result) {
+    out["error"] = result.error().ToString();
+    return out;
+  }
+  out["text"] = result->text;
+  out["tokens"] = result->tokens;
+  out["stop_reason"] = StopReasonName(result->stop_reason);
+  if (result->stop_reason == StopReason::kStopString) out["stop_string"] = result->stop_string;
+  out["prompt_tokens"] = result->prompt_tokens;
+  out["cached_tokens"] = result->reused_tokens;
+  out["timings"] = {{"prompt_seconds", result->prefill_seconds},
+                    {"first_token_seconds", result->first_token_seconds},
+                    {"generation_seconds", result->decode_seconds}};
+  return out;
+}
+
+Result<std::vector<std::string>> ReadLines(const std::string& path) {
+  std::vector<std::string> lines;
+  std::ifstream file;
+  std::istream* in = &std::cin;
+  if (path != "-") {
+    file.open(path, std::ios::binary);
+    if (!file) return Error(ErrorCode::kNotFound, "cannot read --prompts " + path);
+    in = &file;
+  }
+  for (std::string line; std::getline(*in, line);) lines.push_back(line);
+  return lines;
+}
+
+}  // namespace
+
+int RunBatch(int argc, char** argv) {
+  std::vector<char*> arguments(argv, argv + argc);
+  auto stops = TakeRepeatedFlag("--stop", &arguments);
+  if (!stops) return ReportError("batch", stops.error());
+  std::set<std::string> value_flags = kModelValueFlags;
+  value_flags.insert(kGenerationValueFlags.begin(), kGenerationValueFlags.end());
+  value_flags.insert("--prompts");
+  std::set<std::string> switches = kModelSwitches;
+  switches.insert(kGenerationSwitches.begin(), kGenerationSwitches.end());
+  switches.insert({"--no-prefix-cache", "--help"});
+  auto args = Args::Parse(static_cast<int>(arguments.size()), arguments.data(), value_flags, switches);
+  if (!args) return ReportError("batch", args.error());
+  if (args->Has("--help")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (!args->Has("--prompts") || args->positionals().size() > 1) {
+    std::fprintf(stderr, "kiln batch: give one MODEL and --prompts FILE.jsonl\n%s", kUsage);
+    return 2;
+  }
+  auto checked = GenerateOptionsFromArgs(*args, nullptr, *stops);
+  if (!checked) return ReportError("batch", checked.error());
+  auto lines = ReadLines(args->Get("--prompts"));
+  if (!lines) return ReportError("batch", lines.error());
+  auto path = ResolveModelPath(*args);
+  if (!path) return ReportError("batch", path.error());
+  auto load_options = ModelOptionsFromArgs(*args, 4096);
+  if (!load_options) return ReportError("batch", load_options.error());
+  if (!args->Has("--parallel")) load_options->max_sequences = std::min<int64_t>(8, load_options->max_tokens);
+
+  const auto start = std::chrono::steady_clock::now();
+  auto model = LoadWithProgress(*path, *load_options);
+  if (!model) return ReportError("batch", model.error());
+  auto text = LoadModelText(**model);
+  if (!text) return ReportError("batch", text.error());
+  auto defaults = GenerateOptionsFromArgs(*args, &*text, *stops);
+  if (!defaults) return ReportError("batch", defaults.error());
+
+  // Every line first: a bad one fails the command before anything runs.
+  std::vector<Request> requests;
+  std::vector<Json> ids;
+  for (size_t i = 0; i < lines->size(); ++i) {
+    if ((*lines)[i].find_first_not_of(" \t\r") == std::string::npos) continue;  // blank lines
+    Json id;
+    auto request = ParseLine((*lines)[i], i + 1, *defaults, *text, *args, &id);
+    if (!request) return ReportError("batch", request.error());
+    requests.push_back(std::move(*request));
+    ids.push_back(std::move(id));
+  }
+  auto runner = (*model)->NewRunner();
+  if (!runner) return ReportError("batch", runner.error());
+  const tokenizer::Tokenizer* tokenizer = text->tokenizer ? &text->tokenizer->tokenizer : nullptr;
+  SchedulerOptions scheduler_options;
+  scheduler_options.prefix_cache = !args->Has("--no-prefix-cache");
+  Scheduler scheduler(**runner, tokenizer, scheduler_options);
+
+  // Results print in input order, each as soon as those before it are out.
+  std::map<size_t, Result<GenerationResult>> done;
+  size_t next = 0;
+  std::map<RequestId, size_t> index_of;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    requests[i].on_done = [&, i](RequestId, Result<GenerationResult> result) {
+      done.emplace(i, std::move(result));
+      for (auto it = done.find(next); it != done.end(); it = done.find(next)) {
+        std::printf("%s\n", ResultJson(next, ids[next], it->second).dump().c_str());
+        done.erase(it);
+        ++next;
+      }
+      std::fflush(stdout);
+    };
+    auto id = scheduler.Submit(std::move(requests[i]));
+    if (!id) return ReportError("batch", LineError(i + 1, id.error().message()));
+  }
+  Status ran = scheduler.RunUntilIdle();
+  if (!ran.ok()) return ReportError("batch", ran.error());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const SchedulerStats stats = scheduler.stats();
+  std::fprintf(stderr, "requests     %lld, %lld sequences per step, %lld steps, %lld preempted\n", static_cast<long long>(stats.finished),
+               static_cast<long long>((*model)->program().max_sequences), static_cast<long long>(stats.steps),
+               static_cast<long long>(stats.preemptions));
+  std::fprintf(stderr, "prompt       %lld tokens (%lld from the prefix cache)\n", static_cast<long long>(stats.prompt_tokens),
+               static_cast<long long>(stats.cached_tokens));
+  std::fprintf(stderr, "generation   %lld tokens, %.3f s, %.1f tok/s over all requests (load included)\n",
+               static_cast<long long>(stats.generated_tokens), seconds, seconds > 0 ? stats.generated_tokens / seconds : 0.0);
+  std::fprintf(stderr, "peak memory  %s\n", FormatBytes(PeakMemoryBytes()).c_str());
+  return 0;
+}
+
+}  // namespace kiln::cli
