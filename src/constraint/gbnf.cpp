@@ -103,7 +103,9 @@ class GbnfParser {
   }
 
   Result<Expr> ParsePostfix(Expr item) {
-    while (true) {
+    for (int stacked = 0;; ++stacked) {
+      // Each quantifier nests the item once more; bound it like group nesting.
+      if (stacked > kMaxStackedQuantifiers) return in_.ErrorHere("too many quantifiers on one item");
       // A quantifier must follow its item directly or after spaces on the same line.
       const char c = in_.Peek();
       if (c == '*') { in_.Advance(); item = Rep(std::move(item), 0, -1); continue; }

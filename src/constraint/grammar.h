@@ -35,6 +35,7 @@ namespace kiln::constraint {
 inline constexpr int64_t kMaxRepetition = 10000;
 inline constexpr size_t kMaxElements = size_t{1} << 21;
 inline constexpr int kMaxNestingDepth = 200;  // parser recursion bound for all front ends
+inline constexpr int kMaxStackedQuantifiers = 8;  // x*+?... on one item
 
 struct CodepointRange {
   uint32_t first = 0, last = 0;  // inclusive

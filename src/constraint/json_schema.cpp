@@ -452,6 +452,12 @@ Result<std::shared_ptr<const Grammar>> CompileJsonSchema(std::string_view schema
   } catch (const nlohmann::json::exception& e) {
     return Error(ErrorCode::kInvalidArgument, std::string("JSON Schema is not valid JSON: ") + e.what());
   }
+  // Bounded here once, so the recursive comparisons and serializations below stay shallow.
+  constexpr int kMaxDocumentDepth = 4 * kMaxNestingDepth;
+  if (JsonDepth(schema, kMaxDocumentDepth + 1) > kMaxDocumentDepth) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "JSON Schema document nested deeper than " + std::to_string(kMaxDocumentDepth) + " levels");
+  }
   TRY_ASSIGN(GrammarSpec spec, SchemaCompiler(std::move(schema)).Run());
   return CompileGrammar(spec, "root");
 }

@@ -70,7 +70,9 @@ class RegexParser {
   }
 
   Result<Expr> ParseQuantifiers(Expr atom) {
-    while (true) {
+    for (int stacked = 0;; ++stacked) {
+      // Each quantifier nests the atom once more; bound it like group nesting.
+      if (stacked > kMaxStackedQuantifiers) return in_.ErrorHere("too many quantifiers on one item");
       const size_t start = in_.pos();
       const char c = in_.Peek();
       int64_t min = 0, max = -1;

@@ -145,6 +145,8 @@ TEST(Gbnf, Errors) {
   EXPECT_NE(ErrorOf(CompileGbnf("root ::= x \"a\"\nx ::= \"b\"? root")).find("left recursion"), std::string::npos);
   EXPECT_NE(ErrorOf(CompileGbnf("root ::= \"\\xZZ\"")).find("hex digits"), std::string::npos);
   EXPECT_NE(ErrorOf(CompileGbnf("root ::= <[1000]>")).find("token references"), std::string::npos);
+  EXPECT_NE(ErrorOf(CompileGbnf("root ::= \"a\"" + std::string(100000, '*'))).find("too many quantifiers"),
+            std::string::npos);
   EXPECT_NE(ErrorOf(CompileGbnf("root ::= " + std::string(300, '(') + "\"a\"" + std::string(300, ')')))
                 .find("nested deeper"),
             std::string::npos);

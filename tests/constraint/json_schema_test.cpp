@@ -199,6 +199,8 @@ TEST(JsonSchema, Refusals) {
   for (int i = 0; i < 300; ++i) deep += R"({"items": )";
   deep += "true" + std::string(300, '}');
   EXPECT_NE(ErrorOf(CompileJsonSchema(deep)).find("nested deeper"), std::string::npos);
+  const std::string deep_const = R"({"const": )" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  EXPECT_NE(ErrorOf(CompileJsonSchema(deep_const)).find("nested deeper"), std::string::npos);
 }
 
 TEST(AnyJson, ObjectsOnly) {

@@ -86,6 +86,7 @@ TEST(Regex, MalformedPatterns) {
   EXPECT_NE(ErrorOf(CompileRegex("a{3,1}")).find("n < m"), std::string::npos);
   EXPECT_NE(ErrorOf(CompileRegex("a{0,1000000}")).find("limit of 10000"), std::string::npos);
   EXPECT_NE(ErrorOf(CompileRegex("\\x4")).find("hex digits"), std::string::npos);
+  EXPECT_NE(ErrorOf(CompileRegex("a" + std::string(100000, '?'))).find("too many quantifiers"), std::string::npos);
   EXPECT_NE(ErrorOf(CompileRegex(std::string(500, '(') + std::string(500, ')'))).find("nested deeper"),
             std::string::npos);
 }
