@@ -98,14 +98,8 @@ std::optional<std::string_view> GgufValue::AsString() const {
 
 std::vector<GgufValue> GgufValue::Elements() const {
   std::vector<GgufValue> elements;
-  if (type_ != GgufValueType::kArray) return elements;
-  elements.reserve(static_cast<size_t>(count_));
-  uint64_t walked = 0;
-  for (uint64_t i = 0; i < count_; ++i) {
-    uint64_t element_bytes = 0;
-    elements.push_back(ViewAt(element_type_, data_ + walked, offset_ + walked, &element_bytes));
-    walked += element_bytes;
-  }
+  elements.reserve(type_ == GgufValueType::kArray ? static_cast<size_t>(count_) : 0);
+  ForEachElement([&](const GgufValue& element) { elements.push_back(element); });
   return elements;
 }
 
@@ -197,7 +191,7 @@ Result<std::vector<std::string_view>> GgufMetadata::GetStringArray(std::string_v
   if (value->element_type() != GgufValueType::kString) return WrongType(key, *value, "array of string");
   std::vector<std::string_view> out;
   out.reserve(static_cast<size_t>(value->count()));
-  for (const GgufValue& element : value->Elements()) out.push_back(*element.AsString());
+  value->ForEachElement([&](const GgufValue& element) { out.push_back(*element.AsString()); });
   return out;
 }
 
@@ -206,11 +200,13 @@ Result<std::vector<int64_t>> GgufMetadata::GetIntArray(std::string_view key) con
   if (!IsGgufIntegerType(value->element_type())) return WrongType(key, *value, "array of integers");
   std::vector<int64_t> out;
   out.reserve(static_cast<size_t>(value->count()));
-  for (const GgufValue& element : value->Elements()) {
+  bool fits = true;
+  value->ForEachElement([&](const GgufValue& element) {
     const std::optional<int64_t> v = element.AsInt64();
-    if (!v) return WrongType(key, *value, "array of integers that fit i64");
-    out.push_back(*v);
-  }
+    fits = fits && v.has_value();
+    out.push_back(v.value_or(0));
+  });
+  if (!fits) return WrongType(key, *value, "array of integers that fit i64");
   return out;
 }
 
@@ -221,7 +217,7 @@ Result<std::vector<float>> GgufMetadata::GetF32Array(std::string_view key) const
   }
   std::vector<float> out;
   out.reserve(static_cast<size_t>(value->count()));
-  for (const GgufValue& element : value->Elements()) out.push_back(static_cast<float>(*element.AsDouble()));
+  value->ForEachElement([&](const GgufValue& element) { out.push_back(static_cast<float>(*element.AsDouble())); });
   return out;
 }
 
@@ -230,7 +226,7 @@ Result<std::vector<bool>> GgufMetadata::GetBoolArray(std::string_view key) const
   if (value->element_type() != GgufValueType::kBool) return WrongType(key, *value, "array of bool");
   std::vector<bool> out;
   out.reserve(static_cast<size_t>(value->count()));
-  for (const GgufValue& element : value->Elements()) out.push_back(*element.AsBool());
+  value->ForEachElement([&](const GgufValue& element) { out.push_back(*element.AsBool()); });
   return out;
 }
 

@@ -74,6 +74,18 @@ class GgufValue {
   std::optional<std::string_view> AsString() const;
   // Arrays: the elements in order (each a GgufValue of element_type()). Empty for non-arrays.
   std::vector<GgufValue> Elements() const;
+  // Arrays: calls visit(const GgufValue&) on each element in order, without collecting them
+  // (a 262,144-token vocabulary is one pass over its bytes).
+  template <typename Visit>
+  void ForEachElement(Visit&& visit) const {
+    if (type_ != GgufValueType::kArray) return;
+    uint64_t walked = 0;
+    for (uint64_t i = 0; i < count_; ++i) {
+      uint64_t element_bytes = 0;
+      visit(ViewAt(element_type_, data_ + walked, offset_ + walked, &element_bytes));
+      walked += element_bytes;
+    }
+  }
 
  private:
   friend class GgufParser;
@@ -120,11 +132,13 @@ class GgufMetadata {
   Result<std::vector<float>> GetF32Array(std::string_view key) const;    // f32 or f64
   Result<std::vector<bool>> GetBoolArray(std::string_view key) const;
 
-  // Used by the parser: false when `key` is already present.
+
+ private:
+  friend class GgufParser;
+  // False when `key` is already present.
   bool Add(std::string key, GgufValue value);
   void set_source(std::string source) { source_ = std::move(source); }
 
- private:
   template <typename T>
   Result<T> GetInteger(std::string_view key, const char* type_name) const;
   Result<const GgufValue*> Require(std::string_view key, const char* expected) const;
@@ -184,7 +198,6 @@ class GgufFile {
 
  private:
   friend class GgufParser;
-  friend class GgufModel;
   std::unique_ptr<MappedFile> file_;  // empty for ParseImage
   std::string name_;
   uint32_t version_ = 0;

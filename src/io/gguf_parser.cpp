@@ -44,29 +44,43 @@ class GgufParser {
     return Error(ErrorCode::kMalformed, name_ + ": at byte " + std::to_string(at) + ": " + what);
   }
 
-  Status Need(uint64_t bytes, const std::string& what) const {
+  // `where` + " " + `what` names the field in messages; they are joined only on failure,
+  // because this runs for each of the ~800k strings of a real vocabulary.
+  static std::string Describe(std::string_view where, std::string_view what) {
+    std::string text(where);
+    if (!text.empty()) text += ' ';
+    return text.append(what);
+  }
+
+  Status Need(uint64_t bytes, std::string_view where, std::string_view what) const {
     if (bytes <= remaining()) return Status::Ok();
-    return Malformed(pos_, what + " needs " + std::to_string(bytes) + " bytes but the file has " +
-                               std::to_string(remaining()) + " left (truncated file?)");
+    return Malformed(pos_, Describe(where, what) + " needs " + std::to_string(bytes) +
+                               " bytes but the file has " + std::to_string(remaining()) +
+                               " left (truncated file?)");
   }
 
   template <typename T>
-  Result<T> Read(const std::string& what) {
-    TRY(Need(sizeof(T), what));
+  Result<T> Read(std::string_view where, std::string_view what) {
+    TRY(Need(sizeof(T), where, what));
     T value;
     std::memcpy(&value, data_ + pos_, sizeof(T));
     pos_ += sizeof(T);
     return value;
   }
 
-  Result<std::string_view> ReadString(const std::string& what, uint64_t max_bytes) {
+  Result<std::string_view> ReadString(std::string_view where, std::string_view what, uint64_t max_bytes) {
     const uint64_t at = pos_;
-    TRY_ASSIGN(uint64_t length, Read<uint64_t>(what + " length"));
+    if (remaining() < 8) return Need(8, where, Describe(what, "length")).error();
+    uint64_t length;
+    std::memcpy(&length, data_ + pos_, 8);
+    pos_ += 8;
     if (length > max_bytes) {
-      return Malformed(at, what + " is " + std::to_string(length) + " bytes long (at most " +
-                               std::to_string(max_bytes) + " allowed)");
+      return Malformed(at, Describe(where, what) + " is " + std::to_string(length) +
+                               " bytes long (at most " + std::to_string(max_bytes) + " allowed)");
     }
-    TRY(Need(length, what + " of " + std::to_string(length) + " bytes"));
+    if (length > remaining()) {
+      return Need(length, where, Describe(what, "of " + std::to_string(length) + " bytes")).error();
+    }
     std::string_view text(reinterpret_cast<const char*>(data_ + pos_), static_cast<size_t>(length));
     pos_ += length;
     return text;
@@ -83,7 +97,7 @@ class GgufParser {
                               (found.empty() ? std::string("an empty file") : found));
     }
     pos_ = 4;
-    TRY_ASSIGN(uint32_t version, Read<uint32_t>("the version"));
+    TRY_ASSIGN(uint32_t version, Read<uint32_t>("", "the version"));
     if (version != 2 && version != 3) {
       const uint32_t swapped = __builtin_bswap32(version);
       if (swapped >= 1 && swapped <= 3) {
@@ -100,9 +114,9 @@ class GgufParser {
     }
     file->version_ = version;
     const uint64_t tensors_at = pos_;
-    TRY_ASSIGN(num_tensors_, Read<uint64_t>("the tensor count"));
+    TRY_ASSIGN(num_tensors_, Read<uint64_t>("", "the tensor count"));
     const uint64_t keys_at = pos_;
-    TRY_ASSIGN(num_keys_, Read<uint64_t>("the key/value count"));
+    TRY_ASSIGN(num_keys_, Read<uint64_t>("", "the key/value count"));
     if (num_tensors_ > remaining() / kMinTensorInfoBytes) {
       return Malformed(tensors_at, "tensor count " + std::to_string(num_tensors_) +
                                        " is more than the " + std::to_string(remaining()) +
@@ -120,11 +134,11 @@ class GgufParser {
 
   Status ParseKeyValue(GgufMetadata* metadata) {
     const uint64_t at = pos_;
-    TRY_ASSIGN(std::string_view key, ReadString("a metadata key", GgufFile::kMaxKeyBytes));
+    TRY_ASSIGN(std::string_view key, ReadString("", "a metadata key", GgufFile::kMaxKeyBytes));
     if (key.empty()) return Malformed(at, "empty metadata key");
     const std::string where = "key '" + std::string(key) + "'";
     const uint64_t type_at = pos_;
-    TRY_ASSIGN(uint32_t type, Read<uint32_t>(where + " value type"));
+    TRY_ASSIGN(uint32_t type, Read<uint32_t>(where, "value type"));
     if (type > static_cast<uint32_t>(GgufValueType::kF64)) {
       return Malformed(type_at, where + " has value type " + std::to_string(type) +
                                     " (expected 0 to 12)");
@@ -143,7 +157,9 @@ class GgufParser {
     GgufValue value;
     value.type_ = type;
     if (const uint64_t bytes = GgufScalarBytes(static_cast<uint32_t>(type))) {
-      TRY(Need(bytes, where + " " + GgufValueTypeName(static_cast<uint32_t>(type)) + " value"));
+      if (bytes > remaining()) {
+        return Need(bytes, where, GgufValueTypeName(static_cast<uint32_t>(type)) + " value").error();
+      }
       value.offset_ = pos_;
       value.data_ = data_ + pos_;
       value.size_bytes_ = bytes;
@@ -152,7 +168,7 @@ class GgufParser {
       return value;
     }
     if (type == GgufValueType::kString) {
-      TRY_ASSIGN(std::string_view text, ReadString(where + " string", UINT64_MAX));
+      TRY_ASSIGN(std::string_view text, ReadString(where, "string", UINT64_MAX));
       value.offset_ = pos_ - text.size();
       value.data_ = reinterpret_cast<const uint8_t*>(text.data());
       value.size_bytes_ = text.size();
@@ -165,13 +181,13 @@ class GgufParser {
       return Malformed(at, where + ": arrays nested more than " +
                                std::to_string(GgufFile::kMaxArrayDepth) + " deep");
     }
-    TRY_ASSIGN(uint32_t element_type, Read<uint32_t>(where + " array element type"));
+    TRY_ASSIGN(uint32_t element_type, Read<uint32_t>(where, "array element type"));
     if (element_type > static_cast<uint32_t>(GgufValueType::kF64)) {
       return Malformed(at, where + " is an array of value type " + std::to_string(element_type) +
                                " (expected 0 to 12)");
     }
     const uint64_t count_at = pos_;
-    TRY_ASSIGN(uint64_t count, Read<uint64_t>(where + " array length"));
+    TRY_ASSIGN(uint64_t count, Read<uint64_t>(where, "array length"));
     uint64_t element_bytes = GgufScalarBytes(element_type);
     const bool fixed_size = element_bytes != 0;
     if (!fixed_size) element_bytes = element_type == 8 ? 8 : 4 + 8;  // string / array headers
@@ -216,13 +232,13 @@ class GgufParser {
 
   Status ParseTensorInfo(GgufFile* file) {
     const uint64_t at = pos_;
-    TRY_ASSIGN(std::string_view name_view, ReadString("a tensor name", GgufFile::kMaxTensorNameBytes));
+    TRY_ASSIGN(std::string_view name_view, ReadString("", "a tensor name", GgufFile::kMaxTensorNameBytes));
     if (name_view.empty()) return Malformed(at, "empty tensor name");
     GgufTensor tensor;
     tensor.name = std::string(name_view);
     const std::string where = "tensor '" + tensor.name + "'";
     const uint64_t dims_at = pos_;
-    TRY_ASSIGN(uint32_t num_dims, Read<uint32_t>(where + " n_dims"));
+    TRY_ASSIGN(uint32_t num_dims, Read<uint32_t>(where, "n_dims"));
     if (num_dims < 1 || num_dims > GgufFile::kMaxDims) {
       return Malformed(dims_at, where + " has " + std::to_string(num_dims) +
                                     " dimensions (expected 1 to " +
@@ -232,7 +248,7 @@ class GgufParser {
     bool overflow = false;
     for (uint32_t d = 0; d < num_dims; ++d) {
       const uint64_t dim_at = pos_;
-      TRY_ASSIGN(int64_t extent, Read<int64_t>(where + " ne[" + std::to_string(d) + "]"));
+      TRY_ASSIGN(int64_t extent, Read<int64_t>(where, "ne[" + std::to_string(d) + "]"));
       if (extent < 0) {
         return Malformed(dim_at, where + " has ne[" + std::to_string(d) + "] = " +
                                      std::to_string(extent) + " (expected >= 0)");
@@ -241,8 +257,8 @@ class GgufParser {
       tensor.shape.push_back(extent);
     }
     const uint64_t type_at = pos_;
-    TRY_ASSIGN(uint32_t type_id, Read<uint32_t>(where + " ggml type"));
-    TRY_ASSIGN(tensor.offset_bytes, Read<uint64_t>(where + " data offset"));
+    TRY_ASSIGN(uint32_t type_id, Read<uint32_t>(where, "ggml type"));
+    TRY_ASSIGN(tensor.offset_bytes, Read<uint64_t>(where, "data offset"));
     if (overflow) {
       return Malformed(dims_at, where + " has shape " + tensor.ShapeString() +
                                     ", whose element count overflows 64 bits");

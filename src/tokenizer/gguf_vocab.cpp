@@ -49,22 +49,27 @@ Result<GgufVocab> ReadGgufVocab(const std::string& path) {
   if (tokens == nullptr || tokens->type() != GgufValueType::kArray) {
     return Error(ErrorCode::kNotFound, path + ": no tokenizer.ggml.tokens (not a model or vocab file?)");
   }
-  {
-    TRY_ASSIGN(std::vector<std::string_view> pieces, m.GetStringArray("tokenizer.ggml.tokens"));
-    vocab.tokens.assign(pieces.begin(), pieces.end());
+  // One pass over each big array, straight into the vocabulary (no intermediate list).
+  if (tokens->element_type() != GgufValueType::kString) {
+    return m.GetStringArray("tokenizer.ggml.tokens").status();  // the wrong-type error
   }
-  if (m.Has("tokenizer.ggml.merges")) {
-    TRY_ASSIGN(std::vector<std::string_view> merges, m.GetStringArray("tokenizer.ggml.merges"));
-    vocab.merges.Reserve(merges.size(), merges.size() * 12);
-    for (std::string_view merge : merges) {
+  vocab.tokens.reserve(static_cast<size_t>(tokens->count()));
+  tokens->ForEachElement([&](const GgufValue& piece) { vocab.tokens.emplace_back(*piece.AsString()); });
+  if (const GgufValue* merges = m.Find("tokenizer.ggml.merges")) {
+    if (merges->type() != GgufValueType::kArray || merges->element_type() != GgufValueType::kString) {
+      return m.GetStringArray("tokenizer.ggml.merges").status();
+    }
+    vocab.merges.Reserve(merges->count(), merges->count() * 12);
+    merges->ForEachElement([&](const GgufValue& element) {
+      const std::string_view merge = *element.AsString();
       // Split at the first space after the first byte (llama.cpp).
       const size_t space = merge.find(' ', 1);
       if (space == std::string_view::npos) {
         vocab.merges.Add("", "");  // keeps ranks aligned; never matches (llama.cpp ignores it too)
-        continue;
+      } else {
+        vocab.merges.Add(merge.substr(0, space), merge.substr(space + 1));
       }
-      vocab.merges.Add(merge.substr(0, space), merge.substr(space + 1));
-    }
+    });
   }
   if (m.Has("tokenizer.ggml.token_type")) {
     TRY_ASSIGN(std::vector<int64_t> types, m.GetIntArray("tokenizer.ggml.token_type"));
