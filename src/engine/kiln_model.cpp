@@ -1,0 +1,201 @@
+// The public API (include/kiln/kiln.h) over the engine: a LoadedModel placed once (Runner), a
+// Scheduler driven by its own thread, the model's text side for prompts and stops.
+#include <condition_variable>
+#include <future>
+
+#include "engine/model_loader.h"
+#include "engine/model_text.h"
+#include "engine/scheduler.h"
+#include "kiln/kiln.h"
+
+namespace kiln {
+
+struct Model::Impl {
+  std::unique_ptr<LoadedModel> model;
+  ModelText text;
+  std::unique_ptr<Runner> runner;
+  std::unique_ptr<Scheduler> scheduler;  // declared last: stopped and destroyed first
+  ModelOptions options;
+  std::string path;
+
+  const tokenizer::Tokenizer* tokenizer() const { return text.tokenizer ? &text.tokenizer->tokenizer : nullptr; }
+
+  Result<std::vector<int32_t>> PromptOf(const GenerationRequest& request) const {
+    const int sources = !request.prompt_tokens.empty() + !request.prompt.empty() + !request.messages.empty();
+    if (sources != 1) {
+      return Error(ErrorCode::kInvalidArgument, "give exactly one of prompt_tokens, prompt, messages (" + std::to_string(sources) + " given)");
+    }
+    if (!request.prompt_tokens.empty()) return request.prompt_tokens;
+    TRY_ASSIGN(const tokenizer::ModelTokenizer* tok, text.RequireTokenizer());
+    if (!request.prompt.empty()) return EncodePlain(*tok, request.prompt);
+    nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+    for (const ChatMessage& m : request.messages) {
+      if (m.role != "system" && m.role != "user" && m.role != "assistant") {
+        return Error(ErrorCode::kInvalidArgument, "message role must be system, user or assistant, got '" + m.role + "'");
+      }
+      messages.push_back({{"role", m.role}, {"content", m.content}});
+    }
+    return EncodeChat(*tok, messages);
+  }
+};
+
+namespace {
+
+Completion ToCompletion(RequestId id, const Result<GenerationResult>& result) {
+  Completion completion;
+  completion.id = id;
+  if (!result.has_value()) {
+    completion.error = result.error();
+    return completion;
+  }
+  completion.tokens = result->tokens;
+  completion.text = result->text;
+  completion.stop_reason = StopReasonName(result->stop_reason);
+  completion.stop_string = result->stop_string;
+  completion.prompt_tokens = result->prompt_tokens;
+  completion.cached_tokens = result->reused_tokens;
+  completion.prompt_seconds = result->prefill_seconds;
+  completion.first_token_seconds = result->first_token_seconds;
+  completion.generation_seconds = result->decode_seconds;
+  return completion;
+}
+
+}  // namespace
+
+Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Model::~Model() {
+  if (impl_ && impl_->scheduler) impl_->scheduler->Stop();
+}
+
+Result<std::unique_ptr<Model>> Model::Load(const std::string& path, const ModelOptions& options) {
+  if (options.parallel < 1 || options.parallel > options.chunk) {
+    return Error(ErrorCode::kInvalidArgument, "parallel must be in [1, chunk " + std::to_string(options.chunk) + "], got " +
+                                                  std::to_string(options.parallel));
+  }
+  if (!options.kv_cache.empty() && options.kv_cache != "f32" && options.kv_cache != "bf16") {
+    return Error(ErrorCode::kInvalidArgument, "kv_cache must be f32 or bf16, got '" + options.kv_cache + "'");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->path = path;
+  LoadOptions load;
+  load.device = options.device;
+  load.max_context = options.context;
+  load.max_tokens = std::min(options.chunk, options.context);
+  load.max_sequences = options.parallel;
+  load.num_threads = options.threads;
+  if (!options.kv_cache.empty()) load.kv_cache_dtype = options.kv_cache == "f32" ? DType::kF32 : DType::kBF16;
+  TRY_ASSIGN(impl->model, LoadedModel::Load(path, load));
+  TRY_ASSIGN(impl->text, LoadModelText(*impl->model));
+  TRY_ASSIGN(impl->runner, impl->model->NewRunner());
+  SchedulerOptions scheduler;
+  scheduler.prefix_cache = options.prefix_cache;
+  impl->scheduler = std::make_unique<Scheduler>(*impl->runner, impl->tokenizer(), scheduler);
+  impl->scheduler->Start();
+  return std::unique_ptr<Model>(new Model(std::move(impl)));
+}
+
+Result<RequestId> Model::Submit(GenerationRequest request) {
+  Request engine_request;
+  TRY_ASSIGN(engine_request.prompt, impl_->PromptOf(request));
+  GenerateOptions& options = engine_request.options;
+  options.max_new_tokens = request.max_tokens;
+  options.stop_token_ids = impl_->text.stop_token_ids;
+  options.ignore_eos = request.ignore_eos;
+  options.stop_strings = request.stop;
+  options.top_logprobs = request.top_logprobs;
+  if (request.top_logprobs < 0 || request.top_logprobs > 1000) {
+    return Error(ErrorCode::kInvalidArgument, "top_logprobs must be in [0, 1000], got " + std::to_string(request.top_logprobs));
+  }
+  if (request.sampling) {
+    const SamplingParams& s = *request.sampling;
+    options.sampling = {s.temperature, s.top_k, s.top_p, s.min_p, s.repetition_penalty, s.repetition_window, s.seed};
+  } else {
+    options.sampling = impl_->text.default_sampling;
+  }
+  if (request.on_token) {
+    options.on_token = [on_token = std::move(request.on_token)](const GeneratedToken& token) {
+      TokenEvent event;
+      event.id = token.id;
+      event.text = token.text;
+      event.index = token.index;
+      event.logprob = token.logprob;
+      for (const TokenLogprob& top : token.top_logprobs) event.top_logprobs.emplace_back(top.id, top.logprob);
+      on_token(event);
+    };
+  }
+  engine_request.on_done = [on_done = std::move(request.on_done)](RequestId id, Result<GenerationResult> result) {
+    if (on_done) on_done(ToCompletion(id, result));
+  };
+  return impl_->scheduler->Submit(std::move(engine_request));
+}
+
+void Model::Cancel(RequestId id) { impl_->scheduler->Cancel(id); }
+
+Result<Completion> Model::Generate(GenerationRequest request) {
+  auto promise = std::make_shared<std::promise<Completion>>();
+  std::future<Completion> future = promise->get_future();
+  auto user_done = std::move(request.on_done);
+  request.on_done = [promise, user_done](const Completion& completion) {
+    if (user_done) user_done(completion);
+    promise->set_value(completion);
+  };
+  TRY(impl_->scheduler != nullptr ? Status::Ok() : Error(ErrorCode::kInternal, "model has no scheduler"));
+  TRY_ASSIGN(RequestId id, Submit(std::move(request)));
+  (void)id;
+  Completion completion = future.get();
+  if (completion.error) return *completion.error;
+  return completion;
+}
+
+Result<std::vector<int32_t>> Model::Tokenize(const std::string& text) const {
+  TRY_ASSIGN(const tokenizer::ModelTokenizer* tok, impl_->text.RequireTokenizer());
+  return EncodePlain(*tok, text);
+}
+
+Result<std::vector<int32_t>> Model::ApplyChatTemplate(const std::vector<ChatMessage>& messages) const {
+  GenerationRequest request;
+  request.messages = messages;
+  return impl_->PromptOf(request);
+}
+
+Result<std::string> Model::Detokenize(std::span<const int32_t> ids) const {
+  TRY_ASSIGN(const tokenizer::ModelTokenizer* tok, impl_->text.RequireTokenizer());
+  const int64_t vocab = impl_->runner->vocab_size();
+  for (int32_t id : ids) {
+    if (id < 0 || id >= vocab) {
+      return Error(ErrorCode::kInvalidArgument, "token id " + std::to_string(id) + " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
+    }
+  }
+  return tok->tokenizer.Decode(std::vector<int32_t>(ids.begin(), ids.end()), /*skip_special_tokens=*/true);
+}
+
+ModelInfo Model::info() const {
+  const Program& program = impl_->model->program();
+  ModelInfo info;
+  info.path = impl_->path;
+  info.device = impl_->model->device();
+  info.target = program.target;
+  info.architecture = impl_->model->config().Summary();
+  info.context = program.max_context;
+  info.chunk = program.max_tokens;
+  info.parallel = program.max_sequences;
+  info.vocab_size = impl_->runner->vocab_size();
+  info.stop_token_ids = impl_->text.stop_token_ids;
+  const SamplingOptions& d = impl_->text.default_sampling;
+  info.default_sampling = {d.temperature, d.top_k, d.top_p, d.min_p, d.repetition_penalty, d.repetition_window, d.seed};
+  info.has_tokenizer = impl_->text.tokenizer.has_value();
+  info.has_chat_template = info.has_tokenizer && impl_->text.tokenizer->chat_template.has_value();
+  const MemoryReport memory = impl_->runner->memory();
+  info.weight_bytes = memory.weight_bytes > 0 ? memory.weight_bytes : program.weight_bytes();
+  info.kv_pool_bytes = memory.cache_bytes;
+  return info;
+}
+
+ModelStats Model::stats() const {
+  const SchedulerStats s = impl_->scheduler->stats();
+  return {s.waiting, s.running, s.finished, s.preemptions, s.prompt_tokens, s.cached_tokens, s.generated_tokens};
+}
+
+}  // namespace kiln
