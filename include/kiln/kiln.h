@@ -129,6 +129,8 @@ class Model {
   // Queues a request; returns at once. kInvalidArgument / kOutOfRange for a request that can
   // never run.
   Result<RequestId> Submit(GenerationRequest request);
+  // The checks Submit makes, without submitting: a batch of requests can be checked whole first.
+  Status Validate(const GenerationRequest& request) const;
   // Ends a request as "cancelled" (its KV memory is freed at the next step); unknown ids are ignored.
   void Cancel(RequestId id);
   // Submit and wait for the completion (a running failure is returned as the error).

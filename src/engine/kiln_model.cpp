@@ -20,6 +20,25 @@ struct Model::Impl {
 
   const tokenizer::Tokenizer* tokenizer() const { return text.tokenizer ? &text.tokenizer->tokenizer : nullptr; }
 
+  // The engine's request for a public one (callbacks not yet attached).
+  Result<Request> Prepare(const GenerationRequest& request) const {
+    Request prepared;
+    TRY_ASSIGN(prepared.prompt, PromptOf(request));
+    GenerateOptions& options = prepared.options;
+    options.max_new_tokens = request.max_tokens;
+    options.stop_token_ids = text.stop_token_ids;
+    options.ignore_eos = request.ignore_eos;
+    options.stop_strings = request.stop;
+    options.top_logprobs = request.top_logprobs;
+    if (request.sampling) {
+      const SamplingParams& s = *request.sampling;
+      options.sampling = {s.temperature, s.top_k, s.top_p, s.min_p, s.repetition_penalty, s.repetition_window, s.seed};
+    } else {
+      options.sampling = text.default_sampling;
+    }
+    return prepared;
+  }
+
   Result<std::vector<int32_t>> PromptOf(const GenerationRequest& request) const {
     const int sources = !request.prompt_tokens.empty() + !request.prompt.empty() + !request.messages.empty();
     if (sources != 1) {
@@ -96,26 +115,15 @@ Result<std::unique_ptr<Model>> Model::Load(const std::string& path, const ModelO
   return std::unique_ptr<Model>(new Model(std::move(impl)));
 }
 
+Status Model::Validate(const GenerationRequest& request) const {
+  TRY_ASSIGN(Request prepared, impl_->Prepare(request));
+  return impl_->scheduler->Check(prepared);
+}
+
 Result<RequestId> Model::Submit(GenerationRequest request) {
-  Request engine_request;
-  TRY_ASSIGN(engine_request.prompt, impl_->PromptOf(request));
-  GenerateOptions& options = engine_request.options;
-  options.max_new_tokens = request.max_tokens;
-  options.stop_token_ids = impl_->text.stop_token_ids;
-  options.ignore_eos = request.ignore_eos;
-  options.stop_strings = request.stop;
-  options.top_logprobs = request.top_logprobs;
-  if (request.top_logprobs < 0 || request.top_logprobs > 1000) {
-    return Error(ErrorCode::kInvalidArgument, "top_logprobs must be in [0, 1000], got " + std::to_string(request.top_logprobs));
-  }
-  if (request.sampling) {
-    const SamplingParams& s = *request.sampling;
-    options.sampling = {s.temperature, s.top_k, s.top_p, s.min_p, s.repetition_penalty, s.repetition_window, s.seed};
-  } else {
-    options.sampling = impl_->text.default_sampling;
-  }
+  TRY_ASSIGN(Request prepared, impl_->Prepare(request));
   if (request.on_token) {
-    options.on_token = [on_token = std::move(request.on_token)](const GeneratedToken& token) {
+    prepared.options.on_token = [on_token = std::move(request.on_token)](const GeneratedToken& token) {
       TokenEvent event;
       event.id = token.id;
       event.text = token.text;
@@ -125,10 +133,10 @@ Result<RequestId> Model::Submit(GenerationRequest request) {
       on_token(event);
     };
   }
-  engine_request.on_done = [on_done = std::move(request.on_done)](RequestId id, Result<GenerationResult> result) {
+  prepared.on_done = [on_done = std::move(request.on_done)](RequestId id, Result<GenerationResult> result) {
     if (on_done) on_done(ToCompletion(id, result));
   };
-  return impl_->scheduler->Submit(std::move(engine_request));
+  return impl_->scheduler->Submit(std::move(prepared));
 }
 
 void Model::Cancel(RequestId id) { impl_->scheduler->Cancel(id); }

@@ -35,6 +35,16 @@ Scheduler::~Scheduler() {
 }
 
 Result<RequestId> Scheduler::Submit(Request request) {
+  TRY(Check(request));
+  std::lock_guard<std::mutex> lock(mutex_);
+  const RequestId id = next_id_++;
+  incoming_.emplace_back(id, std::move(request));
+  ++stats_.waiting;
+  wake_.notify_all();
+  return id;
+}
+
+Status Scheduler::Check(const Request& request) const {
   TRY(request.options.sampling.Validate());
   if (request.prompt.empty()) return Error(ErrorCode::kInvalidArgument, "the prompt is empty: give at least one token");
   if (request.options.max_new_tokens < 0) {
@@ -54,12 +64,10 @@ Result<RequestId> Scheduler::Submit(Request request) {
   if (!request.options.stop_strings.empty() && !tokenizer_) {
     return Error(ErrorCode::kInvalidArgument, "stop strings need the model's tokenizer (tokenizer.json)");
   }
-  std::lock_guard<std::mutex> lock(mutex_);
-  const RequestId id = next_id_++;
-  incoming_.emplace_back(id, std::move(request));
-  ++stats_.waiting;
-  wake_.notify_all();
-  return id;
+  if (request.options.top_logprobs < 0 || request.options.top_logprobs > 1000) {
+    return Error(ErrorCode::kInvalidArgument, "top_logprobs must be in [0, 1000], got " + std::to_string(request.options.top_logprobs));
+  }
+  return Status::Ok();
 }
 
 void Scheduler::Cancel(RequestId id) {

@@ -90,6 +90,8 @@ class Scheduler {
   // never run: an empty prompt, invalid sampling options, a prompt longer than the context, stop
   // strings without a tokenizer.
   Result<RequestId> Submit(Request request);
+  // Submit's checks alone.
+  Status Check(const Request& request) const;
   // Ends the request as cancelled at the next step (any thread); unknown ids are ignored.
   void Cancel(RequestId id);
 

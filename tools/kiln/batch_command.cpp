@@ -7,19 +7,22 @@
 // "prompt_tokens" (ids), and optionally "id" (echoed), "system", "max_tokens", "temperature",
 // "top_k", "top_p", "min_p", "repeat_penalty", "repeat_last_n", "seed", "stop" (a string or a
 // list), "ignore_eos". Flags give the defaults. Every line is checked before anything runs: a bad
-// line fails the command naming the line, and nothing is generated.
+// line fails the command naming the line, and nothing is generated. It runs on the public API
+// (include/kiln/kiln.h), as a program embedding kiln would.
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "cli_args.h"
 #include "commands.h"
-#include "engine/scheduler.h"
 #include "generation_flags.h"
+#include "kiln/kiln.h"
 #include "model_options.h"
 
 namespace kiln::cli {
@@ -39,6 +42,16 @@ const char kUsage[] =
     "  --top-k --top-p --min-p --repeat-penalty --repeat-last-n --seed --stop --ignore-eos --system\n"
     "  --no-chat-template; and --ctx --chunk --threads --device --kv-cache.\n";
 
+// The flags a Model takes (ModelOptions); the others of `kiln run` have no meaning here.
+const std::set<std::string> kBatchModelFlags = {"--ctx", "--chunk", "--parallel", "--threads", "--device", "--kv-cache"};
+
+struct Defaults {
+  int64_t max_tokens = 256;
+  std::optional<SamplingParams> sampling;  // empty: the model's
+  std::vector<std::string> stop;
+  bool ignore_eos = false;
+};
+
 using Json = nlohmann::ordered_json;
 
 Error LineError(size_t line, const std::string& what) {
@@ -46,8 +59,8 @@ Error LineError(size_t line, const std::string& what) {
 }
 
 // One input line into a request on top of the flags' defaults.
-Result<Request> ParseLine(const std::string& text_line, size_t line, const GenerateOptions& defaults, const ModelText& text,
-                          const Args& args, Json* id) {
+Result<GenerationRequest> ParseLine(const std::string& text_line, size_t line, const Defaults& defaults, const ModelInfo& info,
+                                    const Args& args, Json* id) {
   Json object = Json::parse(text_line, nullptr, /*allow_exceptions=*/false);
   if (object.is_discarded() || !object.is_object()) return LineError(line, "not a JSON object");
   static const std::set<std::string> kKeys = {"id", "prompt", "prompt_tokens", "system", "max_tokens", "temperature", "top_k",
@@ -57,83 +70,92 @@ Result<Request> ParseLine(const std::string& text_line, size_t line, const Gener
   }
   if (object.contains("prompt") == object.contains("prompt_tokens")) return LineError(line, "give exactly one of prompt, prompt_tokens");
   *id = object.contains("id") ? object["id"] : Json(nullptr);
-  Request request;
-  request.options = defaults;
+  GenerationRequest request;
+  request.max_tokens = defaults.max_tokens;
+  request.stop = defaults.stop;
+  request.ignore_eos = defaults.ignore_eos;
+  SamplingParams sampling = defaults.sampling.value_or(info.default_sampling);
+  bool sampling_set = defaults.sampling.has_value();
   auto number = [&](const char* key, auto* out) -> Status {
     if (!object.contains(key)) return Status::Ok();
     if (!object[key].is_number()) return LineError(line, std::string(key) + " must be a number");
     *out = object[key].get<std::remove_pointer_t<decltype(out)>>();
+    sampling_set |= std::string(key) != "max_tokens";
     return Status::Ok();
   };
-  TRY(number("max_tokens", &request.options.max_new_tokens));
-  TRY(number("temperature", &request.options.sampling.temperature));
-  TRY(number("top_k", &request.options.sampling.top_k));
-  TRY(number("top_p", &request.options.sampling.top_p));
-  TRY(number("min_p", &request.options.sampling.min_p));
-  TRY(number("repeat_penalty", &request.options.sampling.repetition_penalty));
-  TRY(number("repeat_last_n", &request.options.sampling.repetition_window));
-  TRY(number("seed", &request.options.sampling.seed));
+  TRY(number("max_tokens", &request.max_tokens));
+  TRY(number("temperature", &sampling.temperature));
+  TRY(number("top_k", &sampling.top_k));
+  TRY(number("top_p", &sampling.top_p));
+  TRY(number("min_p", &sampling.min_p));
+  TRY(number("repeat_penalty", &sampling.repetition_penalty));
+  TRY(number("repeat_last_n", &sampling.repetition_window));
+  TRY(number("seed", &sampling.seed));
+  if (sampling_set) request.sampling = sampling;
   if (object.contains("ignore_eos")) {
     if (!object["ignore_eos"].is_boolean()) return LineError(line, "ignore_eos must be true or false");
-    request.options.ignore_eos = object["ignore_eos"].get<bool>();
+    request.ignore_eos = object["ignore_eos"].get<bool>();
   }
   if (object.contains("stop")) {
     const Json& stop = object["stop"];
-    request.options.stop_strings.clear();
+    request.stop.clear();
     if (stop.is_string()) {
-      request.options.stop_strings.push_back(stop.get<std::string>());
+      request.stop.push_back(stop.get<std::string>());
     } else if (stop.is_array()) {
       for (const Json& s : stop) {
         if (!s.is_string()) return LineError(line, "stop must be a string or a list of strings");
-        request.options.stop_strings.push_back(s.get<std::string>());
+        request.stop.push_back(s.get<std::string>());
       }
     } else {
       return LineError(line, "stop must be a string or a list of strings");
     }
   }
-  if (request.options.max_new_tokens < 0) return LineError(line, "max_tokens must be >= 0");
-  if (Status valid = request.options.sampling.Validate(); !valid.ok()) return LineError(line, valid.error().message());
   if (object.contains("prompt_tokens")) {
     if (!object["prompt_tokens"].is_array()) return LineError(line, "prompt_tokens must be a list of token ids");
     for (const Json& t : object["prompt_tokens"]) {
       if (!t.is_number_integer()) return LineError(line, "prompt_tokens must be a list of token ids");
-      request.prompt.push_back(t.get<int32_t>());
+      request.prompt_tokens.push_back(t.get<int32_t>());
     }
     if (object.contains("system")) return LineError(line, "system needs a text prompt, not prompt_tokens");
-  } else {
-    if (!object["prompt"].is_string()) return LineError(line, "prompt must be a string");
-    std::string system = args.Get("--system");
-    const bool has_system = object.contains("system") || args.Has("--system");
-    if (object.contains("system")) {
-      if (!object["system"].is_string()) return LineError(line, "system must be a string");
-      system = object["system"].get<std::string>();
-    }
-    Result<std::vector<int32_t>> ids = EncodePrompt(text, object["prompt"].get<std::string>(), has_system ? &system : nullptr,
-                                                    !args.Has("--no-chat-template"));
-    if (!ids) return LineError(line, ids.error().message());
-    request.prompt = std::move(*ids);
+    if (request.prompt_tokens.empty()) return LineError(line, "the prompt is empty");
+    return request;
   }
-  if (request.prompt.empty()) return LineError(line, "the prompt is empty");
+  if (!object["prompt"].is_string()) return LineError(line, "prompt must be a string");
+  const std::string prompt = object["prompt"].get<std::string>();
+  if (prompt.empty()) return LineError(line, "the prompt is empty");
+  std::string system = args.Get("--system");
+  const bool has_system = object.contains("system") || args.Has("--system");
+  if (object.contains("system")) {
+    if (!object["system"].is_string()) return LineError(line, "system must be a string");
+    system = object["system"].get<std::string>();
+  }
+  if (info.has_chat_template && !args.Has("--no-chat-template")) {
+    if (has_system) request.messages.push_back({"system", system});
+    request.messages.push_back({"user", prompt});
+  } else {
+    if (has_system) return LineError(line, "system needs the model's chat template");
+    request.prompt = prompt;
+  }
   return request;
 }
 
-Json ResultJson(size_t index, const Json& id, const Result<GenerationResult>& result) {
+Json ResultJson(size_t index, const Json& id, const Completion& result) {
   Json out;
   out["index"] = index;
   if (!id.is_null()) out["id"] = id;
-  if (!result) {
-    out["error"] = result.error().ToString();
+  if (result.error) {
+    out["error"] = result.error->ToString();
     return out;
   }
-  out["text"] = result->text;
-  out["tokens"] = result->tokens;
-  out["stop_reason"] = StopReasonName(result->stop_reason);
-  if (result->stop_reason == StopReason::kStopString) out["stop_string"] = result->stop_string;
-  out["prompt_tokens"] = result->prompt_tokens;
-  out["cached_tokens"] = result->reused_tokens;
-  out["timings"] = {{"prompt_seconds", result->prefill_seconds},
-                    {"first_token_seconds", result->first_token_seconds},
-                    {"generation_seconds", result->decode_seconds}};
+  out["text"] = result.text;
+  out["tokens"] = result.tokens;
+  out["stop_reason"] = result.stop_reason;
+  if (result.stop_reason == "stop_string") out["stop_string"] = result.stop_string;
+  out["prompt_tokens"] = result.prompt_tokens;
+  out["cached_tokens"] = result.cached_tokens;
+  out["timings"] = {{"prompt_seconds", result.prompt_seconds},
+                    {"first_token_seconds", result.first_token_seconds},
+                    {"generation_seconds", result.generation_seconds}};
   return out;
 }
 
@@ -156,11 +178,14 @@ int RunBatch(int argc, char** argv) {
   std::vector<char*> arguments(argv, argv + argc);
   auto stops = TakeRepeatedFlag("--stop", &arguments);
   if (!stops) return ReportError("batch", stops.error());
-  std::set<std::string> value_flags = kModelValueFlags;
+  std::set<std::string> value_flags = kBatchModelFlags;
   value_flags.insert(kGenerationValueFlags.begin(), kGenerationValueFlags.end());
+  value_flags.erase("--decode-depth");
+  value_flags.erase("--chunk-threshold");
+  value_flags.erase("--top-logprobs");
   value_flags.insert("--prompts");
-  std::set<std::string> switches = kModelSwitches;
-  switches.insert(kGenerationSwitches.begin(), kGenerationSwitches.end());
+  std::set<std::string> switches = kGenerationSwitches;
+  switches.erase("--verbose");
   switches.insert({"--no-prefix-cache", "--help"});
   auto args = Args::Parse(static_cast<int>(arguments.size()), arguments.data(), value_flags, switches);
   if (!args) return ReportError("batch", args.error());
@@ -172,66 +197,91 @@ int RunBatch(int argc, char** argv) {
     std::fprintf(stderr, "kiln batch: give one MODEL and --prompts FILE.jsonl\n%s", kUsage);
     return 2;
   }
-  auto checked = GenerateOptionsFromArgs(*args, nullptr, *stops);
-  if (!checked) return ReportError("batch", checked.error());
+  // The flags, checked before the load (sampling ranges included).
+  auto flags = GenerateOptionsFromArgs(*args, nullptr, *stops);
+  if (!flags) return ReportError("batch", flags.error());
+  auto load_options = ModelOptionsFromArgs(*args, 4096);
+  if (!load_options) return ReportError("batch", load_options.error());
   auto lines = ReadLines(args->Get("--prompts"));
   if (!lines) return ReportError("batch", lines.error());
   auto path = ResolveModelPath(*args);
   if (!path) return ReportError("batch", path.error());
-  auto load_options = ModelOptionsFromArgs(*args, 4096);
-  if (!load_options) return ReportError("batch", load_options.error());
-  if (!args->Has("--parallel")) load_options->max_sequences = std::min<int64_t>(8, load_options->max_tokens);
 
+  ModelOptions options;
+  options.device = load_options->device;
+  options.context = load_options->max_context;
+  options.chunk = load_options->max_tokens;
+  options.parallel = args->Has("--parallel") ? load_options->max_sequences : std::min<int64_t>(8, load_options->max_tokens);
+  options.threads = load_options->num_threads;
+  options.prefix_cache = !args->Has("--no-prefix-cache");
+  options.kv_cache = args->Get("--kv-cache");
   const auto start = std::chrono::steady_clock::now();
-  auto model = LoadWithProgress(*path, *load_options);
+  auto model = Model::Load(*path, options);
   if (!model) return ReportError("batch", model.error());
-  auto text = LoadModelText(**model);
-  if (!text) return ReportError("batch", text.error());
-  auto defaults = GenerateOptionsFromArgs(*args, &*text, *stops);
-  if (!defaults) return ReportError("batch", defaults.error());
+  const ModelInfo info = (*model)->info();
+
+  Defaults defaults;
+  defaults.max_tokens = flags->max_new_tokens;
+  defaults.stop = *stops;
+  defaults.ignore_eos = args->Has("--ignore-eos");
+  const bool sampling_flags = args->Has("--temperature") || args->Has("--top-k") || args->Has("--top-p") || args->Has("--min-p") ||
+                              args->Has("--repeat-penalty") || args->Has("--repeat-last-n") || args->Has("--seed");
+  if (sampling_flags) {
+    // The flags over the model's defaults, exactly as `kiln run` combines them.
+    SamplingParams s = info.default_sampling;
+    const SamplingOptions& f = flags->sampling;
+    if (args->Has("--temperature")) s.temperature = f.temperature;
+    if (args->Has("--top-k")) s.top_k = f.top_k;
+    if (args->Has("--top-p")) s.top_p = f.top_p;
+    if (args->Has("--min-p")) s.min_p = f.min_p;
+    if (args->Has("--repeat-penalty")) s.repetition_penalty = f.repetition_penalty;
+    if (args->Has("--repeat-last-n")) s.repetition_window = f.repetition_window;
+    s.seed = f.seed;
+    defaults.sampling = s;
+  }
 
   // Every line first: a bad one fails the command before anything runs.
-  std::vector<Request> requests;
+  std::vector<GenerationRequest> requests;
   std::vector<Json> ids;
   for (size_t i = 0; i < lines->size(); ++i) {
     if ((*lines)[i].find_first_not_of(" \t\r") == std::string::npos) continue;  // blank lines
     Json id;
-    auto request = ParseLine((*lines)[i], i + 1, *defaults, *text, *args, &id);
+    auto request = ParseLine((*lines)[i], i + 1, defaults, info, *args, &id);
     if (!request) return ReportError("batch", request.error());
+    if (Status valid = (*model)->Validate(*request); !valid.ok()) return ReportError("batch", LineError(i + 1, valid.error().message()));
     requests.push_back(std::move(*request));
     ids.push_back(std::move(id));
   }
-  auto runner = (*model)->NewRunner();
-  if (!runner) return ReportError("batch", runner.error());
-  const tokenizer::Tokenizer* tokenizer = text->tokenizer ? &text->tokenizer->tokenizer : nullptr;
-  SchedulerOptions scheduler_options;
-  scheduler_options.prefix_cache = !args->Has("--no-prefix-cache");
-  Scheduler scheduler(**runner, tokenizer, scheduler_options);
 
-  // Results print in input order, each as soon as those before it are out.
-  std::map<size_t, Result<GenerationResult>> done;
+  // Results print in input order, each as soon as those before it are out (callbacks run on the
+  // model's driver thread, one at a time).
+  std::mutex mutex;
+  std::condition_variable all_done;
+  std::map<size_t, Completion> done;
   size_t next = 0;
-  std::map<RequestId, size_t> index_of;
   for (size_t i = 0; i < requests.size(); ++i) {
-    requests[i].on_done = [&, i](RequestId, Result<GenerationResult> result) {
-      done.emplace(i, std::move(result));
+    requests[i].on_done = [&, i](const Completion& result) {
+      std::lock_guard<std::mutex> lock(mutex);
+      done.emplace(i, result);
       for (auto it = done.find(next); it != done.end(); it = done.find(next)) {
         std::printf("%s\n", ResultJson(next, ids[next], it->second).dump().c_str());
         done.erase(it);
         ++next;
       }
       std::fflush(stdout);
+      all_done.notify_all();
     };
-    auto id = scheduler.Submit(std::move(requests[i]));
+    auto id = (*model)->Submit(std::move(requests[i]));
     if (!id) return ReportError("batch", LineError(i + 1, id.error().message()));
   }
-  Status ran = scheduler.RunUntilIdle();
-  if (!ran.ok()) return ReportError("batch", ran.error());
+  {
+    std::unique_lock<std::mutex> lock(mutex);
+    all_done.wait(lock, [&] { return next == requests.size(); });
+  }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const SchedulerStats stats = scheduler.stats();
-  std::fprintf(stderr, "requests     %lld, %lld sequences per step, %lld steps, %lld preempted\n", static_cast<long long>(stats.finished),
-               static_cast<long long>((*model)->program().max_sequences), static_cast<long long>(stats.steps),
-               static_cast<long long>(stats.preemptions));
+  const ModelStats stats = (*model)->stats();
+  std::fprintf(stderr, "requests     %lld, %lld sequences per step, %lld preempted\n", static_cast<long long>(stats.finished),
+               static_cast<long long>(info.parallel), static_cast<long long>(stats.preemptions));
   std::fprintf(stderr, "prompt       %lld tokens (%lld from the prefix cache)\n", static_cast<long long>(stats.prompt_tokens),
                static_cast<long long>(stats.cached_tokens));
   std::fprintf(stderr, "generation   %lld tokens, %.3f s, %.1f tok/s over all requests (load included)\n",
