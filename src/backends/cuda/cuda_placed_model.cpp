@@ -243,6 +243,30 @@ Status CudaPlacedModel::RunStep(const StepFunction& step, const StepIo& io) {
   return Status::Ok();
 }
 
+Status CudaPlacedModel::CopyBlocks(int32_t group, std::span<const int32_t> src, std::span<const int32_t> dst) {
+  if (src.size() != dst.size() || group < 0 || static_cast<size_t>(group) >= program_.kv_groups.size()) {
+    return Error(ErrorCode::kInvalidArgument, "block copy of " + std::to_string(src.size()) + " blocks to " + std::to_string(dst.size()) +
+                                                  " in group " + std::to_string(group));
+  }
+  // Queued on the step stream, so in order with the steps before and after.
+  const int64_t block = program_.kv_block_size;
+  for (size_t c = 0; c < program_.caches.size(); ++c) {
+    const CacheLayout& layout = program_.caches[c];
+    if (layout.group != group) continue;
+    const int64_t bytes = block * layout.row_bytes();
+    for (size_t i = 0; i < src.size(); ++i) {
+      for (void* base : {caches_[c].k, caches_[c].v}) {
+        uint8_t* pool = static_cast<uint8_t*>(base);
+        if (cudaError_t s = cudaMemcpyAsync(pool + dst[i] * bytes, pool + src[i] * bytes, static_cast<size_t>(bytes), cudaMemcpyDeviceToDevice, stream_);
+            s != cudaSuccess) {
+          return CudaFailure(s, "cannot copy KV blocks");
+        }
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 // Device sampling state: the sampler's scratch and counter, and a ring of mapped host slots
 // with one event each, where finished steps leave their tokens.
 Status CudaPlacedModel::InitDecodeOnDevice() {

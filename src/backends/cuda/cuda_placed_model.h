@@ -94,6 +94,9 @@ class CudaPlacedModel : public PlacedModel {
   Status RunStep(const StepFunction& step, const StepIo& io) override;
   MemoryReport memory() const override { return {program_.arena_bytes, cache_bytes_, weight_bytes_, OtherBytes(program_)}; }
 
+  bool SupportsCopyBlocks() const override { return true; }
+  Status CopyBlocks(int32_t group, std::span<const int32_t> src, std::span<const int32_t> dst) override;
+
   bool SupportsDecodeOnDevice() const override { return sampling_ != nullptr; }
   Status BeginDecode(const StepFunction& step, int32_t token, int64_t position, std::span<const int32_t> block_table,
                      const kiln::DeviceSampling& sampling) override;
