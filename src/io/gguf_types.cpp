@@ -83,4 +83,14 @@ std::string GgmlTypeName(uint32_t id) {
   return info ? std::string(info->name) : "type " + std::to_string(id);
 }
 
+std::optional<DType> DTypeFromGgml(GgmlType type) {
+  switch (type) {
+    case GgmlType::kF32: return DType::kF32;
+    case GgmlType::kF16: return DType::kF16;
+    case GgmlType::kBF16: return DType::kBF16;
+    case GgmlType::kI32: return DType::kI32;
+    default: return std::nullopt;
+  }
+}
+
 }  // namespace kiln

@@ -13,7 +13,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+
+#include "core/dtype.h"
 
 namespace kiln {
 
@@ -89,5 +92,8 @@ struct GgmlTypeInfo {
 const GgmlTypeInfo* FindGgmlType(uint32_t id);
 // "q4_K", or "type 41" for an unknown id.
 std::string GgmlTypeName(uint32_t id);
+// The kiln element type of a plain ggml type (f32, f16, bf16, i32); nullopt for block-quantized
+// and other types, which a loader must convert or refuse by name.
+std::optional<DType> DTypeFromGgml(GgmlType type);
 
 }  // namespace kiln

@@ -88,6 +88,27 @@ TEST(GgmlTypes, BlockGeometryFollowsGgml) {
   }
   EXPECT_EQ(GgmlTypeName(14), "q6_K");
   EXPECT_EQ(GgmlTypeName(41), "type 41");
+  EXPECT_EQ(DTypeFromGgml(GgmlType::kBF16), DType::kBF16);
+  EXPECT_EQ(DTypeFromGgml(GgmlType::kF16), DType::kF16);
+  EXPECT_FALSE(DTypeFromGgml(GgmlType::kQ4_0).has_value());
+}
+
+TEST(GgufWriterTest, RefusesInconsistentInput) {
+  GgufWriter w;
+  // q4_0 [64] is 2 blocks of 18 bytes, not 32 bytes; ne[0] = 16 is not a whole block.
+  EXPECT_EQ(w.AddTensor("t", GgmlType::kQ4_0, {64}, Filled(32, 0)).code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(w.AddTensor("t", GgmlType::kQ4_0, {16}, Filled(9, 0)).code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(w.AddTensor("t", GgmlType::kF32, {1, 1, 1, 1, 1}, Filled(4, 0)).code(), ErrorCode::kInvalidArgument);
+  ASSERT_TRUE(w.AddTensor("t", GgmlType::kF32, {1}, Filled(4, 0)).ok());
+  ASSERT_TRUE(w.AddTensor("t", GgmlType::kF32, {1}, Filled(4, 0)).ok());  // caught by Encode
+  EXPECT_NE(w.Encode().error().message().find("duplicate GGUF tensor 't'"), std::string::npos);
+  GgufWriter keys;
+  keys.Add("k", V::U8(1));
+  keys.Add("k", V::U8(2));
+  EXPECT_NE(keys.Encode().error().message().find("duplicate GGUF key 'k'"), std::string::npos);
+  GgufWriter mixed;
+  mixed.Add("k", V::Array(GgufValueType::kU8, {V::U8(1), V::I8(2)}));
+  EXPECT_EQ(mixed.Encode().error().code(), ErrorCode::kInvalidArgument);
 }
 
 TEST(GgufReader, ReadsEveryMetadataType) {
