@@ -159,7 +159,7 @@ struct GgufTensor {
   std::vector<int64_t> shape;
   uint64_t offset_bytes = 0;  // from the start of the data section, as written in the file
   uint64_t size_bytes = 0;
-  const uint8_t* data = nullptr;  // inside the mapping
+  const uint8_t* data = nullptr;  // inside the mapping; nullptr when size_bytes is 0
   uint32_t shard = 0;             // index of the file holding it (GgufModel); 0 for GgufFile
 
   std::span<const uint8_t> bytes() const { return {data, static_cast<size_t>(size_bytes)}; }

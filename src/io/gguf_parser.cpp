@@ -312,8 +312,12 @@ class GgufParser {
                              " bytes starting at byte " + std::to_string(file->data_offset_) +
                              " (truncated file?)");
       }
-      tensor.data = data_ + file->data_offset_ + tensor.offset_bytes;
-      if (tensor.size_bytes > 0) order.push_back(i);
+      // A zero-byte tensor may sit where the (empty) data section would start, past the end of
+      // a file without padding: it gets no pointer rather than one outside the image.
+      if (tensor.size_bytes > 0) {
+        tensor.data = data_ + file->data_offset_ + tensor.offset_bytes;
+        order.push_back(i);
+      }
     }
     std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
       return file->tensors_[a].offset_bytes < file->tensors_[b].offset_bytes;

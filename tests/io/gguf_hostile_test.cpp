@@ -203,6 +203,13 @@ TEST(GgufHostile, RefusesBadTensorRanges) {
       TensorFile({{"a", {8}, 0, 32}, {"b", {8}, 0, 0}, {"z", {0, 4}, 0, 32}}, 64), "ok.gguf");
   ASSERT_TRUE(ok.has_value()) << ok.error().ToString();
   EXPECT_EQ(ok->FindTensor("z")->size_bytes, 0u);
+  EXPECT_EQ(ok->FindTensor("z")->data, nullptr);
+  // A zero-byte tensor in a file that ends right after its info (no padding, no data section).
+  Bytes unpadded = Header(1, 0);
+  unpadded.Str("e").U32(1).U64(0).U32(0).U64(0);
+  Result<GgufFile> empty = GgufFile::ParseImage(unpadded.out, "unpadded.gguf");
+  ASSERT_TRUE(empty.has_value()) << empty.error().ToString();
+  EXPECT_TRUE(empty->FindTensor("e")->bytes().empty());
 }
 
 }  // namespace
