@@ -52,7 +52,8 @@ int64_t CudaBackend::ScratchBytes(const Graph& graph, const Op& op, int64_t max_
       // Rows beyond the GEMV path go to cuBLASLt with the activations rounded to the weight's type.
       const Value& x = graph.value(op.inputs[0]);
       const Value& w = graph.value(op.inputs[1]);
-      const int64_t rows = x.shape.dims[0].Resolve(max_tokens, 0), k = w.shape.dims[1].value;
+      // Rows are T, or R <= T (the LM head after GatherRows): max_tokens bounds both.
+      const int64_t rows = x.shape.dims[0].Resolve(max_tokens, max_tokens), k = w.shape.dims[1].value;
       if (w.dtype == DType::kF32 || cuda::GemvSupports(TypeOf(w.dtype), rows, k)) return 0;
       return rows * k * 2;
     }
