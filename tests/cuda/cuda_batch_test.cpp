@@ -87,10 +87,13 @@ TEST_P(CudaBatchTest, MixedBatchesMatchSoloCpuRuns) {
   auto cpu = Load("cpu", 1);
   ASSERT_NE(gpu, nullptr);
   ASSERT_NE(cpu, nullptr);
+  auto runner = gpu->NewRunner();
+  ASSERT_TRUE(runner.has_value()) << runner.error().ToString();
+  const int64_t vocab = (*runner)->vocab_size();
   // Prompts past every variant's window (6-8), of different lengths; two sequences arrive later,
   // while the first ones decode.
   std::mt19937 rng(11);
-  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(gpu->config().vocab_size) - 1);
+  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(vocab) - 1);
   auto prompt = [&](int64_t length) {
     std::vector<int32_t> ids(static_cast<size_t>(length));
     for (int32_t& id : ids) id = token(rng);
@@ -100,9 +103,6 @@ TEST_P(CudaBatchTest, MixedBatchesMatchSoloCpuRuns) {
   std::vector<Solo> solo;
   for (const Request& request : requests) solo.push_back(RunSolo(*cpu, request));
 
-  auto runner = gpu->NewRunner();
-  ASSERT_TRUE(runner.has_value()) << runner.error().ToString();
-  const int64_t vocab = (*runner)->vocab_size();
   struct Live {
     std::unique_ptr<Sequence> sequence;
     size_t fed = 0;  // tokens of solo[i].tokens run so far
