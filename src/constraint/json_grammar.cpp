@@ -13,6 +13,12 @@ Expr Digit() { return Class({{'0', '9'}}); }
 Expr SameLengthRange(const std::string& lo, const std::string& hi) {
   if (lo.empty()) return Seq({});
   if (lo.size() == 1) return Class({{static_cast<uint32_t>(lo[0]), static_cast<uint32_t>(hi[0])}});
+  // 00..0 to 99..9 is any n digits. Without this shortcut the two branches below would each
+  // recurse again, 2^n expressions for n digits; with it only one branch recurses.
+  if (lo.find_first_not_of('0') == std::string::npos && hi.find_first_not_of('9') == std::string::npos) {
+    const auto n = static_cast<int64_t>(lo.size());
+    return Rep(Digit(), n, n);
+  }
   const std::string lo_rest = lo.substr(1), hi_rest = hi.substr(1);
   if (lo[0] == hi[0]) return Seq({Lit(std::string(1, lo[0])), SameLengthRange(lo_rest, hi_rest)});
   std::vector<Expr> alts;

@@ -259,7 +259,12 @@ class SchemaCompiler {
       const bool is_min = name == "minimum" || name == "exclusiveMinimum";
       const bool exclusive = name.starts_with("exclusive");
       int64_t bound = 0;
-      if (is_min) {
+      if (v.is_number_integer()) {
+        // Exact: a double cannot hold every 17-digit integer.
+        bound = v.get<int64_t>();
+        if (exclusive) bound += is_min ? 1 : -1;
+        if (is_min) min = min ? std::max(*min, bound) : bound; else max = max ? std::min(*max, bound) : bound;
+      } else if (is_min) {
         bound = static_cast<int64_t>(std::ceil(d));
         if (exclusive && static_cast<double>(bound) == d) ++bound;
         min = min ? std::max(*min, bound) : bound;

@@ -80,6 +80,13 @@ TEST(JsonSchema, IntegerBounds) {
   EXPECT_TRUE(Matches(lower, "95"));
   EXPECT_TRUE(Matches(lower, "100000000000"));
   EXPECT_FALSE(Matches(lower, "-100"));
+  // 17-digit bounds compile quickly (a fuzzer found the digit-range expansion exponential).
+  auto wide = MustCompile(CompileJsonSchema(R"({"type": "integer", "minimum": -98765432109876543, "maximum": 12200412342357470})"));
+  EXPECT_TRUE(Matches(wide, "12200412342357470"));
+  EXPECT_FALSE(Matches(wide, "12200412342357471"));
+  EXPECT_TRUE(Matches(wide, "-98765432109876543"));
+  EXPECT_FALSE(Matches(wide, "-98765432109876544"));
+  EXPECT_TRUE(Matches(wide, "9999999999999999"));
   auto upper = MustCompile(CompileJsonSchema(R"({"type": "integer", "maximum": -7})"));
   EXPECT_TRUE(Matches(upper, "-7"));
   EXPECT_TRUE(Matches(upper, "-123456"));
