@@ -116,7 +116,7 @@ Result<Measurement> Measure(const std::string& dir, int threads, int64_t prompt_
   result.parameters = result.weight_bytes / 2;
   std::mt19937 rng(3);
   std::vector<int32_t> prompt(static_cast<size_t>(prompt_tokens));
-  for (int32_t& id : prompt) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(model->config().vocab_size));
+  for (int32_t& id : prompt) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(model->architecture().vocab_size()));
   std::vector<double> prefill_times, decode_times;
   std::vector<float> logits(static_cast<size_t>(session.vocab_size()));
   for (int rep = 0; rep < 4; ++rep) {
@@ -126,7 +126,7 @@ Result<Measurement> Measure(const std::string& dir, int threads, int64_t prompt_
     if (rep > 0) prefill_times.push_back(Seconds(start, Clock::now()));  // rep 0 warms up
   }
   for (int64_t i = 0; i < decode_tokens; ++i) {
-    const int32_t token = static_cast<int32_t>(rng() % static_cast<uint32_t>(model->config().vocab_size));
+    const int32_t token = static_cast<int32_t>(rng() % static_cast<uint32_t>(model->architecture().vocab_size()));
     const auto start = Clock::now();
     TRY(session.StepInto({&token, 1}, false, logits));
     if (i >= 2) decode_times.push_back(Seconds(start, Clock::now()));

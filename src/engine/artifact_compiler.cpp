@@ -28,7 +28,7 @@ Status CompileArtifact(const std::string& source_dir, const std::string& out_pat
   contents.weights = model->WeightBytes();
   contents.target = options.target;
   contents.source_path = fs::absolute(source_dir).lexically_normal().string();
-  contents.model_summary = model->config().Summary();
+  contents.model_summary = model->architecture().Summary();
   contents.num_layers = options.load.num_layers;
   for (const char* name : kCarriedFiles) {
     if (auto text = model->SourceFile(name)) contents.files[name] = std::move(*text);

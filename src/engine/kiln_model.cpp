@@ -185,7 +185,7 @@ ModelInfo Model::info() const {
   info.path = impl_->path;
   info.device = impl_->model->device();
   info.target = program.target;
-  info.architecture = impl_->model->config().Summary();
+  info.architecture = impl_->model->architecture().Summary();
   info.context = program.max_context;
   info.chunk = program.max_tokens;
   info.parallel = program.max_sequences;

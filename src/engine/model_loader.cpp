@@ -11,18 +11,15 @@
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_device.h"
 #endif
-#include "models/gemma4_builder.h"
 
 namespace kiln {
 
 namespace {
 
-// Checkpoints name the decoder's tensors with one of these prefixes (docs/gemma4.md §9).
-const char* const kPrefixes[] = {"model.language_model.", "model.", ""};
-
-WeightLookup CheckpointLookup(const Checkpoint& checkpoint) {
-  return [&checkpoint](const Value& expected) -> Result<WeightSpec> {
-    for (const char* prefix : kPrefixes) {
+// Looks a graph weight up under each of the family's tensor name prefixes.
+WeightLookup CheckpointLookup(const Checkpoint& checkpoint, std::vector<std::string> prefixes) {
+  return [&checkpoint, prefixes](const Value& expected) -> Result<WeightSpec> {
+    for (const std::string& prefix : prefixes) {
       const TensorInfo* info = checkpoint.Find(prefix + expected.name);
       if (!info) continue;
       if (!info->dtype) {
@@ -31,9 +28,12 @@ WeightLookup CheckpointLookup(const Checkpoint& checkpoint) {
       }
       return WeightSpec{info->name, *info->dtype, info->shape};
     }
+    std::string looked;
+    for (size_t i = 0; i < prefixes.size(); ++i) {
+      looked += (i == 0 ? "" : i + 1 == prefixes.size() ? " and " : ", ") + prefixes[i] + expected.name;
+    }
     return Error(ErrorCode::kNotFound, "tensor '" + expected.name + "' is missing from the checkpoint in " +
-                                           checkpoint.dir() + " (looked for model.language_model." + expected.name +
-                                           ", model." + expected.name + " and " + expected.name + ")");
+                                           checkpoint.dir() + " (looked for " + looked + ")");
   };
 }
 
@@ -113,10 +113,10 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadArtifact(const std::string
     }
     auto config_text = model->artifact_->File("config.json");
     TRY_ASSIGN(nlohmann::json document, ParseJson(*config_text, path + ": config.json section"));
-    TRY_ASSIGN(model->config_, ParseGemma4Config(document));
+    TRY_ASSIGN(model->architecture_, ParseArchitecture(document));
     // The program may be of a truncated model (--num-layers at compile time).
     if (const int64_t layers = model->artifact_->header().num_layers; layers > 0) {
-      TRY_ASSIGN(model->config_, TruncateLayers(model->config_, layers));
+      TRY_ASSIGN(model->architecture_, model->architecture_->KeepLayers(layers));
     }
     model->program_ = program;
     return Status::Ok();
@@ -173,15 +173,15 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadCheckpoint(const std::stri
   TRY_ASSIGN(model->backend_, MakeBackend(model->device_));
   // Running needs the device; say it is missing before compiling for it.
   if (!options.plan_only) TRY(CheckDeviceUsable(model->device_));
-  TRY_ASSIGN(model->config_, LoadGemma4Config(config_path));
+  TRY_ASSIGN(model->architecture_, LoadArchitecture(config_path));
   if (options.num_layers > 0) {
-    TRY_ASSIGN(model->config_, TruncateLayers(model->config_, options.num_layers));
+    TRY_ASSIGN(model->architecture_, model->architecture_->KeepLayers(options.num_layers));
   }
   if (is_dir) {
     TRY_ASSIGN(model->checkpoint_, Checkpoint::Open(path));
   }
 
-  TRY_ASSIGN(Graph graph, BuildGemma4Graph(model->config_));
+  TRY_ASSIGN(Graph graph, model->architecture_->BuildGraph());
   if (options.max_sequences < 1 || options.max_sequences > options.max_tokens) {
     return Error(ErrorCode::kInvalidArgument, "--parallel " + std::to_string(options.max_sequences) + " must be in [1, " +
                                                   std::to_string(options.max_tokens) + "] (at most the chunk size, --chunk)");
@@ -201,8 +201,8 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadCheckpoint(const std::stri
   compile.max_context = options.max_context;
   compile.guard = options.guard;
   compile.cache_dtype = options.kv_cache_dtype;
-  const WeightLookup lookup = model->checkpoint_ ? CheckpointLookup(*model->checkpoint_)
-                                                 : ConfigOnlyLookup(model->config_.weight_dtype);
+  const WeightLookup lookup = model->checkpoint_ ? CheckpointLookup(*model->checkpoint_, model->architecture_->TensorPrefixes())
+                                                 : ConfigOnlyLookup(model->architecture_->weight_dtype());
   TRY_ASSIGN(model->program_, CompileProgram(std::move(steps), *model->backend_, lookup, compile));
   return model;
 }

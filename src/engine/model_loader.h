@@ -1,4 +1,4 @@
-// Loading a model: config.json (+ safetensors) -> Gemma 4 Graph -> compiled, verified Program ->
+// Loading a model: config.json (+ safetensors) -> the family's Graph -> compiled, verified Program ->
 // Sessions on a backend. The one path every front end uses, JIT and AOT alike.
 //
 //   TRY_ASSIGN(auto model, LoadedModel::Load("/models/gemma-4-12b", {.max_context = 8192}));
@@ -35,7 +35,7 @@
 #include "backends/cpu/cpu_backend.h"
 #include "compiler/program.h"
 #include "io/safetensors.h"
-#include "models/gemma4_config.h"
+#include "models/model_family.h"
 #include "runtime/session.h"
 
 namespace kiln {
@@ -78,7 +78,8 @@ class LoadedModel {
   // The model placed once for many sequences (Session::Attach, the scheduler).
   Result<std::unique_ptr<Runner>> NewRunner(RunnerOptions options = {});
 
-  const Gemma4Config& config() const { return config_; }
+  // The model family's view of the config (model_family.h).
+  const ModelArchitecture& architecture() const { return *architecture_; }
   const Program& program() const { return program_; }
   bool has_weights() const { return checkpoint_.has_value() || artifact_ != nullptr; }
   const std::string& source() const { return source_; }
@@ -100,7 +101,7 @@ class LoadedModel {
 
   std::string source_;
   std::string device_;
-  Gemma4Config config_;
+  std::unique_ptr<ModelArchitecture> architecture_;
   std::optional<Checkpoint> checkpoint_;
   std::unique_ptr<Artifact> artifact_;
   Program program_;

@@ -26,6 +26,15 @@ Result<int64_t> IntField(const json& object, const char* key, int64_t fallback) 
   return it->get<int64_t>();
 }
 
+// Reads a string field; `fallback` when absent or null. Anything else is malformed (a config is
+// untrusted input: a number where a name belongs is an error, never an exception).
+Result<std::string> StringField(const json& object, const char* key, const std::string& fallback) {
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return fallback;
+  if (!it->is_string()) return Bad(std::string("'") + key + "' must be a string");
+  return it->get<std::string>();
+}
+
 Result<double> FloatField(const json& object, const char* key, double fallback) {
   auto it = object.find(key);
   if (it == object.end() || it->is_null()) return fallback;
@@ -58,7 +67,7 @@ Result<const json*> FindTextConfig(const json& document, std::string* architectu
                                                 !it->empty() && (*it)[0].is_string()) {
     *architecture = (*it)[0].get<std::string>();
   }
-  const std::string model_type = document.value("model_type", std::string());
+  TRY_ASSIGN(const std::string model_type, StringField(document, "model_type", ""));
   if (kTextModelTypes.count(model_type)) return &document;
   if (auto it = document.find("text_config"); it != document.end()) {
     if (!model_type.empty() && !kWrapperModelTypes.count(model_type)) {
@@ -66,7 +75,7 @@ Result<const json*> FindTextConfig(const json& document, std::string* architectu
                          "gemma4, gemma4_unified, gemma4_text and gemma4_unified_text");
     }
     if (!it->is_object()) return Bad("'text_config' is not an object");
-    const std::string text_type = it->value("model_type", std::string("gemma4_text"));
+    TRY_ASSIGN(const std::string text_type, StringField(*it, "model_type", "gemma4_text"));
     if (!kTextModelTypes.count(text_type)) {
       return Unsupported("text_config.model_type '" + text_type + "' is not a Gemma 4 text decoder");
     }
@@ -91,7 +100,7 @@ Result<RopeSetting> ParseRope(const json& text, const char* layer_type, RopeSett
   if (entry == params->end()) return fallback;
   if (!entry->is_object()) return Bad(std::string("rope_parameters.") + layer_type + " is not an object");
   RopeSetting rope = fallback;
-  const std::string type = entry->value("rope_type", std::string("default"));
+  TRY_ASSIGN(const std::string type, StringField(*entry, "rope_type", "default"));
   if (type != "default" && type != "proportional") {
     return Unsupported(std::string("rope_parameters.") + layer_type + ".rope_type '" + type +
                        "' is not supported (kiln supports default and proportional)");
@@ -118,7 +127,7 @@ Result<Gemma4Config> ParseGemma4Config(const json& document) {
   Gemma4Config config;
   TRY_ASSIGN(const json* text_ptr, FindTextConfig(document, &config.architecture));
   const json& text = *text_ptr;
-  config.model_type = text.value("model_type", std::string("gemma4_text"));
+  TRY_ASSIGN(config.model_type, StringField(text, "model_type", "gemma4_text"));
 
   TRY_ASSIGN(config.vocab_size, PositiveField(text, "vocab_size", 262144));
   TRY_ASSIGN(config.hidden_size, PositiveField(text, "hidden_size", 2304));
@@ -149,7 +158,7 @@ Result<Gemma4Config> ParseGemma4Config(const json& document) {
     return Bad("num_kv_shared_layers must be in [0, num_hidden_layers)");
   }
   if (attention_bias) return Unsupported("attention_bias = true is not supported (no Gemma 4 model uses it)");
-  const std::string activation = text.value("hidden_activation", std::string("gelu_pytorch_tanh"));
+  TRY_ASSIGN(const std::string activation, StringField(text, "hidden_activation", "gelu_pytorch_tanh"));
   if (activation != "gelu_pytorch_tanh") {
     return Unsupported("hidden_activation '" + activation + "' is not supported (expected gelu_pytorch_tanh)");
   }
@@ -165,7 +174,9 @@ Result<Gemma4Config> ParseGemma4Config(const json& document) {
     TRY_ASSIGN(config.moe_intermediate_size, PositiveField(text, "moe_intermediate_size", 0));
     if (config.top_k_experts > config.num_experts) return Bad("top_k_experts exceeds num_experts");
   }
-  const std::string dtype = text.value("dtype", document.value("dtype", text.value("torch_dtype", std::string("bfloat16"))));
+  TRY_ASSIGN(const std::string torch_dtype, StringField(text, "torch_dtype", "bfloat16"));
+  TRY_ASSIGN(const std::string outer_dtype, StringField(document, "dtype", torch_dtype));
+  TRY_ASSIGN(const std::string dtype, StringField(text, "dtype", outer_dtype));
   config.weight_dtype = dtype == "float32" ? DType::kF32 : dtype == "float16" ? DType::kF16 : DType::kBF16;
 
   for (const json* source : {&document, &text}) {

@@ -72,7 +72,7 @@ TEST(RealShapesTest, Gemma4_12BEveryTruncationPlans) {
     ASSERT_TRUE(model.has_value()) << layers << ": " << model.error().ToString();
     const Program& program = (*model)->program();
     ASSERT_TRUE(VerifyProgram(program, program.arena_bytes).ok()) << layers;
-    EXPECT_EQ((*model)->config().num_layers, layers);
+    EXPECT_EQ((*model)->architecture().num_layers(), layers);
   }
 }
 

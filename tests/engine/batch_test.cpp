@@ -149,7 +149,7 @@ TEST_P(BatchParityTest, EverySequenceOfAMixedBatchMatchesItsSoloRun) {
   auto solo_model = Load(FixtureDir(GetParam()), 1);
   auto batch_model = Load(FixtureDir(GetParam()), kSequences);
   ASSERT_TRUE(solo_model && batch_model);
-  const int64_t vocab = solo_model->config().vocab_size;
+  const int64_t vocab = solo_model->architecture().vocab_size();
   std::mt19937 rng(7);
   std::uniform_int_distribution<int32_t> id(3, static_cast<int32_t>(std::min<int64_t>(vocab, 500)) - 1);
   auto prompt = [&](int64_t length) {

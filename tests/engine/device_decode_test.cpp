@@ -114,7 +114,7 @@ class DeviceDecodeTest : public ::testing::Test {
     auto model = LoadedModel::Load(FixtureDir("g31b"), options);
     ASSERT_TRUE(model.has_value()) << model.error().ToString();
     model_ = std::move(*model);
-    backend_ = std::make_unique<QueuedDecodeBackend>(model_->config().vocab_size);
+    backend_ = std::make_unique<QueuedDecodeBackend>(model_->architecture().vocab_size());
   }
   Session NewSession() {
     std::vector<WeightView> views;

@@ -111,12 +111,12 @@ int RunInspect(int argc, char** argv) {
   options->plan_only = true;
   auto model = LoadedModel::Load(args->positionals()[0], *options);
   if (!model) return ReportError("inspect", model.error());
-  const Gemma4Config& config = (*model)->config();
+  const ModelArchitecture& architecture = (*model)->architecture();
   const Program& program = (*model)->program();
 
   std::printf("model     %s%s\n", (*model)->source().c_str(), (*model)->has_weights() ? "" : "  (config only: no weights)");
   if (const Artifact* artifact = (*model)->artifact()) PrintArtifactHeader(*artifact);
-  std::printf("config    %s\n", config.Summary().c_str());
+  std::printf("config    %s\n", architecture.Summary().c_str());
   std::printf("target    %s, Tmax %lld, %lld sequence%s per step, context %lld\n", program.target.c_str(),
               static_cast<long long>(program.max_tokens), static_cast<long long>(program.max_sequences),
               program.max_sequences == 1 ? "" : "s", static_cast<long long>(program.max_context));
@@ -133,14 +133,8 @@ int RunInspect(int argc, char** argv) {
               FormatBytes(sliding_bytes).c_str(), static_cast<long long>(full_count), FormatBytes(full_bytes).c_str());
   std::printf("arena     %s (largest step; all plans verified)\n", FormatBytes(program.arena_bytes).c_str());
   PrintDeviceMemory(**model);
-  std::printf("layers    idx type     head_dim kv_heads k_eq_v kv_from ffn\n");
-  for (const Gemma4LayerConfig& layer : config.layers) {
-    std::printf("          %3lld %-8s %8lld %8lld %6s %7lld %lld%s\n", static_cast<long long>(layer.self_index),
-                layer.attention == AttentionType::kFull ? "full" : "sliding", static_cast<long long>(layer.head_dim),
-                static_cast<long long>(layer.num_kv_heads), layer.k_eq_v ? "yes" : "no",
-                static_cast<long long>(layer.kv_source_layer), static_cast<long long>(layer.intermediate_size),
-                layer.moe ? " +moe" : "");
-  }
+  const std::vector<std::string> table = architecture.LayerTable();
+  for (size_t i = 0; i < table.size(); ++i) std::printf("%s%s\n", i == 0 ? "layers    " : "          ", table[i].c_str());
   if (args->Has("--plan")) std::fputs(FormatPlanReport(program).c_str(), stdout);
   return 0;
 }

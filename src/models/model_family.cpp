@@ -1,0 +1,37 @@
+#include "models/model_family.h"
+
+#include "io/json_file.h"
+#include "models/gemma4_family.h"
+
+namespace kiln {
+
+const std::vector<ModelFamily>& ModelFamilies() {
+  static const std::vector<ModelFamily> families = {Gemma4Family()};
+  return families;
+}
+
+Result<std::unique_ptr<ModelArchitecture>> ParseArchitecture(const nlohmann::json& document) {
+  if (!document.is_object()) return Error(ErrorCode::kMalformed, "config.json: top level is not a JSON object");
+  for (const ModelFamily& family : ModelFamilies()) {
+    if (family.recognizes(document)) return family.parse(document);
+  }
+  const auto type = document.find("model_type");
+  if (type == document.end() || !type->is_string() || type->get<std::string>().empty()) {
+    if (type != document.end() && !type->is_null() && !type->is_string()) return Error(ErrorCode::kMalformed, "config.json: 'model_type' must be a string");
+    return Error(ErrorCode::kMalformed, "config.json: no 'model_type' (is this a Hugging Face config.json?)");
+  }
+  const std::string model_type = type->get<std::string>();
+  if (model_type.empty()) return Error(ErrorCode::kMalformed, "config.json: no 'model_type' (is this a Hugging Face config.json?)");
+  std::string known;
+  for (const ModelFamily& family : ModelFamilies()) known += (known.empty() ? "" : ", ") + family.description;
+  return Error(ErrorCode::kUnsupported, "config.json: model_type '" + model_type + "' is not supported; kiln supports " + known);
+}
+
+Result<std::unique_ptr<ModelArchitecture>> LoadArchitecture(const std::string& path) {
+  TRY_ASSIGN(nlohmann::json document, ReadJsonFile(path));
+  Result<std::unique_ptr<ModelArchitecture>> architecture = ParseArchitecture(document);
+  if (!architecture) return architecture.error().WithContext(path);
+  return architecture;
+}
+
+}  // namespace kiln

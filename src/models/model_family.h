@@ -1,0 +1,58 @@
+// The seam between the loader and a model family. A family recognises its config.json, parses it
+// into a ModelArchitecture, and the architecture builds the Graph and says how the checkpoint
+// names its tensors. The loader, the artifacts and the front ends see only this interface; adding
+// a family (Gemma 3, Llama 3, Qwen 3) is a new builder registered in ModelFamilies(), not an edit
+// of the loader.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/dtype.h"
+#include "core/status.h"
+#include "graph/graph.h"
+
+namespace kiln {
+
+class ModelArchitecture {
+ public:
+  virtual ~ModelArchitecture() = default;
+  virtual std::string family() const = 0;   // "gemma4"
+  virtual std::string Summary() const = 0;  // one line: type, layers, widths
+  virtual int64_t vocab_size() const = 0;
+  virtual int64_t num_layers() const = 0;
+  // The weights' dtype as the config states it, for planning without the weights.
+  virtual DType weight_dtype() const = 0;
+  // The first `num_layers` layers (`--num-layers`, bisection); kInvalidArgument when impossible.
+  virtual Result<std::unique_ptr<ModelArchitecture>> KeepLayers(int64_t num_layers) const = 0;
+  // The step graph (DESIGN.md: one graph, planned at every step function's bounds).
+  virtual Result<Graph> BuildGraph() const = 0;
+  // Prefixes a checkpoint may put before a graph weight name, tried in order.
+  virtual std::vector<std::string> TensorPrefixes() const = 0;
+  // `kiln inspect`'s layer table: a header line, then one line per layer.
+  virtual std::vector<std::string> LayerTable() const = 0;
+};
+
+struct ModelFamily {
+  std::string name;         // "gemma4"
+  std::string description;  // "Gemma 4 (gemma4, gemma4_unified, ...)", for refusals
+  // Whether this family reads the config.json document (its model_type).
+  std::function<bool(const nlohmann::json& document)> recognizes;
+  std::function<Result<std::unique_ptr<ModelArchitecture>>(const nlohmann::json& document)> parse;
+};
+
+// Every family this kiln knows.
+const std::vector<ModelFamily>& ModelFamilies();
+
+// The architecture of a config.json document: the family that recognises it parses it.
+// kMalformed for a document that is not a config; kUnsupported naming its model_type and the
+// families kiln knows.
+Result<std::unique_ptr<ModelArchitecture>> ParseArchitecture(const nlohmann::json& document);
+// Reads and parses a config.json file (errors prefixed with the file name).
+Result<std::unique_ptr<ModelArchitecture>> LoadArchitecture(const std::string& path);
+
+}  // namespace kiln
