@@ -2,7 +2,7 @@
 // floors measured in the same run.
 //
 //   kiln_cuda_bench [--config PATH]... [--ctx 512,4096,32768] [--prefill 512,2048] [--steps N]
-//                   [--json OUT]
+//                   [--batch 1,4,16,64 [--batch-ctx 4096]] [--json OUT]
 //
 // Default configs: the Gemma 4 E4B, 12B and 31B config.json files in tests/data. Each model is
 // built on the GPU with pseudo-random bf16 weights (no download; speed does not depend on the
@@ -27,6 +27,13 @@
 // decode step's floor (that row's ratio is target / measured).
 // Memory: what the session took from the card (cudaMemGetInfo around its creation) next to the
 // plan (Backend::PlanMemory: weights + KV + arena + other).
+// Batched decode (--batch): one placed model (Runner) for the largest batch, its KV pool sized
+// for that many sequences at --batch-ctx; for each batch size B, B sequences stand at position
+// C - 1 (their K/V blocks taken, the values whatever the pool holds: speed does not depend on
+// them) and one decode step of B tokens is timed, logits of every row copied to the host, median
+// of `steps`. Aggregate tok/s = B / step time; floor = B x copy bandwidth / (weights a step
+// reads + B x the K/V bytes of C positions). The memory the placed model took is printed next to
+// weights once + the pool: many sequences cost their KV and nothing else.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -48,6 +55,7 @@
 #include "compiler/program.h"
 #include "models/gemma4_builder.h"
 #include "models/gemma4_config.h"
+#include "runtime/runner.h"
 #include "runtime/session.h"
 
 namespace kiln {
@@ -197,14 +205,16 @@ std::pair<double, double> PrefillFlops(const Program& program, int64_t tokens) {
   return {matmul, attention};
 }
 
-Result<Program> CompileForBench(const Gemma4Config& config, const Backend& backend, int64_t max_tokens, int64_t max_context) {
+Result<Program> CompileForBench(const Gemma4Config& config, const Backend& backend, int64_t max_tokens, int64_t max_context,
+                                int64_t sequences = 1) {
   TRY_ASSIGN(Graph graph, BuildGemma4Graph(config));
-  // One sequence: a one-token decode step and a prefill step returning the last row's logits.
+  // A decode step of one token per sequence and a prefill step returning each sequence's last row.
   std::vector<StepSpec> steps;
-  steps.push_back({"decode", graph, 1, 1});
-  steps.push_back({"prefill", std::move(graph), max_tokens, 1});
+  steps.push_back({"decode", graph, sequences, sequences});
+  steps.push_back({"prefill", std::move(graph), max_tokens, sequences});
   CompileOptions options;
   options.max_tokens = max_tokens;
+  options.max_sequences = sequences;
   options.max_context = max_context;
   const DType dtype = DType::kBF16;
   WeightLookup lookup = [dtype](const Value& expected) -> Result<WeightSpec> {
@@ -221,10 +231,67 @@ struct Row {
   std::string unit;
 };
 
+// Batched decode of the model at `context` for each batch size (see the header).
+Status BenchBatches(const Gemma4Config& config, CudaBackend& backend, const std::vector<int64_t>& batches,
+                    int64_t context, int64_t steps, double bandwidth, nlohmann::json* out) {
+  const int64_t largest = *std::max_element(batches.begin(), batches.end());
+  TRY_ASSIGN(Program program, CompileForBench(config, backend, std::max<int64_t>(largest, 64), context + 1, largest));
+  std::vector<WeightView> views;
+  for (const WeightBinding& binding : program.weights) views.push_back({nullptr, binding.dtype, binding.size_bytes()});
+  RunnerOptions options;
+  options.random_weights = true;
+  options.random_seed = 7;
+  const MemoryReport planned = backend.PlanMemory(program, KvPoolSize::ForSequences(program, largest));
+  size_t free_before = 0, free_after = 0, total = 0;
+  cudaMemGetInfo(&free_before, &total);
+  TRY_ASSIGN(std::unique_ptr<Runner> runner, Runner::Create(program, backend, std::move(views), options));
+  cudaMemGetInfo(&free_after, &total);
+  const double taken = static_cast<double>(free_before - free_after);
+  std::printf("  batched decode @%lld: one placed model for %lld sequences took %.3f GB of the card; planned: weights %.3f GB once + "
+              "KV pool %.3f GB (%.3f GB a sequence) + arena %.3f GB + other %.3f GB = %.3f GB (%+.2f%%)\n",
+              static_cast<long long>(context), static_cast<long long>(largest), taken / 1e9, static_cast<double>(planned.weight_bytes) / 1e9,
+              static_cast<double>(planned.cache_bytes) / 1e9, static_cast<double>(planned.cache_bytes) / 1e9 / static_cast<double>(largest),
+              static_cast<double>(planned.arena_bytes) / 1e9, static_cast<double>(planned.other_bytes) / 1e9,
+              static_cast<double>(planned.total()) / 1e9, 100.0 * (taken / static_cast<double>(planned.total()) - 1.0));
+  (*out)["memory"] = {{"sequences", largest}, {"taken", taken}, {"weights", planned.weight_bytes}, {"kv_pool", planned.cache_bytes},
+                      {"arena", planned.arena_bytes}, {"other", planned.other_bytes}};
+  std::vector<std::unique_ptr<Sequence>> sequences;
+  for (int64_t s = 0; s < largest; ++s) {
+    auto sequence = std::make_unique<Sequence>(runner->pool());
+    TRY(sequence->Reserve(context));
+    sequence->StartAt(context - 1);
+    sequences.push_back(std::move(sequence));
+  }
+  const int64_t weight_bytes = DecodeWeightBytes(program);
+  const int64_t kv_bytes = DecodeCacheBytes(program, context - 1);
+  std::vector<float> logits(static_cast<size_t>(largest * runner->vocab_size()));
+  std::vector<int32_t> tokens(static_cast<size_t>(largest), 5);
+  std::printf("  %-18s %12s %12s %7s %14s\n", "", "tok/s", "floor", "ratio", "per sequence");
+  for (int64_t batch : batches) {
+    std::vector<BatchEntry> entries;
+    for (int64_t s = 0; s < batch; ++s) entries.push_back({sequences[static_cast<size_t>(s)].get(), std::span<const int32_t>(&tokens[static_cast<size_t>(s)], 1)});
+    std::vector<double> seconds;
+    for (int64_t i = 0; i < steps + 3; ++i) {
+      const auto start = Clock::now();
+      TRY(runner->Run(entries, std::span<float>(logits.data(), static_cast<size_t>(batch * runner->vocab_size()))));
+      if (i >= 3) seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+      for (int64_t s = 0; s < batch; ++s) TRY(sequences[static_cast<size_t>(s)]->Rewind(context - 1));
+    }
+    const double measured = static_cast<double>(batch) / Median(seconds);
+    const double floor = static_cast<double>(batch) * bandwidth / static_cast<double>(weight_bytes + batch * kv_bytes);
+    std::printf("  %-18s %10.1f %12.1f %6.1f%% %12.1f\n", ("batch " + std::to_string(batch)).c_str(), measured, floor, 100.0 * measured / floor,
+                measured / static_cast<double>(batch));
+    (*out)["batches"][std::to_string(batch)] = {{"tokens_per_second", measured}, {"floor", floor}, {"step_seconds", Median(seconds)},
+                                                {"bytes_per_step", weight_bytes + batch * kv_bytes}};
+  }
+  return Status::Ok();
+}
+
 int Run(int argc, char** argv) {
   std::vector<std::string> configs;
   std::vector<int64_t> contexts = {512, 4096, 32768}, prefills = {512, 2048};
-  int64_t steps = 32;
+  int64_t steps = 32, batch_context = 4096;
+  std::vector<int64_t> batches;
   std::string json_path;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -240,8 +307,11 @@ int Run(int argc, char** argv) {
     else if (arg == "--prefill") prefills = ParseList(next());
     else if (arg == "--steps") steps = std::stoll(next());
     else if (arg == "--json") json_path = next();
+    else if (arg == "--batch") batches = ParseList(next());
+    else if (arg == "--batch-ctx") batch_context = std::stoll(next());
     else {
-      std::fprintf(stderr, "usage: kiln_cuda_bench [--config PATH]... [--ctx 512,4096,32768] [--prefill 512,2048] [--steps N] [--json OUT]\n");
+      std::fprintf(stderr, "usage: kiln_cuda_bench [--config PATH]... [--ctx 512,4096,32768] [--prefill 512,2048] [--steps N] "
+                           "[--batch 1,4,16,64 [--batch-ctx 4096]] [--json OUT]\n");
       return 2;
     }
   }
@@ -383,6 +453,17 @@ int Run(int argc, char** argv) {
       const double ratio = row.unit == "tok/s" ? row.measured / row.floor : row.floor / row.measured;
       std::printf("  %-18s %10.1f %s %10.1f %s %6.1f%%\n", row.what.c_str(), row.measured, row.unit.c_str(), row.floor, row.unit.c_str(),
                   100.0 * ratio);
+    }
+    std::fflush(stdout);
+    if (!batches.empty()) {
+      session = Error(ErrorCode::kInternal, "released for the batched model");  // frees the one-sequence session's memory
+      nlohmann::json batched;
+      Status ran = BenchBatches(*config, backend, batches, batch_context, steps, bandwidth, &batched);
+      if (!ran.ok()) {
+        std::fprintf(stderr, "kiln_cuda_bench: batched decode: %s\n", ran.error().ToString().c_str());
+        return 1;
+      }
+      model["batched"] = batched;
     }
     std::printf("\n");
     std::fflush(stdout);
