@@ -1,12 +1,17 @@
 // CPU decode and prefill throughput of kiln next to the machine's streaming-read floor.
 //
-//   kiln_bench [--threads N] [--model DIR]... [--keep DIR]
+//   kiln_bench [--threads N] [--model DIR]... [--keep DIR] [--batch 1,4,16,64]
 //
 // Without --model it synthesizes two random-weight Gemma 4 models (bf16) in a temp dir: one the
 // size of the test fixtures and one of about 100M parameters (a real layer mix: sliding and full
 // layers, head_dim 128/256, k_eq_v). Random weights are fine: speed does not depend on values.
 // The floor: a decode step must read every weight once, so tok/s <= read bandwidth / weight
 // bytes; the bandwidth is measured here, with wide loads, several accumulators, all threads.
+// Batched decode (--batch, default 1,4,16,64): the model placed once for the largest batch; B
+// sequences prefill a 32-token prompt each, then B-token decode steps run (every sequence one
+// token); aggregate tok/s = B / median step time. Floor = B x bandwidth / (weight bytes + B x the
+// K/V bytes each sequence's attention reads at that length): decode stays bandwidth-bound, so B
+// sequences should cost little more than one.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -16,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -136,16 +142,91 @@ Result<Measurement> Measure(const std::string& dir, int threads, int64_t prompt_
   return result;
 }
 
+// K and V bytes one sequence's decode step reads at `position` (f32 cache on the CPU).
+int64_t DecodeCacheBytes(const Program& program, int64_t position) {
+  const StepFunction& step = *program.FindStep("decode");
+  int64_t bytes = 0;
+  for (const Op& op : step.graph.ops()) {
+    if (op.kind != OpKind::kAttention) continue;
+    const CacheLayout& cache = program.caches[static_cast<size_t>(op.attrs.cache_index)];
+    const int64_t span = op.attrs.window > 0 ? std::min(op.attrs.window, position + 1) : position + 1;
+    bytes += 2 * span * cache.row_bytes();
+  }
+  return bytes;
+}
+
+struct BatchMeasurement {
+  int64_t batch = 0;
+  double tokens_per_second = 0, floor = 0;
+};
+
+Result<std::vector<BatchMeasurement>> MeasureBatches(const std::string& dir, int threads, const std::vector<int64_t>& batches,
+                                                     double bandwidth) {
+  constexpr int64_t kPrompt = 32, kSteps = 24;
+  const int64_t largest = *std::max_element(batches.begin(), batches.end());
+  LoadOptions options;
+  options.max_tokens = std::max<int64_t>(largest, 64);
+  options.max_sequences = largest;
+  options.max_context = kPrompt + kSteps + 8;
+  options.num_threads = threads;
+  TRY_ASSIGN(auto model, LoadedModel::Load(dir, options));
+  TRY_ASSIGN(auto runner, model->NewRunner());
+  const Program& program = model->program();
+  const int64_t vocab = runner->vocab_size();
+  std::mt19937 rng(5);
+  std::vector<BatchMeasurement> results;
+  for (int64_t batch : batches) {
+    std::vector<std::unique_ptr<Sequence>> sequences;
+    std::vector<std::vector<int32_t>> prompts;
+    for (int64_t s = 0; s < batch; ++s) {
+      sequences.push_back(std::make_unique<Sequence>(runner->pool()));
+      std::vector<int32_t> prompt(kPrompt);
+      for (int32_t& id : prompt) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab));
+      prompts.push_back(std::move(prompt));
+    }
+    std::vector<float> logits(static_cast<size_t>(batch * vocab));
+    std::vector<BatchEntry> entries;
+    // Prompts in steps of up to Tmax tokens (whole prompts: Tmax >= 32).
+    for (int64_t s = 0; s < batch;) {
+      entries.clear();
+      int64_t tokens = 0;
+      for (; s < batch && tokens + kPrompt <= program.max_tokens && static_cast<int64_t>(entries.size()) < largest; ++s) {
+        entries.push_back({sequences[static_cast<size_t>(s)].get(), prompts[static_cast<size_t>(s)]});
+        tokens += kPrompt;
+      }
+      TRY(runner->Run(entries, std::span<float>(logits.data(), entries.size() * static_cast<size_t>(vocab))));
+    }
+    std::vector<int32_t> next(static_cast<size_t>(batch), 7);
+    entries.clear();
+    for (int64_t s = 0; s < batch; ++s) entries.push_back({sequences[static_cast<size_t>(s)].get(), std::span<const int32_t>(&next[static_cast<size_t>(s)], 1)});
+    std::vector<double> times;
+    for (int64_t step = 0; step < kSteps; ++step) {
+      const auto start = Clock::now();
+      TRY(runner->Run(entries, logits));
+      if (step >= 2) times.push_back(Seconds(start, Clock::now()));
+    }
+    const int64_t position = kPrompt + kSteps / 2;  // the KV the median step reads
+    const double bytes = static_cast<double>(program.weight_bytes() + batch * DecodeCacheBytes(program, position));
+    results.push_back({batch, static_cast<double>(batch) / Median(times), static_cast<double>(batch) * bandwidth / bytes});
+  }
+  return results;
+}
+
 int Main(int argc, char** argv) {
   int threads = static_cast<int>(std::thread::hardware_concurrency());
   std::vector<std::pair<std::string, std::string>> models;  // name, dir
   std::string keep_dir;  // write the synthetic models here and keep them
+  std::vector<int64_t> batches = {1, 4, 16, 64};
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (std::strcmp(argv[i], "--model") == 0 && i + 1 < argc) models.emplace_back(argv[i + 1], argv[i + 1]), ++i;
     else if (std::strcmp(argv[i], "--keep") == 0 && i + 1 < argc) keep_dir = argv[++i];
-    else {
-      std::fprintf(stderr, "usage: kiln_bench [--threads N] [--model DIR]... [--keep DIR]\n");
+    else if (std::strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
+      batches.clear();
+      std::istringstream list(argv[++i]);
+      for (std::string item; std::getline(list, item, ',');) batches.push_back(std::stoll(item));
+    } else {
+      std::fprintf(stderr, "usage: kiln_bench [--threads N] [--model DIR]... [--keep DIR] [--batch 1,4,16,64]\n");
       return 2;
     }
   }
@@ -183,6 +264,23 @@ int Main(int argc, char** argv) {
   }
   std::printf("\nfloor = streaming read bandwidth / bf16 weight bytes (every weight read once per token);\n"
               "decode: median over 38 steps after a 128-token prompt; prefill: 128 tokens, median of 3 after a warm-up.\n");
+  if (!batches.empty()) {
+    std::printf("\nbatched decode (one placed model, B sequences, each step one token of every sequence):\n");
+    std::printf("%-14s %6s | %14s %14s %7s | %12s\n", "model", "B", "aggregate tok/s", "floor tok/s", "ratio", "per sequence");
+    for (const auto& [name, dir] : models) {
+      auto measured = MeasureBatches(dir, threads, batches, bandwidth);
+      if (!measured) {
+        std::fprintf(stderr, "kiln_bench: %s: %s\n", name.c_str(), measured.error().ToString().c_str());
+        return 1;
+      }
+      for (const BatchMeasurement& m : *measured) {
+        std::printf("%-14s %6lld | %15.1f %14.1f %6.0f%% | %12.1f\n", name.c_str(), static_cast<long long>(m.batch), m.tokens_per_second,
+                    m.floor, 100.0 * m.tokens_per_second / m.floor, m.tokens_per_second / static_cast<double>(m.batch));
+      }
+    }
+    std::printf("batched floor = B x bandwidth / (weight bytes + B x K/V bytes read per sequence), f32 KV;\n"
+                "32-token prompts, median of 22 decode steps.\n");
+  }
   if (keep_dir.empty()) fs::remove_all(root);
   return 0;
 }
