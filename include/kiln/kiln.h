@@ -97,6 +97,10 @@ struct GenerationRequest {
   std::vector<std::string> stop;           // stop strings (need the tokenizer)
   bool ignore_eos = false;
   int64_t top_logprobs = 0;
+  // Structured output, at most one: only what the JSON Schema (its text), the regular
+  // expression, the GBNF grammar or "any JSON object" allows is generated (docs/constraints.md).
+  std::string json_schema, regex, grammar;
+  bool json_object = false;
   std::function<void(const TokenEvent&)> on_token;
   std::function<void(const Completion&)> on_done;
 };

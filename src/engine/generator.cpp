@@ -102,6 +102,8 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
 
   Sampler sampler(options.sampling);
   TokenStream stream(options, tokenizer_, result);
+  std::optional<OutputConstraint> constraint;
+  if (options.constraint) constraint.emplace(options.constraint);
   // Prompt and generated tokens, for the repetition penalty's window.
   std::vector<int32_t> history(prompt.begin(), prompt.end());
   history.reserve(prompt.size() + static_cast<size_t>(options.max_new_tokens));
@@ -128,7 +130,7 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
     return true;
   };
 
-  const bool on_device = options.decode_depth > 0 && session_.SupportsDecodeOnDevice() &&
+  const bool on_device = options.decode_depth > 0 && session_.SupportsDecodeOnDevice() && !options.constraint &&
                          options.sampling.repetition_penalty == 1.0f && options.top_logprobs == 0 && !options.keep_logits;
   result.stop_reason = StopReason::kMaxTokens;
   bool more = options.max_new_tokens > 0;
@@ -142,9 +144,21 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
     if (options.keep_logits) result.logits.insert(result.logits.end(), logits_.begin(), logits_.end());
     if (options.top_logprobs > 0) token.top_logprobs = TopLogprobs(logits_, options.top_logprobs);
     if (options.top_logprobs > 0) raw.assign(logits_.begin(), logits_.end());  // the penalty edits logits_
+    if (constraint) {
+      Status masked = constraint->Mask(logits_);
+      if (!masked.ok()) {
+        Reset();
+        return masked.error();
+      }
+    }
     token.id = sampler.Sample(logits_, history);
+    if (constraint) TRY(constraint->Accept(token.id));
     if (options.top_logprobs > 0) token.logprob = Logprob(raw, token.id);
     if (!accept(token)) break;
+    if (constraint && constraint->Terminated()) {  // the grammar's end (with --ignore-eos too)
+      result.stop_reason = StopReason::kEos;
+      break;
+    }
     if (on_device) {
       // Every later token is sampled on the device; each one handed back means the step that
       // produced it ran, i.e. the token it fed is now in the cache.

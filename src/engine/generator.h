@@ -47,6 +47,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "engine/output_constraint.h"
 #include "engine/sampler.h"
 #include "runtime/session.h"
 #include "tokenizer/tokenizer.h"
@@ -77,6 +78,9 @@ struct GenerateOptions {
   int64_t top_logprobs = 0;             // > 0: report this many log-probabilities per token
   bool keep_logits = false;             // GenerationResult::logits: every sampled step's logits
   const std::atomic<bool>* cancel = nullptr;
+  // Structured output: only tokens the grammar allows are sampled (output_constraint.h); the
+  // device-sampling path is not taken.
+  ConstraintSpec constraint;
   // Steps kept in flight when the backend samples on the device (Session::DecodeOnDevice): the
   // CUDA backend, when neither the repetition penalty, top_logprobs nor keep_logits need the
   // logits on the host. 0 = always sample on the host.

@@ -2,6 +2,9 @@
 // Scheduler driven by its own thread, the model's text side for prompts and stops.
 #include <condition_variable>
 #include <future>
+#include <mutex>
+
+#include "constraint/vocabulary.h"
 
 #include "engine/model_loader.h"
 #include "engine/model_text.h"
@@ -17,6 +20,18 @@ struct Model::Impl {
   std::unique_ptr<Scheduler> scheduler;  // declared last: stopped and destroyed first
   ModelOptions options;
   std::string path;
+  // The vocabulary's byte trie for structured output, built on first use.
+  mutable std::mutex vocabulary_mutex;
+  mutable std::shared_ptr<const constraint::TokenVocabulary> vocabulary;
+
+  Result<std::shared_ptr<const constraint::TokenVocabulary>> Vocabulary() const {
+    std::lock_guard<std::mutex> lock(vocabulary_mutex);
+    if (!vocabulary) {
+      TRY_ASSIGN(const tokenizer::ModelTokenizer* tok, text.RequireTokenizer());
+      TRY_ASSIGN(vocabulary, constraint::TokenVocabulary::FromTokenizer(tok->tokenizer, text.stop_token_ids));
+    }
+    return vocabulary;
+  }
 
   const tokenizer::Tokenizer* tokenizer() const { return text.tokenizer ? &text.tokenizer->tokenizer : nullptr; }
 
@@ -35,6 +50,11 @@ struct Model::Impl {
       options.sampling = {s.temperature, s.top_k, s.top_p, s.min_p, s.repetition_penalty, s.repetition_window, s.seed};
     } else {
       options.sampling = text.default_sampling;
+    }
+    ConstraintSource source{request.json_schema, request.regex, request.grammar, request.json_object};
+    if (!source.empty()) {
+      TRY_ASSIGN(options.constraint.grammar, CompileConstraint(source));
+      TRY_ASSIGN(options.constraint.vocabulary, Vocabulary());
     }
     return prepared;
   }

@@ -96,6 +96,7 @@ void Scheduler::TakeSubmissions() {
     active->tokens = active->request.prompt;
     active->sampler = std::make_unique<Sampler>(active->request.options.sampling);
     active->stream = std::make_unique<TokenStream>(active->request.options, tokenizer_, active->result);
+    if (active->request.options.constraint) active->constraint = std::make_unique<OutputConstraint>(active->request.options.constraint);
     active->result.prompt_tokens = static_cast<int64_t>(active->tokens.size());
     active->submitted = Clock::now();
     active->prefix_cached = !options_.prefix_cache;
@@ -207,7 +208,20 @@ Status Scheduler::Sample(Active& active, std::span<float> logits) {
     raw.assign(logits.begin(), logits.end());  // the penalty edits the logits
   }
   if (options.keep_logits) active.result.logits.insert(active.result.logits.end(), logits.begin(), logits.end());
+  if (active.constraint) {
+    Status masked = active.constraint->Mask(logits);
+    if (!masked.ok()) {
+      Finish(active, masked.error());
+      return Status::Ok();
+    }
+  }
   token.id = active.sampler->Sample(logits, active.tokens);
+  if (active.constraint) {
+    if (Status accepted = active.constraint->Accept(token.id); !accepted.ok()) {
+      Finish(active, accepted.error());
+      return Status::Ok();
+    }
+  }
   token.logprob = options.top_logprobs > 0 ? Logprob(raw, token.id) : 0.0f;
   if (active.result.tokens.empty()) {
     active.first_token = Clock::now();
@@ -216,6 +230,10 @@ Status Scheduler::Sample(Active& active, std::span<float> logits) {
   active.tokens.push_back(token.id);
   ++active.result.decode_steps;
   bool more = active.stream->Accept(token);
+  if (more && active.constraint && active.constraint->Terminated()) {  // the grammar's end
+    active.result.stop_reason = StopReason::kEos;
+    more = false;
+  }
   if (more && active.fed >= program_.max_context) {
     active.result.stop_reason = StopReason::kContextFull;
     more = false;

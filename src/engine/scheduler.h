@@ -117,6 +117,7 @@ class Scheduler {
     GenerationResult result;
     std::unique_ptr<Sampler> sampler;
     std::unique_ptr<TokenStream> stream;
+    std::unique_ptr<OutputConstraint> constraint;  // structured output, when asked for
     std::chrono::steady_clock::time_point submitted, first_token;
     bool cancelled = false;
     bool prefix_cached = false;  // its prompt's prefix went into the cache (or never will)

@@ -33,7 +33,8 @@ const char kUsage[] =
     "usage: kiln batch [MODEL] --prompts FILE.jsonl [options]\n"
     "  FILE: one JSON object per line (- reads stdin): {\"prompt\": TEXT} or {\"prompt_tokens\": [IDS]}, and\n"
     "        optionally id, system, max_tokens, temperature, top_k, top_p, min_p, repeat_penalty,\n"
-    "        repeat_last_n, seed, stop (string or list), ignore_eos\n"
+    "        repeat_last_n, seed, stop (string or list), ignore_eos, and structured output: json_schema\n"
+    "        (object or text), regex, grammar (GBNF text) or json (true: any JSON object)\n"
     "  Output: one JSON line per request, in input order: index, id, text, tokens, stop_reason,\n"
     "        prompt_tokens, cached_tokens, timings\n"
     "  --parallel N        sequences per step (default 8)\n"
@@ -46,6 +47,7 @@ const char kUsage[] =
 const std::set<std::string> kBatchModelFlags = {"--ctx", "--chunk", "--parallel", "--threads", "--device", "--kv-cache"};
 
 struct Defaults {
+  ConstraintSource constraint;  // --json-schema, --regex, --grammar, --json
   int64_t max_tokens = 256;
   std::optional<SamplingParams> sampling;  // empty: the model's
   std::vector<std::string> stop;
@@ -64,7 +66,8 @@ Result<GenerationRequest> ParseLine(const std::string& text_line, size_t line, c
   Json object = Json::parse(text_line, nullptr, /*allow_exceptions=*/false);
   if (object.is_discarded() || !object.is_object()) return LineError(line, "not a JSON object");
   static const std::set<std::string> kKeys = {"id", "prompt", "prompt_tokens", "system", "max_tokens", "temperature", "top_k",
-                                              "top_p", "min_p", "repeat_penalty", "repeat_last_n", "seed", "stop", "ignore_eos"};
+                                              "top_p", "min_p", "repeat_penalty", "repeat_last_n", "seed", "stop", "ignore_eos",
+                                              "json_schema", "regex", "grammar", "json"};
   for (const auto& [key, value] : object.items()) {
     if (!kKeys.count(key)) return LineError(line, "unknown key '" + key + "'");
   }
@@ -74,6 +77,13 @@ Result<GenerationRequest> ParseLine(const std::string& text_line, size_t line, c
   request.max_tokens = defaults.max_tokens;
   request.stop = defaults.stop;
   request.ignore_eos = defaults.ignore_eos;
+  const bool line_constraint = object.contains("json_schema") || object.contains("regex") || object.contains("grammar") || object.contains("json");
+  if (!line_constraint) {
+    request.json_schema = defaults.constraint.json_schema;
+    request.regex = defaults.constraint.regex;
+    request.grammar = defaults.constraint.gbnf;
+    request.json_object = defaults.constraint.any_json;
+  }
   SamplingParams sampling = defaults.sampling.value_or(info.default_sampling);
   bool sampling_set = defaults.sampling.has_value();
   auto number = [&](const char* key, auto* out) -> Status {
@@ -95,6 +105,21 @@ Result<GenerationRequest> ParseLine(const std::string& text_line, size_t line, c
   if (object.contains("ignore_eos")) {
     if (!object["ignore_eos"].is_boolean()) return LineError(line, "ignore_eos must be true or false");
     request.ignore_eos = object["ignore_eos"].get<bool>();
+  }
+  // Structured output: a schema (an object, or its text), a regex, a GBNF grammar's text, or any JSON object.
+  if (object.contains("json_schema")) {
+    const Json& schema = object["json_schema"];
+    if (!schema.is_object() && !schema.is_string()) return LineError(line, "json_schema must be a schema object or its text");
+    request.json_schema = schema.is_string() ? schema.get<std::string>() : schema.dump();
+  }
+  for (const char* key : {"regex", "grammar"}) {
+    if (!object.contains(key)) continue;
+    if (!object[key].is_string()) return LineError(line, std::string(key) + " must be a string");
+    (std::string(key) == "regex" ? request.regex : request.grammar) = object[key].get<std::string>();
+  }
+  if (object.contains("json")) {
+    if (!object["json"].is_boolean()) return LineError(line, "json must be true or false");
+    request.json_object = object["json"].get<bool>();
   }
   if (object.contains("stop")) {
     const Json& stop = object["stop"];
@@ -200,6 +225,9 @@ int RunBatch(int argc, char** argv) {
   // The flags, checked before the load (sampling ranges included).
   auto flags = GenerateOptionsFromArgs(*args, nullptr, *stops);
   if (!flags) return ReportError("batch", flags.error());
+  auto constraint = ConstraintSourceFromArgs(*args);
+  if (!constraint) return ReportError("batch", constraint.error());
+  if (auto compiled = CompileConstraint(*constraint); !compiled) return ReportError("batch", compiled.error());
   auto load_options = ModelOptionsFromArgs(*args, 4096);
   if (!load_options) return ReportError("batch", load_options.error());
   auto lines = ReadLines(args->Get("--prompts"));
@@ -221,6 +249,7 @@ int RunBatch(int argc, char** argv) {
   const ModelInfo info = (*model)->info();
 
   Defaults defaults;
+  defaults.constraint = *constraint;
   defaults.max_tokens = flags->max_new_tokens;
   defaults.stop = *stops;
   defaults.ignore_eos = args->Has("--ignore-eos");

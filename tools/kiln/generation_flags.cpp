@@ -1,5 +1,7 @@
 #include "generation_flags.h"
 
+#include "constraint/vocabulary.h"
+
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -10,6 +12,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <thread>
 
@@ -30,6 +34,48 @@ Result<std::optional<float>> GetFloat(const Args& args, const std::string& flag)
 }
 
 }  // namespace
+
+Result<std::shared_ptr<const constraint::Grammar>> ConstraintFromArgs(const Args& args) {
+  TRY_ASSIGN(ConstraintSource source, ConstraintSourceFromArgs(args));
+  return CompileConstraint(source);
+}
+
+Result<ConstraintSource> ConstraintSourceFromArgs(const Args& args) {
+  ConstraintSource source;
+  source.regex = args.Get("--regex");
+  source.any_json = args.Has("--json");
+  if (args.Has("--regex") && source.regex.empty()) return Error(ErrorCode::kInvalidArgument, "--regex needs a pattern");
+  if (args.Has("--json-schema")) {
+    // A file, or the schema itself.
+    const std::string value = args.Get("--json-schema");
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(value, ec)) {
+      std::ifstream file(value, std::ios::binary);
+      source.json_schema.assign(std::istreambuf_iterator<char>(file), {});
+    } else if (value.find_first_of("{[") == std::string::npos) {
+      return Error(ErrorCode::kNotFound, "--json-schema " + value + " is neither a file nor a JSON schema");
+    } else {
+      source.json_schema = value;
+    }
+    if (source.json_schema.empty()) return Error(ErrorCode::kInvalidArgument, "--json-schema is empty");
+  }
+  if (args.Has("--grammar")) {
+    std::ifstream file(args.Get("--grammar"), std::ios::binary);
+    if (!file) return Error(ErrorCode::kNotFound, "cannot read --grammar " + args.Get("--grammar"));
+    source.gbnf.assign(std::istreambuf_iterator<char>(file), {});
+    if (source.gbnf.empty()) return Error(ErrorCode::kInvalidArgument, "--grammar " + args.Get("--grammar") + " is empty");
+  }
+  return source;
+}
+
+Result<ConstraintSpec> BindConstraint(std::shared_ptr<const constraint::Grammar> grammar, const ModelText& text) {
+  ConstraintSpec spec;
+  if (!grammar) return spec;
+  TRY_ASSIGN(const tokenizer::ModelTokenizer* tok, text.RequireTokenizer());
+  TRY_ASSIGN(spec.vocabulary, constraint::TokenVocabulary::FromTokenizer(tok->tokenizer, text.stop_token_ids));
+  spec.grammar = std::move(grammar);
+  return spec;
+}
 
 Result<std::vector<int32_t>> EncodePrompt(const ModelText& text, const std::string& prompt, const std::string* system,
                                           bool chat_template) {

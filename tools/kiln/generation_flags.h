@@ -33,8 +33,16 @@ namespace kiln::cli {
 
 inline const std::set<std::string> kGenerationValueFlags = {
     "--max-tokens", "--temperature", "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--repeat-last-n",
-    "--seed", "--chunk-threshold", "--top-logprobs", "--system", "--decode-depth"};
-inline const std::set<std::string> kGenerationSwitches = {"--ignore-eos", "--no-chat-template", "--verbose"};
+    "--seed", "--chunk-threshold", "--top-logprobs", "--system", "--decode-depth", "--json-schema", "--regex", "--grammar"};
+inline const std::set<std::string> kGenerationSwitches = {"--ignore-eos", "--no-chat-template", "--verbose", "--json"};
+
+// Structured output from --json-schema FILE|JSON, --regex R, --grammar FILE (GBNF) or --json (any
+// JSON object), compiled (a malformed one fails before the model loads); empty when none is given.
+Result<std::shared_ptr<const constraint::Grammar>> ConstraintFromArgs(const Args& args);
+// The same flags, read but not compiled.
+Result<ConstraintSource> ConstraintSourceFromArgs(const Args& args);
+// The grammar bound to the model's vocabulary (built once; needs the tokenizer).
+Result<ConstraintSpec> BindConstraint(std::shared_ptr<const constraint::Grammar> grammar, const ModelText& text);
 
 // Removes every "--stop TEXT" / "--stop=TEXT" from argv (the parser keeps one value per flag)
 // and returns the texts. kInvalidArgument when --stop has no value.

@@ -27,6 +27,8 @@ const char kUsage[] =
     "  --top-k K  --top-p P  --min-p P  --repeat-penalty R  --repeat-last-n N (default 64)  --seed S\n"
     "  --stop TEXT         stop string (repeatable)    --ignore-eos  do not stop on end-of-sequence ids\n"
     "  --top-logprobs N    log-probabilities of the N most likely tokens, per token (stderr)\n"
+    "  --json-schema FILE|JSON  --regex R  --grammar FILE.gbnf  --json   structured output: only what\n"
+    "                      the schema / pattern / grammar / any JSON object allows is generated\n"
     "  --save-logits F     the logits each token was sampled from, float32 [tokens, vocab] .npy\n"
     "  --ctx N             context length (default 4096)   --chunk N  largest prefill step (default 512)\n"
     "  --chunk-threshold N --num-layers N  --threads N  --guard  --verbose\n"
@@ -85,6 +87,8 @@ int RunRun(int argc, char** argv) {
   // Check every flag before the (possibly long) load.
   auto checked = GenerateOptionsFromArgs(*args, nullptr, *stops);
   if (!checked) return ReportError("run", checked.error());
+  auto grammar = ConstraintFromArgs(*args);
+  if (!grammar) return ReportError("run", grammar.error());
   auto path = ResolveModelPath(*args);
   if (!path) return ReportError("run", path.error());
   auto load_options = ModelOptionsFromArgs(*args, 4096);
@@ -123,6 +127,9 @@ int RunRun(int argc, char** argv) {
 
   options->prefill_chunk = load_options->max_tokens;
   options->keep_logits = args->Has("--save-logits");
+  auto constraint = BindConstraint(*grammar, *text);
+  if (!constraint) return ReportError("run", constraint.error());
+  options->constraint = *constraint;
   Interrupts& interrupts = InstallInterruptHandler();
   options->cancel = &interrupts.cancel;
   bool first = true;
