@@ -30,9 +30,10 @@
 // Batched decode (--batch): one placed model (Runner) for the largest batch, its KV pool sized
 // for that many sequences at --batch-ctx; for each batch size B, B sequences stand at position
 // C - 1 (their K/V blocks taken, the values whatever the pool holds: speed does not depend on
-// them) and one decode step of B tokens is timed, logits of every row copied to the host, median
-// of `steps`. Aggregate tok/s = B / step time; floor = B x copy bandwidth / (weights a step
-// reads + B x the K/V bytes of C positions). The memory the placed model took is printed next to
+// them) and one decode step of B tokens is timed, median of `steps`, each row sampled greedily
+// on the device (and, beside it, the same step with every row's logits copied to the host).
+// Aggregate tok/s = B / step time; floor = B x copy bandwidth / (weights a step reads + B x the
+// K/V bytes of C positions). The memory the placed model took is printed next to
 // weights once + the pool: many sequences cost their KV and nothing else.
 #include <cuda_runtime.h>
 
@@ -266,22 +267,34 @@ Status BenchBatches(const Gemma4Config& config, CudaBackend& backend, const std:
   const int64_t kv_bytes = DecodeCacheBytes(program, context - 1);
   std::vector<float> logits(static_cast<size_t>(largest * runner->vocab_size()));
   std::vector<int32_t> tokens(static_cast<size_t>(largest), 5);
-  std::printf("  %-18s %12s %12s %7s %14s\n", "", "tok/s", "floor", "ratio", "per sequence");
+  std::printf("  %-18s %12s %12s %7s %14s %16s\n", "", "tok/s", "floor", "ratio", "per sequence", "host logits tok/s");
   for (int64_t batch : batches) {
     std::vector<BatchEntry> entries;
     for (int64_t s = 0; s < batch; ++s) entries.push_back({sequences[static_cast<size_t>(s)].get(), std::span<const int32_t>(&tokens[static_cast<size_t>(s)], 1)});
-    std::vector<double> seconds;
-    for (int64_t i = 0; i < steps + 3; ++i) {
-      const auto start = Clock::now();
-      TRY(runner->Run(entries, std::span<float>(logits.data(), static_cast<size_t>(batch * runner->vocab_size()))));
-      if (i >= 3) seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
-      for (int64_t s = 0; s < batch; ++s) TRY(sequences[static_cast<size_t>(s)]->Rewind(context - 1));
+    // Each row sampled greedily on the device (the serving path: only tokens reach the host), and,
+    // for comparison, every row's logits copied to the host.
+    std::vector<RowSampling> sampling(static_cast<size_t>(batch));
+    std::vector<SampledToken> sampled(static_cast<size_t>(batch));
+    std::vector<double> seconds, host_seconds;
+    for (int host = 0; host < 2; ++host) {
+      for (int64_t i = 0; i < steps + 3; ++i) {
+        const auto start = Clock::now();
+        if (host) {
+          TRY(runner->Run(entries, std::span<float>(logits.data(), static_cast<size_t>(batch * runner->vocab_size()))));
+        } else {
+          TRY(runner->Run(entries, sampling, sampled));
+        }
+        if (i >= 3) (host ? host_seconds : seconds).push_back(std::chrono::duration<double>(Clock::now() - start).count());
+        for (int64_t s = 0; s < batch; ++s) TRY(sequences[static_cast<size_t>(s)]->Rewind(context - 1));
+      }
     }
     const double measured = static_cast<double>(batch) / Median(seconds);
+    const double host_measured = static_cast<double>(batch) / Median(host_seconds);
     const double floor = static_cast<double>(batch) * bandwidth / static_cast<double>(weight_bytes + batch * kv_bytes);
-    std::printf("  %-18s %10.1f %12.1f %6.1f%% %12.1f\n", ("batch " + std::to_string(batch)).c_str(), measured, floor, 100.0 * measured / floor,
-                measured / static_cast<double>(batch));
+    std::printf("  %-18s %10.1f %12.1f %6.1f%% %12.1f %16.1f\n", ("batch " + std::to_string(batch)).c_str(), measured, floor,
+                100.0 * measured / floor, measured / static_cast<double>(batch), host_measured);
     (*out)["batches"][std::to_string(batch)] = {{"tokens_per_second", measured}, {"floor", floor}, {"step_seconds", Median(seconds)},
+                                                {"host_logits_tokens_per_second", host_measured},
                                                 {"bytes_per_step", weight_bytes + batch * kv_bytes}};
   }
   return Status::Ok();

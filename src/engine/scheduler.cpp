@@ -201,7 +201,6 @@ void Scheduler::Admit() {
 Status Scheduler::Sample(Active& active, std::span<float> logits) {
   const GenerateOptions& options = active.request.options;
   GeneratedToken token;
-  token.index = static_cast<int64_t>(active.result.tokens.size());
   std::vector<float> raw;
   if (options.top_logprobs > 0) {
     token.top_logprobs = TopLogprobs(logits, options.top_logprobs);
@@ -223,6 +222,17 @@ Status Scheduler::Sample(Active& active, std::span<float> logits) {
     }
   }
   token.logprob = options.top_logprobs > 0 ? Logprob(raw, token.id) : 0.0f;
+  Take(active, token);
+  return Status::Ok();
+}
+
+bool Scheduler::DeviceSampleable(const Active& active) const {
+  const GenerateOptions& options = active.request.options;
+  return options.sampling.repetition_penalty == 1.0f && options.top_logprobs == 0 && !options.keep_logits && !active.constraint;
+}
+
+void Scheduler::Take(Active& active, GeneratedToken& token) {
+  token.index = static_cast<int64_t>(active.result.tokens.size());
   if (active.result.tokens.empty()) {
     active.first_token = Clock::now();
     active.result.first_token_seconds = Seconds(active.submitted, active.first_token);
@@ -239,7 +249,6 @@ Status Scheduler::Sample(Active& active, std::span<float> logits) {
     more = false;
   }
   if (!more) Finish(active, std::nullopt);
-  return Status::Ok();
 }
 
 Result<bool> Scheduler::Step() {
@@ -329,8 +338,26 @@ Result<bool> Scheduler::Step() {
     return true;
   }
 
-  const std::span<float> logits(logits_.data(), batch_.size() * static_cast<size_t>(runner_.vocab_size()));
-  Status ran = runner_.Run(batch_, logits);
+  // Rows drawn on the device when every row that samples this step allows it.
+  bool on_device = options_.device_sampling && runner_.SupportsRowSampling();
+  for (size_t b = 0; b < batch_.size() && on_device; ++b) {
+    const Active& active = *batch_owner_[b];
+    const bool samples = active.pending() == static_cast<int64_t>(batch_[b].tokens.size());
+    on_device = !samples || DeviceSampleable(active);
+  }
+  Status ran = Status::Ok();
+  if (on_device) {
+    row_sampling_.assign(batch_.size(), RowSampling{});
+    sampled_.assign(batch_.size(), SampledToken{});
+    for (size_t b = 0; b < batch_.size(); ++b) {
+      const Active& active = *batch_owner_[b];
+      const SamplingOptions& o = active.request.options.sampling;
+      row_sampling_[b] = {DeviceSampling{o.temperature, o.top_k, o.top_p, o.min_p, o.seed}, active.device_draws};
+    }
+    ran = runner_.Run(batch_, row_sampling_, sampled_);
+  } else {
+    ran = runner_.Run(batch_, std::span<float>(logits_.data(), batch_.size() * static_cast<size_t>(runner_.vocab_size())));
+  }
   {
     std::lock_guard<std::mutex> lock(mutex_);
     ++stats_.steps;
@@ -351,6 +378,14 @@ Result<bool> Scheduler::Step() {
                                static_cast<size_t>(runner_.vocab_size()));
     if (active.result.tokens.empty() && active.result.prefill_seconds == 0) {
       active.result.prefill_seconds = Seconds(active.submitted, Clock::now());
+    }
+    if (on_device) {
+      ++active.device_draws;
+      GeneratedToken token;
+      token.id = sampled_[b].id;
+      token.logprob = sampled_[b].logprob;
+      Take(active, token);
+      continue;
     }
     TRY(Sample(active, row));
   }

@@ -64,6 +64,10 @@ struct Request {
 
 struct SchedulerOptions {
   bool prefix_cache = true;
+  // Where the backend can (Runner::SupportsRowSampling), a step whose sampled rows need no
+  // logits on the host (no repetition penalty, logprobs, kept logits or output constraint) draws
+  // them on the device; the device sampler's numbers differ from the host's for the same seed.
+  bool device_sampling = true;
 };
 
 struct SchedulerStats {
@@ -121,6 +125,7 @@ class Scheduler {
     std::chrono::steady_clock::time_point submitted, first_token;
     bool cancelled = false;
     bool prefix_cached = false;  // its prompt's prefix went into the cache (or never will)
+    uint64_t device_draws = 0;   // draws taken by the device sampler (its counter for the seed)
     int64_t pending() const { return static_cast<int64_t>(tokens.size()) - fed; }
     bool prefilling() const { return fed < static_cast<int64_t>(request.prompt.size()); }
   };
@@ -138,7 +143,12 @@ class Scheduler {
   void Preempt(Active& active);
   int64_t FreeBlocks(int32_t group) const;
   bool Fits(const std::vector<int64_t>& needed) const;
+  // Draws the next token from the row's logits on the host, then Take.
   Status Sample(Active& active, std::span<float> logits);
+  // Records a sampled token: streams it, checks the stops, ends the request when it stops.
+  void Take(Active& active, GeneratedToken& token);
+  // Whether the request's next token may be drawn on the device.
+  bool DeviceSampleable(const Active& active) const;
   // Prefix cache.
   void AdoptCachedPrefix(Active& active);
   Status CachePrefix(Active& active);
@@ -162,6 +172,8 @@ class Scheduler {
   std::list<std::unique_ptr<Active>> waiting_;  // admission order (preempted ones first)
   std::list<std::unique_ptr<Active>> running_;  // admission order
   std::vector<float> logits_;
+  std::vector<RowSampling> row_sampling_;
+  std::vector<SampledToken> sampled_;
   std::vector<BatchEntry> batch_;
   std::vector<Active*> batch_owner_;
   std::unordered_map<uint64_t, std::unique_ptr<PrefixEntry>> prefixes_;  // by prefix hash

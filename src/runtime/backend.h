@@ -26,18 +26,6 @@ struct WeightView {
   int64_t size_bytes = 0;
 };
 
-// One step over a batch: T tokens of S sequences. Token t belongs to sequence sequences[t] (an
-// index into this step's block tables) and sits at positions[t] of it. The step returns the
-// logits of the rows logit_rows (R of them, in that order).
-struct StepIo {
-  std::span<const int32_t> token_ids;     // T ids
-  std::span<const int32_t> positions;     // T absolute positions
-  std::span<const int32_t> sequences;     // T step-local sequence indices in [0, S)
-  std::span<const int32_t> logit_rows;    // R token rows in [0, T)
-  std::span<const int32_t> block_tables;  // S x Program::block_table_stride() pool block ids
-  int64_t num_sequences = 0;              // S
-  float* logits = nullptr;                // receives R x vocab floats
-};
 
 struct MemoryReport {
   int64_t arena_bytes = 0;
@@ -61,6 +49,31 @@ struct SampledToken {
   float logprob = 0.0f;  // log-softmax of the raw logits at `id`
 };
 
+// One logit row's draw on the device: its sequence's options, and which draw of that sequence's
+// seed this is (the device sampler's numbers are counter-based: draw k of seed s is the same
+// whatever batch it lands in).
+struct RowSampling {
+  DeviceSampling options;
+  uint64_t draw = 0;
+};
+
+// One step over a batch: T tokens of S sequences. Token t belongs to sequence sequences[t] (an
+// index into this step's block tables) and sits at positions[t] of it. The step returns the
+// logits of the rows logit_rows (R of them, in that order).
+struct StepIo {
+  std::span<const int32_t> token_ids;     // T ids
+  std::span<const int32_t> positions;     // T absolute positions
+  std::span<const int32_t> sequences;     // T step-local sequence indices in [0, S)
+  std::span<const int32_t> logit_rows;    // R token rows in [0, T)
+  std::span<const int32_t> block_tables;  // S x Program::block_table_stride() pool block ids
+  int64_t num_sequences = 0;              // S
+  float* logits = nullptr;                // receives R x vocab floats
+  // Sampling on the device instead (where PlacedModel::SupportsRowSampling): row r is drawn with
+  // sample_rows[r] into sampled[r], and `logits` is not written (may be null). R entries each.
+  std::span<const RowSampling> sample_rows;
+  SampledToken* sampled = nullptr;
+};
+
 // How many blocks the pool holds for each KV group (Program::kv_groups order).
 struct KvPoolSize {
   std::vector<int64_t> blocks;
@@ -77,6 +90,8 @@ class PlacedModel {
   // Copies whole blocks of a KV group, K and V of every layer in the group: block src[i] to
   // dst[i]. In order with the steps (the prefix cache keeps sliding rings this way).
   virtual bool SupportsCopyBlocks() const { return false; }
+  // StepIo::sample_rows is honoured (sampling per row on the device, logits never reach the host).
+  virtual bool SupportsRowSampling() const { return false; }
   virtual Status CopyBlocks(int32_t /*group*/, std::span<const int32_t> /*src*/, std::span<const int32_t> /*dst*/) {
     return Error(ErrorCode::kUnsupported, "this backend cannot copy KV blocks");
   }

@@ -102,7 +102,19 @@ Status Runner::Validate(std::span<const BatchEntry> batch, int64_t tokens) const
   return Status::Ok();
 }
 
-Status Runner::Run(std::span<const BatchEntry> batch, std::span<float> logits) {
+Status Runner::Run(std::span<const BatchEntry> batch, std::span<float> logits) { return RunStep(batch, logits, {}, {}); }
+
+Status Runner::Run(std::span<const BatchEntry> batch, std::span<const RowSampling> sampling, std::span<SampledToken> sampled) {
+  if (!placed_->SupportsRowSampling()) return Error(ErrorCode::kUnsupported, "this backend samples on the host");
+  if (sampling.size() != sampled.size() || static_cast<int64_t>(sampling.size()) != LogitRows(batch)) {
+    return Error(ErrorCode::kInvalidArgument, "device sampling needs one entry per logit row (" + std::to_string(LogitRows(batch)) +
+                                                  "), got " + std::to_string(sampling.size()) + " and " + std::to_string(sampled.size()));
+  }
+  return RunStep(batch, {}, sampling, sampled);
+}
+
+Status Runner::RunStep(std::span<const BatchEntry> batch, std::span<float> logits, std::span<const RowSampling> sampling,
+                       std::span<SampledToken> sampled) {
   int64_t tokens = 0;
   bool all_logits = false, one_token_each = true;
   for (const BatchEntry& entry : batch) {
@@ -112,7 +124,7 @@ Status Runner::Run(std::span<const BatchEntry> batch, std::span<float> logits) {
   }
   TRY(Validate(batch, tokens));
   const int64_t rows = LogitRows(batch);
-  if (static_cast<int64_t>(logits.size()) != rows * vocab_size_) {
+  if (sampling.empty() && static_cast<int64_t>(logits.size()) != rows * vocab_size_) {
     return Error(ErrorCode::kInvalidArgument, "logits buffer holds " + std::to_string(logits.size()) +
                                                   " floats, the step writes " + std::to_string(rows * vocab_size_));
   }
@@ -147,6 +159,8 @@ Status Runner::Run(std::span<const BatchEntry> batch, std::span<float> logits) {
   io.block_tables = std::span<const int32_t>(block_tables_.data(), S * static_cast<size_t>(stride));
   io.num_sequences = static_cast<int64_t>(S);
   io.logits = logits.data();
+  io.sample_rows = sampling;
+  io.sampled = sampled.data();
   TRY(placed_->RunStep(*step, io));
   for (const BatchEntry& entry : batch) entry.sequence->Advance(static_cast<int64_t>(entry.tokens.size()));
   return Status::Ok();

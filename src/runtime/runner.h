@@ -51,6 +51,10 @@ class Runner {
   // (tokens, sequences, context), a token id is outside the vocabulary, or the pool cannot give
   // the blocks the step needs (kOutOfMemory; blocks already taken stay with their sequences).
   Status Run(std::span<const BatchEntry> batch, std::span<float> logits);
+  // The same step, its rows sampled on the device (SupportsRowSampling): `sampling` and `sampled`
+  // have one entry per logit row; no logits reach the host.
+  Status Run(std::span<const BatchEntry> batch, std::span<const RowSampling> sampling, std::span<SampledToken> sampled);
+  bool SupportsRowSampling() const { return placed_->SupportsRowSampling(); }
   // Logit rows Run() writes for `batch`.
   static int64_t LogitRows(std::span<const BatchEntry> batch);
 
@@ -75,6 +79,8 @@ class Runner {
  private:
   Runner() = default;
   Status Validate(std::span<const BatchEntry> batch, int64_t tokens) const;
+  Status RunStep(std::span<const BatchEntry> batch, std::span<float> logits, std::span<const RowSampling> sampling,
+                 std::span<SampledToken> sampled);
 
   const Program* program_ = nullptr;
   std::unique_ptr<PlacedModel> placed_;

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "engine/model_loader.h"
+#include "backends/cpu/cpu_backend.h"
 #include "engine/scheduler.h"
 
 namespace kiln {
@@ -232,6 +233,96 @@ TEST_F(SchedulerTest, ManyThreadsSubmitWhileTheDriverRuns) {
   for (const auto& [id, outcome] : outcomes) {
     ASSERT_TRUE(outcome.result.has_value());
     EXPECT_EQ(outcome.result->tokens, Solo(prompts[id], 6)) << "request " << id;
+  }
+}
+
+// A CPU backend whose placed model also samples rows itself (greedily, as a device would), so the
+// scheduler's device-sampling path runs on the CPU.
+class RowSamplingModel : public PlacedModel {
+ public:
+  RowSamplingModel(std::unique_ptr<PlacedModel> inner, int64_t vocab) : inner_(std::move(inner)), vocab_(vocab) {}
+  Status RunStep(const StepFunction& step, const StepIo& io) override {
+    if (io.sample_rows.empty()) return inner_->RunStep(step, io);
+    ++sampled_steps;
+    logits_.resize(io.sample_rows.size() * static_cast<size_t>(vocab_));
+    StepIo host = io;
+    host.logits = logits_.data();
+    host.sample_rows = {};
+    TRY(inner_->RunStep(step, host));
+    for (size_t r = 0; r < io.sample_rows.size(); ++r) {
+      if (io.sample_rows[r].options.temperature != 0.0f) return Error(ErrorCode::kUnsupported, "the test backend samples greedily");
+      const std::span<const float> row(logits_.data() + r * static_cast<size_t>(vocab_), static_cast<size_t>(vocab_));
+      io.sampled[r] = {ArgMax(row), Logprob(row, ArgMax(row))};
+    }
+    return Status::Ok();
+  }
+  MemoryReport memory() const override { return inner_->memory(); }
+  bool SupportsCopyBlocks() const override { return true; }
+  Status CopyBlocks(int32_t group, std::span<const int32_t> src, std::span<const int32_t> dst) override {
+    return inner_->CopyBlocks(group, src, dst);
+  }
+  bool SupportsRowSampling() const override { return true; }
+  int64_t sampled_steps = 0;
+
+ private:
+  std::unique_ptr<PlacedModel> inner_;
+  int64_t vocab_;
+  std::vector<float> logits_;
+};
+
+class RowSamplingBackend : public Backend {
+ public:
+  explicit RowSamplingBackend(int64_t vocab) : vocab_(vocab) {}
+  std::string target_name() const override { return inner_.target_name(); }
+  int64_t alignment_bytes() const override { return inner_.alignment_bytes(); }
+  Status CheckOp(const Graph& graph, const Op& op) const override { return inner_.CheckOp(graph, op); }
+  int64_t ScratchBytes(const Graph& graph, const Op& op, int64_t max_tokens, int64_t max_context) const override {
+    return inner_.ScratchBytes(graph, op, max_tokens, max_context);
+  }
+  Result<std::unique_ptr<PlacedModel>> PlaceModel(const Program& program, std::vector<WeightView> weights,
+                                                  const PlacementOptions& options) override {
+    TRY_ASSIGN(auto inner, inner_.PlaceModel(program, std::move(weights), options));
+    auto placed = std::make_unique<RowSamplingModel>(std::move(inner), vocab_);
+    last = placed.get();
+    return std::unique_ptr<PlacedModel>(std::move(placed));
+  }
+  RowSamplingModel* last = nullptr;
+
+ private:
+  CpuBackend inner_;
+  int64_t vocab_;
+};
+
+TEST_F(SchedulerTest, RowsSampledByTheBackendGiveTheSoloTokens) {
+  RowSamplingBackend backend(model_->architecture().vocab_size());
+  std::vector<WeightView> views;
+  for (size_t i = 0; i < model_->program().weights.size(); ++i) {
+    const auto bytes = model_->WeightBytes()[i];
+    views.push_back({bytes.data(), model_->program().weights[i].dtype, static_cast<int64_t>(bytes.size())});
+  }
+  auto runner = Runner::Create(model_->program(), backend, std::move(views), {});
+  ASSERT_TRUE(runner.has_value()) << runner.error().ToString();
+  std::map<RequestId, Outcome> outcomes;
+  std::map<RequestId, std::vector<int32_t>> prompts;
+  std::mt19937 rng(21);
+  {
+    Scheduler scheduler(**runner, nullptr);
+    for (int i = 0; i < 24; ++i) {
+      std::vector<int32_t> prompt(static_cast<size_t>(1 + rng() % 20));
+      for (int32_t& t : prompt) t = static_cast<int32_t>(3 + rng() % 400);
+      Request request = Greedy(prompt, 7, &outcomes);
+      if (i % 6 == 5) request.options.top_logprobs = 2;  // needs host logits: its steps sample on the host
+      auto id = scheduler.Submit(std::move(request));
+      ASSERT_TRUE(id.has_value());
+      prompts[*id] = prompt;
+    }
+    ASSERT_TRUE(scheduler.RunUntilIdle().ok());
+  }
+  ASSERT_NE(backend.last, nullptr);
+  EXPECT_GT(backend.last->sampled_steps, 0) << "the device-sampling path never ran";
+  for (const auto& [id, outcome] : outcomes) {
+    ASSERT_TRUE(outcome.result.has_value()) << outcome.result.error().ToString();
+    EXPECT_EQ(outcome.result->tokens, Solo(prompts[id], 7)) << "request " << id;
   }
 }
 

@@ -35,6 +35,7 @@ CudaPlacedModel::~CudaPlacedModel() {
   if (stream_) cudaStreamSynchronize(stream_);
   for (cudaEvent_t event : decoded_events_) cudaEventDestroy(event);
   if (decoded_host_) cudaFreeHost(decoded_host_);
+  if (row_slots_host_) cudaFreeHost(row_slots_host_);
   if (staging_) cudaFreeHost(staging_);
   for (cudaEvent_t event : events_) cudaEventDestroy(event);
   for (auto& [key, graph] : graphs_) cudaGraphExecDestroy(graph);
@@ -238,8 +239,38 @@ Status CudaPlacedModel::RunStep(const StepFunction& step, const StepIo& io) {
   }
   if (!replayed) TRY(LaunchAll(step));
   const DeviceTensor logits = Resolve(step, step.output_value);
+  if (!io.sample_rows.empty()) return SampleRows(logits, io);
   cudaMemcpyAsync(io.logits, logits.data, static_cast<size_t>(logits.rows * logits.columns) * 4, cudaMemcpyDeviceToHost, stream_);
   if (cudaError_t s = cudaStreamSynchronize(stream_); s != cudaSuccess) return CudaFailure(s, "step '" + step.name + "' failed");
+  return Status::Ok();
+}
+
+// Each row drawn by the device sampler after the step, in order on the step's stream; only the
+// tokens come back (8 bytes a row instead of the vocabulary's logits).
+Status CudaPlacedModel::SampleRows(const DeviceTensor& logits, const StepIo& io) {
+  const int64_t rows = logits.rows;
+  if (!row_slots_host_ || static_cast<int64_t>(io.sample_rows.size()) != rows || !io.sampled) {
+    return Error(ErrorCode::kInvalidArgument, "device sampling of " + std::to_string(io.sample_rows.size()) + " rows for a step of " +
+                                                  std::to_string(rows) + " logit rows");
+  }
+  for (int64_t r = 0; r < rows; ++r) row_slots_host_[r].counter = io.sample_rows[static_cast<size_t>(r)].draw;
+  for (int64_t r = 0; r < rows; ++r) {
+    const kiln::DeviceSampling& o = io.sample_rows[static_cast<size_t>(r)].options;
+    DeviceSampling params;
+    params.temperature = o.temperature;
+    params.top_k = static_cast<int32_t>(std::min<int64_t>(o.top_k, INT32_MAX));
+    params.top_p = o.top_p;
+    params.min_p = o.min_p;
+    params.seed = o.seed;
+    RowSlot* slot = row_slots_device_ + r;
+    if (cudaError_t s = LaunchSample(logits.f32() + r * logits.columns, logits.columns, params, &slot->counter, &slot->token,
+                                     &slot->logprob, nullptr, SamplerScratch(), stream_);
+        s != cudaSuccess) {
+      return CudaFailure(s, "cannot sample row " + std::to_string(r));
+    }
+  }
+  if (cudaError_t s = cudaStreamSynchronize(stream_); s != cudaSuccess) return CudaFailure(s, "sampling failed");
+  for (int64_t r = 0; r < rows; ++r) io.sampled[r] = {row_slots_host_[r].token, row_slots_host_[r].logprob};
   return Status::Ok();
 }
 
@@ -282,6 +313,14 @@ Status CudaPlacedModel::InitDecodeOnDevice() {
   void* device = nullptr;
   if (cudaError_t s = cudaHostGetDevicePointer(&device, host, 0); s != cudaSuccess) return CudaFailure(s, "cannot map pinned memory");
   decoded_device_ = static_cast<SampledSlot*>(device);
+  void* rows_host = nullptr;
+  if (cudaError_t s = cudaHostAlloc(&rows_host, sizeof(RowSlot) * static_cast<size_t>(program_.max_tokens), cudaHostAllocMapped); s != cudaSuccess) {
+    return CudaFailure(s, "cannot allocate pinned memory for sampled rows");
+  }
+  row_slots_host_ = static_cast<RowSlot*>(rows_host);
+  void* rows_device = nullptr;
+  if (cudaError_t s = cudaHostGetDevicePointer(&rows_device, rows_host, 0); s != cudaSuccess) return CudaFailure(s, "cannot map pinned memory");
+  row_slots_device_ = static_cast<RowSlot*>(rows_device);
   for (int i = 0; i < kMaxDecodeInFlight; ++i) {
     cudaEvent_t event = nullptr;
     if (cudaError_t s = cudaEventCreateWithFlags(&event, cudaEventDisableTiming); s != cudaSuccess) return CudaFailure(s, "cannot create an event");

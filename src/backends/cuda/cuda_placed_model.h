@@ -98,6 +98,7 @@ class CudaPlacedModel : public PlacedModel {
   Status CopyBlocks(int32_t group, std::span<const int32_t> src, std::span<const int32_t> dst) override;
 
   bool SupportsDecodeOnDevice() const override { return sampling_ != nullptr; }
+  bool SupportsRowSampling() const override { return row_slots_host_ != nullptr; }
   Status BeginDecode(const StepFunction& step, int32_t token, int64_t position, std::span<const int32_t> block_table,
                      const kiln::DeviceSampling& sampling) override;
   Status EnqueueDecode() override;
@@ -179,6 +180,16 @@ class CudaPlacedModel : public PlacedModel {
   const float* decode_logits_ = nullptr;
   DeviceSampling sampling_params_;  // cuda::DeviceSampling
   uint64_t staged_counter_ = 0;
+  // Per-row sampling of a batched step: a draw counter and the sampled token of each row, in
+  // pinned host memory the device reads and writes directly (Tmax rows).
+  struct RowSlot {
+    uint64_t counter;
+    int32_t token;
+    float logprob;
+  };
+  RowSlot* row_slots_host_ = nullptr;
+  RowSlot* row_slots_device_ = nullptr;
+  Status SampleRows(const DeviceTensor& logits, const StepIo& io);
   int oldest_ = 0, in_flight_ = 0;
 };
 
