@@ -33,6 +33,7 @@
 #include "core/thread_pool.h"
 #include "engine/model_loader.h"
 #include "random_model.h"
+#include "decode_bytes.h"
 
 namespace kiln {
 namespace {
@@ -140,19 +141,6 @@ Result<Measurement> Measure(const std::string& dir, int threads, int64_t prompt_
   result.prefill_tokens_per_second = static_cast<double>(prompt_tokens) / Median(prefill_times);
   result.decode_tokens_per_second = 1.0 / Median(decode_times);
   return result;
-}
-
-// K and V bytes one sequence's decode step reads at `position` (f32 cache on the CPU).
-int64_t DecodeCacheBytes(const Program& program, int64_t position) {
-  const StepFunction& step = *program.FindStep("decode");
-  int64_t bytes = 0;
-  for (const Op& op : step.graph.ops()) {
-    if (op.kind != OpKind::kAttention) continue;
-    const CacheLayout& cache = program.caches[static_cast<size_t>(op.attrs.cache_index)];
-    const int64_t span = op.attrs.window > 0 ? std::min(op.attrs.window, position + 1) : position + 1;
-    bytes += 2 * span * cache.row_bytes();
-  }
-  return bytes;
 }
 
 struct BatchMeasurement {

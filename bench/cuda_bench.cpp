@@ -56,6 +56,7 @@
 #include "compiler/program.h"
 #include "models/gemma4_builder.h"
 #include "models/gemma4_config.h"
+#include "decode_bytes.h"
 #include "runtime/runner.h"
 #include "runtime/session.h"
 
@@ -167,19 +168,6 @@ int64_t DecodeWeightBytes(const Program& program) {
   double bytes = 0;
   for (size_t i = 0; i < program.weights.size(); ++i) bytes += fraction[i] * static_cast<double>(program.weights[i].size_bytes());
   return static_cast<int64_t>(bytes);
-}
-
-// K and V bytes a one-token step at position `position` reads.
-int64_t DecodeCacheBytes(const Program& program, int64_t position) {
-  const StepFunction& step = *program.FindStep("decode");
-  int64_t bytes = 0;
-  for (const Op& op : step.graph.ops()) {
-    if (op.kind != OpKind::kAttention) continue;
-    const CacheLayout& cache = program.caches[static_cast<size_t>(op.attrs.cache_index)];
-    const int64_t span = op.attrs.window > 0 ? std::min(op.attrs.window, position + 1) : position + 1;
-    bytes += 2 * span * cache.num_kv_heads * cache.head_dim * static_cast<int64_t>(DTypeSize(cache.dtype));
-  }
-  return bytes;
 }
 
 // Matmul and attention FLOPs of a fresh prefill of `tokens` tokens.

@@ -9,6 +9,7 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "engine/generator.h"
+#include "cpu_backend_with.h"
 #include "engine/model_loader.h"
 #include "engine/sampler.h"
 #include "io/json_file.h"
@@ -74,28 +75,7 @@ class QueuedDecodeSession : public PlacedModel {
   std::deque<SampledToken> done_;
 };
 
-class QueuedDecodeBackend : public Backend {
- public:
-  explicit QueuedDecodeBackend(int64_t vocab) : vocab_(vocab) {}
-  std::string target_name() const override { return inner_.target_name(); }
-  int64_t alignment_bytes() const override { return inner_.alignment_bytes(); }
-  Status CheckOp(const Graph& graph, const Op& op) const override { return inner_.CheckOp(graph, op); }
-  int64_t ScratchBytes(const Graph& graph, const Op& op, int64_t max_tokens, int64_t max_context) const override {
-    return inner_.ScratchBytes(graph, op, max_tokens, max_context);
-  }
-  Result<std::unique_ptr<PlacedModel>> PlaceModel(const Program& program, std::vector<WeightView> weights,
-                                                  const PlacementOptions& options) override {
-    TRY_ASSIGN(auto inner, inner_.PlaceModel(program, std::move(weights), options));
-    auto session = std::make_unique<QueuedDecodeSession>(std::move(inner), vocab_);
-    last = session.get();
-    return std::unique_ptr<PlacedModel>(std::move(session));
-  }
-  QueuedDecodeSession* last = nullptr;
-
- private:
-  CpuBackend inner_;  // the programs are compiled for the CPU
-  int64_t vocab_;
-};
+using QueuedDecodeBackend = testing::CpuBackendWith<QueuedDecodeSession>;
 
 class DeviceDecodeTest : public ::testing::Test {
  protected:

@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "engine/model_loader.h"
-#include "backends/cpu/cpu_backend.h"
+#include "cpu_backend_with.h"
 #include "engine/scheduler.h"
 
 namespace kiln {
@@ -270,28 +270,7 @@ class RowSamplingModel : public PlacedModel {
   std::vector<float> logits_;
 };
 
-class RowSamplingBackend : public Backend {
- public:
-  explicit RowSamplingBackend(int64_t vocab) : vocab_(vocab) {}
-  std::string target_name() const override { return inner_.target_name(); }
-  int64_t alignment_bytes() const override { return inner_.alignment_bytes(); }
-  Status CheckOp(const Graph& graph, const Op& op) const override { return inner_.CheckOp(graph, op); }
-  int64_t ScratchBytes(const Graph& graph, const Op& op, int64_t max_tokens, int64_t max_context) const override {
-    return inner_.ScratchBytes(graph, op, max_tokens, max_context);
-  }
-  Result<std::unique_ptr<PlacedModel>> PlaceModel(const Program& program, std::vector<WeightView> weights,
-                                                  const PlacementOptions& options) override {
-    TRY_ASSIGN(auto inner, inner_.PlaceModel(program, std::move(weights), options));
-    auto placed = std::make_unique<RowSamplingModel>(std::move(inner), vocab_);
-    last = placed.get();
-    return std::unique_ptr<PlacedModel>(std::move(placed));
-  }
-  RowSamplingModel* last = nullptr;
-
- private:
-  CpuBackend inner_;
-  int64_t vocab_;
-};
+using RowSamplingBackend = testing::CpuBackendWith<RowSamplingModel>;
 
 TEST_F(SchedulerTest, RowsSampledByTheBackendGiveTheSoloTokens) {
   RowSamplingBackend backend(model_->architecture().vocab_size());
