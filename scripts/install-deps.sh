@@ -8,6 +8,7 @@ packages=(
   libpcre2-dev         # regex pre-tokenizers (Unicode properties)
   python3-numpy        # reading .npy fixtures in helper scripts
   libedit-dev          # line editing in `kiln chat` (BSD licence; optional: KILN_READLINE=OFF)
+  libcpp-httplib-dev   # HTTP server for `kiln serve` (header-only httplib.h, MIT)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -12,6 +12,7 @@ int RunRun(int argc, char** argv);
 int RunChat(int argc, char** argv);
 int RunBench(int argc, char** argv);
 int RunBatch(int argc, char** argv);
+int RunServe(int argc, char** argv);
 int RunPerplexity(int argc, char** argv);  // needs the tokenizer library (KILN_HAVE_TOKENIZER)
 
 }  // namespace kiln::cli

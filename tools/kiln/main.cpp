@@ -16,6 +16,7 @@ const char kHelp[] =
     "  run [MODEL] --prompt TEXT         generate a continuation (streams text, then a summary)\n"
     "  chat [MODEL]                      interactive multi-turn chat\n"
     "  batch [MODEL] --prompts F.jsonl   many prompts at once through the scheduler (JSON lines out)\n"
+    "  serve [MODEL] [--port 8080]       OpenAI-compatible HTTP server (chat, completions, SSE)\n"
     "  bench MODEL [-p 512] [-g 128]     prompt and generation throughput (llama-bench style)\n"
     "  inspect MODEL [--plan]            config, weights, KV cache and memory plans\n"
     "  logits MODEL --tokens .. --out F  logits of every position as a .npy file\n"
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
   const char* command = argv[1];
   if (std::strcmp(command, "run") == 0) return kiln::cli::RunRun(argc - 1, argv + 1);
   if (std::strcmp(command, "chat") == 0) return kiln::cli::RunChat(argc - 1, argv + 1);
+  if (std::strcmp(command, "serve") == 0) return kiln::cli::RunServe(argc - 1, argv + 1);
   if (std::strcmp(command, "bench") == 0) return kiln::cli::RunBench(argc - 1, argv + 1);
   if (std::strcmp(command, "batch") == 0) return kiln::cli::RunBatch(argc - 1, argv + 1);
   if (std::strcmp(command, "inspect") == 0) return kiln::cli::RunInspect(argc - 1, argv + 1);

@@ -1,0 +1,134 @@
+// POST /v1/chat/completions and /v1/completions: parse, submit to the model, answer whole or
+// as a stream of SSE chunks.
+#include <ctime>
+#include <deque>
+#include <optional>
+
+#include "server/request_channel.h"
+#include "server/server_impl.h"
+
+namespace kiln::server {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+// A streamed request's state, shared by the content provider and its releaser.
+struct Stream {
+  Model* model = nullptr;
+  RequestId id = 0;
+  ResponseHeader header;
+  std::shared_ptr<RequestChannel> channel;
+  bool include_usage = false, logprobs = false;
+  bool sent_role = false;  // the first event went out
+  bool ended = false;      // the last event went out
+};
+
+TokenLogprobs LogprobsOf(const Model& model, const TokenEvent& token, int64_t top) {
+  auto text = [&model](int32_t id) {
+    Result<std::string> piece = model.Detokenize(std::span<const int32_t>(&id, 1));
+    return piece.has_value() ? *piece : std::string();
+  };
+  TokenLogprobs out;
+  out.token = token.id >= 0 ? text(token.id) : token.text;
+  out.logprob = token.logprob;
+  for (int64_t i = 0; i < top && i < static_cast<int64_t>(token.top_logprobs.size()); ++i) {
+    out.top.emplace_back(text(token.top_logprobs[i].first), token.top_logprobs[i].second);
+  }
+  return out;
+}
+
+// Writes one SSE event; false when the client is gone.
+bool Write(httplib::DataSink& sink, const std::string& event) { return sink.write(event.data(), event.size()); }
+
+}  // namespace
+
+void Server::Impl::GenerationRoute(Endpoint endpoint, const httplib::Request& request, httplib::Response& response) {
+  Result<ApiRequest> parsed =
+      endpoint == Endpoint::kChat ? ParseChatRequest(request.body, limits) : ParseCompletionRequest(request.body, limits);
+  if (!parsed.has_value()) return SendError(response, parsed.error());
+  ApiRequest api = std::move(*parsed);
+  const int64_t top = api.top_logprobs;
+  // One alternative at least, so that each token's own log-probability is reported.
+  api.generation.top_logprobs = api.logprobs ? std::max<int64_t>(1, top) : 0;
+
+  auto channel = std::make_shared<RequestChannel>();
+  api.generation.on_token = [channel](const TokenEvent& token) { channel->PushToken(token); };
+  api.generation.on_done = [channel, this](const Completion& completion) {
+    counters.Add(completion);
+    channel->Finish(completion);
+  };
+  Result<RequestId> id = model->Submit(std::move(api.generation));
+  if (!id.has_value()) return SendError(response, id.error());
+
+  ResponseHeader header;
+  header.endpoint = endpoint;
+  header.id = std::string(endpoint == Endpoint::kChat ? "chatcmpl-" : "cmpl-") + std::to_string(created) + "-" +
+              std::to_string(next_response.fetch_add(1));
+  header.created = static_cast<int64_t>(std::time(nullptr));
+  header.model = model_name;
+
+  if (!api.stream) {
+    std::deque<TokenEvent> tokens;
+    std::optional<Completion> done;
+    while (!done) channel->Take(&tokens, &done, milliseconds(1000));
+    if (done->error) return SendError(response, 500, done->error->message(), "server_error");
+    json logprobs = nullptr;
+    if (api.logprobs) {
+      std::vector<TokenLogprobs> entries;
+      for (const TokenEvent& t : tokens) {
+        if (t.id >= 0) entries.push_back(LogprobsOf(*model, t, top));
+      }
+      logprobs = Logprobs(endpoint, entries);
+    }
+    response.set_content(FullResponse(header, *done, logprobs).dump(-1, ' ', false, json::error_handler_t::replace),
+                         "application/json");
+    return;
+  }
+
+  auto stream = std::make_shared<Stream>();
+  stream->model = model.get();
+  stream->id = *id;
+  stream->header = header;
+  stream->channel = channel;
+  stream->include_usage = api.include_usage;
+  stream->logprobs = api.logprobs;
+  response.set_header("Cache-Control", "no-cache");
+  // The first event carries the role (chat) and no text; the provider then sends one event per
+  // batch of tokens that arrived, the finishing chunk, the usage chunk and [DONE].
+  auto provider = [stream, top](size_t, httplib::DataSink& sink) {
+    if (!stream->sent_role) {
+      stream->sent_role = true;
+      if (!Write(sink, SseEvent(Chunk(stream->header, "", /*role=*/true, "", nullptr)))) return false;
+    }
+    std::deque<TokenEvent> tokens;
+    std::optional<Completion> done;
+    if (!stream->channel->Take(&tokens, &done, milliseconds(500))) return sink.is_writable();
+    std::string text;
+    std::vector<TokenLogprobs> entries;
+    for (const TokenEvent& t : tokens) {
+      text += t.text;
+      if (stream->logprobs && t.id >= 0) entries.push_back(LogprobsOf(*stream->model, t, top));
+    }
+    if (!text.empty() || !entries.empty()) {
+      json logprobs = stream->logprobs ? Logprobs(stream->header.endpoint, entries) : json(nullptr);
+      if (!Write(sink, SseEvent(Chunk(stream->header, text, /*role=*/false, "", logprobs)))) return false;
+    }
+    if (!done) return true;
+    stream->ended = true;
+    const std::string reason = done->error ? "error" : FinishReason(done->stop_reason);
+    std::string tail = SseEvent(Chunk(stream->header, "", /*role=*/false, reason, nullptr));
+    if (stream->include_usage) tail += SseEvent(UsageChunk(stream->header, *done));
+    tail += kSseDone;
+    if (!Write(sink, tail)) return false;
+    sink.done();
+    return true;
+  };
+  // Called once the stream is over; a request still running then lost its client.
+  auto release = [stream](bool) {
+    if (!stream->ended) stream->model->Cancel(stream->id);
+  };
+  response.set_chunked_content_provider("text/event-stream", std::move(provider), std::move(release));
+}
+
+}  // namespace kiln::server

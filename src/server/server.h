@@ -1,0 +1,73 @@
+// kiln's OpenAI-compatible HTTP server over one kiln::Model.
+//
+//   kiln::server::Server server({.host = "127.0.0.1", .port = 0});
+//   TRY_ASSIGN(int port, server.Start());         // listening; /health answers 503 "Loading model"
+//   TRY_ASSIGN(auto model, kiln::Model::Load(path, options));
+//   server.SetModel(std::move(model), "brown-gemma4");   // /health 200, every route live
+//   ...
+//   server.Stop();                                 // stop accepting, finish in-flight requests
+//
+// Routes (docs in README "Serving"):
+//   GET  /health                 200 {"status":"ok"}; 503 while loading; public with an API key
+//   GET  /v1/models              the one model
+//   POST /v1/chat/completions    OpenAI chat, streamed (SSE) or not
+//   POST /v1/completions         OpenAI text completion, streamed or not
+//   POST /tokenize, /detokenize  {"content"} <-> {"tokens"}
+//   GET  /metrics                Prometheus text
+// Every error is OpenAI's {"error": {"message", "type", "code"}}: 400 bad input, 401 missing or
+// wrong "Authorization: Bearer KEY", 404 unknown route or model, 413 body over max_body_bytes,
+// 503 loading. Bad input never gives a 500; a 500 means the model failed while running.
+//
+// Threads: HTTP requests run on a pool of `http_threads`; each generation is submitted to the
+// model (which batches them) and its tokens come back through a RequestChannel. A streamed
+// client that goes away has its request cancelled.
+//
+// Stop (also the destructor): the listening socket closes, in-flight requests finish and are
+// answered, then the model is destroyed. Start ignores SIGPIPE for the whole process: the
+// system's cpp-httplib writes without MSG_NOSIGNAL, and a client that disconnects mid-stream
+// must not kill the server.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "kiln/kiln.h"
+#include "kiln/status.h"
+
+namespace kiln::server {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;                      // 0: an ephemeral port (Start returns it)
+  std::string api_key;                  // empty: no authentication
+  int64_t http_threads = 64;            // concurrent HTTP connections served
+  int64_t max_body_bytes = 8 << 20;     // larger bodies get 413
+};
+
+class Server {
+ public:
+  explicit Server(ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and starts serving on a background thread; returns the port. kIo when the address
+  // cannot be bound.
+  Result<int> Start();
+  // The model is loaded: routes answer from now on. `name`: the id of /v1/models and the only
+  // "model" requests may name.
+  void SetModel(std::unique_ptr<Model> model, const std::string& name);
+  // Stops accepting, waits for in-flight requests, destroys the model. Idempotent.
+  void Stop();
+
+  // The Prometheus text of GET /metrics.
+  std::string MetricsText() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kiln::server

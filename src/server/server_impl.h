@@ -1,0 +1,60 @@
+// Internal: the state the route files share. Not part of kiln_server's interface.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "server/request.h"
+#include "server/response.h"
+#include "server/server.h"
+
+namespace kiln::server {
+
+// Counters over finished requests (what Model::stats() does not split out).
+struct Counters {
+  std::atomic<int64_t> requests{0}, cancelled{0}, prompt_tokens{0}, generated_tokens{0}, cached_tokens{0};
+  std::atomic<int64_t> prompt_microseconds{0}, generation_microseconds{0};
+  void Add(const Completion& c) {
+    requests += 1;
+    if (c.stop_reason == "cancelled") cancelled += 1;
+    prompt_tokens += c.prompt_tokens;
+    generated_tokens += static_cast<int64_t>(c.tokens.size());
+    cached_tokens += c.cached_tokens;
+    prompt_microseconds += static_cast<int64_t>(c.prompt_seconds * 1e6);
+    generation_microseconds += static_cast<int64_t>((c.first_token_seconds + c.generation_seconds) * 1e6);
+  }
+};
+
+struct Server::Impl {
+  ServerOptions options;
+  httplib::Server http;
+  std::thread listener;
+  bool started = false;
+  // Written once by SetModel before `ready` is set; read only after `ready` is seen true.
+  std::unique_ptr<Model> model;
+  std::string model_name;
+  int64_t created = 0;
+  ApiLimits limits;
+  std::atomic<bool> ready{false};
+  std::atomic<uint64_t> next_response{0};
+  Counters counters;
+
+  void Routes();
+  std::string Metrics() const;
+  void GenerationRoute(Endpoint endpoint, const httplib::Request& request, httplib::Response& response);
+};
+
+// Sets an OpenAI error body and status. `code`: OpenAI's string code, or null.
+void SendError(httplib::Response& response, int status, const std::string& message, const std::string& type,
+               const nlohmann::json& code = nullptr);
+// The HTTP status of an Error from parsing or Submit: 404 for kNotFound, 500 for kInternal and
+// device failures, else 400.
+int StatusOf(const Error& error);
+void SendError(httplib::Response& response, const Error& error);
+
+}  // namespace kiln::server
