@@ -126,6 +126,16 @@ TEST(ChatCommand, TurnsReuseTheCacheAndCommandsWork) {
   EXPECT_TRUE(Contains(no_tokenizer.output, "g31b has no tokenizer.json")) << no_tokenizer.output;
 }
 
+TEST(ChatCommand, AModelWithoutAChatTemplateChatsInPlainText) {
+  // The bundled model has no chat template: the README's `kiln chat` must still work.
+  CommandResult run = Kiln("chat --max-tokens 4 --temperature 0", "The jury said\nagain\n/exit\n");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_TRUE(Contains(run.output, "kiln chat: brown-gemma4 has no chat template; the turns are joined as plain text\n")) << run.output;
+  CommandResult plain = Kiln("chat --max-tokens 4 --temperature 0 --no-chat-template", "The jury said\nagain\n/exit\n");
+  EXPECT_EQ(plain.exit_code, 0) << plain.output;
+  EXPECT_FALSE(Contains(plain.output, "has no chat template")) << plain.output;
+}
+
 TEST(BenchCommand, TableAndJson) {
   const std::string json = (std::filesystem::temp_directory_path() / "kiln_bench.json").string();
   std::filesystem::remove(json);

@@ -86,9 +86,10 @@ int RunChat(int argc, char** argv) {
   if (!text) return ReportError("chat", text.error());
   auto tok = text->RequireTokenizer();
   if (!tok) return ReportError("chat", tok.error());
-  const bool plain = args->Has("--no-chat-template");
-  if (!plain && !(*tok)->chat_template) {
-    return ReportError("chat", EncodeChat(**tok, {}).error());  // names the missing template
+  // A model without a chat template (the bundled one) chats in plain-text mode, and says so.
+  const bool plain = args->Has("--no-chat-template") || !(*tok)->chat_template;
+  if (!args->Has("--no-chat-template") && !(*tok)->chat_template) {
+    std::fprintf(stderr, "kiln chat: %s has no chat template; the turns are joined as plain text\n", text->model_name.c_str());
   }
   auto session = (*model)->NewSession();
   if (!session) return ReportError("chat", session.error());
