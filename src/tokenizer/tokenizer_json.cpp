@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "tokenizer/json_scanner.h"
@@ -296,9 +297,13 @@ Result<Tokenizer> LoadImpl(std::string_view text) {
   JsonScanner s(text);
   TRY(s.Expect('{'));
   bool more = !s.TryConsume('}');
+  // A key given twice would let a later value silently replace (or, for the vocabulary, be
+  // scanned on top of) an earlier one: refused, as in every JSON file kiln did not write.
+  std::set<std::string> keys, model_keys;
   while (more) {
     TRY_ASSIGN(std::string key, s.String());
     TRY(s.Expect(':'));
+    if (!keys.insert(key).second) return s.MakeError("duplicate key \"" + key + "\"");
     if (key == "model" && s.Peek() == '{') {
       have_model = true;
       TRY(s.Expect('{'));
@@ -306,6 +311,7 @@ Result<Tokenizer> LoadImpl(std::string_view text) {
       while (more_model) {
         TRY_ASSIGN(std::string field, s.String());
         TRY(s.Expect(':'));
+        if (!model_keys.insert(field).second) return s.MakeError("duplicate key \"model." + field + "\"");
         if (field == "vocab" && s.Peek() == '{') {
           TRY(ScanVocab(&s, &spec.pieces));
           have_vocab = true;

@@ -140,6 +140,15 @@ TEST(TokenizerJson, ErrorsNameTheProblem) {
     Result<Tokenizer> r = LoadTokenizerJson(text);
     EXPECT_FALSE(r.has_value()) << text;
   }
+  // Duplicate keys: a second vocab scanned over the first crashed the loader (fuzz finding).
+  Result<Tokenizer> twice = LoadTokenizerJson(
+      "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"vocab\":{\"a\":0,\"b\":1,\"c\":2,\"d\":3},\"merges\":[]},\"added_tokens\":[]}");
+  ASSERT_FALSE(twice.has_value());
+  EXPECT_EQ(twice.error().code(), ErrorCode::kMalformed);
+  EXPECT_NE(twice.error().message().find("duplicate key \"model.vocab\""), std::string::npos) << twice.error().message();
+  Result<Tokenizer> top = LoadTokenizerJson("{\"model\": {\"vocab\": {\"a\": 0}}, \"decoder\": null, \"decoder\": null}");
+  ASSERT_FALSE(top.has_value());
+  EXPECT_NE(top.error().message().find("duplicate key \"decoder\""), std::string::npos) << top.error().message();
   Result<Tokenizer> unigram = LoadTokenizerJson("{\"model\": {\"type\": \"Unigram\", \"vocab\": {\"a\": 0}}}");
   ASSERT_FALSE(unigram.has_value());
   EXPECT_NE(unigram.error().message().find("Unigram"), std::string::npos);
