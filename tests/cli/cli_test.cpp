@@ -21,6 +21,15 @@ using testing::Kiln;
 const std::string kFixtures = KILN_FIXTURES_DIR;
 const std::string kData = KILN_TEST_DATA_DIR;
 
+TEST(CliTest, VersionAndShortHelp) {
+  CommandResult version = Kiln("--version");
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_EQ(version.output.rfind("kiln 0.1.0 (artifact format 2, ", 0), 0u) << version.output;
+  CommandResult help = Kiln("-h");
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.output.find("usage: kiln <command> [options]"), std::string::npos) << help.output;
+}
+
 TEST(CliTest, InspectBareConfigPrintsThePlan) {
   CommandResult run = Kiln("inspect " + kData + "/gemma-4-12b-config.json --plan --num-layers 6");
   EXPECT_EQ(run.exit_code, 0) << run.output;

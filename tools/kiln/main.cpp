@@ -2,6 +2,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "artifact/artifact_file.h"
+
 #include "commands.h"
 #if KILN_HAVE_TOKENIZER
 #include "tokenize_command.h"
@@ -27,7 +29,7 @@ const char kHelp[] =
     "  detokenize MODEL ID...            text of token ids\n"
     "  perplexity MODEL -f FILE          perplexity of a text file (llama.cpp's chunked definition)\n"
 #endif
-    "  help                              this message\n"
+    "  help, -h, --help                  this message; --version: kiln's version\n"
     "\n"
     "MODEL is a Hugging Face checkpoint directory or a .kiln file; inspect also takes a bare\n"
     "config.json.\n"
@@ -36,7 +38,12 @@ const char kHelp[] =
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || std::strcmp(argv[1], "help") == 0 || std::strcmp(argv[1], "--help") == 0) {
+  if (argc >= 2 && (std::strcmp(argv[1], "--version") == 0 || std::strcmp(argv[1], "version") == 0)) {
+    std::printf("%s (artifact format %llu, %s)\n", kiln::kProducerVersion, static_cast<unsigned long long>(kiln::kArtifactFormatVersion),
+                KILN_HAVE_CUDA_BACKEND ? "CPU and CUDA backends" : "CPU backend");
+    return 0;
+  }
+  if (argc < 2 || std::strcmp(argv[1], "help") == 0 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
     std::fputs(kHelp, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
