@@ -58,8 +58,12 @@ void Server::Impl::GenerationRoute(Endpoint endpoint, const httplib::Request& re
     counters.Add(completion);
     channel->Finish(completion);
   };
+  counters.in_flight += 1;
   Result<RequestId> id = model->Submit(std::move(api.generation));
-  if (!id.has_value()) return SendError(response, id.error());
+  if (!id.has_value()) {
+    counters.in_flight -= 1;
+    return SendError(response, id.error());
+  }
 
   ResponseHeader header;
   header.endpoint = endpoint;

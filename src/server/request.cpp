@@ -92,6 +92,11 @@ Status ParseCommon(const json& root, const ApiLimits& limits, ApiRequest* out) {
     TRY_ASSIGN(sampling.min_p, NumberField(v, "min_p", 0, 1, false));
     any_sampling = true;
   }
+  // vLLM's name (llama-server: repeat_penalty); 1 = off.
+  if (const json* v = Field(root, "repetition_penalty")) {
+    TRY_ASSIGN(sampling.repetition_penalty, NumberField(v, "repetition_penalty", 0, 2, true));
+    any_sampling = true;
+  }
   if (const json* v = Field(root, "top_k")) {
     TRY_ASSIGN(sampling.top_k, IntField(v, "top_k", 0, 1 << 30));
     any_sampling = true;

@@ -1,3 +1,4 @@
+#include <chrono>
 #include <csignal>
 #include <ctime>
 #include <sstream>
@@ -103,6 +104,12 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
   httplib::Server& http = impl->http;
   const size_t threads = static_cast<size_t>(std::max<int64_t>(1, impl->options.http_threads));
   http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, with which a second server on the
+  // same port binds without error and silently shares the traffic.
+  http.set_socket_options([](int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   http.set_payload_max_length(static_cast<size_t>(impl->options.max_body_bytes));
   // Authentication, then "loading": before routing so that every route (and unknown ones) gets it.
   http.set_pre_routing_handler([impl](const httplib::Request& request, httplib::Response& response) {
@@ -151,6 +158,9 @@ Result<int> Server::Start() {
   }
   impl.listener = std::thread([&impl] { impl.http.listen_after_bind(); });
   impl.started = true;
+  // httplib's stop() does nothing before the accept loop runs; wait for it so that a Stop right
+  // after Start cannot leave the loop running forever.
+  while (!impl.http.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   return port;
 }
 
@@ -198,8 +208,12 @@ std::string Server::Impl::Metrics() const {
   metric("kiln_tokens_predicted_total", "counter", "Generated tokens.", static_cast<double>(c.generated_tokens));
   metric("kiln_prompt_seconds_total", "counter", "Seconds from submission until prompts were in.", c.prompt_microseconds / 1e6);
   metric("kiln_tokens_predicted_seconds_total", "counter", "Seconds spent generating.", c.generation_microseconds / 1e6);
-  metric("kiln_requests_processing", "gauge", "Requests running on the model now.", static_cast<double>(stats.running));
-  metric("kiln_requests_waiting", "gauge", "Requests queued for the model.", static_cast<double>(stats.waiting));
+  // Counted here, not from stats.running: the scheduler refreshes that only after a step, so it
+  // stays stale when a cancellation empties the batch and no further step runs.
+  const int64_t in_flight = c.in_flight;
+  const int64_t waiting = std::min(in_flight, stats.waiting);
+  metric("kiln_requests_processing", "gauge", "Requests running on the model now.", static_cast<double>(in_flight - waiting));
+  metric("kiln_requests_waiting", "gauge", "Requests queued for the model.", static_cast<double>(waiting));
   return out.str();
 }
 

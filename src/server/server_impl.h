@@ -19,7 +19,9 @@ namespace kiln::server {
 struct Counters {
   std::atomic<int64_t> requests{0}, cancelled{0}, prompt_tokens{0}, generated_tokens{0}, cached_tokens{0};
   std::atomic<int64_t> prompt_microseconds{0}, generation_microseconds{0};
+  std::atomic<int64_t> in_flight{0};  // submitted, not yet done
   void Add(const Completion& c) {
+    in_flight -= 1;
     requests += 1;
     if (c.stop_reason == "cancelled") cancelled += 1;
     prompt_tokens += c.prompt_tokens;

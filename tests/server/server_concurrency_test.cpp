@@ -1,0 +1,84 @@
+// Many clients at once get exactly their solo outputs; a client that disconnects mid-stream has
+// its request cancelled.
+#include <chrono>
+#include <thread>
+
+#include "server_fixture.h"
+
+namespace kiln::server::testing {
+namespace {
+
+// The value of one metric line ("NAME VALUE") in the Prometheus text; -1 when absent.
+double Metric(const std::string& text, const std::string& name) {
+  const size_t at = text.find("\n" + name + " ");
+  return at == std::string::npos ? -1 : std::stod(text.substr(at + name.size() + 2));
+}
+
+TEST_F(ServerTest, DisconnectMidStreamCancels) {
+  const double cancelled_before = Metric(server_->MetricsText(), "kiln_requests_cancelled_total");
+  httplib::Client client("127.0.0.1", port_);
+  httplib::Request request;
+  request.method = "POST";
+  request.path = "/v1/completions";
+  request.set_header("Content-Type", "application/json");
+  // ignore_eos: without a disconnect this request runs for all 500 tokens (seconds).
+  request.body = json({{"prompt", "The jury"}, {"max_tokens", 500}, {"temperature", 0}, {"stream", true}, {"ignore_eos", true}}).dump();
+  size_t received = 0;
+  request.content_receiver = [&received](const char*, size_t size, uint64_t, uint64_t) {
+    received += size;
+    return received < 2000;  // a few chunks, then hang up
+  };
+  httplib::Response response;
+  httplib::Error error = httplib::Error::Success;
+  client.send(request, response, error);
+  EXPECT_GE(received, 2000u);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  std::string metrics;
+  while (std::chrono::steady_clock::now() < deadline) {
+    metrics = server_->MetricsText();
+    if (Metric(metrics, "kiln_requests_cancelled_total") == cancelled_before + 1 && Metric(metrics, "kiln_requests_processing") == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(Metric(metrics, "kiln_requests_cancelled_total"), cancelled_before + 1) << metrics;
+  EXPECT_EQ(Metric(metrics, "kiln_requests_processing"), 0) << metrics;
+  EXPECT_EQ(Metric(metrics, "kiln_requests_waiting"), 0) << metrics;
+}
+
+// 16 clients x 4 requests (half streamed) at temperature 0: each reply equals the same prompt's
+// reply when it ran alone.
+TEST_F(ServerTest, ConcurrentClientsGetTheirSoloOutputs) {
+  const std::vector<std::string> prompts = {"The jury", "In the morning", "She said that", "The city of",
+                                            "He was not", "It is a", "The man who", "They went to"};
+  std::vector<std::string> solo;
+  for (const std::string& prompt : prompts) {
+    json body = Post("/v1/completions", {{"prompt", prompt}, {"max_tokens", 12}, {"temperature", 0}}).Json();
+    solo.push_back(body["choices"][0]["text"]);
+  }
+  constexpr int kClients = 16, kRequests = 4;
+  std::vector<std::string> got(kClients * kRequests);
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      for (int r = 0; r < kRequests; ++r) {
+        const int slot = c * kRequests + r;
+        const bool stream = (c + r) % 2 == 1;
+        HttpReply reply = Post("/v1/completions", {{"prompt", prompts[slot % prompts.size()]}, {"max_tokens", 12},
+                                                   {"temperature", 0}, {"stream", stream}});
+        if (reply.status != 200) {
+          got[slot] = "HTTP " + std::to_string(reply.status) + " " + reply.body;
+        } else if (!stream) {
+          got[slot] = reply.Json()["choices"][0]["text"];
+        } else {
+          SseStream sse = ParseSse(reply.body);
+          if (!sse.error.empty()) got[slot] = "SSE: " + sse.error;
+          for (const json& chunk : sse.events) got[slot] += chunk["choices"][0]["text"].get<std::string>();
+        }
+      }
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  for (size_t slot = 0; slot < got.size(); ++slot) EXPECT_EQ(got[slot], solo[slot % prompts.size()]) << "request " << slot;
+}
+
+}  // namespace
+}  // namespace kiln::server::testing
