@@ -14,6 +14,7 @@ for target in $targets; do
   case "$target" in
     fuzz_artifact_reader) corpus=tests/artifact/fuzz_corpus ;;
     fuzz_gbnf|fuzz_regex|fuzz_json_schema) corpus=tests/constraint/fuzz_corpus/${target#fuzz_} ;;
+    fuzz_request) corpus=tests/server/fuzz_corpus ;;
     fuzz_gguf_reader|fuzz_safetensors_header|fuzz_config_json) corpus=tests/io/fuzz_corpus/${target#fuzz_} ;;
     *) corpus=tests/tokenizer/fuzz_corpus/${target#fuzz_} ;;
   esac
