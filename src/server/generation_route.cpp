@@ -129,9 +129,11 @@ void Server::Impl::GenerationRoute(Endpoint endpoint, const httplib::Request& re
     return true;
   };
   // Called once the stream is over; a request still running then lost its client.
-  auto release = [stream](bool) {
+  auto release = [stream, this](bool) {
     if (!stream->ended) stream->model->Cancel(stream->id);
+    active_streams -= 1;
   };
+  active_streams += 1;
   response.set_chunked_content_provider("text/event-stream", std::move(provider), std::move(release));
 }
 

@@ -113,6 +113,10 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
   http.set_payload_max_length(static_cast<size_t>(impl->options.max_body_bytes));
   // Authentication, then "loading": before routing so that every route (and unknown ones) gets it.
   http.set_pre_routing_handler([impl](const httplib::Request& request, httplib::Response& response) {
+    if (impl->draining) {
+      SendError(response, 503, "Shutting down", "unavailable_error", 503);
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (request.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
     const std::string& key = impl->options.api_key;
     if (!key.empty() && request.get_header_value("Authorization") != "Bearer " + key) {
@@ -180,6 +184,12 @@ void Server::SetModel(std::unique_ptr<Model> model, const std::string& name) {
 void Server::Stop() {
   Impl& impl = *impl_;
   if (impl.started) {
+    // httplib's stop() cuts streamed replies short, so first let every request in flight end
+    // and every stream send its last event; requests that arrive meanwhile get 503.
+    impl.draining = true;
+    while (impl.counters.in_flight > 0 || impl.active_streams > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
     // stop() closes the listening socket; listen_after_bind returns once its worker threads
     // have answered the requests in flight.
     impl.http.stop();
@@ -187,6 +197,7 @@ void Server::Stop() {
     impl.started = false;
   }
   impl.ready = false;
+  impl.draining = false;
   impl.model.reset();
 }
 

@@ -22,8 +22,9 @@
 // model (which batches them) and its tokens come back through a RequestChannel. A streamed
 // client that goes away has its request cancelled.
 //
-// Stop (also the destructor): the listening socket closes, in-flight requests finish and are
-// answered, then the model is destroyed. Start ignores SIGPIPE for the whole process: the
+// Stop (also the destructor): new requests get 503 "Shutting down", the requests in flight
+// (streamed ones too) finish and are answered, the listening socket closes, then the model is
+// destroyed. Start ignores SIGPIPE for the whole process: the
 // system's cpp-httplib writes without MSG_NOSIGNAL, and a client that disconnects mid-stream
 // must not kill the server.
 #pragma once
@@ -58,7 +59,8 @@ class Server {
   // The model is loaded: routes answer from now on. `name`: the id of /v1/models and the only
   // "model" requests may name.
   void SetModel(std::unique_ptr<Model> model, const std::string& name);
-  // Stops accepting, waits for in-flight requests, destroys the model. Idempotent.
+  // Refuses new requests, waits for those in flight, stops listening, destroys the model.
+  // Idempotent.
   void Stop();
 
   // The Prometheus text of GET /metrics.

@@ -43,6 +43,8 @@ struct Server::Impl {
   int64_t created = 0;
   ApiLimits limits;
   std::atomic<bool> ready{false};
+  std::atomic<bool> draining{false};          // Stop began: new requests get 503
+  std::atomic<int64_t> active_streams{0};     // streamed replies not yet over
   std::atomic<uint64_t> next_response{0};
   Counters counters;
 

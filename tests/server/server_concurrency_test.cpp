@@ -80,5 +80,33 @@ TEST_F(ServerTest, ConcurrentClientsGetTheirSoloOutputs) {
   for (size_t slot = 0; slot < got.size(); ++slot) EXPECT_EQ(got[slot], solo[slot % prompts.size()]) << "request " << slot;
 }
 
+TEST(ServerStopTest, StopLetsAStreamInFlightFinish) {
+  auto model = Model::Load(kModelDir, TestModelOptions());
+  ASSERT_TRUE(model.has_value());
+  Server server(LocalOptions());
+  auto port = server.Start();
+  ASSERT_TRUE(port.has_value());
+  server.SetModel(std::move(*model), "brown-gemma4");
+  HttpReply reply;
+  std::thread client([&] {
+    reply = Send(*port, "POST", "/v1/completions",
+                 R"({"prompt":"The jury","max_tokens":200,"ignore_eos":true,"stream":true,"temperature":0})");
+  });
+  // Stop once the request runs (the metrics show it), then the stream must still end whole.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (Metric(server.MetricsText(), "kiln_requests_processing") < 1 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  server.Stop();
+  client.join();
+  ASSERT_EQ(reply.status, 200);
+  SseStream sse = ParseSse(reply.body);
+  EXPECT_EQ(sse.error, "");
+  EXPECT_TRUE(sse.done);
+  ASSERT_FALSE(sse.events.empty());
+  EXPECT_EQ(sse.events.back()["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(Send(*port, "GET", "/health").status, 0);  // no longer listening
+}
+
 }  // namespace
 }  // namespace kiln::server::testing

@@ -1,0 +1,156 @@
+// kiln_serve_bench: requests/s and aggregate generated tokens/s at several client counts, once
+// through kiln serve's HTTP layer (an in-process server on loopback, httplib clients, whole
+// /v1/completions replies) and once on kiln::Model directly (Model::Generate from the same number
+// of threads), with the same model options and requests.
+//
+//   kiln_serve_bench [MODEL] [--clients 1,8,32] [--requests-per-client 4] [--max-tokens 32]
+//                    [--parallel 8] [--ctx 1024]
+// Every request generates exactly --max-tokens tokens (ignore_eos) at temperature 0 from a short
+// prompt that differs per request (so the prefix cache does not skip the prompt).
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "kiln/kiln.h"
+#include "server/server.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Config {
+  std::string model = KILN_DEFAULT_MODEL_DIR;
+  std::vector<int> clients = {1, 8, 32};
+  int requests_per_client = 4;
+  int64_t max_tokens = 32;
+  int64_t parallel = 8;
+  int64_t context = 1024;
+};
+
+struct Run {
+  double seconds = 0;
+  int64_t requests = 0, tokens = 0, failures = 0;
+};
+
+std::string Prompt(int client, int request) {
+  return "Request " + std::to_string(client) + "." + std::to_string(request) + ": the jury said that";
+}
+
+// `one(client, request)` returns the generated token count, or -1 on failure.
+template <typename OneRequest>
+Run Measure(int clients, int per_client, OneRequest one) {
+  std::atomic<int64_t> tokens{0}, failures{0};
+  const auto start = Clock::now();
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      for (int r = 0; r < per_client; ++r) {
+        const int64_t n = one(c, r);
+        if (n < 0) failures += 1; else tokens += n;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  Run run;
+  run.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  run.requests = static_cast<int64_t>(clients) * per_client;
+  run.tokens = tokens;
+  run.failures = failures;
+  return run;
+}
+
+std::vector<int> ParseList(const char* text) {
+  std::vector<int> out;
+  for (const char* p = text; *p;) {
+    out.push_back(std::atoi(p));
+    while (*p && *p != ',') ++p;
+    if (*p == ',') ++p;
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Config config;
+  for (int i = 1; i < argc; ++i) {
+    const bool has_value = i + 1 < argc;
+    if (!std::strcmp(argv[i], "--clients") && has_value) config.clients = ParseList(argv[++i]);
+    else if (!std::strcmp(argv[i], "--requests-per-client") && has_value) config.requests_per_client = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--max-tokens") && has_value) config.max_tokens = std::atoll(argv[++i]);
+    else if (!std::strcmp(argv[i], "--parallel") && has_value) config.parallel = std::atoll(argv[++i]);
+    else if (!std::strcmp(argv[i], "--ctx") && has_value) config.context = std::atoll(argv[++i]);
+    else if (argv[i][0] != '-') config.model = argv[i];
+    else {
+      std::fprintf(stderr, "usage: kiln_serve_bench [MODEL] [--clients 1,8,32] [--requests-per-client N] [--max-tokens N] [--parallel N] [--ctx N]\n");
+      return 2;
+    }
+  }
+  kiln::ModelOptions options;
+  options.context = config.context;
+  options.parallel = config.parallel;
+  options.chunk = std::max<int64_t>(256, config.parallel);
+
+  auto direct = kiln::Model::Load(config.model, options);
+  auto served = kiln::Model::Load(config.model, options);
+  if (!direct || !served) {
+    std::fprintf(stderr, "kiln_serve_bench: %s\n", (!direct ? direct.error() : served.error()).message().c_str());
+    return 1;
+  }
+  kiln::server::ServerOptions server_options;
+  server_options.host = "127.0.0.1";
+  server_options.port = 0;
+  kiln::server::Server server(server_options);
+  auto port = server.Start();
+  if (!port) {
+    std::fprintf(stderr, "kiln_serve_bench: %s\n", port.error().message().c_str());
+    return 1;
+  }
+  server.SetModel(std::move(*served), "bench");
+
+  auto model_request = [&](int c, int r) -> int64_t {
+    kiln::GenerationRequest request;
+    request.prompt = Prompt(c, r);
+    request.max_tokens = config.max_tokens;
+    request.ignore_eos = true;
+    request.sampling = kiln::SamplingParams{};
+    auto done = (*direct)->Generate(request);
+    return done ? static_cast<int64_t>(done->tokens.size()) : -1;
+  };
+  auto http_request = [&](int c, int r) -> int64_t {
+    httplib::Client client("127.0.0.1", *port);
+    client.set_read_timeout(600, 0);
+    const nlohmann::json body = {{"prompt", Prompt(c, r)}, {"max_tokens", config.max_tokens}, {"ignore_eos", true},
+                                 {"temperature", 0}, {"repetition_penalty", 1}};
+    auto result = client.Post("/v1/completions", body.dump(), "application/json");
+    if (!result || result->status != 200) return -1;
+    auto reply = nlohmann::json::parse(result->body, nullptr, false);
+    return reply.is_discarded() ? -1 : reply["usage"]["completion_tokens"].get<int64_t>();
+  };
+  // Warm both (first-touch of weights and KV pages).
+  Measure(1, 1, model_request);
+  Measure(1, 1, http_request);
+
+  std::printf("| clients | requests | path | seconds | requests/s | tokens/s | failures |\n");
+  std::printf("|---:|---:|---|---:|---:|---:|---:|\n");
+  for (int clients : config.clients) {
+    for (int path = 0; path < 2; ++path) {
+      const Run run = path == 0 ? Measure(clients, config.requests_per_client, model_request)
+                                : Measure(clients, config.requests_per_client, http_request);
+      std::printf("| %d | %lld | %s | %.2f | %.2f | %.1f | %lld |\n", clients, static_cast<long long>(run.requests),
+                  path == 0 ? "kiln::Model" : "HTTP", run.seconds, run.requests / run.seconds, run.tokens / run.seconds,
+                  static_cast<long long>(run.failures));
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}
