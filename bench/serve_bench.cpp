@@ -6,7 +6,8 @@
 //   kiln_serve_bench [MODEL] [--clients 1,8,32] [--requests-per-client 4] [--max-tokens 32]
 //                    [--parallel 8] [--ctx 1024]
 // Every request generates exactly --max-tokens tokens (ignore_eos) at temperature 0 from a short
-// prompt that differs per request (so the prefix cache does not skip the prompt).
+// prompt that differs per request (so the prefix cache does not skip the prompt), with the
+// model's sampling defaults and temperature 0, repetition penalty 1 on both paths.
 #include <httplib.h>
 
 #include <atomic>
@@ -100,56 +101,69 @@ int main(int argc, char** argv) {
   options.parallel = config.parallel;
   options.chunk = std::max<int64_t>(256, config.parallel);
 
-  auto direct = kiln::Model::Load(config.model, options);
-  auto served = kiln::Model::Load(config.model, options);
-  if (!direct || !served) {
-    std::fprintf(stderr, "kiln_serve_bench: %s\n", (!direct ? direct.error() : served.error()).message().c_str());
-    return 1;
+  // One model at a time (its CPU threads would otherwise compete with the idle one's): first
+  // every direct run, then the same model loaded again behind the server for the HTTP runs.
+  std::vector<Run> direct_runs, http_runs;
+  {
+    auto direct = kiln::Model::Load(config.model, options);
+    if (!direct) {
+      std::fprintf(stderr, "kiln_serve_bench: %s\n", direct.error().message().c_str());
+      return 1;
+    }
+    auto model_request = [&](int c, int r) -> int64_t {
+      kiln::GenerationRequest request;
+      request.prompt = Prompt(c, r);
+      request.max_tokens = config.max_tokens;
+      request.ignore_eos = true;
+      // What the server sends for {"temperature": 0, "repetition_penalty": 1}: the model's
+      // defaults with those two overridden.
+      request.sampling = (*direct)->info().default_sampling;
+      request.sampling->temperature = 0;
+      request.sampling->repetition_penalty = 1;
+      auto done = (*direct)->Generate(request);
+      return done ? static_cast<int64_t>(done->tokens.size()) : -1;
+    };
+    Measure(config.clients.back(), 1, model_request);  // warm-up: first touch of every KV page
+    for (int clients : config.clients) direct_runs.push_back(Measure(clients, config.requests_per_client, model_request));
   }
-  kiln::server::ServerOptions server_options;
-  server_options.host = "127.0.0.1";
-  server_options.port = 0;
-  kiln::server::Server server(server_options);
-  auto port = server.Start();
-  if (!port) {
-    std::fprintf(stderr, "kiln_serve_bench: %s\n", port.error().message().c_str());
-    return 1;
+  {
+    auto served = kiln::Model::Load(config.model, options);
+    if (!served) {
+      std::fprintf(stderr, "kiln_serve_bench: %s\n", served.error().message().c_str());
+      return 1;
+    }
+    kiln::server::ServerOptions server_options;
+    server_options.host = "127.0.0.1";
+    server_options.port = 0;
+    kiln::server::Server server(server_options);
+    auto port = server.Start();
+    if (!port) {
+      std::fprintf(stderr, "kiln_serve_bench: %s\n", port.error().message().c_str());
+      return 1;
+    }
+    server.SetModel(std::move(*served), "bench");
+    auto http_request = [&](int c, int r) -> int64_t {
+      httplib::Client client("127.0.0.1", *port);
+      client.set_read_timeout(600, 0);
+      const nlohmann::json body = {{"prompt", Prompt(c, r)}, {"max_tokens", config.max_tokens}, {"ignore_eos", true},
+                                   {"temperature", 0}, {"repetition_penalty", 1}};
+      auto result = client.Post("/v1/completions", body.dump(), "application/json");
+      if (!result || result->status != 200) return -1;
+      auto reply = nlohmann::json::parse(result->body, nullptr, false);
+      return reply.is_discarded() ? -1 : reply["usage"]["completion_tokens"].get<int64_t>();
+    };
+    Measure(config.clients.back(), 1, http_request);
+    for (int clients : config.clients) http_runs.push_back(Measure(clients, config.requests_per_client, http_request));
   }
-  server.SetModel(std::move(*served), "bench");
-
-  auto model_request = [&](int c, int r) -> int64_t {
-    kiln::GenerationRequest request;
-    request.prompt = Prompt(c, r);
-    request.max_tokens = config.max_tokens;
-    request.ignore_eos = true;
-    request.sampling = kiln::SamplingParams{};
-    auto done = (*direct)->Generate(request);
-    return done ? static_cast<int64_t>(done->tokens.size()) : -1;
-  };
-  auto http_request = [&](int c, int r) -> int64_t {
-    httplib::Client client("127.0.0.1", *port);
-    client.set_read_timeout(600, 0);
-    const nlohmann::json body = {{"prompt", Prompt(c, r)}, {"max_tokens", config.max_tokens}, {"ignore_eos", true},
-                                 {"temperature", 0}, {"repetition_penalty", 1}};
-    auto result = client.Post("/v1/completions", body.dump(), "application/json");
-    if (!result || result->status != 200) return -1;
-    auto reply = nlohmann::json::parse(result->body, nullptr, false);
-    return reply.is_discarded() ? -1 : reply["usage"]["completion_tokens"].get<int64_t>();
-  };
-  // Warm both (first-touch of weights and KV pages).
-  Measure(1, 1, model_request);
-  Measure(1, 1, http_request);
 
   std::printf("| clients | requests | path | seconds | requests/s | tokens/s | failures |\n");
   std::printf("|---:|---:|---|---:|---:|---:|---:|\n");
-  for (int clients : config.clients) {
+  for (size_t i = 0; i < config.clients.size(); ++i) {
     for (int path = 0; path < 2; ++path) {
-      const Run run = path == 0 ? Measure(clients, config.requests_per_client, model_request)
-                                : Measure(clients, config.requests_per_client, http_request);
-      std::printf("| %d | %lld | %s | %.2f | %.2f | %.1f | %lld |\n", clients, static_cast<long long>(run.requests),
+      const Run& run = path == 0 ? direct_runs[i] : http_runs[i];
+      std::printf("| %d | %lld | %s | %.2f | %.2f | %.1f | %lld |\n", config.clients[i], static_cast<long long>(run.requests),
                   path == 0 ? "kiln::Model" : "HTTP", run.seconds, run.requests / run.seconds, run.tokens / run.seconds,
                   static_cast<long long>(run.failures));
-      std::fflush(stdout);
     }
   }
   return 0;
