@@ -41,6 +41,12 @@ TokenLogprobs LogprobsOf(const Model& model, const TokenEvent& token, int64_t to
 // Writes one SSE event; false when the client is gone.
 bool Write(httplib::DataSink& sink, const std::string& event) { return sink.write(event.data(), event.size()); }
 
+// With include_usage, OpenAI sends "usage": null in every chunk before the usage chunk.
+std::string Event(const Stream& stream, json chunk) {
+  if (stream.include_usage) chunk["usage"] = nullptr;
+  return SseEvent(chunk);
+}
+
 }  // namespace
 
 void Server::Impl::GenerationRoute(Endpoint endpoint, const httplib::Request& request, httplib::Response& response) {
@@ -103,7 +109,7 @@ void Server::Impl::GenerationRoute(Endpoint endpoint, const httplib::Request& re
   auto provider = [stream, top](size_t, httplib::DataSink& sink) {
     if (!stream->sent_role) {
       stream->sent_role = true;
-      if (!Write(sink, SseEvent(Chunk(stream->header, "", /*role=*/true, "", nullptr)))) return false;
+      if (!Write(sink, Event(*stream, Chunk(stream->header, "", /*role=*/true, "", nullptr)))) return false;
     }
     std::deque<TokenEvent> tokens;
     std::optional<Completion> done;
@@ -116,12 +122,12 @@ void Server::Impl::GenerationRoute(Endpoint endpoint, const httplib::Request& re
     }
     if (!text.empty() || !entries.empty()) {
       json logprobs = stream->logprobs ? Logprobs(stream->header.endpoint, entries) : json(nullptr);
-      if (!Write(sink, SseEvent(Chunk(stream->header, text, /*role=*/false, "", logprobs)))) return false;
+      if (!Write(sink, Event(*stream, Chunk(stream->header, text, /*role=*/false, "", logprobs)))) return false;
     }
     if (!done) return true;
     stream->ended = true;
     const std::string reason = done->error ? "error" : FinishReason(done->stop_reason);
-    std::string tail = SseEvent(Chunk(stream->header, "", /*role=*/false, reason, nullptr));
+    std::string tail = Event(*stream, Chunk(stream->header, "", /*role=*/false, reason, nullptr));
     if (stream->include_usage) tail += SseEvent(UsageChunk(stream->header, *done));
     tail += kSseDone;
     if (!Write(sink, tail)) return false;

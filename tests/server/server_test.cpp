@@ -79,6 +79,7 @@ TEST_F(ServerTest, StreamedChatIsFramedAndEqualsTheWholeReply) {
     EXPECT_EQ(chunk["id"], first["id"]);
     EXPECT_EQ(chunk["model"], "brown-gemma4");
     if (i + 1 == sse.events.size()) break;  // the usage chunk
+    EXPECT_TRUE(chunk.contains("usage") && chunk["usage"].is_null()) << chunk.dump();
     const json& choice = chunk["choices"][0];
     EXPECT_EQ(choice["delta"].contains("role"), i == 0) << chunk.dump();
     if (i + 2 == sse.events.size()) {
@@ -100,6 +101,7 @@ TEST_F(ServerTest, StreamedChatIsFramedAndEqualsTheWholeReply) {
   SseStream plain = ParseSse(Post("/v1/chat/completions", streamed_request).body);
   ASSERT_EQ(plain.error, "");
   EXPECT_EQ(plain.events.back()["choices"][0]["finish_reason"], whole["choices"][0]["finish_reason"]);
+  EXPECT_FALSE(plain.events.back().contains("usage"));
 }
 
 TEST_F(ServerTest, CompletionsEqualGenerateStreamedOrNot) {
