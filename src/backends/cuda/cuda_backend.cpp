@@ -54,7 +54,7 @@ int64_t CudaBackend::ScratchBytes(const Graph& graph, const Op& op, int64_t max_
       const Value& w = graph.value(op.inputs[1]);
       // Rows are T, or R <= T (the LM head after GatherRows): max_tokens bounds both.
       const int64_t rows = x.shape.dims[0].Resolve(max_tokens, max_tokens), k = w.shape.dims[1].value;
-      if (w.dtype == DType::kF32 || cuda::GemvPreferred(TypeOf(w.dtype), rows, k)) return 0;
+      if (w.dtype == DType::kF32 || cuda::GemvSupports(TypeOf(w.dtype), rows, k)) return 0;
       return rows * k * 2;
     }
     case OpKind::kAttention:

@@ -17,7 +17,7 @@ Status CudaPlacedModel::Linear(const StepFunction& step, size_t op_index, const 
                            const DeviceTensor& out) {
   const WeightType type = TypeOf(w.dtype);
   const int64_t rows = x.rows, n = w.rows, k = x.columns;
-  if (GemvPreferred(type, rows, k)) {
+  if (GemvSupports(type, rows, k)) {
     if (cudaError_t s = LaunchGemv(x.f32(), w.data, type, rows, n, k, out.f32(), stream_); s != cudaSuccess) {
       return CudaFailure(s, "linear '" + step.graph.ops()[op_index].name + "' failed");
     }

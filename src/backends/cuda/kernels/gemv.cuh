@@ -17,11 +17,6 @@ inline constexpr int kGemvMaxTargets = 3;
 
 // True when the fast path takes this shape (rows <= kGemvMaxRows, rows of w 16-byte aligned).
 bool GemvSupports(WeightType type, int64_t rows, int64_t k);
-// Whether a lone linear (not fused with others of the same input) runs on the GEMV: one row only.
-// Measured on an H100 (12B shapes, bench/RESULTS.md): at 2-4 rows cuBLASLt streams the large
-// weights faster than the multi-row GEMV (down projection 51 vs 121 us, LM head 692 vs 1075 us);
-// the fused q/k/v and gate/up launches stay on the GEMV there, where it wins.
-inline bool GemvPreferred(WeightType type, int64_t rows, int64_t k) { return rows == 1 && GemvSupports(type, rows, k); }
 cudaError_t LaunchGemv(const float* x, const void* w, WeightType type, int64_t rows, int64_t n, int64_t k, float* y,
                        cudaStream_t stream);
 // Several matrices that read the same x in one launch (the q, k and v projections):
