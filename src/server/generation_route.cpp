@@ -64,7 +64,15 @@ void Server::Impl::GenerationRoute(Endpoint endpoint, const httplib::Request& re
     counters.Add(completion);
     channel->Finish(completion);
   };
-  counters.in_flight += 1;
+  // The model's queue is unbounded; the server bounds it so that an overloaded server answers at
+  // once and the client can retry, rather than every request waiting longer.
+  if (counters.in_flight.fetch_add(1) >= options.max_in_flight) {
+    counters.in_flight -= 1;
+    response.set_header("Retry-After", "1");
+    return SendError(response, 503, "the server is busy: " + std::to_string(options.max_in_flight) +
+                                        " requests are running or queued; retry later",
+                     "unavailable_error", 503);
+  }
   Result<RequestId> id = model->Submit(std::move(api.generation));
   if (!id.has_value()) {
     counters.in_flight -= 1;

@@ -16,7 +16,8 @@
 //   GET  /metrics                Prometheus text
 // Every error is OpenAI's {"error": {"message", "type", "code"}}: 400 bad input, 401 missing or
 // wrong "Authorization: Bearer KEY", 404 unknown route or model, 413 body over max_body_bytes,
-// 503 loading. Bad input never gives a 500; a 500 means the model failed while running.
+// 503 loading or busy (max_in_flight generations already running or queued; with a
+// Retry-After header). Bad input never gives a 500; a 500 means the model failed while running.
 //
 // Threads: HTTP requests run on a pool of `http_threads`; each generation is submitted to the
 // model (which batches them) and its tokens come back through a RequestChannel. A streamed
@@ -44,6 +45,7 @@ struct ServerOptions {
   std::string api_key;                  // empty: no authentication
   int64_t http_threads = 64;            // concurrent HTTP connections served
   int64_t max_body_bytes = 8 << 20;     // larger bodies get 413
+  int64_t max_in_flight = 256;          // generations running + queued; beyond: 503, Retry-After
 };
 
 class Server {

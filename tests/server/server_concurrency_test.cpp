@@ -80,6 +80,33 @@ TEST_F(ServerTest, ConcurrentClientsGetTheirSoloOutputs) {
   for (size_t slot = 0; slot < got.size(); ++slot) EXPECT_EQ(got[slot], solo[slot % prompts.size()]) << "request " << slot;
 }
 
+TEST(ServerBusyTest, OverTheInFlightLimitIs503WithRetryAfter) {
+  auto model = Model::Load(kModelDir, TestModelOptions());
+  ASSERT_TRUE(model.has_value());
+  ServerOptions options = LocalOptions();
+  options.max_in_flight = 1;
+  Server server(options);
+  auto port = server.Start();
+  ASSERT_TRUE(port.has_value());
+  server.SetModel(std::move(*model), "brown-gemma4");
+  std::thread busy([&] {
+    Send(*port, "POST", "/v1/completions", R"({"prompt":"The jury","max_tokens":500,"ignore_eos":true,"stream":true})");
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (Metric(server.MetricsText(), "kiln_requests_processing") < 1 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  httplib::Client client("127.0.0.1", *port);
+  httplib::Result second = client.Post("/v1/completions", R"({"prompt":"x","max_tokens":2})", "application/json");
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->status, 503);
+  EXPECT_EQ(second->get_header_value("Retry-After"), "1");
+  EXPECT_EQ(json::parse(second->body)["error"]["message"], "the server is busy: 1 requests are running or queued; retry later");
+  busy.join();
+  // Once the first is done, the next one runs.
+  EXPECT_EQ(Send(*port, "POST", "/v1/completions", R"({"prompt":"x","max_tokens":2})").status, 200);
+}
+
 TEST(ServerStopTest, StopLetsAStreamInFlightFinish) {
   auto model = Model::Load(kModelDir, TestModelOptions());
   ASSERT_TRUE(model.has_value());
