@@ -118,7 +118,7 @@ struct ModelInfo {
 };
 
 struct ModelStats {
-  int64_t waiting = 0, running = 0, finished = 0, preemptions = 0;
+  int64_t waiting = 0, running = 0, finished = 0, cancelled = 0, preemptions = 0;
   int64_t prompt_tokens = 0, cached_tokens = 0, generated_tokens = 0;
 };
 

@@ -223,7 +223,7 @@ ModelInfo Model::info() const {
 
 ModelStats Model::stats() const {
   const SchedulerStats s = impl_->scheduler->stats();
-  return {s.waiting, s.running, s.finished, s.preemptions, s.prompt_tokens, s.cached_tokens, s.generated_tokens};
+  return {s.waiting, s.running, s.finished, s.cancelled, s.preemptions, s.prompt_tokens, s.cached_tokens, s.generated_tokens};
 }
 
 }  // namespace kiln

@@ -115,6 +115,10 @@ void Scheduler::TakeSubmissions() {
       ++it;  // Finish erases the element
       if (active.cancelled) {
         active.result.stop_reason = StopReason::kCancelled;
+        {
+          std::lock_guard<std::mutex> lock(mutex_);
+          ++stats_.cancelled;
+        }
         Finish(active, std::nullopt);
       }
     }
@@ -252,6 +256,17 @@ void Scheduler::Take(Active& active, GeneratedToken& token) {
 }
 
 Result<bool> Scheduler::Step() {
+  Result<bool> worked = StepOnce();
+  // Whatever the step did (ran, finished, cancelled or preempted requests), the counts follow.
+  std::lock_guard<std::mutex> lock(mutex_);
+  stats_.running = static_cast<int64_t>(running_.size());
+  stats_.waiting = static_cast<int64_t>(waiting_.size() + incoming_.size());
+  stats_.free_blocks = 0;
+  for (int32_t g = 0; g < runner_.pool().num_groups(); ++g) stats_.free_blocks += FreeBlocks(g);
+  return worked;
+}
+
+Result<bool> Scheduler::StepOnce() {
   TakeSubmissions();
   // Requests asking for no tokens end before they take any memory.
   for (auto it = waiting_.begin(); it != waiting_.end();) {
@@ -389,11 +404,6 @@ Result<bool> Scheduler::Step() {
     }
     TRY(Sample(active, row));
   }
-  std::lock_guard<std::mutex> lock(mutex_);
-  stats_.running = static_cast<int64_t>(running_.size());
-  stats_.waiting = static_cast<int64_t>(waiting_.size() + incoming_.size());
-  stats_.free_blocks = 0;
-  for (int32_t g = 0; g < runner_.pool().num_groups(); ++g) stats_.free_blocks += FreeBlocks(g);
   return true;
 }
 

@@ -74,6 +74,7 @@ struct SchedulerStats {
   int64_t waiting = 0;         // submitted, not running
   int64_t running = 0;         // holding a sequence
   int64_t finished = 0;
+  int64_t cancelled = 0;       // of the finished ones
   int64_t preemptions = 0;
   int64_t steps = 0;
   int64_t prompt_tokens = 0;   // over finished requests
@@ -137,6 +138,7 @@ class Scheduler {
     std::list<uint64_t>::iterator lru;
   };
 
+  Result<bool> StepOnce();
   void TakeSubmissions();
   void Admit();
   void Finish(Active& active, std::optional<Error> error);

@@ -137,6 +137,8 @@ TEST_F(SchedulerTest, RandomRequestsCancellationsAndPreemptionsMatchTheirSoloRun
     ASSERT_TRUE(scheduler.RunUntilIdle().ok());
     const SchedulerStats stats = scheduler.stats();
     EXPECT_EQ(stats.finished, 200);
+    EXPECT_EQ(stats.running, 0);
+    EXPECT_EQ(stats.waiting, 0);
     EXPECT_GT(stats.preemptions, 0) << "the pool was meant to force preemptions";
     EXPECT_GT(stats.cached_tokens, 0) << "shared prompt stems were meant to hit the prefix cache";
   }
@@ -328,6 +330,19 @@ TEST_F(SchedulerTest, RequestsThatCanNeverRunAreRefused) {
   Request stops = Greedy({5, 6}, 4, &outcomes);
   stops.options.stop_strings = {"x"};
   EXPECT_FALSE(scheduler.Submit(std::move(stops)).has_value());  // no tokenizer
+
+  // Cancelled while running: the counts follow at once, even when nothing is left to run.
+  auto doomed = scheduler.Submit(Greedy({5, 6, 7}, 30, &outcomes));
+  ASSERT_TRUE(doomed.has_value());
+  ASSERT_TRUE(scheduler.Step().has_value());
+  EXPECT_EQ(scheduler.stats().running, 1);
+  scheduler.Cancel(*doomed);
+  ASSERT_TRUE(scheduler.Step().has_value());
+  EXPECT_EQ(scheduler.stats().running, 0);
+  EXPECT_EQ(scheduler.stats().waiting, 0);
+  ASSERT_TRUE(outcomes[*doomed].result.has_value());
+  EXPECT_EQ(outcomes[*doomed].result->stop_reason, StopReason::kCancelled);
+  EXPECT_EQ(scheduler.stats().cancelled, 1);
 
   // A request that runs to the end of the context stops there.
   auto full = scheduler.Submit(Greedy(std::vector<int32_t>(kContext - 2, 5), 10, &outcomes));
