@@ -126,6 +126,19 @@ TEST(ChatCommand, TurnsReuseTheCacheAndCommandsWork) {
   EXPECT_TRUE(Contains(no_tokenizer.output, "g31b has no tokenizer.json")) << no_tokenizer.output;
 }
 
+TEST(RunCommand, PromptFromStandardInputAndThreadsCapped) {
+  CommandResult direct = Kiln("run --prompt \"The jury said\" --max-tokens 6 --temperature 0", "", true);
+  CommandResult piped = Kiln("run --prompt-file - --max-tokens 6 --temperature 0", "The jury said", true);
+  ASSERT_EQ(piped.exit_code, 0) << piped.output;
+  EXPECT_EQ(piped.output, direct.output);
+  CommandResult directory = Kiln("run --prompt-file " + std::filesystem::temp_directory_path().string() + " --max-tokens 2");
+  EXPECT_EQ(directory.exit_code, 2);
+  EXPECT_EQ(directory.output, "kiln run: invalid argument: --prompt-file " + std::filesystem::temp_directory_path().string() + " is a directory\n");
+  CommandResult threads = Kiln("run --prompt hi --max-tokens 2 --threads 1024");
+  EXPECT_EQ(threads.exit_code, 0) << threads.output;
+  EXPECT_TRUE(Contains(threads.output, "kiln: --threads 1024 is more than this machine's ")) << threads.output;
+}
+
 TEST(ChatCommand, AModelWithoutAChatTemplateChatsInPlainText) {
   // The bundled model has no chat template: the README's `kiln chat` must still work.
   CommandResult run = Kiln("chat --max-tokens 4 --temperature 0", "The jury said\nagain\n/exit\n");

@@ -1,5 +1,7 @@
 #include "model_options.h"
 
+#include <thread>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -15,7 +17,14 @@ Result<LoadOptions> ModelOptionsFromArgs(const Args& args, int64_t default_conte
   TRY_ASSIGN(options.kv_block_size, args.GetInt("--kv-block", 16, 1, 4096));
   options.max_context = context;
   options.max_tokens = std::min(chunk, context);
-  options.num_threads = static_cast<int>(threads);
+  // More threads than the machine has only make them wait for each other (a step is a series of
+  // parallel loops): capped at the hardware's, and said so.
+  const int64_t hardware = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  if (threads > hardware) {
+    std::fprintf(stderr, "kiln: --threads %lld is more than this machine's %lld hardware threads; using %lld\n",
+                 static_cast<long long>(threads), static_cast<long long>(hardware), static_cast<long long>(hardware));
+  }
+  options.num_threads = static_cast<int>(std::min(threads, hardware));
   options.guard = args.Has("--guard");
   options.required_context = args.Has("--ctx") ? context : 0;
   options.source = args.Get("--source");

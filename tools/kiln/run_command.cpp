@@ -2,7 +2,9 @@
 // Streams the continuation to stdout, then a summary on stderr.
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "cli_args.h"
@@ -16,7 +18,7 @@ namespace kiln::cli {
 namespace {
 
 const char kUsage[] =
-    "usage: kiln run [MODEL] (--prompt TEXT | --prompt-file FILE | --prompt-tokens ID,ID,...) [options]\n"
+    "usage: kiln run [MODEL] (--prompt TEXT | --prompt-file FILE|- | --prompt-tokens ID,ID,...) [options]\n"
     "  MODEL: a checkpoint directory or .kiln file (default: the bundled models/brown-gemma4)\n"
     "  --prompt-tokens     raw token ids: no chat template, no tokenizer needed\n"
     "  --output-tokens     print the generated ids instead of text\n"
@@ -42,10 +44,17 @@ Result<std::vector<int32_t>> BuildPrompt(const Args& args, const ModelText& text
   }
   std::string prompt = args.Get("--prompt");
   if (args.Has("--prompt-file")) {
-    std::ifstream file(args.Get("--prompt-file"), std::ios::binary);
-    if (!file) return Error(ErrorCode::kNotFound, "cannot read --prompt-file " + args.Get("--prompt-file"));
+    const std::string path = args.Get("--prompt-file");
     std::stringstream contents;
-    contents << file.rdbuf();
+    if (path == "-") {  // standard input
+      contents << std::cin.rdbuf();
+    } else {
+      std::error_code ec;
+      if (std::filesystem::is_directory(path, ec)) return Error(ErrorCode::kInvalidArgument, "--prompt-file " + path + " is a directory");
+      std::ifstream file(path, std::ios::binary);
+      if (!file) return Error(ErrorCode::kNotFound, "cannot read --prompt-file " + path);
+      contents << file.rdbuf();
+    }
     prompt = contents.str();
   }
   TRY_ASSIGN(const tokenizer::ModelTokenizer* tok, text.RequireTokenizer());
