@@ -145,16 +145,7 @@ class GbnfParser {
 
   Result<int64_t> ReadCount(size_t start) {
     SkipInlineSpace();
-    if (in_.Peek() < '0' || in_.Peek() > '9') return in_.ErrorHere("expected a number in the repetition");
-    int64_t value = 0;
-    while (in_.Peek() >= '0' && in_.Peek() <= '9') {
-      value = value * 10 + (in_.Peek() - '0');
-      if (value > kMaxRepetition) {
-        return in_.ErrorAt(start, "repetition count above the limit of " + std::to_string(kMaxRepetition));
-      }
-      in_.Advance();
-    }
-    return value;
+    return in_.ReadCount(start, "repetition");
   }
 
   Result<Expr> ParsePrimary(int depth) {

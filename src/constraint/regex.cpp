@@ -108,18 +108,7 @@ class RegexParser {
     }
   }
 
-  Result<int64_t> ReadCount(size_t start) {
-    if (in_.Peek() < '0' || in_.Peek() > '9') return in_.ErrorHere("expected a number in the quantifier");
-    int64_t value = 0;
-    while (in_.Peek() >= '0' && in_.Peek() <= '9') {
-      value = value * 10 + (in_.Peek() - '0');
-      if (value > kMaxRepetition) {
-        return in_.ErrorAt(start, "quantifier count above the limit of " + std::to_string(kMaxRepetition));
-      }
-      in_.Advance();
-    }
-    return value;
-  }
+  Result<int64_t> ReadCount(size_t start) { return in_.ReadCount(start, "quantifier"); }
 
   Result<Expr> ParseAtom(int depth) {
     const char c = in_.Peek();

@@ -1,5 +1,7 @@
 #include "constraint/text_cursor.h"
 
+#include "constraint/grammar.h"
+
 namespace kiln::constraint {
 
 Error TextCursor::ErrorAt(size_t pos, const std::string& message) const {
@@ -92,22 +94,15 @@ Result<uint32_t> TextCursor::ReadEscapedCodepoint(size_t escape_start) {
   return cp;
 }
 
-void AppendUtf8(uint32_t cp, std::string* out) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+Result<int64_t> TextCursor::ReadCount(size_t start, const std::string& noun) {
+  if (Peek() < '0' || Peek() > '9') return ErrorHere("expected a number in the " + noun);
+  int64_t value = 0;
+  while (Peek() >= '0' && Peek() <= '9') {
+    value = value * 10 + (Peek() - '0');
+    if (value > kMaxRepetition) return ErrorAt(start, noun + " count above the limit of " + std::to_string(kMaxRepetition));
+    Advance();
   }
+  return value;
 }
 
 }  // namespace kiln::constraint

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "core/status.h"
+#include "tokenizer/utf8.h"
 
 namespace kiln::constraint {
 
@@ -21,6 +22,11 @@ class TextCursor {
   size_t pos() const { return pos_; }
   void set_pos(size_t pos) { pos_ = pos; }
   std::string_view text() const { return text_; }
+
+  // A decimal repetition count (the `m` and `n` of {m,n}), at most kMaxRepetition; `noun` names
+  // it in errors ("expected a number in the <noun>", "<noun> count above the limit of ...").
+  // `start` is where the repetition began.
+  Result<int64_t> ReadCount(size_t start, const std::string& noun);
 
   // "<what> error at 3:14: <message>"; line and column count from 1, columns in bytes.
   Error ErrorHere(const std::string& message) const { return ErrorAt(pos_, message); }
@@ -40,7 +46,7 @@ class TextCursor {
   size_t pos_ = 0;
 };
 
-// Appends the UTF-8 encoding of `cp` (assumed <= 0x10FFFF).
-void AppendUtf8(uint32_t cp, std::string* out);
+// UTF-8 of a code point: the tokenizer's encoder.
+using tokenizer::AppendUtf8;
 
 }  // namespace kiln::constraint
