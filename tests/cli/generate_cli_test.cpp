@@ -27,9 +27,9 @@ const std::string kFixtures = KILN_FIXTURES_DIR;
 const std::string kGreedyPrompt = "2,37,377,64,34,340,408,291,322,172,338,509,420,441,143,487,317,120,198,109,312,471,376,10";
 
 std::string TextModel() {
-  static const std::string dir = testing::MakeTextModel(
+  static const testing::TextModelDir dir(
       kFixtures + "/g31b", (std::filesystem::temp_directory_path() / "kiln_cli_text_g31b").string());
-  return dir;
+  return dir.path();
 }
 
 TEST(RunCommand, GreedyTokensEqualTransformers) {

@@ -229,8 +229,9 @@ TEST(Generator, StopsOnEosAndOnCancel) {
 }
 
 TEST(Generator, TextStreamsAndStopStringsSpanTokens) {
-  const std::string dir = testing::MakeTextModel(
+  const testing::TextModelDir text_model(
       FixtureDir("g31b"), (std::filesystem::temp_directory_path() / "kiln_engine_text_g31b").string());
+  const std::string& dir = text_model.path();
   auto model = Load(dir, 8);
   ASSERT_NE(model, nullptr);
   auto text = LoadModelText(*model);

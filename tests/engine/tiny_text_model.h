@@ -15,6 +15,8 @@
 #include <fstream>
 #include <string>
 
+#include <unistd.h>
+
 namespace kiln::testing {
 
 inline std::string TinyTokenizerJson() {
@@ -49,10 +51,12 @@ inline std::string TinyTokenizerJson() {
 inline const char kTinyTokenizerConfig[] = R"({"bos_token": "<bos>", "eos_token": "<eos>", "add_bos_token": true,
   "chat_template": "{{ bos_token }}{% for m in messages %}<{% if m.role == 'assistant' %}model{% else %}{{ m.role }}{% endif %}>{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<model>{% endif %}"})";
 
-// Copies `fixture_dir`'s config, generation config and weights to `out_dir` and adds the
-// tokenizer files. Returns out_dir.
-inline std::string MakeTextModel(const std::string& fixture_dir, const std::string& out_dir) {
+// Copies `fixture_dir`'s config, generation config and weights to `out_dir`.<pid> and adds the
+// tokenizer files; returns that directory. The process id keeps tests that ctest runs in
+// parallel (one process each) from rewriting a directory another one is reading.
+inline std::string MakeTextModel(const std::string& fixture_dir, const std::string& base_dir) {
   namespace fs = std::filesystem;
+  const std::string out_dir = base_dir + "." + std::to_string(::getpid());
   fs::remove_all(out_dir);
   fs::create_directories(out_dir);
   for (const char* name : {"config.json", "generation_config.json", "model.safetensors"}) {
@@ -62,5 +66,22 @@ inline std::string MakeTextModel(const std::string& fixture_dir, const std::stri
   std::ofstream(fs::path(out_dir) / "tokenizer_config.json") << kTinyTokenizerConfig;
   return out_dir;
 }
+
+// Removes a MakeTextModel directory when the test process ends.
+class TextModelDir {
+ public:
+  TextModelDir(const std::string& fixture_dir, const std::string& base_dir)
+      : path_(MakeTextModel(fixture_dir, base_dir)) {}
+  ~TextModelDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TextModelDir(const TextModelDir&) = delete;
+  TextModelDir& operator=(const TextModelDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
 
 }  // namespace kiln::testing
