@@ -184,7 +184,8 @@ Result<DecodedProgram> DecodeProgram(std::span<const uint8_t> bytes, const Kerne
     WeightBinding weight;
     weight.name = r.String();
     weight.tensor_name = r.String();
-    weight.dtype = static_cast<DType>(r.U8());
+    const uint8_t dtype = r.U8();
+    weight.dtype = IsKnownDType(dtype) ? static_cast<DType>(dtype) : DType::kI32;
     weight.shape.resize(static_cast<size_t>(std::min<uint64_t>(r.Count(8), 4)));
     for (int64_t& d : weight.shape) d = r.I64();
     decoded.weight_offsets.push_back(r.U64());
@@ -193,7 +194,11 @@ Result<DecodedProgram> DecodeProgram(std::span<const uint8_t> bytes, const Kerne
     for (int64_t d : weight.shape) {
       if (d < 1 || __builtin_mul_overflow(elements, d, &elements) || elements > (int64_t{1} << 40)) return Malformed("weight '" + weight.name + "' has an invalid shape");
     }
-    if (weight.dtype != DType::kF32 && weight.dtype != DType::kBF16 && weight.dtype != DType::kF16) return Malformed("weight '" + weight.name + "' has an invalid dtype");
+    if (weight.dtype == DType::kI32) return Malformed("weight '" + weight.name + "' has an invalid dtype");
+    if (IsBlockDType(weight.dtype) && (weight.shape.empty() || !DTypeRowsFit(weight.dtype, weight.shape.back()))) {
+      return Malformed("weight '" + weight.name + "' has rows of " + std::to_string(weight.shape.empty() ? 0 : weight.shape.back()) +
+                       " elements, not whole " + DTypeName(weight.dtype) + " blocks");
+    }
     if (!weight_index.emplace(weight.name, program.weights.size()).second) return Malformed("weight '" + weight.name + "' appears twice");
     program.weights.push_back(std::move(weight));
   }

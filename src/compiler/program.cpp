@@ -8,7 +8,7 @@ namespace kiln {
 int64_t WeightBinding::size_bytes() const {
   int64_t count = 1;
   for (int64_t d : shape) count *= d;
-  return count * static_cast<int64_t>(DTypeSize(dtype));
+  return DTypeBytes(dtype, count);  // whole blocks per row: checked when the weight is bound
 }
 
 const StepFunction* Program::FindStep(const std::string& name) const {
@@ -64,6 +64,11 @@ Result<int32_t> BindWeight(Value& value, const WeightLookup& lookup, std::vector
     return Error(ErrorCode::kMalformed, "tensor '" + spec.tensor_name + "' has shape " + DimsString(spec.shape) +
                                             ", but the config implies " + DimsString(expected) +
                                             " (does config.json belong to these weights?)");
+  }
+  if (IsBlockDType(spec.dtype) && (spec.shape.empty() || !DTypeRowsFit(spec.dtype, spec.shape.back()))) {
+    return Error(ErrorCode::kUnsupported, "tensor '" + spec.tensor_name + "' is " + DTypeName(spec.dtype) + ", but its rows of " +
+                                              std::to_string(spec.shape.empty() ? 0 : spec.shape.back()) + " elements are not whole " +
+                                              std::to_string(DTypeBlockElements(spec.dtype)) + "-element blocks");
   }
   value.dtype = spec.dtype;
   weights.push_back({value.name, spec.tensor_name, spec.dtype, spec.shape});

@@ -4,14 +4,42 @@
 
 namespace kiln {
 
-size_t DTypeSize(DType dtype) {
+int64_t DTypeBlockElements(DType dtype) {
+  switch (dtype) {
+    case DType::kF32:
+    case DType::kBF16:
+    case DType::kF16:
+    case DType::kI32: return 1;
+    case DType::kQ8_0:
+    case DType::kQ4_0: return 32;
+    case DType::kQ4_K:
+    case DType::kQ6_K: return 256;
+    case DType::kF8_E4M3: return 128;
+  }
+  return 1;
+}
+
+int64_t DTypeBlockBytes(DType dtype) {
   switch (dtype) {
     case DType::kF32: return 4;
     case DType::kBF16: return 2;
     case DType::kF16: return 2;
     case DType::kI32: return 4;
+    case DType::kQ8_0: return 34;
+    case DType::kQ4_0: return 18;
+    case DType::kQ4_K: return 144;
+    case DType::kQ6_K: return 210;
+    case DType::kF8_E4M3: return 132;
   }
   return 0;
+}
+
+size_t DTypeSize(DType dtype) { return IsBlockDType(dtype) ? 0 : static_cast<size_t>(DTypeBlockBytes(dtype)); }
+
+int64_t DTypeBytes(DType dtype, int64_t elements) {
+  const int64_t block = DTypeBlockElements(dtype);
+  if (elements % block != 0) return -1;
+  return elements / block * DTypeBlockBytes(dtype);
 }
 
 const char* DTypeName(DType dtype) {
@@ -20,8 +48,20 @@ const char* DTypeName(DType dtype) {
     case DType::kBF16: return "bf16";
     case DType::kF16: return "f16";
     case DType::kI32: return "i32";
+    case DType::kQ8_0: return "q8_0";
+    case DType::kQ4_0: return "q4_0";
+    case DType::kQ4_K: return "q4_k";
+    case DType::kQ6_K: return "q6_k";
+    case DType::kF8_E4M3: return "f8_e4m3";
   }
   return "?";
+}
+
+std::optional<DType> DTypeFromName(std::string_view name) {
+  for (int i = 0; i < kNumDTypes; ++i) {
+    if (name == DTypeName(static_cast<DType>(i))) return static_cast<DType>(i);
+  }
+  return std::nullopt;
 }
 
 Result<DType> DTypeFromSafetensors(std::string_view name) {

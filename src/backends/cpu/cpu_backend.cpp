@@ -210,6 +210,7 @@ Status CpuBackend::CheckOp(const Graph& graph, const Op& op) const {
     if (id < 0) continue;
     const Value& value = graph.value(id);
     if (value.kind == ValueKind::kWeight && value.dtype == DType::kI32) return refuse("integer weights");
+    if (value.kind == ValueKind::kWeight && IsBlockDType(value.dtype)) return refuse(std::string(DTypeName(value.dtype)) + " weights");
     if (value.kind != ValueKind::kWeight && value.kind != ValueKind::kInput && value.dtype != DType::kF32) {
       return refuse("activations must be f32");
     }

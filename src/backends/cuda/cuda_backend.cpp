@@ -36,6 +36,9 @@ Status CudaBackend::CheckOp(const Graph& graph, const Op& op) const {
   }
   for (int32_t id : op.inputs) {
     if (id >= 0 && graph.value(id).kind == ValueKind::kWeight && graph.value(id).dtype == DType::kI32) return refuse("integer weights");
+    if (id >= 0 && graph.value(id).kind == ValueKind::kWeight && IsBlockDType(graph.value(id).dtype)) {
+      return refuse(std::string(DTypeName(graph.value(id).dtype)) + " weights");
+    }
   }
   return Status::Ok();
 }

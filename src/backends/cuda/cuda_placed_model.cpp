@@ -108,7 +108,7 @@ Status CudaPlacedModel::PlaceWeights(const std::vector<WeightView>& weights, con
       // Vectors (norm scales, layer scalars) near 1; matrices with unit-variance products.
       const int64_t columns = binding.shape.empty() ? 1 : binding.shape.back();
       const bool vector = binding.shape.size() <= 1;
-      const int64_t count = binding.size_bytes() / static_cast<int64_t>(DTypeSize(binding.dtype));
+      const int64_t count = binding.size_bytes() / static_cast<int64_t>(DTypeSize(binding.dtype));  // element types only: block types are refused by CheckOp
       s = LaunchRandomFill(target, TypeOf(binding.dtype), count, options.random_seed + i, vector ? 1.0f : 0.0f,
                            vector ? 0.1f : std::sqrt(3.0f / static_cast<float>(columns)), stream_);
     } else {

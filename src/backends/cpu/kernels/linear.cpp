@@ -24,7 +24,7 @@ void MatVec(const KernelContext& c, const float* x, const TensorArg& w, int64_t 
         case DType::kF32: c.dot->gemv_f32(x, static_cast<const float*>(w.data) + at, columns, columns, count, y + n); break;
         case DType::kBF16: c.dot->gemv_bf16(x, static_cast<const uint16_t*>(w.data) + at, columns, columns, count, y + n); break;
         case DType::kF16: c.dot->gemv_f16(x, static_cast<const uint16_t*>(w.data) + at, columns, columns, count, y + n); break;
-        case DType::kI32: break;  // refused by CheckOp
+        default: break;  // refused by CheckOp
       }
     }
   }, 4);
@@ -70,7 +70,7 @@ void LinearKernel(const KernelContext& c) {
           case DType::kF16:
             LinearBlock(x.f32(), tile, tile_rows, static_cast<const uint16_t*>(w.data), n, count, K, N, y, c.dot->f16, c.dot->tile_f16);
             break;
-          case DType::kI32:
+          default:
             break;  // refused by CheckOp
         }
       }
