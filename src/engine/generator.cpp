@@ -4,6 +4,7 @@
 #include <chrono>
 #include <optional>
 
+#include "engine/speculative.h"
 #include "engine/token_stream.h"
 
 namespace kiln {
@@ -70,6 +71,7 @@ Result<int64_t> Generator::Prefill(std::span<const int32_t> prompt, const Genera
 Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, const GenerateOptions& options) {
   const auto start = Clock::now();
   TRY(options.sampling.Validate());
+  TRY(options.speculative.Validate());
   if (prompt.empty()) return Error(ErrorCode::kInvalidArgument, "the prompt is empty: give at least one token");
   if (options.max_new_tokens < 0) {
     return Error(ErrorCode::kInvalidArgument, "max tokens must be >= 0, got " + std::to_string(options.max_new_tokens));
@@ -110,16 +112,21 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
   std::vector<float> raw;
   std::optional<Clock::time_point> decode_start;
 
-  // Takes a sampled token: records, streams and checks it. False when generation ends with it
-  // (stop_reason set), true when the next step should run.
-  auto accept = [&](GeneratedToken& token) -> bool {
+  // Takes a sampled token: records, streams and checks it. `held` is the number of positions
+  // the cache holds before it (the token is not in the cache yet). False when generation ends
+  // with it (stop_reason set), true when the next step should run.
+  auto accept = [&](GeneratedToken& token, int64_t held) -> bool {
     history.push_back(token.id);
     if (result.tokens.empty()) {
       result.first_token_seconds = SecondsSince(start);
       decode_start = Clock::now();
     }
     if (!stream.Accept(token)) return false;
-    if (session_.length() >= context) {
+    if (constraint && constraint->Terminated()) {  // the grammar's end (with --ignore-eos too)
+      result.stop_reason = StopReason::kEos;
+      return false;
+    }
+    if (held >= context) {
       result.stop_reason = StopReason::kContextFull;
       return false;
     }
@@ -129,72 +136,104 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
     }
     return true;
   };
-
-  const bool on_device = options.decode_depth > 0 && session_.SupportsDecodeOnDevice() && !options.constraint &&
-                         options.sampling.repetition_penalty == 1.0f && options.top_logprobs == 0 && !options.keep_logits;
-  result.stop_reason = StopReason::kMaxTokens;
-  bool more = options.max_new_tokens > 0;
-  if (more && Cancelled(options)) {
-    result.stop_reason = StopReason::kCancelled;
-    more = false;
-  }
-  while (more) {
-    GeneratedToken token;
+  // Draws a token from one row of logits (edited in place by the constraint and the penalty).
+  auto sample = [&](std::span<float> row, GeneratedToken& token) -> Status {
     token.index = static_cast<int64_t>(result.tokens.size());
-    if (options.keep_logits) result.logits.insert(result.logits.end(), logits_.begin(), logits_.end());
-    if (options.top_logprobs > 0) token.top_logprobs = TopLogprobs(logits_, options.top_logprobs);
-    if (options.top_logprobs > 0) raw.assign(logits_.begin(), logits_.end());  // the penalty edits logits_
-    if (constraint) {
-      Status masked = constraint->Mask(logits_);
-      if (!masked.ok()) {
-        Reset();
-        return masked.error();
-      }
+    if (options.keep_logits) result.logits.insert(result.logits.end(), row.begin(), row.end());
+    if (options.top_logprobs > 0) {
+      token.top_logprobs = TopLogprobs(row, options.top_logprobs);
+      raw.assign(row.begin(), row.end());  // the penalty edits the row
     }
-    token.id = sampler.Sample(logits_, history);
+    if (constraint) TRY(constraint->Mask(row));
+    token.id = sampler.Sample(row, history);
     if (constraint) TRY(constraint->Accept(token.id));
     if (options.top_logprobs > 0) token.logprob = Logprob(raw, token.id);
-    if (!accept(token)) break;
-    if (constraint && constraint->Terminated()) {  // the grammar's end (with --ignore-eos too)
-      result.stop_reason = StopReason::kEos;
-      break;
+    return Status::Ok();
+  };
+
+  const bool speculate = options.speculative.enabled();
+  const bool on_device = options.decode_depth > 0 && session_.SupportsDecodeOnDevice() && !options.constraint && !speculate &&
+                         options.sampling.repetition_penalty == 1.0f && options.top_logprobs == 0 && !options.keep_logits;
+  result.stop_reason = StopReason::kMaxTokens;
+  if (options.max_new_tokens == 0) {
+    stream.Finish();
+    return result;
+  }
+  if (Cancelled(options)) {
+    result.stop_reason = StopReason::kCancelled;
+    stream.Finish();
+    return result;
+  }
+  auto fail = [&](const Error& error) -> Result<GenerationResult> {
+    Reset();
+    return error;
+  };
+  // The first token comes from the prefill's logits.
+  GeneratedToken first;
+  if (Status sampled = sample(logits_, first); !sampled.ok()) return fail(sampled.error());
+  bool more = accept(first, session_.length());
+  int32_t pending = first.id;  // sampled, not yet in the cache
+  if (more && on_device) {
+    // Every later token is sampled on the device; each one handed back means the step that
+    // produced it ran, i.e. the token it fed is now in the cache.
+    int32_t fed = pending;
+    DeviceSampling sampling{options.sampling.temperature, options.sampling.top_k, options.sampling.top_p, options.sampling.min_p,
+                            options.sampling.seed};
+    const int64_t steps = options.max_new_tokens - static_cast<int64_t>(result.tokens.size());
+    auto decoded = session_.DecodeOnDevice(fed, sampling, steps, options.decode_depth, [&](const SampledToken& sampled) {
+      cached_.push_back(fed);
+      ++result.decode_steps;
+      fed = sampled.id;
+      GeneratedToken next;
+      next.index = static_cast<int64_t>(result.tokens.size());
+      next.id = sampled.id;
+      next.logprob = sampled.logprob;
+      return accept(next, session_.length());
+    });
+    if (!decoded.has_value()) return fail(decoded.error());
+    // Ran out of steps with every token accepted: the context is full (or max tokens reached).
+    if (static_cast<int64_t>(result.tokens.size()) < options.max_new_tokens && result.stop_reason == StopReason::kMaxTokens &&
+        session_.length() >= context) {
+      result.stop_reason = StopReason::kContextFull;
     }
-    if (on_device) {
-      // Every later token is sampled on the device; each one handed back means the step that
-      // produced it ran, i.e. the token it fed is now in the cache.
-      int32_t fed = token.id;
-      DeviceSampling sampling{options.sampling.temperature, options.sampling.top_k, options.sampling.top_p, options.sampling.min_p,
-                              options.sampling.seed};
-      const int64_t steps = options.max_new_tokens - static_cast<int64_t>(result.tokens.size());
-      auto decoded = session_.DecodeOnDevice(fed, sampling, steps, options.decode_depth, [&](const SampledToken& sampled) {
-        cached_.push_back(fed);
-        ++result.decode_steps;
-        fed = sampled.id;
-        GeneratedToken next;
-        next.index = static_cast<int64_t>(result.tokens.size());
-        next.id = sampled.id;
-        next.logprob = sampled.logprob;
-        return accept(next);
-      });
-      if (!decoded.has_value()) {
-        Reset();
-        return decoded.error();
-      }
-      // Ran out of steps with every token accepted: the context is full (or max tokens reached).
-      if (static_cast<int64_t>(result.tokens.size()) < options.max_new_tokens && result.stop_reason == StopReason::kMaxTokens &&
-          session_.length() >= context) {
-        result.stop_reason = StopReason::kContextFull;
-      }
-      break;
+    more = false;
+  }
+  // Host decoding: each step feeds the pending token and any drafted tokens (speculative.h); a
+  // step without drafts is plain decoding.
+  std::vector<int32_t> step_tokens;
+  std::vector<float> rows;
+  const int64_t vocab = session_.vocab_size();
+  const int64_t tmax = session_.program().max_tokens;
+  while (more) {
+    const int64_t base = session_.length();
+    step_tokens.assign(1, pending);
+    if (speculate) {
+      const int64_t room = std::min({static_cast<int64_t>(options.speculative.draft_max), tmax - 1, context - base - 1,
+                                     options.max_new_tokens - static_cast<int64_t>(result.tokens.size()) - 1});
+      result.draft_tokens += DraftByPromptLookup(history, options.speculative, room, step_tokens);
     }
-    const int32_t id = token.id;
-    Status stepped = session_.StepInto(std::span<const int32_t>(&id, 1), /*all_positions=*/false, logits_);
-    if (!stepped.ok()) {
-      Reset();
-      return stepped.error();
+    const int64_t drafted = static_cast<int64_t>(step_tokens.size()) - 1;
+    rows.resize(static_cast<size_t>((drafted + 1) * vocab));
+    if (Status stepped = session_.StepInto(step_tokens, /*all_positions=*/drafted > 0, rows); !stepped.ok()) {
+      return fail(stepped.error());
     }
-    cached_.push_back(id);
     ++result.decode_steps;
+    // Row i holds the distribution of the token after step_tokens[i].
+    int64_t row = 0;
+    for (;; ++row) {
+      GeneratedToken next;
+      const std::span<float> logits(rows.data() + row * vocab, static_cast<size_t>(vocab));
+      if (Status sampled = sample(logits, next); !sampled.ok()) return fail(sampled.error());
+      more = accept(next, base + row + 1);
+      pending = next.id;
+      if (!more || row == drafted || next.id != step_tokens[static_cast<size_t>(row + 1)]) break;
+      ++result.accepted_draft_tokens;
+    }
+    // Keep the pending token's predecessors: the fed token and the accepted drafts.
+    if (row < drafted) {
+      if (Status rewound = session_.Rewind(base + row + 1); !rewound.ok()) return fail(rewound.error());
+    }
+    cached_.insert(cached_.end(), step_tokens.begin(), step_tokens.begin() + row + 1);
   }
   stream.Finish();
   if (decode_start) result.decode_seconds = SecondsSince(*decode_start);

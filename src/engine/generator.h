@@ -49,6 +49,7 @@
 #include "core/status.h"
 #include "engine/output_constraint.h"
 #include "engine/sampler.h"
+#include "engine/speculative.h"
 #include "runtime/session.h"
 #include "tokenizer/tokenizer.h"
 
@@ -85,6 +86,9 @@ struct GenerateOptions {
   // CUDA backend, when neither the repetition penalty, top_logprobs nor keep_logits need the
   // logits on the host. 0 = always sample on the host.
   int decode_depth = 4;
+  // Speculative decoding (speculative.h): drafted tokens verified in one step. Lossless; the
+  // device-sampling path is not taken.
+  SpeculativeOptions speculative;
   // Called for every generated token; a last call with id -1 may carry text held back until
   // the end (a partial character, or the start of a stop string that never completed).
   std::function<void(const GeneratedToken&)> on_token;
@@ -103,6 +107,8 @@ struct GenerationResult {
   double first_token_seconds = 0;  // from the call to the first token (time to first token)
   double decode_seconds = 0;    // the decode steps after the first token
   int64_t decode_steps = 0;     // steps run after the prefill
+  int64_t draft_tokens = 0;     // speculative decoding: tokens drafted
+  int64_t accepted_draft_tokens = 0;  // of those, accepted (each saves a step)
   // [tokens.size(), vocab] row-major when keep_logits: the logits each token was sampled from
   // (before the repetition penalty).
   std::vector<float> logits;

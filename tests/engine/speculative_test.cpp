@@ -1,0 +1,145 @@
+// Speculative decoding (engine/speculative.h): prompt-lookup drafts, and generation that is
+// token-identical to plain decoding — greedy and seeded sampling, on every fixture variant
+// (sliding window 6-8, so rounds roll the rings back past the window), for several draft sizes.
+#include <gtest/gtest.h>
+
+#include "engine/generator.h"
+#include "engine/model_loader.h"
+#include "engine/speculative.h"
+#include "io/json_file.h"
+
+namespace kiln {
+namespace {
+
+std::string FixtureDir(const std::string& name) { return std::string(KILN_FIXTURES_DIR) + "/" + name; }
+
+TEST(PromptLookup, DraftsWhatFollowedTheMostRecentLongestMatch) {
+  SpeculativeOptions options;
+  options.type = SpeculativeType::kNgram;
+  options.ngram_max = 3;
+  std::vector<int32_t> drafts;
+  // Suffix "7 8 9" occurred at 1..3 (followed by 4 5) and at 6..8 in a 2-gram "8 9" sense; the
+  // 3-gram match wins.
+  const std::vector<int32_t> history = {0, 7, 8, 9, 4, 5, 1, 8, 9, 2, 7, 8, 9};
+  EXPECT_EQ(DraftByPromptLookup(history, options, 4, drafts), 4);
+  EXPECT_EQ(drafts, (std::vector<int32_t>{4, 5, 1, 8}));
+  // Capped by max, appended after what is there.
+  drafts = {42};
+  EXPECT_EQ(DraftByPromptLookup(history, options, 1, drafts), 1);
+  EXPECT_EQ(drafts, (std::vector<int32_t>{42, 4}));
+  // Only a 1-gram recurs ("9" last seen at 8): the most recent occurrence is used.
+  drafts.clear();
+  const std::vector<int32_t> short_match = {3, 9, 6, 5, 9, 2, 1, 9};
+  EXPECT_EQ(DraftByPromptLookup(short_match, options, 8, drafts), 3);
+  EXPECT_EQ(drafts, (std::vector<int32_t>{2, 1, 9}));
+  // Nothing recurs; a minimum of 2 rules out the 1-gram.
+  drafts.clear();
+  EXPECT_EQ(DraftByPromptLookup(std::vector<int32_t>{1, 2, 3, 4}, options, 8, drafts), 0);
+  options.ngram_min = 2;
+  EXPECT_EQ(DraftByPromptLookup(short_match, options, 8, drafts), 0);
+  EXPECT_TRUE(drafts.empty());
+  // A run of one token drafts its continuation.
+  options.ngram_min = 1;
+  EXPECT_EQ(DraftByPromptLookup(std::vector<int32_t>{5, 5, 5, 5}, options, 8, drafts), 1);
+  EXPECT_EQ(drafts, (std::vector<int32_t>{5}));
+}
+
+TEST(PromptLookup, OptionsAreValidated) {
+  SpeculativeOptions options;
+  options.draft_max = 65;
+  EXPECT_EQ(options.Validate().error().message(), "draft max must be in [0, 64], got 65");
+  options.draft_max = 4;
+  options.ngram_min = 3;
+  options.ngram_max = 2;
+  EXPECT_EQ(options.Validate().error().message(), "n-gram sizes must satisfy 1 <= min <= max <= 64, got min 3 and max 2");
+  EXPECT_EQ(ParseSpeculativeType("ngram").value(), SpeculativeType::kNgram);
+  EXPECT_EQ(ParseSpeculativeType("bogus").error().message(), "unknown speculative type 'bogus' (expected ngram or none)");
+  EXPECT_EQ(ParseSpeculativeType("mtp").error().code(), ErrorCode::kUnsupported);
+}
+
+GenerationResult Generate(LoadedModel& model, const std::vector<int32_t>& prompt, GenerateOptions options) {
+  auto session = model.NewSession();
+  EXPECT_TRUE(session.has_value());
+  Generator generator(*session, nullptr);
+  auto result = generator.Generate(prompt, options);
+  EXPECT_TRUE(result.has_value()) << result.error().ToString();
+  return result.has_value() ? std::move(*result) : GenerationResult{};
+}
+
+class SpeculativeParityTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SpeculativeParityTest, OutputEqualsPlainDecoding) {
+  const std::string dir = FixtureDir(GetParam());
+  auto document = ReadJsonFile(dir + "/reference.json");
+  ASSERT_TRUE(document.has_value());
+  const std::vector<int32_t> prompt = (*document)["greedy_prompt"].get<std::vector<int32_t>>();
+  LoadOptions load;
+  load.max_tokens = 8;
+  load.max_context = 96;
+  load.num_threads = 2;
+  auto model = LoadedModel::Load(dir, load);
+  ASSERT_TRUE(model.has_value()) << model.error().ToString();
+  for (float temperature : {0.0f, 0.9f}) {
+    GenerateOptions options;
+    options.max_new_tokens = 60;
+    options.ignore_eos = true;
+    options.sampling.temperature = temperature;
+    options.sampling.seed = 11;
+    const GenerationResult plain = Generate(**model, prompt, options);
+    ASSERT_EQ(plain.tokens.size(), 60u);
+    for (int draft_max : {1, 3, 7}) {
+      options.speculative.type = SpeculativeType::kNgram;
+      options.speculative.draft_max = draft_max;
+      const GenerationResult speculative = Generate(**model, prompt, options);
+      EXPECT_EQ(speculative.tokens, plain.tokens) << "temperature " << temperature << ", draft max " << draft_max;
+      EXPECT_EQ(speculative.stop_reason, StopReason::kMaxTokens);
+      // Every step emits the tokens it accepted plus one.
+      EXPECT_EQ(speculative.decode_steps + 1 + speculative.accepted_draft_tokens, 60) << draft_max;
+      EXPECT_LE(speculative.accepted_draft_tokens, speculative.draft_tokens);
+      if (temperature == 0.0f) {
+        EXPECT_GT(speculative.accepted_draft_tokens, 0) << "the fixtures' greedy output repeats";
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, SpeculativeParityTest, ::testing::Values("g31b", "e2b", "e4b", "a26b", "g12b"));
+
+TEST(Speculative, StopsAndContextEndAsInPlainDecoding) {
+  const std::string dir = FixtureDir("g31b");
+  auto document = ReadJsonFile(dir + "/reference.json");
+  const std::vector<int32_t> prompt = (*document)["greedy_prompt"].get<std::vector<int32_t>>();
+  LoadOptions load;
+  load.max_tokens = 8;
+  load.max_context = 40;  // 24 prompt tokens: the context ends mid-round
+  load.num_threads = 2;
+  auto model = LoadedModel::Load(dir, load);
+  ASSERT_TRUE(model.has_value());
+  GenerateOptions options;
+  options.max_new_tokens = 100;
+  options.ignore_eos = true;
+  const GenerationResult plain = Generate(**model, prompt, options);
+  options.speculative.type = SpeculativeType::kNgram;
+  options.speculative.draft_max = 6;
+  const GenerationResult speculative = Generate(**model, prompt, options);
+  EXPECT_EQ(plain.stop_reason, StopReason::kContextFull);
+  EXPECT_EQ(speculative.stop_reason, StopReason::kContextFull);
+  EXPECT_EQ(speculative.tokens, plain.tokens);
+  // A stop id inside an accepted run of drafts ends generation there.
+  ASSERT_GT(plain.tokens.size(), 12u);
+  options.stop_token_ids = {plain.tokens[10]};
+  options.ignore_eos = false;
+  options.speculative.type = SpeculativeType::kNone;
+  const GenerationResult plain_stop = Generate(**model, prompt, options);
+  options.speculative.type = SpeculativeType::kNgram;
+  const GenerationResult speculative_stop = Generate(**model, prompt, options);
+  EXPECT_EQ(plain_stop.stop_reason, StopReason::kEos);
+  EXPECT_EQ(speculative_stop.tokens, plain_stop.tokens);
+  // max tokens is exact.
+  options.stop_token_ids.clear();
+  options.max_new_tokens = 5;
+  EXPECT_EQ(Generate(**model, prompt, options).tokens, std::vector<int32_t>(plain.tokens.begin(), plain.tokens.begin() + 5));
+}
+
+}  // namespace
+}  // namespace kiln
