@@ -9,6 +9,28 @@ namespace kiln {
 
 namespace cpu {
 
+bool ReadsBlockRows(OpKind kind, size_t input) {
+  switch (kind) {
+    case OpKind::kEmbed: return input == 1;   // the table: one dequantized row per token
+    case OpKind::kLinear: return input == 1;  // the weight: quant_dot.h
+    case OpKind::kMoe: return input == 2 || input == 5 || input == 6;  // router, gate_up, down (MatVec)
+    case OpKind::kRmsNorm:
+    case OpKind::kRope:
+    case OpKind::kKvAppend:
+    case OpKind::kAttention:
+    case OpKind::kAdd:
+    case OpKind::kMul:
+    case OpKind::kScaleByWeight:
+    case OpKind::kScale:
+    case OpKind::kGeluMul:
+    case OpKind::kSoftcap:
+    case OpKind::kSliceColumns:
+    case OpKind::kGatherRows:
+    case OpKind::kCount: return false;
+  }
+  return false;
+}
+
 KernelFn KernelFor(OpKind kind) {
   switch (kind) {
     case OpKind::kEmbed: return EmbedKernel;
@@ -206,11 +228,14 @@ Status CpuBackend::CheckOp(const Graph& graph, const Op& op) const {
   };
   if (cpu::KernelFor(op.kind) == nullptr) return refuse("no kernel");
   if (op.inputs.size() > static_cast<size_t>(cpu::kMaxKernelInputs)) return refuse("too many inputs");
-  for (int32_t id : op.inputs) {
+  for (size_t input = 0; input < op.inputs.size(); ++input) {
+    const int32_t id = op.inputs[input];
     if (id < 0) continue;
     const Value& value = graph.value(id);
     if (value.kind == ValueKind::kWeight && value.dtype == DType::kI32) return refuse("integer weights");
-    if (value.kind == ValueKind::kWeight && IsBlockDType(value.dtype)) return refuse(std::string(DTypeName(value.dtype)) + " weights");
+    if (value.kind == ValueKind::kWeight && IsBlockDType(value.dtype) && !cpu::ReadsBlockRows(op.kind, input)) {
+      return refuse(std::string(DTypeName(value.dtype)) + " weights");
+    }
     if (value.kind != ValueKind::kWeight && value.kind != ValueKind::kInput && value.dtype != DType::kF32) {
       return refuse("activations must be f32");
     }

@@ -1,6 +1,8 @@
 // The CPU backend: complete, not a fallback. f32 activations and KV cache, f32/bf16/f16 weights
 // used in place from the mmap'd source, a persistent thread pool, dot products dispatched once
-// to the best ISA this CPU has (generic, AVX2, AVX-512).
+// to the best ISA this CPU has (generic, AVX2, AVX-512). Linear, embedding and MoE weights may
+// also be in a block format (q8_0, q4_0, q4_k, q6_k, f8_e4m3), dequantized in registers as they
+// stream (simd/quant_dot.h); ops that read weights element by element refuse block formats.
 //
 // Guard mode (a Program compiled with CompileOptions::guard): every arena tensor is surrounded
 // by canary bytes, written when the tensor is first produced and checked after every op; a

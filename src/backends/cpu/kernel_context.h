@@ -62,6 +62,10 @@ using KernelFn = void (*)(const KernelContext& context);
 
 // The kernel for each op kind (a switch with no default: a missing kernel does not compile).
 KernelFn KernelFor(OpKind kind);
+// Whether the kernel of `kind` reads weight input `input` by whole rows (linear, embed, MoE
+// experts), so the weight may be in a block format; the others read weights element by element
+// (WeightAt) and CheckOp refuses block formats for them by name.
+bool ReadsBlockRows(OpKind kind, size_t input);
 
 // Kernels, one per op kind, in kernels/*.cpp.
 void EmbedKernel(const KernelContext& c);
@@ -81,11 +85,12 @@ void GatherRowsKernel(const KernelContext& c);
 void MoeKernel(const KernelContext& c);
 
 // y[n] = w[offset + n * columns : ... + columns] . x for n in [0, rows): one activation row
-// against a row-major weight of any dtype, parallel over weight rows (linear.cpp).
+// against a row-major weight of any dtype, parallel over weight rows (linear.cpp). For a block
+// format, `element_offset` is the start of a row.
 void MatVec(const KernelContext& c, const float* x, const TensorArg& w, int64_t element_offset, int64_t rows,
             int64_t columns, float* y);
 
-// Scalar value of element i of a weight of any supported dtype.
+// Scalar value of element i of a weight of an element dtype (block formats: see ReadsBlockRows).
 float WeightAt(const TensorArg& weight, int64_t index);
 
 // Attention processes keys in blocks of this many positions with an online softmax.

@@ -4,6 +4,7 @@
 #include <numbers>
 
 #include "backends/cpu/kernel_context.h"
+#include "core/quant.h"
 
 namespace kiln::cpu {
 
@@ -93,8 +94,10 @@ void EmbedKernel(const KernelContext& c) {
     for (int64_t t = begin; t < end; ++t) {
       // Ids were validated against the vocabulary; clamp for tables smaller than it.
       const int64_t row = (ids[t] >= 0 && ids[t] < table.rows) ? ids[t] : 0;
+      // One row of any weight dtype, block formats included (a row is whole blocks).
       float* y = c.output.f32() + t * width;
-      for (int64_t j = 0; j < width; ++j) y[j] = WeightAt(table, row * width + j) * scale;
+      DequantizeRow(table.dtype, static_cast<const uint8_t*>(table.data) + DTypeBytes(table.dtype, row * width), width, y);
+      for (int64_t j = 0; j < width; ++j) y[j] *= scale;
     }
   });
 }

@@ -1,4 +1,5 @@
-// y[R, N] = x[R, K] @ w[N, K]^T, fp32 accumulation, w in f32/bf16/f16.
+// y[R, N] = x[R, K] @ w[N, K]^T, fp32 accumulation, w in f32/bf16/f16 or a block format
+// (q8_0, q4_0, q4_k, q6_k, f8_e4m3: quant_dot.h, rows of whole blocks).
 // Parallel over output columns (weight rows); each weight row is converted once per group of
 // kMaxRows activation rows. Activations are walked in tiles so a tile stays in cache while the
 // whole weight streams past it.
@@ -15,6 +16,16 @@ constexpr int64_t kRowTile = 64;
 // One activation row (decode): blocks of kMaxRows weight rows through the gemv kernel.
 void MatVec(const KernelContext& c, const float* x, const TensorArg& w, int64_t element_offset, int64_t rows,
             int64_t columns, float* y) {
+  if (const QuantDotFn quant = c.dot->quant->For(w.dtype)) {
+    // element_offset starts a row (a whole number of blocks): bytes are exact.
+    const uint8_t* base = static_cast<const uint8_t*>(w.data) + DTypeBytes(w.dtype, element_offset);
+    const int64_t row_bytes = DTypeBytes(w.dtype, columns);
+    c.pool->ParallelFor((rows + kMaxRows - 1) / kMaxRows, [&](int64_t begin, int64_t end) {
+      const int64_t n = begin * kMaxRows, count = std::min(end * kMaxRows, rows) - n;
+      quant(x, 0, 1, base + n * row_bytes, row_bytes, count, columns, y + n, 1);
+    }, 4);
+    return;
+  }
   c.pool->ParallelFor((rows + kMaxRows - 1) / kMaxRows, [&](int64_t begin, int64_t end) {
     for (int64_t block = begin; block < end; ++block) {
       const int64_t n = block * kMaxRows;
@@ -54,6 +65,18 @@ void LinearKernel(const KernelContext& c) {
   const int64_t K = x.columns, N = w.rows;
   float* y = c.output.f32();
   if (x.rows == 1) return MatVec(c, x.f32(), w, 0, N, K, y);
+  if (const QuantDotFn quant = c.dot->quant->For(w.dtype)) {
+    const uint8_t* base = static_cast<const uint8_t*>(w.data);
+    const int64_t row_bytes = DTypeBytes(w.dtype, K);
+    for (int64_t tile = 0; tile < x.rows; tile += kRowTile) {
+      const int64_t tile_rows = std::min(kRowTile, x.rows - tile);
+      c.pool->ParallelFor((N + kMaxRows - 1) / kMaxRows, [&](int64_t begin, int64_t end) {
+        const int64_t n = begin * kMaxRows, count = std::min(end * kMaxRows, N) - n;
+        quant(x.f32() + tile * K, K, tile_rows, base + n * row_bytes, row_bytes, count, K, y + tile * N + n, N);
+      }, 4);
+    }
+    return;
+  }
   for (int64_t tile = 0; tile < x.rows; tile += kRowTile) {
     const int64_t tile_rows = std::min(kRowTile, x.rows - tile);
     c.pool->ParallelFor((N + kMaxRows - 1) / kMaxRows, [&](int64_t begin, int64_t end) {

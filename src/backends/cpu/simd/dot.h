@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "backends/cpu/simd/quant_dot.h"
+
 namespace kiln::cpu {
 
 inline constexpr int kMaxRows = 4;
@@ -49,6 +51,8 @@ struct DotKernels {
   TileF32Fn tile_f32 = nullptr;
   TileU16Fn tile_bf16 = nullptr;
   TileU16Fn tile_f16 = nullptr;
+  // Block-format weights (quant_dot.h); every table has them.
+  const QuantDotKernels* quant = nullptr;
 };
 
 // A gemv made of `count` single-row dot calls, for tables without a dedicated one.

@@ -96,7 +96,8 @@ const DotKernels* Avx2DotKernels() {
   static const DotKernels kernels{"avx2", true, DotRows<float, LoadWeights, ToFloat>,
                                   DotRows<uint16_t, LoadBf16, ToFloatBf16>, DotRows<uint16_t, LoadF16, ToFloatF16>,
                                   Gemv<float, LoadWeights, ToFloat>, Gemv<uint16_t, LoadBf16, ToFloatBf16>,
-                                  Gemv<uint16_t, LoadF16, ToFloatF16>};
+                                  Gemv<uint16_t, LoadF16, ToFloatF16>, nullptr, nullptr, nullptr,
+                                  Avx2QuantDotKernels()};
   return &kernels;
 }
 

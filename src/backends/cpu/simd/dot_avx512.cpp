@@ -135,7 +135,7 @@ const DotKernels* Avx512DotKernels() {
   static const DotKernels kernels{"avx512", true, DotRows<float, LoadF32>, DotRows<uint16_t, LoadBf16>,
                                   DotRows<uint16_t, LoadF16>, Gemv<float, LoadF32>, Gemv<uint16_t, LoadBf16>,
                                   Gemv<uint16_t, LoadF16>, Tile4x4<float, LoadF32>, Tile4x4<uint16_t, LoadBf16>,
-                                  Tile4x4<uint16_t, LoadF16>};
+                                  Tile4x4<uint16_t, LoadF16>, Avx512QuantDotKernels()};
   return &kernels;
 }
 

@@ -37,7 +37,8 @@ float F16(uint16_t v) { return F16ToF32(v); }
 const DotKernels& GenericDotKernels() {
   static const DotKernels kernels{"generic", true, DotRows<float, Identity>, DotRows<uint16_t, Bf16>, DotRows<uint16_t, F16>,
                                   GemvFromDot<float, DotRows<float, Identity>>, GemvFromDot<uint16_t, DotRows<uint16_t, Bf16>>,
-                                  GemvFromDot<uint16_t, DotRows<uint16_t, F16>>};
+                                  GemvFromDot<uint16_t, DotRows<uint16_t, F16>>,
+                                  nullptr, nullptr, nullptr, &GenericQuantDotKernels()};
   return kernels;
 }
 

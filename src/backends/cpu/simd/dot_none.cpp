@@ -5,4 +5,6 @@ namespace kiln::cpu {
 const DotKernels* Avx2DotKernels() { return nullptr; }
 const DotKernels* Avx512DotKernels() { return nullptr; }
 const DotKernels* Avx512Bf16DotKernels() { return nullptr; }
+const QuantDotKernels* Avx2QuantDotKernels() { return nullptr; }
+const QuantDotKernels* Avx512QuantDotKernels() { return nullptr; }
 }  // namespace kiln::cpu
