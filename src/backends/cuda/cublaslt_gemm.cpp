@@ -17,6 +17,12 @@ cudaDataType_t DataType(WeightType type) {
     case WeightType::kBF16: return CUDA_R_16BF;
     case WeightType::kF16: return CUDA_R_16F;
     case WeightType::kF32: return CUDA_R_32F;
+    // Block formats reach cuBLASLt dequantized to bf16 (block_linear.h), never as themselves.
+    case WeightType::kQ8_0:
+    case WeightType::kQ4_0:
+    case WeightType::kQ4_K:
+    case WeightType::kQ6_K:
+    case WeightType::kF8E4M3: break;
   }
   return CUDA_R_32F;
 }
@@ -54,8 +60,8 @@ CublasLtGemm::~CublasLtGemm() {
 
 // Row-major y[rows, n] = x[rows, k] . w[n, k]^T is, column-major, y^T[n, rows] = op_T(W[k, n]) . X[k, rows]:
 // the weight is the transposed A operand and nothing is copied.
-Result<const CublasLtGemm::Plan*> CublasLtGemm::PlanFor(WeightType type, int64_t rows, int64_t n, int64_t k) {
-  const auto key = std::make_tuple(static_cast<int>(type), rows, n, k);
+Result<const CublasLtGemm::Plan*> CublasLtGemm::PlanFor(WeightType type, int64_t rows, int64_t n, int64_t k, int64_t y_stride) {
+  const auto key = std::make_tuple(static_cast<int>(type), rows, n, k, y_stride);
   if (auto it = plans_.find(key); it != plans_.end()) return it->second.get();
   auto plan = std::make_unique<Plan>();
   const cudaDataType_t in = DataType(type);
@@ -65,7 +71,7 @@ Result<const CublasLtGemm::Plan*> CublasLtGemm::PlanFor(WeightType type, int64_t
   cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof(transpose));
   if (auto s = cublasLtMatrixLayoutCreate(&plan->a, in, static_cast<uint64_t>(k), static_cast<uint64_t>(n), k); s != CUBLAS_STATUS_SUCCESS) return LtFailure(s, "layout");
   if (auto s = cublasLtMatrixLayoutCreate(&plan->b, in, static_cast<uint64_t>(k), static_cast<uint64_t>(rows), k); s != CUBLAS_STATUS_SUCCESS) return LtFailure(s, "layout");
-  if (auto s = cublasLtMatrixLayoutCreate(&plan->c, CUDA_R_32F, static_cast<uint64_t>(n), static_cast<uint64_t>(rows), n); s != CUBLAS_STATUS_SUCCESS) return LtFailure(s, "layout");
+  if (auto s = cublasLtMatrixLayoutCreate(&plan->c, CUDA_R_32F, static_cast<uint64_t>(n), static_cast<uint64_t>(rows), y_stride); s != CUBLAS_STATUS_SUCCESS) return LtFailure(s, "layout");
   cublasLtMatmulPreference_t preference = nullptr;
   cublasLtMatmulPreferenceCreate(&preference);
   const uint64_t workspace = kWorkspaceBytes;
@@ -86,8 +92,9 @@ Result<const CublasLtGemm::Plan*> CublasLtGemm::PlanFor(WeightType type, int64_t
 }
 
 Status CublasLtGemm::Run(const void* x, const void* w, WeightType type, int64_t rows, int64_t n, int64_t k, float* y,
-                         cudaStream_t stream) {
-  TRY_ASSIGN(const Plan* plan, PlanFor(type, rows, n, k));
+                         cudaStream_t stream, int64_t y_stride) {
+  if (IsBlockWeight(type)) return Error(ErrorCode::kInternal, "cuBLASLt takes bf16, f16 or f32 operands, not block formats");
+  TRY_ASSIGN(const Plan* plan, PlanFor(type, rows, n, k, y_stride > 0 ? y_stride : n));
   const float alpha = 1.0f, beta = 0.0f;
   const cublasStatus_t s = cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), plan->desc, &alpha, w, plan->a, x, plan->b, &beta, y,
                                           plan->c, y, plan->c, &plan->algo, workspace_, kWorkspaceBytes, stream);

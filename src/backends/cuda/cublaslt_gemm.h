@@ -28,18 +28,19 @@ class CublasLtGemm {
   CublasLtGemm(const CublasLtGemm&) = delete;
   CublasLtGemm& operator=(const CublasLtGemm&) = delete;
 
-  // `x` is [rows, k] in the weight's element type; `y` f32 [rows, n]. Enqueued on `stream`.
+  // `x` is [rows, k] in the weight's element type (bf16, f16 or f32); `y` f32 [rows, n] with rows
+  // `y_stride` floats apart (0: n; a slice of columns of a wider output). Enqueued on `stream`.
   Status Run(const void* x, const void* w, WeightType type, int64_t rows, int64_t n, int64_t k, float* y,
-             cudaStream_t stream);
+             cudaStream_t stream, int64_t y_stride = 0);
 
  private:
   struct Plan;
   CublasLtGemm() = default;
-  Result<const Plan*> PlanFor(WeightType type, int64_t rows, int64_t n, int64_t k);
+  Result<const Plan*> PlanFor(WeightType type, int64_t rows, int64_t n, int64_t k, int64_t y_stride);
 
   void* handle_ = nullptr;  // cublasLtHandle_t
   void* workspace_ = nullptr;
-  std::map<std::tuple<int, int64_t, int64_t, int64_t>, std::unique_ptr<Plan>> plans_;
+  std::map<std::tuple<int, int64_t, int64_t, int64_t, int64_t>, std::unique_ptr<Plan>> plans_;
 };
 
 }  // namespace kiln::cuda

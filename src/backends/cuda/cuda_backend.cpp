@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "backends/cuda/block_linear.h"
+
 #include "backends/cuda/cuda_device.h"
 #include "backends/cuda/cuda_placed_model.h"
 #include "backends/cuda/fusion.h"
@@ -29,15 +31,33 @@ Status CudaBackend::CheckOp(const Graph& graph, const Op& op) const {
     return refuse("head_dim above " + std::to_string(kMaxHeadDim));
   }
   if (op.kind == OpKind::kMoe) {
-    const DType type = graph.value(op.inputs[2]).dtype;
-    for (size_t i = 3; i < 7; ++i) {
-      if (graph.value(op.inputs[i]).dtype != type) return refuse("the router and expert weights differ in dtype");
+    // Inputs: x, h, router, router scale, expert scale, gate_up, down. The router and its scales
+    // share an element type; the experts share theirs: the router's, or a block format.
+    const DType router = graph.value(op.inputs[2]).dtype, experts = graph.value(op.inputs[5]).dtype;
+    if (graph.value(op.inputs[3]).dtype != router || graph.value(op.inputs[4]).dtype != router) {
+      return refuse("the router and its scales differ in dtype");
+    }
+    if (graph.value(op.inputs[6]).dtype != experts) return refuse("the experts' gate_up and down differ in dtype");
+    if (!IsBlockDType(experts) && experts != router) return refuse("the router and expert weights differ in dtype");
+    const Value& down = graph.value(op.inputs[6]);  // [E, H, M]
+    if (IsBlockDType(experts) && !IsBlockDType(router) &&
+        !cuda::MoeDecodeSupports(TypeOf(router), TypeOf(experts), 1, down.shape.dims[1].value, down.shape.dims[0].value,
+                                 down.shape.dims[2].value, op.attrs.top_k)) {
+      return refuse(std::string(DTypeName(experts)) + " experts outside the routed kernels' bounds (top_k <= 32, the router in shared memory)");
     }
   }
-  for (int32_t id : op.inputs) {
-    if (id >= 0 && graph.value(id).kind == ValueKind::kWeight && graph.value(id).dtype == DType::kI32) return refuse("integer weights");
-    if (id >= 0 && graph.value(id).kind == ValueKind::kWeight && IsBlockDType(graph.value(id).dtype)) {
-      return refuse(std::string(DTypeName(graph.value(id).dtype)) + " weights");
+  for (size_t i = 0; i < op.inputs.size(); ++i) {
+    const int32_t id = op.inputs[i];
+    if (id < 0 || graph.value(id).kind != ValueKind::kWeight) continue;
+    const DType dtype = graph.value(id).dtype;
+    if (dtype == DType::kI32) return refuse("integer weights");
+    // Block formats: the weight of a linear, an embedding table, and MoE experts (the kernels of
+    // block_gemv.cuh, block_weights.cuh and block_linear.h).
+    const bool block_input = (op.kind == OpKind::kLinear && i == 1) || (op.kind == OpKind::kEmbed && i == 1) ||
+                             (op.kind == OpKind::kMoe && (i == 5 || i == 6));
+    if (IsBlockDType(dtype) && !block_input) {
+      return refuse(std::string(DTypeName(dtype)) + " weights as input " + std::to_string(i) +
+                    " (block formats are taken by linear weights, embedding tables and MoE experts)");
     }
   }
   return Status::Ok();
@@ -57,6 +77,8 @@ int64_t CudaBackend::ScratchBytes(const Graph& graph, const Op& op, int64_t max_
       const Value& w = graph.value(op.inputs[1]);
       // Rows are T, or R <= T (the LM head after GatherRows): max_tokens bounds both.
       const int64_t rows = x.shape.dims[0].Resolve(max_tokens, max_tokens), k = w.shape.dims[1].value;
+      // Block formats beyond the GEMV: x in bf16 and a slab of the weight dequantized to bf16.
+      if (cuda::IsBlockWeight(TypeOf(w.dtype))) return cuda::BlockLinearScratchBytes(TypeOf(w.dtype), rows, w.shape.dims[0].value, k);
       if (w.dtype == DType::kF32 || cuda::GemvSupports(TypeOf(w.dtype), rows, k)) return 0;
       return rows * k * 2;
     }
@@ -75,8 +97,8 @@ std::vector<int32_t> CudaBackend::FusedGroups(const Graph& graph) const {
 }
 
 DType CudaBackend::CacheDType(const Graph& graph) const {
-  // bf16 and f16 checkpoints keep K and V in bf16: half the cache reads of a long-context
-  // decode step. f32 checkpoints keep f32, so they match the CPU backend closely.
+  // bf16, f16 and block-format (quantized) checkpoints keep K and V in bf16: half the cache reads
+  // of a long-context decode step. f32 checkpoints keep f32, so they match the CPU backend closely.
   for (const Op& op : graph.ops()) {
     if (op.kind == OpKind::kEmbed) return graph.value(op.inputs[1]).dtype == DType::kF32 ? DType::kF32 : DType::kBF16;
   }
@@ -85,7 +107,7 @@ DType CudaBackend::CacheDType(const Graph& graph) const {
 
 MemoryReport CudaBackend::PlanMemory(const Program& program, const KvPoolSize& pool) const {
   int64_t weights = 0;
-  for (const WeightBinding& binding : program.weights) weights += AlignUp(binding.size_bytes(), kWeightAlignment);
+  for (const WeightBinding& binding : program.weights) weights += AlignUp(cuda::PlacedWeightBytes(binding), kWeightAlignment);
   // The pool: per layer, K and V of blocks(group) * block_size rows (what PlaceModel allocates).
   int64_t cache = 0;
   for (const CacheLayout& layout : program.caches) {

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "backends/cuda/cuda_placed_model.h"
+#include "backends/cuda/block_linear.h"
 #include "backends/cuda/kernels/attention_decode.cuh"
 #include "backends/cuda/kernels/attention_prefill.cuh"
 #include "backends/cuda/kernels/fused.cuh"
@@ -17,6 +18,12 @@ Status CudaPlacedModel::Linear(const StepFunction& step, size_t op_index, const 
                            const DeviceTensor& out) {
   const WeightType type = TypeOf(w.dtype);
   const int64_t rows = x.rows, n = w.rows, k = x.columns;
+  if (IsBlockWeight(type)) {
+    // The block GEMV, or bf16 slabs of the weight through cuBLASLt (block_linear.h).
+    Status ran = RunBlockLinear(*gemm_, x.f32(), w.data, type, rows, n, k, out.f32(), Scratch(step, op_index), stream_);
+    if (!ran.ok()) return ran.error().WithContext("linear '" + step.graph.ops()[op_index].name + "'");
+    return Status::Ok();
+  }
   if (GemvSupports(type, rows, k)) {
     if (cudaError_t s = LaunchGemv(x.f32(), w.data, type, rows, n, k, out.f32(), stream_); s != cudaSuccess) {
       return CudaFailure(s, "linear '" + step.graph.ops()[op_index].name + "' failed");
@@ -149,9 +156,12 @@ Result<size_t> CudaPlacedModel::Launch(const StepFunction& step, size_t op_index
     case OpKind::kMoe: {
       const DeviceTensor x = in(0), router = in(2), down = in(6);
       const int64_t experts = router.rows, width = down.columns / x.columns;
-      if (MoeDecodeSupports(TypeOf(router.dtype), x.rows, x.columns, experts, width, a.top_k)) {
-        return done(LaunchMoeDecode(x.f32(), in(1).f32(), router.data, in(3).data, in(4).data, in(5).data, down.data, TypeOf(router.dtype),
-                                          x.rows, x.columns, experts, width, a.top_k, a.eps, Scratch(step, op_index), out.f32(), stream_));
+      const WeightType router_type = TypeOf(router.dtype), expert_type = TypeOf(down.dtype);
+      // Block-format experts always take this path (any token count, a few tokens at a time).
+      if (MoeDecodeSupports(router_type, expert_type, x.rows, x.columns, experts, width, a.top_k)) {
+        return done(LaunchMoeDecode(x.f32(), in(1).f32(), router.data, in(3).data, in(4).data, in(5).data, down.data, router_type,
+                                    expert_type, x.rows, x.columns, experts, width, a.top_k, a.eps, Scratch(step, op_index), out.f32(),
+                                    stream_));
       }
       return done(LaunchMoe(x.f32(), in(1).f32(), router.data, in(3).data, in(4).data, in(5).data, down.data, TypeOf(router.dtype), x.rows,
                                   x.columns, experts, width, a.top_k, a.eps, reinterpret_cast<float*>(Scratch(step, op_index)), out.f32(), stream_));

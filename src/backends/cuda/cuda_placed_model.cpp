@@ -8,6 +8,8 @@
 #include <set>
 
 #include "backends/cuda/cuda_device.h"
+#include "backends/cuda/kernels/block_layout.h"
+#include "backends/cuda/kernels/block_weights.cuh"
 
 namespace kiln::cuda {
 
@@ -29,6 +31,27 @@ int64_t StepInputBytes(const Program& program) {
 }
 
 int64_t OtherBytes(const Program& program) { return StepInputBytes(program) + CublasLtGemm::kWorkspaceBytes; }
+
+namespace {
+
+// A weight as a matrix: rows of its last dimension (a 3-D expert tensor is experts x rows rows).
+std::pair<int64_t, int64_t> RowsAndColumns(const WeightBinding& binding) {
+  int64_t rows = 1;
+  for (size_t axis = 0; axis + 1 < binding.shape.size(); ++axis) rows *= binding.shape[axis];
+  return {rows, binding.shape.empty() ? 1 : binding.shape.back()};
+}
+
+// GGUF blocks are uploaded through a staging buffer of at most this many bytes.
+constexpr int64_t kStagingBytes = int64_t{64} << 20;
+
+}  // namespace
+
+int64_t PlacedWeightBytes(const WeightBinding& binding) {
+  const WeightType type = TypeOf(binding.dtype);
+  if (!IsBlockWeight(type)) return binding.size_bytes();
+  const auto [rows, k] = RowsAndColumns(binding);
+  return PlacedBlockBytes(type, rows, k);
+}
 
 CudaPlacedModel::~CudaPlacedModel() {
   if (profile_) PrintProfile();
@@ -92,31 +115,70 @@ Status CudaPlacedModel::Init(const std::vector<WeightView>& weights, const Place
 }
 
 // Weights: one allocation, each tensor 256-byte aligned, copied once (or created on the device).
+// Block formats are rewritten into the placed layout on the way (PlaceBlocks).
 Status CudaPlacedModel::PlaceWeights(const std::vector<WeightView>& weights, const PlacementOptions& options) {
   std::vector<int64_t> offsets;
+  int64_t largest_blocks = 0;
   for (const WeightBinding& binding : program_.weights) {
     offsets.push_back(weight_bytes_);
-    weight_bytes_ += AlignUp(binding.size_bytes(), kWeightAlignment);
+    weight_bytes_ += AlignUp(PlacedWeightBytes(binding), kWeightAlignment);
+    if (IsBlockWeight(TypeOf(binding.dtype))) largest_blocks = std::max(largest_blocks, binding.size_bytes());
   }
   TRY_ASSIGN(weights_, Allocate(weight_bytes_, "weights"));
+  DeviceBuffer staging;
+  const int64_t staging_bytes = std::min(largest_blocks, kStagingBytes);
+  if (largest_blocks > 0 && !options.random_weights) {
+    TRY_ASSIGN(staging, Allocate(staging_bytes, "staging of block-format weights"));
+  }
   for (size_t i = 0; i < program_.weights.size(); ++i) {
     const WeightBinding& binding = program_.weights[i];
     uint8_t* target = weights_.get() + offsets[i];
     weight_pointers_.push_back(target);
+    const WeightType type = TypeOf(binding.dtype);
+    const auto [rows, columns] = RowsAndColumns(binding);
     cudaError_t s = cudaSuccess;
     if (options.random_weights) {
       // Vectors (norm scales, layer scalars) near 1; matrices with unit-variance products.
-      const int64_t columns = binding.shape.empty() ? 1 : binding.shape.back();
       const bool vector = binding.shape.size() <= 1;
-      const int64_t count = binding.size_bytes() / static_cast<int64_t>(DTypeSize(binding.dtype));  // element types only: block types are refused by CheckOp
-      s = LaunchRandomFill(target, TypeOf(binding.dtype), count, options.random_seed + i, vector ? 1.0f : 0.0f,
-                           vector ? 0.1f : std::sqrt(3.0f / static_cast<float>(columns)), stream_);
+      const float spread = vector ? 0.1f : std::sqrt(3.0f / static_cast<float>(columns));
+      if (IsBlockWeight(type)) {
+        s = LaunchRandomBlocks(target, type, rows, columns, options.random_seed + i, spread, stream_);
+      } else {
+        const int64_t count = binding.size_bytes() / static_cast<int64_t>(DTypeSize(binding.dtype));
+        s = LaunchRandomFill(target, type, count, options.random_seed + i, vector ? 1.0f : 0.0f, spread, stream_);
+      }
+    } else if (IsBlockWeight(type)) {
+      TRY(PlaceBlocks(binding, weights[i].data, target, staging.get(), staging_bytes));
     } else {
       s = cudaMemcpy(target, weights[i].data, static_cast<size_t>(weights[i].size_bytes), cudaMemcpyHostToDevice);
     }
     if (s != cudaSuccess) return CudaFailure(s, "cannot place weight '" + binding.tensor_name + "'");
   }
+  // The staging buffer is freed on return: the copies and rewrites that read it finish first.
   if (cudaError_t s = cudaStreamSynchronize(stream_); s != cudaSuccess) return CudaFailure(s, "cannot place the weights");
+  return Status::Ok();
+}
+
+Status CudaPlacedModel::PlaceBlocks(const WeightBinding& binding, const void* source, uint8_t* target, uint8_t* staging,
+                                    int64_t staging_bytes) {
+  const WeightType type = TypeOf(binding.dtype);
+  const auto [rows, k] = RowsAndColumns(binding);
+  const int64_t row_bytes = binding.size_bytes() / std::max<int64_t>(rows, 1);
+  // Whole rows per slice; a row larger than the staging buffer cannot occur (it holds the
+  // largest weight, or 64 MiB, and rows of Gemma 4 weights are a few KiB).
+  const int64_t slice = std::max<int64_t>(staging_bytes / std::max<int64_t>(row_bytes, 1), 1);
+  if (row_bytes > staging_bytes) return Error(ErrorCode::kInternal, "a row of '" + binding.tensor_name + "' exceeds the staging buffer");
+  const std::string what = "cannot place weight '" + binding.tensor_name + "'";
+  for (int64_t first = 0; first < rows; first += slice) {
+    const int64_t count = std::min(slice, rows - first);
+    // In stream order: the previous slice's rewrite has read the staging buffer before this copy.
+    if (cudaError_t s = cudaMemcpyAsync(staging, static_cast<const uint8_t*>(source) + first * row_bytes, static_cast<size_t>(count * row_bytes),
+                                        cudaMemcpyHostToDevice, stream_);
+        s != cudaSuccess) {
+      return CudaFailure(s, what);
+    }
+    if (cudaError_t s = LaunchRepackBlocks(staging, type, first, count, rows, k, target, stream_); s != cudaSuccess) return CudaFailure(s, what);
+  }
   return Status::Ok();
 }
 

@@ -1,6 +1,7 @@
 // CudaPlacedModel: a Program placed on the GPU once and shared by every sequence of a Runner.
 //
-// It owns the device memory: the weights (one allocation), the activation arena, the KV block
+// It owns the device memory: the weights (one allocation; block formats rewritten into the split
+// layout of kernels/block_formats.cuh as they are uploaded), the activation arena, the KV block
 // pool (per cache layer, K and V of blocks(group) * block_size rows each) and the step inputs.
 // A step's inputs travel in one copy from pinned host memory into a device buffer sized at the
 // Program's bounds, packed for the step's T tokens and R logit rows (InputLayout), so the same
@@ -41,11 +42,27 @@ using DeviceBuffer = std::unique_ptr<uint8_t, DeviceFree>;
 Result<DeviceBuffer> Allocate(int64_t bytes, const std::string& what);
 
 inline WeightType TypeOf(DType dtype) {
-  return dtype == DType::kBF16 ? WeightType::kBF16 : dtype == DType::kF16 ? WeightType::kF16 : WeightType::kF32;
+  switch (dtype) {
+    case DType::kBF16: return WeightType::kBF16;
+    case DType::kF16: return WeightType::kF16;
+    case DType::kQ8_0: return WeightType::kQ8_0;
+    case DType::kQ4_0: return WeightType::kQ4_0;
+    case DType::kQ4_K: return WeightType::kQ4_K;
+    case DType::kQ6_K: return WeightType::kQ6_K;
+    case DType::kF8_E4M3: return WeightType::kF8E4M3;
+    case DType::kF32:
+    case DType::kI32: break;
+  }
+  return WeightType::kF32;
 }
 inline int64_t AlignUp(int64_t bytes, int64_t alignment) { return (bytes + alignment - 1) / alignment * alignment; }
 
 inline constexpr int64_t kWeightAlignment = 256;
+
+// Bytes a weight takes on the device: as stored for element types; block formats are placed in
+// the split layout of kernels/block_formats.cuh (the same bytes, each section 256-byte aligned).
+// Not yet rounded to kWeightAlignment.
+int64_t PlacedWeightBytes(const WeightBinding& binding);
 
 // Where a step's inputs sit in the device input buffer (int32 offsets), for T tokens and R rows:
 // token ids, positions, sequences (T each), logit rows (R), the runs of the step (T + 1 token
@@ -110,6 +127,9 @@ class CudaPlacedModel : public PlacedModel {
 
  private:
   Status PlaceWeights(const std::vector<WeightView>& weights, const PlacementOptions& options);
+  // Uploads GGUF blocks from the host and rewrites them into the placed layout, a slice of rows
+  // at a time through `staging` (a device buffer of staging_bytes).
+  Status PlaceBlocks(const WeightBinding& binding, const void* source, uint8_t* target, uint8_t* staging, int64_t staging_bytes);
   Status InitDecodeOnDevice();
 
   // The shape of the step being launched: what the launches read besides the graph.

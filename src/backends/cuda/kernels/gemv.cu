@@ -2,6 +2,8 @@
 #include <cuda_fp16.h>
 
 #include "backends/cuda/kernels/gemv.cuh"
+#include "backends/cuda/kernels/block_formats.cuh"
+#include "backends/cuda/kernels/block_gemv.cuh"
 #include "backends/cuda/kernels/device_math.cuh"
 
 #include <algorithm>
@@ -167,6 +169,7 @@ cudaError_t Dispatch(const float* x, const Targets& targets, const void* up, Wei
     case WeightType::kBF16: return LaunchFor<WeightType::kBF16, kGeluMul>(x, targets, up, rows, k, stream);
     case WeightType::kF16: return LaunchFor<WeightType::kF16, kGeluMul>(x, targets, up, rows, k, stream);
     case WeightType::kF32: return LaunchFor<WeightType::kF32, kGeluMul>(x, targets, up, rows, k, stream);
+    default: break;  // block formats: block_gemv.cu
   }
   return cudaErrorInvalidValue;
 }
@@ -318,8 +321,8 @@ __global__ void __launch_bounds__(kMoeWarps * 32)
 
 template <WeightType T>
 cudaError_t LaunchMoeFor(const float* x, const float* h, const void* router, const void* router_scale, const void* expert_scale,
-                         const void* gate_up, const void* down, int64_t tokens, int64_t hidden, int64_t experts, int64_t width,
-                         int64_t top_k, float eps, const MoeSlots& slots, float* out, cudaStream_t stream) {
+                         const void* gate_up, const void* down, WeightType expert_type, int64_t tokens, int64_t hidden, int64_t experts,
+                         int64_t width, int64_t top_k, float eps, const MoeSlots& slots, float* out, cudaStream_t stream) {
   const size_t shared = static_cast<size_t>(hidden + experts) * sizeof(float);
   auto route = MoeRouteKernel<T>;
   if (shared > 48 * 1024) {
@@ -327,6 +330,9 @@ cudaError_t LaunchMoeFor(const float* x, const float* h, const void* router, con
   }
   route<<<static_cast<unsigned>(tokens), kRouteThreads, shared, stream>>>(x, static_cast<const uint4*>(router), router_scale, expert_scale,
                                                                          hidden, experts, top_k, eps, slots);
+  if (IsBlockWeight(expert_type)) {
+    return LaunchBlockMoeExperts(h, gate_up, down, expert_type, tokens, hidden, experts, width, top_k, slots, out, stream);
+  }
   const dim3 gate_grid(static_cast<unsigned>((top_k * width + kMoeWarps - 1) / kMoeWarps), static_cast<unsigned>(tokens));
   MoeGateUpKernel<T><<<gate_grid, kMoeWarps * 32, 0, stream>>>(h, static_cast<const uint4*>(gate_up), hidden, width, top_k, slots);
   const dim3 down_grid(static_cast<unsigned>((hidden + kMoeWarps - 1) / kMoeWarps), static_cast<unsigned>(tokens));
@@ -346,17 +352,20 @@ Targets One(const void* w, float* y, int64_t n) {
 }  // namespace
 
 bool GemvSupports(WeightType type, int64_t rows, int64_t k) {
+  if (IsBlockWeight(type)) return BlockGemvSupports(type, rows, k);
   return rows >= 1 && rows <= kGemvMaxRows && k > 0 && k % ElementsPer16Bytes(type) == 0;
 }
 
 cudaError_t LaunchGemv(const float* x, const void* w, WeightType type, int64_t rows, int64_t n, int64_t k, float* y,
                        cudaStream_t stream) {
+  if (IsBlockWeight(type)) return LaunchBlockGemv(x, &w, &y, &n, 1, nullptr, type, rows, k, stream);
   return Dispatch<false>(x, One(w, y, n), nullptr, type, rows, k, stream);
 }
 
 cudaError_t LaunchGemvMulti(const float* x, const void* const* w, float* const* y, const int64_t* n, int count,
                             WeightType type, int64_t rows, int64_t k, cudaStream_t stream) {
   if (count < 1 || count > kGemvMaxTargets) return cudaErrorInvalidValue;
+  if (IsBlockWeight(type)) return LaunchBlockGemv(x, w, y, n, count, nullptr, type, rows, k, stream);
   Targets targets{};
   int64_t end = 0;
   for (int i = 0; i < count; ++i) {
@@ -370,13 +379,21 @@ cudaError_t LaunchGemvMulti(const float* x, const void* const* w, float* const* 
 
 cudaError_t LaunchGemvGeluMul(const float* x, const void* w_gate, const void* w_up, WeightType type, int64_t rows,
                               int64_t n, int64_t k, float* y, cudaStream_t stream) {
+  if (IsBlockWeight(type)) return LaunchBlockGemv(x, &w_gate, &y, &n, 1, w_up, type, rows, k, stream);
   return Dispatch<true>(x, One(w_gate, y, n), w_up, type, rows, k, stream);
 }
 
-bool MoeDecodeSupports(WeightType type, int64_t tokens, int64_t hidden, int64_t experts, int64_t width, int64_t top_k) {
-  const int64_t e = ElementsPer16Bytes(type);
-  return tokens >= 1 && tokens <= kGemvMaxRows && hidden % e == 0 && width % e == 0 && top_k >= 1 && top_k <= experts && top_k <= 32 &&
-         (hidden + experts) * 4 <= 160 * 1024;
+bool MoeDecodeSupports(WeightType router_type, WeightType expert_type, int64_t tokens, int64_t hidden, int64_t experts, int64_t width,
+                       int64_t top_k) {
+  if (IsBlockWeight(router_type)) return false;
+  const int64_t e = ElementsPer16Bytes(router_type);
+  const bool shapes = hidden % e == 0 && top_k >= 1 && top_k <= experts && top_k <= 32 && (hidden + experts) * 4 <= 160 * 1024;
+  if (IsBlockWeight(expert_type)) {
+    // Any token count: LaunchMoeDecode runs them kGemvMaxRows at a time through the same scratch.
+    const int64_t block = BlockShapeOf(expert_type).elements;
+    return shapes && tokens >= 1 && hidden % block == 0 && width % block == 0;
+  }
+  return shapes && expert_type == router_type && tokens >= 1 && tokens <= kGemvMaxRows && width % e == 0;
 }
 
 int64_t MoeDecodeScratchBytes(int64_t tokens, int64_t width, int64_t top_k) {
@@ -384,21 +401,31 @@ int64_t MoeDecodeScratchBytes(int64_t tokens, int64_t width, int64_t top_k) {
 }
 
 cudaError_t LaunchMoeDecode(const float* x, const float* h, const void* router, const void* router_scale,
-                            const void* expert_scale, const void* gate_up, const void* down, WeightType type, int64_t tokens,
-                            int64_t hidden, int64_t experts, int64_t width, int64_t top_k, float eps, void* scratch, float* out,
-                            cudaStream_t stream) {
-  if (!MoeDecodeSupports(type, tokens, hidden, experts, width, top_k)) return cudaErrorInvalidValue;
-  // Scratch: act [tokens, top_k, width] f32, then weights and chosen ids [tokens, top_k].
-  MoeSlots slots;
-  slots.act = static_cast<float*>(scratch);
-  slots.weight = slots.act + tokens * top_k * width;
-  slots.chosen = reinterpret_cast<int*>(slots.weight + tokens * top_k);
-  switch (type) {
-    case WeightType::kBF16: return LaunchMoeFor<WeightType::kBF16>(x, h, router, router_scale, expert_scale, gate_up, down, tokens, hidden, experts, width, top_k, eps, slots, out, stream);
-    case WeightType::kF16: return LaunchMoeFor<WeightType::kF16>(x, h, router, router_scale, expert_scale, gate_up, down, tokens, hidden, experts, width, top_k, eps, slots, out, stream);
-    case WeightType::kF32: return LaunchMoeFor<WeightType::kF32>(x, h, router, router_scale, expert_scale, gate_up, down, tokens, hidden, experts, width, top_k, eps, slots, out, stream);
+                            const void* expert_scale, const void* gate_up, const void* down, WeightType router_type,
+                            WeightType expert_type, int64_t tokens, int64_t hidden, int64_t experts, int64_t width, int64_t top_k,
+                            float eps, void* scratch, float* out, cudaStream_t stream) {
+  if (!MoeDecodeSupports(router_type, expert_type, tokens, hidden, experts, width, top_k)) return cudaErrorInvalidValue;
+  for (int64_t first = 0; first < tokens; first += kGemvMaxRows) {
+    const int64_t count = std::min(kGemvMaxRows, tokens - first);
+    // Scratch: act [count, top_k, width] f32, then weights and chosen ids [count, top_k]; the
+    // chunks of a long step reuse it one after another on the stream.
+    MoeSlots slots;
+    slots.act = static_cast<float*>(scratch);
+    slots.weight = slots.act + count * top_k * width;
+    slots.chosen = reinterpret_cast<int*>(slots.weight + count * top_k);
+    const float* xc = x + first * hidden;
+    const float* hc = h + first * hidden;
+    float* oc = out + first * hidden;
+    cudaError_t s = cudaErrorInvalidValue;
+    switch (router_type) {
+      case WeightType::kBF16: s = LaunchMoeFor<WeightType::kBF16>(xc, hc, router, router_scale, expert_scale, gate_up, down, expert_type, count, hidden, experts, width, top_k, eps, slots, oc, stream); break;
+      case WeightType::kF16: s = LaunchMoeFor<WeightType::kF16>(xc, hc, router, router_scale, expert_scale, gate_up, down, expert_type, count, hidden, experts, width, top_k, eps, slots, oc, stream); break;
+      case WeightType::kF32: s = LaunchMoeFor<WeightType::kF32>(xc, hc, router, router_scale, expert_scale, gate_up, down, expert_type, count, hidden, experts, width, top_k, eps, slots, oc, stream); break;
+      default: break;
+    }
+    if (s != cudaSuccess) return s;
   }
-  return cudaErrorInvalidValue;
+  return cudaSuccess;
 }
 
 }  // namespace kiln::cuda

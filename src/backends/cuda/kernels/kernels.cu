@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "backends/cuda/kernels/block_weights.cuh"
 #include "backends/cuda/kernels/device_math.cuh"
 #include "backends/cuda/kernels/kernels.cuh"
 
@@ -190,6 +191,7 @@ __global__ void RandomFillKernel(void* out, WeightType type, int64_t count, uint
       case WeightType::kBF16: static_cast<__nv_bfloat16*>(out)[i] = __float2bfloat16(value); break;
       case WeightType::kF16: static_cast<__half*>(out)[i] = __float2half(value); break;
       case WeightType::kF32: static_cast<float*>(out)[i] = value; break;
+      default: break;  // block formats: LaunchRandomBlocks
     }
   }
 }
@@ -292,6 +294,7 @@ __global__ void MoeKernel(const float* x, const float* h, const void* router, co
 
 cudaError_t LaunchEmbed(const int32_t* ids, const void* table, WeightType type, int64_t table_rows, int64_t tokens,
                         int64_t width, float scale, float* out, cudaStream_t stream) {
+  if (IsBlockWeight(type)) return LaunchEmbedBlocks(ids, table, type, table_rows, tokens, width, scale, out, stream);
   EmbedKernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(ids, table, type, table_rows, width, scale, out);
   return cudaGetLastError();
 }
@@ -375,6 +378,7 @@ cudaError_t LaunchRecordSample(const int32_t* token, const float* logprob, Sampl
 
 cudaError_t LaunchRandomFill(void* out, WeightType type, int64_t count, uint64_t seed, float center, float spread,
                              cudaStream_t stream) {
+  if (IsBlockWeight(type)) return cudaErrorInvalidValue;
   if (count <= 0) return cudaSuccess;
   const int blocks = static_cast<int>(std::min<int64_t>(Blocks(count, 256), 65536));
   RandomFillKernel<<<blocks, 256, 0, stream>>>(out, type, count, seed, center, spread);

@@ -11,8 +11,14 @@
 
 namespace kiln::cuda {
 
-enum class WeightType : int { kF32 = 0, kBF16 = 1, kF16 = 2 };
+// How a weight is stored on the device. The element types are read where they are; the block
+// formats (core/quant.h) are placed in kiln's split layout (block_formats.cuh) and only the
+// linear, embedding and MoE-expert kernels take them.
+enum class WeightType : int { kF32 = 0, kBF16 = 1, kF16 = 2, kQ8_0 = 3, kQ4_0 = 4, kQ4_K = 5, kQ6_K = 6, kF8E4M3 = 7 };
+inline constexpr bool IsBlockWeight(WeightType type) { return static_cast<int>(type) >= static_cast<int>(WeightType::kQ8_0); }
 
+// out[t, :] = table[ids[t], :] * scale (row 0 for an id outside the table); block-format tables
+// go to LaunchEmbedBlocks (block_weights.cuh).
 cudaError_t LaunchEmbed(const int32_t* ids, const void* table, WeightType type, int64_t table_rows, int64_t tokens,
                         int64_t width, float scale, float* out, cudaStream_t stream);
 // groups of `group` values; weight may be null.
@@ -73,8 +79,9 @@ struct SampledSlot {
   float logprob;
 };
 cudaError_t LaunchRecordSample(const int32_t* token, const float* logprob, SampledSlot* slot, cudaStream_t stream);
-// Fills `count` elements of `type` with reproducible pseudo-random values uniform in
-// [center - spread, center + spread] (benchmark weights created on the device).
+// Fills `count` elements of an element `type` with reproducible pseudo-random values uniform in
+// [center - spread, center + spread] (benchmark weights created on the device). Block formats:
+// LaunchRandomBlocks (block_weights.cuh).
 cudaError_t LaunchRandomFill(void* out, WeightType type, int64_t count, uint64_t seed, float center, float spread,
                              cudaStream_t stream);
 
