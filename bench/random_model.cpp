@@ -1,8 +1,11 @@
 #include "random_model.h"
 
 #include <fstream>
+#include <map>
 #include <random>
 
+#include "backends/cpu/kernel_context.h"
+#include "core/quant.h"
 #include "engine/model_loader.h"
 #include "io/safetensors_writer.h"
 
@@ -31,6 +34,96 @@ Status WriteRandomModel(const fs::path& dir, const nlohmann::json& config) {
     tensors.push_back({"model." + weight.name, "BF16", weight.shape, storage.back()});
   }
   return WriteSafetensors((dir / "model.safetensors").string(), tensors);
+}
+
+int64_t ParameterCount(const Program& program) {
+  int64_t total = 0;
+  for (const WeightBinding& weight : program.weights) {
+    int64_t elements = 1;
+    for (int64_t dim : weight.shape) elements *= dim;
+    total += elements;
+  }
+  return total;
+}
+
+Result<std::unique_ptr<RandomQuantizedModel>> RandomQuantizedModel::Create(const fs::path& scratch_dir,
+                                                                          const nlohmann::json& config, DType weight_dtype,
+                                                                          const LoadOptions& bounds,
+                                                                          const fs::path& dequantized_dir) {
+  TRY(WriteRandomModel(scratch_dir, config));
+  LoadOptions load = bounds;
+  load.device = "cpu";
+  load.plan_only = true;
+  TRY_ASSIGN(auto source, LoadedModel::Load(scratch_dir.string(), load));
+  auto model = std::make_unique<RandomQuantizedModel>();
+  Program& program = model->program_;
+  program = source->program();
+  const std::vector<std::span<const uint8_t>> source_bytes = source->WeightBytes();
+
+  // A weight is quantized when every op reading it reads it by rows and its rows are whole blocks.
+  std::map<std::string, size_t> index_of;
+  std::vector<bool> quantize(program.weights.size(), true);
+  for (size_t i = 0; i < program.weights.size(); ++i) {
+    index_of[program.weights[i].name] = i;
+    const std::vector<int64_t>& shape = program.weights[i].shape;
+    if (shape.size() < 2 || !DTypeRowsFit(weight_dtype, shape.back())) quantize[i] = false;
+  }
+  for (const StepFunction& step : program.steps) {
+    for (const Op& op : step.graph.ops()) {
+      for (size_t input = 0; input < op.inputs.size(); ++input) {
+        if (op.inputs[input] < 0) continue;
+        const Value& value = step.graph.value(op.inputs[input]);
+        if (value.kind == ValueKind::kWeight && !cpu::ReadsBlockRows(op.kind, input)) quantize[index_of.at(value.name)] = false;
+      }
+    }
+  }
+
+  std::vector<std::vector<uint8_t>> dequantized(program.weights.size());
+  std::vector<TensorToWrite> reference;
+  for (size_t i = 0; i < program.weights.size(); ++i) {
+    WeightBinding& weight = program.weights[i];
+    std::vector<uint8_t>& bytes = model->weights_.emplace_back(source_bytes[i].begin(), source_bytes[i].end());
+    if (!quantize[i]) {
+      reference.push_back({weight.tensor_name, "BF16", weight.shape, bytes});
+      continue;
+    }
+    const int64_t elements = static_cast<int64_t>(source_bytes[i].size() / 2);
+    std::vector<float> values(static_cast<size_t>(elements));
+    DequantizeRow(DType::kBF16, source_bytes[i].data(), elements, values.data());
+    bytes.assign(static_cast<size_t>(DTypeBytes(weight_dtype, elements)), 0);
+    QuantizeRow(weight_dtype, values.data(), elements, bytes.data());
+    weight.dtype = weight_dtype;
+    if (!dequantized_dir.empty()) {
+      dequantized[i].resize(static_cast<size_t>(elements) * 4);
+      DequantizeRow(weight_dtype, bytes.data(), elements, reinterpret_cast<float*>(dequantized[i].data()));
+      reference.push_back({weight.tensor_name, "F32", weight.shape, dequantized[i]});
+    }
+  }
+  // The graphs name the bindings' dtypes, and the backend is asked again about every op.
+  for (StepFunction& step : program.steps) {
+    for (Value& value : step.graph.mutable_values()) {
+      if (value.kind == ValueKind::kWeight) value.dtype = program.weights[index_of.at(value.name)].dtype;
+    }
+    for (const Op& op : step.graph.ops()) TRY(model->backend_.CheckOp(step.graph, op));
+  }
+  source.reset();
+  fs::remove_all(scratch_dir);
+  if (!dequantized_dir.empty()) {
+    fs::create_directories(dequantized_dir);
+    std::ofstream(dequantized_dir / "config.json") << config.dump(2);
+    TRY(WriteSafetensors((dequantized_dir / "model.safetensors").string(), reference));
+  }
+  return model;
+}
+
+Result<Session> RandomQuantizedModel::NewSession(int num_threads) {
+  std::vector<WeightView> views;
+  for (size_t i = 0; i < weights_.size(); ++i) {
+    views.push_back({weights_[i].data(), program_.weights[i].dtype, static_cast<int64_t>(weights_[i].size())});
+  }
+  SessionOptions options;
+  options.num_threads = num_threads;
+  return Session::Create(program_, backend_, std::move(views), options);
 }
 
 nlohmann::json GemmaConfig(int64_t vocab, int64_t hidden, int64_t layers, int64_t heads, int64_t kv_heads,
