@@ -2,11 +2,23 @@
 // floors measured in the same run.
 //
 //   kiln_cuda_bench [--config PATH]... [--ctx 512,4096,32768] [--prefill 512,2048] [--steps N]
-//                   [--batch 1,4,16,64 [--batch-ctx 4096]] [--json OUT]
+//                   [--batch 1,4,16,64 [--batch-ctx 4096]] [--weights bf16,q8_0,q4_0,q4_k,q6_k,f8_e4m3]
+//                   [--gemv [--gemv-rows 1,2,4,8]] [--no-models] [--json OUT]
 //
 // Default configs: the Gemma 4 E4B, 12B and 31B config.json files in tests/data. Each model is
-// built on the GPU with pseudo-random bf16 weights (no download; speed does not depend on the
-// values) and runs through the same Program and Session as a checkpoint would.
+// built on the GPU with pseudo-random weights (no download; speed does not depend on the values)
+// and runs through the same Program and Session as a checkpoint would. --weights picks the
+// weights' storage, one run of every model per entry (default bf16): with a block format, every
+// matrix whose rows are whole blocks (linears, embedding tables, MoE experts; not the router) is
+// stored in it, as a quantized checkpoint would be, the rest in bf16. The floors count the bytes
+// of the format (DecodeWeightBytes reads the Program's weight sizes).
+//
+// --gemv: the decode linear alone, per weight format, at the 12B's shapes (in x out: 3840 x 15360
+// gate or up, 15360 x 3840 down, 3840 x 262144 the LM head, and gate + up fused with GELU-mul),
+// for 1..8 activation rows: the median time of one launch, the weight bytes it streams per second,
+// and the ratio to the copy bandwidth measured in the same run (the floor: a launch cannot read
+// its bytes faster). Weights rotate through enough copies (>= 256 MB) that no launch finds its
+// matrix in L2. --no-models skips the model runs.
 //
 // Ceilings, measured first: device-to-device copy bandwidth (bytes read + written per second, as
 // performance.md counts it) and the bf16 GEMM rate of cuBLASLt on an 8192^3 product of random
@@ -39,9 +51,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -52,6 +66,10 @@
 #include "backends/cuda/cublaslt_gemm.h"
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_device.h"
+#include "backends/cuda/cuda_placed_model.h"
+#include "backends/cuda/kernels/block_layout.h"
+#include "backends/cuda/kernels/block_weights.cuh"
+#include "backends/cuda/kernels/gemv.cuh"
 #include "backends/cuda/kernels/kernels.cuh"
 #include "compiler/program.h"
 #include "models/gemma4_builder.h"
@@ -195,7 +213,7 @@ std::pair<double, double> PrefillFlops(const Program& program, int64_t tokens) {
 }
 
 Result<Program> CompileForBench(const Gemma4Config& config, const Backend& backend, int64_t max_tokens, int64_t max_context,
-                                int64_t sequences = 1) {
+                                DType weight_dtype, int64_t sequences = 1) {
   TRY_ASSIGN(Graph graph, BuildGemma4Graph(config));
   // A decode step of one token per sequence and a prefill step returning each sequence's last row.
   std::vector<StepSpec> steps;
@@ -205,10 +223,14 @@ Result<Program> CompileForBench(const Gemma4Config& config, const Backend& backe
   options.max_tokens = max_tokens;
   options.max_sequences = sequences;
   options.max_context = max_context;
-  const DType dtype = DType::kBF16;
-  WeightLookup lookup = [dtype](const Value& expected) -> Result<WeightSpec> {
-    WeightSpec spec{expected.name, dtype, {}};
+  // Matrices in the chosen format where their rows are whole blocks (the router stays bf16, as
+  // quantized checkpoints keep it); everything else bf16.
+  WeightLookup lookup = [weight_dtype](const Value& expected) -> Result<WeightSpec> {
+    WeightSpec spec{expected.name, DType::kBF16, {}};
     for (const Dim& d : expected.shape.dims) spec.shape.push_back(d.value);
+    const bool matrix = spec.shape.size() >= 2 && expected.name.find("router") == std::string::npos;
+    if (IsBlockDType(weight_dtype) && matrix && DTypeRowsFit(weight_dtype, spec.shape.back())) spec.dtype = weight_dtype;
+    if (!IsBlockDType(weight_dtype)) spec.dtype = weight_dtype;
     return spec;
   };
   return CompileProgram(std::move(steps), backend, lookup, options);
@@ -222,9 +244,9 @@ struct Row {
 
 // Batched decode of the model at `context` for each batch size (see the header).
 Status BenchBatches(const Gemma4Config& config, CudaBackend& backend, const std::vector<int64_t>& batches,
-                    int64_t context, int64_t steps, double bandwidth, nlohmann::json* out) {
+                    int64_t context, int64_t steps, double bandwidth, DType weight_dtype, nlohmann::json* out) {
   const int64_t largest = *std::max_element(batches.begin(), batches.end());
-  TRY_ASSIGN(Program program, CompileForBench(config, backend, std::max<int64_t>(largest, 64), context + 1, largest));
+  TRY_ASSIGN(Program program, CompileForBench(config, backend, std::max<int64_t>(largest, 64), context + 1, weight_dtype, largest));
   std::vector<WeightView> views;
   for (const WeightBinding& binding : program.weights) views.push_back({nullptr, binding.dtype, binding.size_bytes()});
   RunnerOptions options;
@@ -288,11 +310,87 @@ Status BenchBatches(const Gemma4Config& config, CudaBackend& backend, const std:
   return Status::Ok();
 }
 
+// The decode linear alone at the 12B's shapes, per weight format (see the header).
+Status BenchGemv(const std::vector<DType>& formats, const std::vector<int64_t>& row_counts, double bandwidth, nlohmann::json* out) {
+  struct Shape {
+    const char* what;
+    int64_t k, n;
+    bool gelu_mul;  // gate and up: two matrices of n x k in one launch
+  };
+  const Shape shapes[] = {{"3840x15360 (gate)", 3840, 15360, false}, {"15360x3840 (down)", 15360, 3840, false},
+                          {"3840x262144 (LM head)", 3840, 262144, false}, {"3840x15360 gate+up", 3840, 15360, true}};
+  const int64_t max_rows = *std::max_element(row_counts.begin(), row_counts.end());
+  std::printf("decode linear (GEMV) at 12B shapes; floor: weight bytes / copy bandwidth (%.0f GB/s)\n", bandwidth / 1e9);
+  std::printf("  %-9s %-22s %4s %10s %10s %8s\n", "weights", "shape (in x out)", "rows", "us", "GB/s", "of copy");
+  cudaStream_t stream = nullptr;
+  CHECK_CUDA(cudaStreamCreate(&stream));
+  void* x = nullptr;
+  void* y = nullptr;
+  CHECK_CUDA(cudaMalloc(&x, static_cast<size_t>(max_rows * 15360) * 4));
+  CHECK_CUDA(cudaMalloc(&y, static_cast<size_t>(max_rows * 262144) * 4));
+  CHECK_CUDA(cuda::LaunchRandomFill(x, cuda::WeightType::kF32, max_rows * 15360, 5, 0.0f, 1.0f, stream));
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  for (DType dtype : formats) {
+    const cuda::WeightType type = cuda::TypeOf(dtype);
+    for (const Shape& shape : shapes) {
+      const int64_t placed = cuda::IsBlockWeight(type) ? cuda::PlacedBlockBytes(type, shape.n, shape.k) : DTypeBytes(dtype, shape.n * shape.k);
+      const int64_t matrices = shape.gelu_mul ? 2 : 1;
+      const int64_t bytes = matrices * DTypeBytes(dtype, shape.n * shape.k);  // what the format streams
+      // Copies enough that the rotation exceeds L2 (50 MB on an H100) several times over.
+      const int64_t copies = std::max<int64_t>(2, ((int64_t{256} << 20) + bytes - 1) / bytes);
+      std::vector<void*> weights(static_cast<size_t>(copies * matrices), nullptr);
+      for (size_t i = 0; i < weights.size(); ++i) {
+        CHECK_CUDA(cudaMalloc(&weights[i], static_cast<size_t>(cuda::AlignUp(placed, 256))));
+        const float spread = std::sqrt(3.0f / static_cast<float>(shape.k));
+        CHECK_CUDA(cuda::IsBlockWeight(type) ? cuda::LaunchRandomBlocks(weights[i], type, shape.n, shape.k, 11 + i, spread, stream)
+                                             : cuda::LaunchRandomFill(weights[i], type, shape.n * shape.k, 11 + i, 0.0f, spread, stream));
+      }
+      for (int64_t rows : row_counts) {
+        auto launch = [&](int64_t i) {
+          void* const* w = &weights[static_cast<size_t>((i % copies) * matrices)];
+          if (shape.gelu_mul) return cuda::LaunchGemvGeluMul(static_cast<const float*>(x), w[0], w[1], type, rows, shape.n, shape.k, static_cast<float*>(y), stream);
+          return cuda::LaunchGemv(static_cast<const float*>(x), w[0], type, rows, shape.n, shape.k, static_cast<float*>(y), stream);
+        };
+        if (!cuda::GemvSupports(type, rows, shape.k)) continue;  // bf16 above 4 rows runs on cuBLASLt
+        for (int64_t i = 0; i < copies; ++i) CHECK_CUDA(launch(i));  // warm up
+        std::vector<double> seconds;
+        for (int64_t i = 0; i < std::max<int64_t>(20, 2 * copies); ++i) {
+          cudaEventRecord(start, stream);
+          CHECK_CUDA(launch(i));
+          cudaEventRecord(stop, stream);
+          CHECK_CUDA(cudaEventSynchronize(stop));
+          float ms = 0;
+          cudaEventElapsedTime(&ms, start, stop);
+          seconds.push_back(ms / 1e3);
+        }
+        const double median = Median(seconds);
+        const double rate = static_cast<double>(bytes) / median;
+        std::printf("  %-9s %-22s %4lld %10.1f %10.0f %7.1f%%\n", DTypeName(dtype), shape.what, static_cast<long long>(rows), median * 1e6,
+                    rate / 1e9, 100.0 * rate / bandwidth);
+        (*out)[DTypeName(dtype)][shape.what][std::to_string(rows)] = {{"seconds", median}, {"bytes", bytes}, {"bytes_per_second", rate}};
+      }
+      for (void* w : weights) cudaFree(w);
+    }
+  }
+  std::printf("\n");
+  std::fflush(stdout);
+  cudaFree(x);
+  cudaFree(y);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaStreamDestroy(stream);
+  return Status::Ok();
+}
+
 int Run(int argc, char** argv) {
   std::vector<std::string> configs;
   std::vector<int64_t> contexts = {512, 4096, 32768}, prefills = {512, 2048};
   int64_t steps = 32, batch_context = 4096;
-  std::vector<int64_t> batches;
+  std::vector<int64_t> batches, gemv_rows = {1, 2, 4, 8};
+  std::vector<DType> weight_dtypes = {DType::kBF16};
+  bool gemv = false, models = true;
   std::string json_path;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -310,9 +408,25 @@ int Run(int argc, char** argv) {
     else if (arg == "--json") json_path = next();
     else if (arg == "--batch") batches = ParseList(next());
     else if (arg == "--batch-ctx") batch_context = std::stoll(next());
+    else if (arg == "--weights") {
+      weight_dtypes.clear();
+      std::stringstream list(next());
+      for (std::string name; std::getline(list, name, ',');) {
+        const std::optional<DType> dtype = DTypeFromName(name);
+        if (!dtype || *dtype == DType::kI32) {
+          std::fprintf(stderr, "kiln_cuda_bench: unknown weight dtype '%s'\n", name.c_str());
+          return 2;
+        }
+        weight_dtypes.push_back(*dtype);
+      }
+    }
+    else if (arg == "--gemv") gemv = true;
+    else if (arg == "--gemv-rows") gemv_rows = ParseList(next());
+    else if (arg == "--no-models") models = false;
     else {
       std::fprintf(stderr, "usage: kiln_cuda_bench [--config PATH]... [--ctx 512,4096,32768] [--prefill 512,2048] [--steps N] "
-                           "[--batch 1,4,16,64 [--batch-ctx 4096]] [--json OUT]\n");
+                           "[--batch 1,4,16,64 [--batch-ctx 4096]] [--weights bf16,q8_0,q4_0,q4_k,q6_k,f8_e4m3] "
+                           "[--gemv [--gemv-rows 1,2,4,8]] [--no-models] [--json OUT]\n");
       return 2;
     }
   }
@@ -332,143 +446,154 @@ int Run(int argc, char** argv) {
               static_cast<double>(device->total_memory_bytes) / (1 << 30));
   std::printf("ceilings: copy %.0f GB/s (read + write), bf16 GEMM 8192^3 %.0f TFLOP/s\n\n", bandwidth / 1e9, gemm / 1e12);
   nlohmann::json report = {{"device", device->name}, {"copy_bytes_per_second", bandwidth}, {"gemm_flops", gemm}, {"models", nlohmann::json::array()}};
+  if (gemv) {
+    std::vector<DType> formats = weight_dtypes;
+    if (std::find(formats.begin(), formats.end(), DType::kBF16) == formats.end()) formats.insert(formats.begin(), DType::kBF16);
+    if (Status ran = BenchGemv(formats, gemv_rows, bandwidth, &report["gemv"]); !ran.ok()) {
+      std::fprintf(stderr, "kiln_cuda_bench: gemv: %s\n", ran.error().ToString().c_str());
+      return 1;
+    }
+  }
+  if (!models) configs.clear();
 
   CudaBackend backend;
   const int64_t max_context = *std::max_element(contexts.begin(), contexts.end()) + steps;
   const int64_t max_tokens = *std::max_element(prefills.begin(), prefills.end());
   for (const std::string& path : configs) {
-    auto config = LoadGemma4Config(path);
-    if (!config) {
-      std::fprintf(stderr, "kiln_cuda_bench: %s\n", config.error().ToString().c_str());
-      return 1;
-    }
-    auto program = CompileForBench(*config, backend, max_tokens, max_context);
-    if (!program) {
-      std::fprintf(stderr, "kiln_cuda_bench: %s\n", program.error().ToString().c_str());
-      return 1;
-    }
-    const MemoryReport planned = backend.PlanMemory(*program, KvPoolSize::ForSequences(*program, 1));
-    std::vector<WeightView> views;
-    for (const WeightBinding& binding : program->weights) views.push_back({nullptr, binding.dtype, binding.size_bytes()});
-    SessionOptions options;
-    options.random_weights = true;
-    options.random_seed = 7;
-    size_t free_before = 0, free_after = 0, total = 0;
-    cudaMemGetInfo(&free_before, &total);
-    const auto created = Clock::now();
-    auto session = Session::Create(*program, backend, std::move(views), options);
-    cudaMemGetInfo(&free_after, &total);
-    if (!session) {
-      std::fprintf(stderr, "kiln_cuda_bench: %s: %s\n", path.c_str(), session.error().ToString().c_str());
-      return 1;
-    }
-    const double create_seconds = std::chrono::duration<double>(Clock::now() - created).count();
-    const int64_t weight_bytes = DecodeWeightBytes(*program);
-    std::printf("%s: %d layers, weights %.2f GB (%.2f GB read per decode step), KV cache %.2f GB, arena %.2f GB; created in %.1f s\n",
-                path.c_str(), static_cast<int>(config->num_layers), static_cast<double>(planned.weight_bytes) / 1e9,
-                static_cast<double>(weight_bytes) / 1e9, static_cast<double>(planned.cache_bytes) / 1e9,
-                static_cast<double>(planned.arena_bytes) / 1e9, create_seconds);
-    // What the session took from the card (cudaMemGetInfo around its creation) against the plan.
-    const double taken = static_cast<double>(free_before - free_after);
-    std::printf("  GPU memory taken by the session: %.3f GB; planned (weights + KV + arena + other) %.3f GB; %+.2f%%\n", taken / 1e9,
-                static_cast<double>(planned.total()) / 1e9, 100.0 * (taken / static_cast<double>(planned.total()) - 1.0));
-    std::mt19937 random(11);
-    std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(config->vocab_size) - 1);
-    auto random_tokens = [&](int64_t count) {
-      std::vector<int32_t> ids(static_cast<size_t>(count));
-      for (int32_t& id : ids) id = token(random);
-      return ids;
-    };
-    std::vector<Row> rows;
-    nlohmann::json model = {{"config", path}, {"weight_bytes_per_decode_step", weight_bytes}, {"memory", {{"weights", planned.weight_bytes}, {"kv", planned.cache_bytes}, {"arena", planned.arena_bytes}, {"other", planned.other_bytes}, {"taken", taken}}}};
-    for (int64_t tokens : prefills) {
-      std::vector<double> seconds;
-      const std::vector<int32_t> prompt = random_tokens(tokens);
-      for (int run = 0; run < 4; ++run) {
+    for (const DType weight_dtype : weight_dtypes) {
+      auto config = LoadGemma4Config(path);
+      if (!config) {
+        std::fprintf(stderr, "kiln_cuda_bench: %s\n", config.error().ToString().c_str());
+        return 1;
+      }
+      auto program = CompileForBench(*config, backend, max_tokens, max_context, weight_dtype);
+      if (!program) {
+        std::fprintf(stderr, "kiln_cuda_bench: %s\n", program.error().ToString().c_str());
+        return 1;
+      }
+      const MemoryReport planned = backend.PlanMemory(*program, KvPoolSize::ForSequences(*program, 1));
+      std::vector<WeightView> views;
+      for (const WeightBinding& binding : program->weights) views.push_back({nullptr, binding.dtype, binding.size_bytes()});
+      SessionOptions options;
+      options.random_weights = true;
+      options.random_seed = 7;
+      size_t free_before = 0, free_after = 0, total = 0;
+      cudaMemGetInfo(&free_before, &total);
+      const auto created = Clock::now();
+      auto session = Session::Create(*program, backend, std::move(views), options);
+      cudaMemGetInfo(&free_after, &total);
+      if (!session) {
+        std::fprintf(stderr, "kiln_cuda_bench: %s: %s\n", path.c_str(), session.error().ToString().c_str());
+        return 1;
+      }
+      const double create_seconds = std::chrono::duration<double>(Clock::now() - created).count();
+      const int64_t weight_bytes = DecodeWeightBytes(*program);
+      std::printf("%s [%s weights]: %d layers, weights %.2f GB (%.2f GB read per decode step), KV cache %.2f GB, arena %.2f GB; created in %.1f s\n",
+                  path.c_str(), DTypeName(weight_dtype), static_cast<int>(config->num_layers), static_cast<double>(planned.weight_bytes) / 1e9,
+                  static_cast<double>(weight_bytes) / 1e9, static_cast<double>(planned.cache_bytes) / 1e9,
+                  static_cast<double>(planned.arena_bytes) / 1e9, create_seconds);
+      // What the session took from the card (cudaMemGetInfo around its creation) against the plan.
+      const double taken = static_cast<double>(free_before - free_after);
+      std::printf("  GPU memory taken by the session: %.3f GB; planned (weights + KV + arena + other) %.3f GB; %+.2f%%\n", taken / 1e9,
+                  static_cast<double>(planned.total()) / 1e9, 100.0 * (taken / static_cast<double>(planned.total()) - 1.0));
+      std::mt19937 random(11);
+      std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(config->vocab_size) - 1);
+      auto random_tokens = [&](int64_t count) {
+        std::vector<int32_t> ids(static_cast<size_t>(count));
+        for (int32_t& id : ids) id = token(random);
+        return ids;
+      };
+      std::vector<Row> rows;
+      nlohmann::json model = {{"config", path}, {"weights", DTypeName(weight_dtype)}, {"weight_bytes_per_decode_step", weight_bytes}, {"memory", {{"weights", planned.weight_bytes}, {"kv", planned.cache_bytes}, {"arena", planned.arena_bytes}, {"other", planned.other_bytes}, {"taken", taken}}}};
+      for (int64_t tokens : prefills) {
+        std::vector<double> seconds;
+        const std::vector<int32_t> prompt = random_tokens(tokens);
+        for (int run = 0; run < 4; ++run) {
+          session->Reset();
+          const auto start = Clock::now();
+          auto logits = session->Prefill(prompt, false, tokens);
+          if (!logits) {
+            std::fprintf(stderr, "kiln_cuda_bench: prefill: %s\n", logits.error().ToString().c_str());
+            return 1;
+          }
+          if (run > 0) seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+        }
+        const auto [matmul, attention] = PrefillFlops(*program, tokens);
+        const double measured = static_cast<double>(tokens) / Median(seconds);
+        const double floor = static_cast<double>(tokens) / (matmul / gemm);
+        rows.push_back({"prefill " + std::to_string(tokens), measured, floor, "tok/s"});
+        if (tokens == 512) {
+          // Time to first token: the prompt's prefill with its last logits on the host (the host
+          // samples the first token from them). Target: 1.3 x the prefill floor + one decode step's floor.
+          const double decode_floor = static_cast<double>(weight_bytes + DecodeCacheBytes(*program, tokens)) / bandwidth;
+          rows.push_back({"ttft 512 (ms)", 1e3 * Median(seconds), 1e3 * (1.3 * matmul / gemm + decode_floor), "ms   "});
+        }
+        model["prefill"][std::to_string(tokens)] = {{"tokens_per_second", measured}, {"floor", floor}, {"matmul_flops", matmul}, {"attention_flops", attention}};
+      }
+      for (int64_t context : contexts) {
         session->Reset();
-        const auto start = Clock::now();
-        auto logits = session->Prefill(prompt, false, tokens);
+        auto prompt = random_tokens(context - 1);
+        auto logits = session->Prefill(prompt, false, max_tokens);
         if (!logits) {
-          std::fprintf(stderr, "kiln_cuda_bench: prefill: %s\n", logits.error().ToString().c_str());
+          std::fprintf(stderr, "kiln_cuda_bench: prefill of the context: %s\n", logits.error().ToString().c_str());
           return 1;
         }
-        if (run > 0) seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
-      }
-      const auto [matmul, attention] = PrefillFlops(*program, tokens);
-      const double measured = static_cast<double>(tokens) / Median(seconds);
-      const double floor = static_cast<double>(tokens) / (matmul / gemm);
-      rows.push_back({"prefill " + std::to_string(tokens), measured, floor, "tok/s"});
-      if (tokens == 512) {
-        // Time to first token: the prompt's prefill with its last logits on the host (the host
-        // samples the first token from them). Target: 1.3 x the prefill floor + one decode step's floor.
-        const double decode_floor = static_cast<double>(weight_bytes + DecodeCacheBytes(*program, tokens)) / bandwidth;
-        rows.push_back({"ttft 512 (ms)", 1e3 * Median(seconds), 1e3 * (1.3 * matmul / gemm + decode_floor), "ms   "});
-      }
-      model["prefill"][std::to_string(tokens)] = {{"tokens_per_second", measured}, {"floor", floor}, {"matmul_flops", matmul}, {"attention_flops", attention}};
-    }
-    for (int64_t context : contexts) {
-      session->Reset();
-      auto prompt = random_tokens(context - 1);
-      auto logits = session->Prefill(prompt, false, max_tokens);
-      if (!logits) {
-        std::fprintf(stderr, "kiln_cuda_bench: prefill of the context: %s\n", logits.error().ToString().c_str());
-        return 1;
-      }
-      // Timed steps stay within the context: each replays position context - 1.
-      std::vector<double> seconds;
-      std::vector<float> out(static_cast<size_t>(session->vocab_size()));
-      const int32_t next = token(random);
-      for (int64_t i = 0; i < steps + 3; ++i) {
-        const auto start = Clock::now();
-        Status status = session->StepInto({&next, 1}, false, out);
-        if (!status.ok()) {
-          std::fprintf(stderr, "kiln_cuda_bench: decode: %s\n", status.error().ToString().c_str());
+        // Timed steps stay within the context: each replays position context - 1.
+        std::vector<double> seconds;
+        std::vector<float> out(static_cast<size_t>(session->vocab_size()));
+        const int32_t next = token(random);
+        for (int64_t i = 0; i < steps + 3; ++i) {
+          const auto start = Clock::now();
+          Status status = session->StepInto({&next, 1}, false, out);
+          if (!status.ok()) {
+            std::fprintf(stderr, "kiln_cuda_bench: decode: %s\n", status.error().ToString().c_str());
+            return 1;
+          }
+          if (i >= 3) seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+          (void)session->Rewind(context - 1);
+        }
+        const int64_t bytes = weight_bytes + DecodeCacheBytes(*program, context - 1);
+        const double measured = 1.0 / Median(seconds);
+        const double floor = bandwidth / static_cast<double>(bytes);
+        rows.push_back({"decode @" + std::to_string(context), measured, floor, "tok/s"});
+        // The generation loop: greedy on the device, 4 steps in flight, no host round trip.
+        if (Status rewound = session->Rewind(context - 1); !rewound.ok()) {
+          std::fprintf(stderr, "kiln_cuda_bench: %s\n", rewound.error().ToString().c_str());
           return 1;
         }
-        if (i >= 3) seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
-        (void)session->Rewind(context - 1);
+        const auto pipelined_start = Clock::now();
+        auto decoded = session->DecodeOnDevice(next, DeviceSampling{}, steps, 4, [](const SampledToken&) { return true; });
+        const double pipelined_seconds = std::chrono::duration<double>(Clock::now() - pipelined_start).count();
+        if (!decoded) {
+          std::fprintf(stderr, "kiln_cuda_bench: pipelined decode: %s\n", decoded.error().ToString().c_str());
+          return 1;
+        }
+        const double pipelined = static_cast<double>(*decoded) / pipelined_seconds;
+        rows.push_back({"  pipelined", pipelined, floor, "tok/s"});
+        model["decode"][std::to_string(context)] = {{"tokens_per_second", measured}, {"pipelined_tokens_per_second", pipelined}, {"floor", floor}, {"bytes_per_step", bytes}};
       }
-      const int64_t bytes = weight_bytes + DecodeCacheBytes(*program, context - 1);
-      const double measured = 1.0 / Median(seconds);
-      const double floor = bandwidth / static_cast<double>(bytes);
-      rows.push_back({"decode @" + std::to_string(context), measured, floor, "tok/s"});
-      // The generation loop: greedy on the device, 4 steps in flight, no host round trip.
-      if (Status rewound = session->Rewind(context - 1); !rewound.ok()) {
-        std::fprintf(stderr, "kiln_cuda_bench: %s\n", rewound.error().ToString().c_str());
-        return 1;
+      std::printf("  %-18s %12s %12s %7s\n", "", "measured", "floor", "ratio");
+      for (const Row& row : rows) {
+        // For times the ratio is target / measured, so above 100% meets the target.
+        const double ratio = row.unit == "tok/s" ? row.measured / row.floor : row.floor / row.measured;
+        std::printf("  %-18s %10.1f %s %10.1f %s %6.1f%%\n", row.what.c_str(), row.measured, row.unit.c_str(), row.floor, row.unit.c_str(),
+                    100.0 * ratio);
       }
-      const auto pipelined_start = Clock::now();
-      auto decoded = session->DecodeOnDevice(next, DeviceSampling{}, steps, 4, [](const SampledToken&) { return true; });
-      const double pipelined_seconds = std::chrono::duration<double>(Clock::now() - pipelined_start).count();
-      if (!decoded) {
-        std::fprintf(stderr, "kiln_cuda_bench: pipelined decode: %s\n", decoded.error().ToString().c_str());
-        return 1;
+      std::fflush(stdout);
+      if (!batches.empty()) {
+        session = Error(ErrorCode::kInternal, "released for the batched model");  // frees the one-sequence session's memory
+        nlohmann::json batched;
+        Status ran = BenchBatches(*config, backend, batches, batch_context, steps, bandwidth, weight_dtype, &batched);
+        if (!ran.ok()) {
+          std::fprintf(stderr, "kiln_cuda_bench: batched decode: %s\n", ran.error().ToString().c_str());
+          return 1;
+        }
+        model["batched"] = batched;
       }
-      const double pipelined = static_cast<double>(*decoded) / pipelined_seconds;
-      rows.push_back({"  pipelined", pipelined, floor, "tok/s"});
-      model["decode"][std::to_string(context)] = {{"tokens_per_second", measured}, {"pipelined_tokens_per_second", pipelined}, {"floor", floor}, {"bytes_per_step", bytes}};
+      std::printf("\n");
+      std::fflush(stdout);
+      report["models"].push_back(model);
     }
-    std::printf("  %-18s %12s %12s %7s\n", "", "measured", "floor", "ratio");
-    for (const Row& row : rows) {
-      // For times the ratio is target / measured, so above 100% meets the target.
-      const double ratio = row.unit == "tok/s" ? row.measured / row.floor : row.floor / row.measured;
-      std::printf("  %-18s %10.1f %s %10.1f %s %6.1f%%\n", row.what.c_str(), row.measured, row.unit.c_str(), row.floor, row.unit.c_str(),
-                  100.0 * ratio);
-    }
-    std::fflush(stdout);
-    if (!batches.empty()) {
-      session = Error(ErrorCode::kInternal, "released for the batched model");  // frees the one-sequence session's memory
-      nlohmann::json batched;
-      Status ran = BenchBatches(*config, backend, batches, batch_context, steps, bandwidth, &batched);
-      if (!ran.ok()) {
-        std::fprintf(stderr, "kiln_cuda_bench: batched decode: %s\n", ran.error().ToString().c_str());
-        return 1;
-      }
-      model["batched"] = batched;
-    }
-    std::printf("\n");
-    std::fflush(stdout);
-    report["models"].push_back(model);
   }
   if (!json_path.empty()) std::ofstream(json_path) << report.dump(2) << "\n";
   return 0;

@@ -17,7 +17,8 @@ template <WeightType F, int R, int S>
 __device__ __forceinline__ void WarpBlockDots(const BlockMatrix (&m)[S], const int64_t (&row)[S], const float* __restrict__ x,
                                               int64_t x_stride, int64_t k, float (&acc)[S][R]) {
   using Format = BlockFormat<F>;
-  constexpr int U = S >= 4 ? 1 : S == 2 ? 2 : 4;
+  // More x rows mean more registers and more arithmetic per byte: fewer loads in flight suffice.
+  constexpr int U = (S >= 4 || R > 4) ? 1 : S == 2 ? 2 : 4;
   const int lane = threadIdx.x & 31;
   const int64_t units = k / Format::kUnitElements;
   for (int64_t c = lane; c < units; c += 32 * U) {

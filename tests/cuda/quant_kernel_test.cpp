@@ -1,0 +1,352 @@
+// The block-format kernels (Q8_0, Q4_0, Q4_K, Q6_K, F8_E4M3) against core/quant's scalar
+// DequantizeRow: each weight is quantized on the host (QuantizeRow), placed on the device as the
+// placed model places it (LaunchRepackBlocks, in two slices of rows), and run through
+//   - the linear (RunBlockLinear): the block GEMV for 1-8 rows, bf16 slabs through cuBLASLt for
+//     16 and 64 rows, against sum_j DequantizeRow(w)_j * x_j in double;
+//   - the fused gate/up GELU GEMV and the three-target projections GEMV;
+//   - the embedding gather, bit for bit;
+//   - the routed MoE experts (f32 router, block experts), 1 to 7 tokens;
+//   - the random fill of benchmarks (finite, bounded, not zero).
+// Tolerances are relative to m = sum_j |w_j x_j|, the size a rounding error scales with:
+//   GEMV (f32 products, f32 sums of at most ~40 terms deep):  1e-5 m + 1e-6
+//   bf16 slabs (x and w each rounded to bf16, 2^-9 relative):  5e-3 m + 1e-5
+// Skipped, with the reason, without a CUDA device.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backends/cuda/block_linear.h"
+#include "backends/cuda/cublaslt_gemm.h"
+#include "backends/cuda/cuda_device.h"
+#include "backends/cuda/cuda_placed_model.h"
+#include "backends/cuda/kernels/block_gemv.cuh"
+#include "backends/cuda/kernels/block_layout.h"
+#include "backends/cuda/kernels/block_weights.cuh"
+#include "backends/cuda/kernels/gemv.cuh"
+#include "backends/cuda/kernels/kernels.cuh"
+#include "core/quant.h"
+
+namespace kiln {
+namespace {
+
+using cuda::WeightType;
+
+constexpr DType kFormats[] = {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kF8_E4M3};
+constexpr double kGemvTolerance = 1e-5, kSlabTolerance = 5e-3;
+
+class DeviceMemory {
+ public:
+  explicit DeviceMemory(size_t bytes) { EXPECT_EQ(cudaMalloc(&data_, std::max<size_t>(bytes, 256)), cudaSuccess); }
+  template <typename T>
+  DeviceMemory(const std::vector<T>& host) : DeviceMemory(host.size() * sizeof(T)) {
+    EXPECT_EQ(cudaMemcpy(data_, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+  }
+  ~DeviceMemory() { cudaFree(data_); }
+  DeviceMemory(const DeviceMemory&) = delete;
+  DeviceMemory& operator=(const DeviceMemory&) = delete;
+  template <typename T = void>
+  T* as() const {
+    return static_cast<T*>(data_);
+  }
+  template <typename T>
+  std::vector<T> Download(size_t count) const {
+    std::vector<T> host(count);
+    EXPECT_EQ(cudaMemcpy(host.data(), data_, count * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
+    return host;
+  }
+
+ private:
+  void* data_ = nullptr;
+};
+
+std::vector<float> Normal(size_t count, float stddev, uint32_t seed) {
+  std::mt19937 engine(seed);
+  std::normal_distribution<float> normal(0.0f, stddev);
+  std::vector<float> values(count);
+  for (float& v : values) v = normal(engine);
+  return values;
+}
+
+// A weight of n rows of k elements: its GGUF blocks, their reference dequantization, and the
+// device copy in the placed layout.
+struct Weight {
+  DType dtype;
+  int64_t n, k;
+  std::vector<uint8_t> blocks;
+  std::vector<float> values;  // DequantizeRow of every row
+  std::unique_ptr<DeviceMemory> placed;
+  WeightType type() const { return cuda::TypeOf(dtype); }
+};
+
+Weight MakeWeight(DType dtype, int64_t n, int64_t k, uint32_t seed) {
+  Weight w{dtype, n, k, {}, {}, nullptr};
+  const int64_t row_bytes = DTypeBytes(dtype, k);
+  const std::vector<float> source = Normal(static_cast<size_t>(n * k), 0.05f, seed);
+  w.blocks.resize(static_cast<size_t>(n * row_bytes));
+  w.values.resize(static_cast<size_t>(n * k));
+  for (int64_t r = 0; r < n; ++r) {
+    QuantizeRow(dtype, source.data() + r * k, k, w.blocks.data() + r * row_bytes);
+    DequantizeRow(dtype, w.blocks.data() + r * row_bytes, k, w.values.data() + r * k);
+  }
+  // Placed as the placed model does it, in two slices of rows through LaunchRepackBlocks.
+  DeviceMemory raw(w.blocks);
+  w.placed = std::make_unique<DeviceMemory>(static_cast<size_t>(cuda::PlacedBlockBytes(w.type(), n, k)));
+  const int64_t half = n / 2;
+  EXPECT_EQ(cuda::LaunchRepackBlocks(raw.as(), w.type(), 0, half, n, k, w.placed->as(), nullptr), cudaSuccess);
+  EXPECT_EQ(cuda::LaunchRepackBlocks(raw.as<uint8_t>() + half * row_bytes, w.type(), half, n - half, n, k, w.placed->as(), nullptr),
+            cudaSuccess);
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  return w;
+}
+
+// y[r, i] = sum_j w[i, j] x[r, j] in double, and the matching m = sum_j |w x|.
+void Reference(const Weight& w, const std::vector<float>& x, int64_t rows, std::vector<double>* y, std::vector<double>* m) {
+  y->assign(static_cast<size_t>(rows * w.n), 0.0);
+  m->assign(static_cast<size_t>(rows * w.n), 0.0);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t i = 0; i < w.n; ++i) {
+      double sum = 0.0, size = 0.0;
+      for (int64_t j = 0; j < w.k; ++j) {
+        const double product = static_cast<double>(w.values[i * w.k + j]) * x[r * w.k + j];
+        sum += product;
+        size += std::fabs(product);
+      }
+      (*y)[r * w.n + i] = sum;
+      (*m)[r * w.n + i] = size;
+    }
+  }
+}
+
+double GeluTanh(double g) { return 0.5 * g * (1.0 + std::tanh(0.7978845608028654 * (g + 0.044715 * g * g * g))); }
+
+class QuantKernelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto device = cuda::ProbeCudaDevice(0);
+    if (!device) GTEST_SKIP() << device.error().message();
+  }
+};
+
+TEST_F(QuantKernelTest, LinearMatchesTheScalarReferenceForEveryFormatRowCountAndShape) {
+  auto gemm = cuda::CublasLtGemm::Create();
+  ASSERT_TRUE(gemm.has_value()) << gemm.error().ToString();
+  // Odd row counts (a warp's second row missing), one row, and a 12B width; k a multiple of every
+  // block size (256).
+  const std::pair<int64_t, int64_t> shapes[] = {{1, 256}, {37, 768}, {129, 3840}};
+  const int64_t row_counts[] = {1, 2, 3, 4, 8, 16, 64};
+  uint32_t seed = 1;
+  for (DType dtype : kFormats) {
+    for (const auto& [n, k] : shapes) {
+      const Weight w = MakeWeight(dtype, n, k, seed++);
+      for (int64_t rows : row_counts) {
+        SCOPED_TRACE(std::string(DTypeName(dtype)) + " n=" + std::to_string(n) + " k=" + std::to_string(k) + " rows=" + std::to_string(rows));
+        const std::vector<float> x = Normal(static_cast<size_t>(rows * k), 1.0f, seed++);
+        // Slabs of 48 weight rows: n = 129 takes three (48, 48, 33), the last one narrower.
+        const int64_t slab_bytes = 48 * 2 * k;
+        DeviceMemory x_device(x), y_device(static_cast<size_t>(rows * n) * 4);
+        DeviceMemory scratch(static_cast<size_t>(cuda::BlockLinearScratchBytes(w.type(), rows, n, k, slab_bytes)));
+        Status ran = cuda::RunBlockLinear(**gemm, x_device.as<float>(), w.placed->as(), w.type(), rows, n, k, y_device.as<float>(),
+                                          scratch.as(), nullptr, slab_bytes);
+        ASSERT_TRUE(ran.ok()) << ran.ToString();
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        const std::vector<float> y = y_device.Download<float>(static_cast<size_t>(rows * n));
+        std::vector<double> expected, size;
+        Reference(w, x, rows, &expected, &size);
+        const double tolerance = rows <= cuda::kBlockGemvMaxRows ? kGemvTolerance : kSlabTolerance;
+        int failures = 0;
+        for (size_t i = 0; i < y.size() && failures < 5; ++i) {
+          const double bound = tolerance * size[i] + (rows <= cuda::kBlockGemvMaxRows ? 1e-6 : 1e-5);
+          if (!(std::fabs(y[i] - expected[i]) <= bound)) {
+            ADD_FAILURE() << "output " << i << ": " << y[i] << " vs " << expected[i] << " (bound " << bound << ")";
+            ++failures;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_F(QuantKernelTest, FusedGateUpAndProjectionsMatchTheReference) {
+  const int64_t k = 768;
+  uint32_t seed = 100;
+  for (DType dtype : kFormats) {
+    // Gate and up of 45 rows (odd), and q, k, v of 37, 1 and 64 rows in one launch.
+    const Weight gate = MakeWeight(dtype, 45, k, seed++), up = MakeWeight(dtype, 45, k, seed++);
+    const Weight q = MakeWeight(dtype, 37, k, seed++), kk = MakeWeight(dtype, 1, k, seed++), v = MakeWeight(dtype, 64, k, seed++);
+    for (int64_t rows : {1, 3, 8}) {
+      SCOPED_TRACE(std::string(DTypeName(dtype)) + " rows=" + std::to_string(rows));
+      const std::vector<float> x = Normal(static_cast<size_t>(rows * k), 1.0f, seed++);
+      DeviceMemory x_device(x), y_device(static_cast<size_t>(rows * 45) * 4);
+      ASSERT_EQ(cuda::LaunchGemvGeluMul(x_device.as<float>(), gate.placed->as(), up.placed->as(), gate.type(), rows, 45, k, y_device.as<float>(),
+                                        nullptr),
+                cudaSuccess);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      const std::vector<float> y = y_device.Download<float>(static_cast<size_t>(rows * 45));
+      std::vector<double> g, g_size, u, u_size;
+      Reference(gate, x, rows, &g, &g_size);
+      Reference(up, x, rows, &u, &u_size);
+      for (size_t i = 0; i < y.size(); ++i) {
+        // gelu' is at most ~1.13: the gate's error moves the output by at most 1.2 |u| err(g).
+        const double expected = GeluTanh(g[i]) * u[i];
+        const double bound = kGemvTolerance * (1.2 * g_size[i] * std::fabs(u[i]) + u_size[i] * std::fabs(GeluTanh(g[i]))) + 1e-6;
+        ASSERT_LE(std::fabs(y[i] - expected), bound) << "output " << i;
+      }
+      const Weight* targets[3] = {&q, &kk, &v};
+      DeviceMemory y0(static_cast<size_t>(rows * 37) * 4), y1(static_cast<size_t>(rows) * 4), y2(static_cast<size_t>(rows * 64) * 4);
+      const void* weights[3] = {q.placed->as(), kk.placed->as(), v.placed->as()};
+      float* outputs[3] = {y0.as<float>(), y1.as<float>(), y2.as<float>()};
+      const int64_t ns[3] = {37, 1, 64};
+      ASSERT_EQ(cuda::LaunchGemvMulti(x_device.as<float>(), weights, outputs, ns, 3, q.type(), rows, k, nullptr), cudaSuccess);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      const DeviceMemory* out_memory[3] = {&y0, &y1, &y2};
+      for (int t = 0; t < 3; ++t) {
+        const std::vector<float> got = out_memory[t]->Download<float>(static_cast<size_t>(rows * ns[t]));
+        std::vector<double> expected, size;
+        Reference(*targets[t], x, rows, &expected, &size);
+        for (size_t i = 0; i < got.size(); ++i) {
+          ASSERT_LE(std::fabs(got[i] - expected[i]), kGemvTolerance * size[i] + 1e-6) << "target " << t << " output " << i;
+        }
+      }
+    }
+  }
+}
+
+TEST_F(QuantKernelTest, EmbeddingRowsAreExactlyTheReferenceRowsTimesTheScale) {
+  uint32_t seed = 200;
+  for (DType dtype : kFormats) {
+    SCOPED_TRACE(DTypeName(dtype));
+    const int64_t rows = 23, width = 768;
+    const Weight table = MakeWeight(dtype, rows, width, seed++);
+    // An id outside the table (negative or past the end) reads row 0, as the element-type kernel.
+    const std::vector<int32_t> ids = {0, 22, 5, 5, -1, 23, 11};
+    const float scale = 27.712812f;  // sqrt(768)
+    DeviceMemory ids_device(ids), out(ids.size() * width * 4);
+    ASSERT_EQ(cuda::LaunchEmbed(ids_device.as<int32_t>(), table.placed->as(), table.type(), rows, static_cast<int64_t>(ids.size()), width,
+                                scale, out.as<float>(), nullptr),
+              cudaSuccess);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    const std::vector<float> got = out.Download<float>(ids.size() * width);
+    for (size_t t = 0; t < ids.size(); ++t) {
+      const int64_t row = ids[t] >= 0 && ids[t] < rows ? ids[t] : 0;
+      for (int64_t j = 0; j < width; ++j) {
+        const float expected = table.values[row * width + j] * scale;
+        ASSERT_EQ(std::memcmp(&got[t * width + j], &expected, 4), 0) << "token " << t << " element " << j << ": " << got[t * width + j]
+                                                                       << " vs " << expected;
+      }
+    }
+  }
+}
+
+TEST_F(QuantKernelTest, MoeWithBlockExpertsMatchesTheReference) {
+  const int64_t hidden = 256, experts = 16, top_k = 4;
+  const float eps = 1e-6f;
+  uint32_t seed = 300;
+  for (DType dtype : kFormats) {
+    // Expert widths of whole blocks: 256 for the K-quants, 128 for F8, 96 for the 32-blocks.
+    const int64_t width = dtype == DType::kQ4_K || dtype == DType::kQ6_K ? 256 : dtype == DType::kF8_E4M3 ? 128 : 96;
+    const Weight gate_up = MakeWeight(dtype, experts * 2 * width, hidden, seed++);
+    const Weight down = MakeWeight(dtype, experts * hidden, width, seed++);
+    const std::vector<float> router = Normal(static_cast<size_t>(experts * hidden), 1.0f, seed++);
+    std::vector<float> router_scale = Normal(static_cast<size_t>(hidden), 0.1f, seed++), expert_scale = Normal(static_cast<size_t>(experts), 0.1f, seed++);
+    for (float& s : router_scale) s += 1.0f;
+    for (float& s : expert_scale) s += 1.0f;
+    DeviceMemory router_device(router), router_scale_device(router_scale), expert_scale_device(expert_scale);
+    // 7 tokens run as 4 + 3 through the same scratch.
+    for (int64_t tokens : {1, 4, 7}) {
+      SCOPED_TRACE(std::string(DTypeName(dtype)) + " tokens=" + std::to_string(tokens));
+      const std::vector<float> x = Normal(static_cast<size_t>(tokens * hidden), 1.0f, seed++), h = Normal(static_cast<size_t>(tokens * hidden), 1.0f, seed++);
+      DeviceMemory x_device(x), h_device(h), out(static_cast<size_t>(tokens * hidden) * 4),
+          scratch(static_cast<size_t>(cuda::MoeDecodeScratchBytes(tokens, width, top_k)));
+      ASSERT_TRUE(cuda::MoeDecodeSupports(WeightType::kF32, gate_up.type(), tokens, hidden, experts, width, top_k));
+      ASSERT_EQ(cuda::LaunchMoeDecode(x_device.as<float>(), h_device.as<float>(), router_device.as(), router_scale_device.as(),
+                                      expert_scale_device.as(), gate_up.placed->as(), down.placed->as(), WeightType::kF32, gate_up.type(),
+                                      tokens, hidden, experts, width, top_k, eps, scratch.as(), out.as<float>(), nullptr),
+                cudaSuccess);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      const std::vector<float> got = out.Download<float>(static_cast<size_t>(tokens * hidden));
+      for (int64_t t = 0; t < tokens; ++t) {
+        // Routing as the kernel: rms-normed x (no weight) * router_scale / sqrt(hidden), softmax over
+        // all experts, top_k renormalised, times each expert's scale.
+        double squares = 0.0;
+        for (int64_t j = 0; j < hidden; ++j) squares += static_cast<double>(x[t * hidden + j]) * x[t * hidden + j];
+        const double inv = 1.0 / std::sqrt(squares / hidden + eps);
+        std::vector<double> logits(experts, 0.0);
+        for (int64_t e = 0; e < experts; ++e) {
+          for (int64_t j = 0; j < hidden; ++j) logits[e] += router[e * hidden + j] * (x[t * hidden + j] * inv * router_scale[j] / std::sqrt(hidden));
+        }
+        std::vector<int64_t> order(experts);
+        for (int64_t e = 0; e < experts; ++e) order[e] = e;
+        std::partial_sort(order.begin(), order.begin() + top_k, order.end(), [&](int64_t a, int64_t b) { return logits[a] > logits[b]; });
+        const double max_logit = logits[order[0]];
+        double all = 0.0, kept = 0.0;
+        for (int64_t e = 0; e < experts; ++e) all += std::exp(logits[e] - max_logit);
+        for (int64_t i = 0; i < top_k; ++i) kept += std::exp(logits[order[i]] - max_logit) / all;
+        // act of each chosen expert, then the columns.
+        std::vector<std::vector<double>> acts(static_cast<size_t>(top_k), std::vector<double>(static_cast<size_t>(width)));
+        for (int64_t i = 0; i < top_k; ++i) {
+          const int64_t e = order[i];
+          for (int64_t r = 0; r < width; ++r) {
+            double g = 0.0, u = 0.0;
+            for (int64_t c = 0; c < hidden; ++c) {
+              g += static_cast<double>(gate_up.values[(e * 2 * width + r) * hidden + c]) * h[t * hidden + c];
+              u += static_cast<double>(gate_up.values[(e * 2 * width + width + r) * hidden + c]) * h[t * hidden + c];
+            }
+            acts[i][r] = GeluTanh(g) * u;
+          }
+        }
+        for (int64_t j = 0; j < hidden; ++j) {
+          double expected = 0.0, size = 0.0;
+          for (int64_t i = 0; i < top_k; ++i) {
+            const int64_t e = order[i];
+            const double weight = std::exp(logits[e] - max_logit) / all / kept * expert_scale[e];
+            double dot = 0.0, dot_size = 0.0;
+            for (int64_t r = 0; r < width; ++r) {
+              dot += down.values[(e * hidden + j) * width + r] * acts[i][r];
+              dot_size += std::fabs(down.values[(e * hidden + j) * width + r] * acts[i][r]);
+            }
+            expected += weight * dot;
+            size += std::fabs(weight) * dot_size;
+          }
+          // act carries its own f32 rounding (~1e-6 relative) into the down projection.
+          ASSERT_LE(std::fabs(got[t * hidden + j] - expected), 1e-4 * size + 1e-5) << "token " << t << " column " << j;
+        }
+      }
+    }
+  }
+}
+
+TEST_F(QuantKernelTest, RandomBlocksAreValidWeights) {
+  const int64_t n = 64, k = 768;
+  const float spread = std::sqrt(3.0f / k);
+  for (DType dtype : kFormats) {
+    SCOPED_TRACE(DTypeName(dtype));
+    const WeightType type = cuda::TypeOf(dtype);
+    DeviceMemory placed(static_cast<size_t>(cuda::PlacedBlockBytes(type, n, k))), bf16(static_cast<size_t>(n * k) * 2);
+    ASSERT_EQ(cuda::LaunchRandomBlocks(placed.as(), type, n, k, 7, spread, nullptr), cudaSuccess);
+    ASSERT_EQ(cuda::LaunchDequantizeBlocks(placed.as(), type, n, k, 0, n, bf16.as(), nullptr), cudaSuccess);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    const std::vector<uint16_t> bits = bf16.Download<uint16_t>(static_cast<size_t>(n * k));
+    double sum = 0.0, sum_abs = 0.0, largest = 0.0;
+    for (uint16_t b : bits) {
+      const float value = Bf16ToF32(b);
+      ASSERT_TRUE(std::isfinite(value));
+      sum += value;
+      sum_abs += std::fabs(value);
+      largest = std::max(largest, static_cast<double>(std::fabs(value)));
+    }
+    const double mean_abs = sum_abs / static_cast<double>(bits.size());
+    EXPECT_GT(mean_abs, 0.02 * spread);
+    EXPECT_LE(largest, 4.0 * spread);
+    EXPECT_LT(std::fabs(sum / static_cast<double>(bits.size())), 0.5 * mean_abs);  // both signs, centred near zero
+  }
+}
+
+}  // namespace
+}  // namespace kiln
