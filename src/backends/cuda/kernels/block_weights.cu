@@ -84,13 +84,16 @@ __global__ void DequantizeKernel(BlockMatrix m, int64_t k, int64_t first_row, in
     for (int group = 0; group < Format::kGroups; ++group) {
       BlockGroup g;
       Format::Expand(u, unit, group, g);
-      __nv_bfloat162 packed[8];
+      uint32_t packed[8];
 #pragma unroll
-      for (int j = 0; j < 8; ++j) packed[j] = __floats2bfloat162_rn(ExactWeight(g, 2 * j), ExactWeight(g, 2 * j + 1));
+      for (int j = 0; j < 8; ++j) {
+        const __nv_bfloat162 pair = __floats2bfloat162_rn(ExactWeight(g, 2 * j), ExactWeight(g, 2 * j + 1));
+        packed[j] = static_cast<uint32_t>(__bfloat16_as_ushort(pair.x)) | (static_cast<uint32_t>(__bfloat16_as_ushort(pair.y)) << 16);
+      }
       // 16 bf16 = two 16-byte stores (k and the group offsets are multiples of 16).
       uint4* target = reinterpret_cast<uint4*>(out + r * k + Format::Offset(unit, group));
-      target[0] = *reinterpret_cast<const uint4*>(&packed[0]);
-      target[1] = *reinterpret_cast<const uint4*>(&packed[4]);
+      target[0] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+      target[1] = make_uint4(packed[4], packed[5], packed[6], packed[7]);
     }
   }
 }
