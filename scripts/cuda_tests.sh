@@ -23,11 +23,13 @@ else
   "$tests" --gtest_list_tests >/dev/null 2>&1 || export LD_LIBRARY_PATH="$bin:$LD_LIBRARY_PATH"
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
-# Parity with transformers, pipelined decode, and mixed batches against solo CPU runs
-# (CudaBatchTest: prefill chunks and decode tokens of several sequences in one step).
+# Parity with transformers, pipelined decode, mixed batches against solo CPU runs
+# (CudaBatchTest: prefill chunks and decode tokens of several sequences in one step), and a whole
+# model in every block format against its dequantized f32 twin (CudaQuantModelTest).
 "$tests" --gtest_brief=1
 status=$?
-# Kernels against the reference kernels and the host sampler; CUDA artifacts (AOT = JIT on the GPU).
+# Kernels against the reference kernels and the host sampler, block-format kernels against
+# core/quant's scalar reference (QuantKernelTest); CUDA artifacts (AOT = JIT on the GPU).
 if [ -x "$kernel_tests" ]; then "$kernel_tests" --gtest_brief=1 || status=1; fi
 if [ -x "$artifact_tests" ]; then "$artifact_tests" --gtest_brief=1 --gtest_filter='CudaTargetTest.*' || status=1; fi
 # End to end through the CLI: greedy ids on the GPU equal the CPU's.
