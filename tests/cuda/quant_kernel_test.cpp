@@ -148,8 +148,8 @@ TEST_F(QuantKernelTest, LinearMatchesTheScalarReferenceForEveryFormatRowCountAnd
       for (int64_t rows : row_counts) {
         SCOPED_TRACE(std::string(DTypeName(dtype)) + " n=" + std::to_string(n) + " k=" + std::to_string(k) + " rows=" + std::to_string(rows));
         const std::vector<float> x = Normal(static_cast<size_t>(rows * k), 1.0f, seed++);
-        // Slabs of 48 weight rows: n = 129 takes three (48, 48, 33), the last one narrower.
-        const int64_t slab_bytes = 48 * 2 * k;
+        // Slabs of 64 weight rows: n = 129 takes three (64, 64, 1), the last one narrower.
+        const int64_t slab_bytes = 64 * 2 * k;
         DeviceMemory x_device(x), y_device(static_cast<size_t>(rows * n) * 4);
         DeviceMemory scratch(static_cast<size_t>(cuda::BlockLinearScratchBytes(w.type(), rows, n, k, slab_bytes)));
         Status ran = cuda::RunBlockLinear(**gemm, x_device.as<float>(), w.placed->as(), w.type(), rows, n, k, y_device.as<float>(),

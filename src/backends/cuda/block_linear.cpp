@@ -20,9 +20,10 @@ Error Failure(cudaError_t status, const char* what) {
 }  // namespace
 
 int64_t DequantSlabRows(int64_t n, int64_t k, int64_t slab_bytes) {
+  // cuBLASLt's algorithms assume 256-byte aligned operands (its default preference): a slab's
+  // first column of y, first * 4 bytes into a row, is aligned when first is a multiple of 64.
   const int64_t fit = slab_bytes / (2 * k);
-  const int64_t slab = fit >= 64 ? fit / 64 * 64 : std::max<int64_t>(fit, 1);
-  return std::min(n, slab);
+  return std::min(n, std::max<int64_t>(fit / 64 * 64, 64));
 }
 
 int64_t BlockLinearScratchBytes(WeightType type, int64_t rows, int64_t n, int64_t k, int64_t slab_bytes) {

@@ -25,8 +25,8 @@ namespace kiln::cuda {
 
 inline constexpr int64_t kDequantSlabBytes = int64_t{64} << 20;
 
-// Weight rows dequantized per cuBLASLt call: as many as fit in slab_bytes, a multiple of 64 where
-// that many fit (the slabs' column offsets in y stay aligned), at most n.
+// Weight rows dequantized per cuBLASLt call: as many as fit in slab_bytes rounded down to a
+// multiple of 64, at least 64 (each slab's columns of y start 256-byte aligned), at most n.
 int64_t DequantSlabRows(int64_t n, int64_t k, int64_t slab_bytes = kDequantSlabBytes);
 // Scratch of a linear of `rows` rows: 0 where the GEMV takes it.
 int64_t BlockLinearScratchBytes(WeightType type, int64_t rows, int64_t n, int64_t k, int64_t slab_bytes = kDequantSlabBytes);
