@@ -1,12 +1,16 @@
 // CPU decode and prefill throughput of kiln next to the machine's streaming-read floor.
 //
 //   kiln_bench [--threads N] [--model DIR]... [--keep DIR] [--batch 1,4,16,64]
+//              [--formats bf16,q8_0,q4_0,q4_k,q6_k,f8_e4m3]
 //
 // Without --model it synthesizes two random-weight Gemma 4 models (bf16) in a temp dir: one the
 // size of the test fixtures and one of about 100M parameters (a real layer mix: sliding and full
 // layers, head_dim 128/256, k_eq_v). Random weights are fine: speed does not depend on values.
 // The floor: a decode step must read every weight once, so tok/s <= read bandwidth / weight
 // bytes; the bandwidth is measured here, with wide loads, several accumulators, all threads.
+// Weight formats (--formats, default all six; empty skips): a random ~109M-parameter model whose
+// rows are whole 256-element blocks, its matrices stored in each format (random_model.h,
+// RandomQuantizedModel), decode and prefill as above; floor = bandwidth / that format's bytes.
 // Batched decode (--batch, default 1,4,16,64): the model placed once for the largest batch; B
 // sequences prefill a 32-token prompt each, then B-token decode steps run (every sequence one
 // token); aggregate tok/s = B / median step time. Floor = B x bandwidth / (weight bytes + B x the
@@ -111,19 +115,14 @@ struct Measurement {
   int64_t weight_bytes = 0, parameters = 0;
 };
 
-Result<Measurement> Measure(const std::string& dir, int threads, int64_t prompt_tokens, int64_t decode_tokens) {
-  LoadOptions options;
-  options.max_tokens = prompt_tokens;
-  options.max_context = prompt_tokens + decode_tokens + 8;
-  options.num_threads = threads;
-  TRY_ASSIGN(auto model, LoadedModel::Load(dir, options));
-  TRY_ASSIGN(Session session, model->NewSession(threads));
+// Prefill of a random prompt, median of 3 after a warm-up; then decode_tokens steps, median
+// after two warm-up steps.
+Result<Measurement> TimeSession(Session& session, int64_t prompt_tokens, int64_t decode_tokens) {
   Measurement result;
-  result.weight_bytes = model->program().weight_bytes();
-  result.parameters = result.weight_bytes / 2;
+  const uint32_t vocab = static_cast<uint32_t>(session.vocab_size());
   std::mt19937 rng(3);
   std::vector<int32_t> prompt(static_cast<size_t>(prompt_tokens));
-  for (int32_t& id : prompt) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(model->architecture().vocab_size()));
+  for (int32_t& id : prompt) id = static_cast<int32_t>(rng() % vocab);
   std::vector<double> prefill_times, decode_times;
   std::vector<float> logits(static_cast<size_t>(session.vocab_size()));
   for (int rep = 0; rep < 4; ++rep) {
@@ -133,13 +132,40 @@ Result<Measurement> Measure(const std::string& dir, int threads, int64_t prompt_
     if (rep > 0) prefill_times.push_back(Seconds(start, Clock::now()));  // rep 0 warms up
   }
   for (int64_t i = 0; i < decode_tokens; ++i) {
-    const int32_t token = static_cast<int32_t>(rng() % static_cast<uint32_t>(model->architecture().vocab_size()));
+    const int32_t token = static_cast<int32_t>(rng() % vocab);
     const auto start = Clock::now();
     TRY(session.StepInto({&token, 1}, false, logits));
     if (i >= 2) decode_times.push_back(Seconds(start, Clock::now()));
   }
   result.prefill_tokens_per_second = static_cast<double>(prompt_tokens) / Median(prefill_times);
   result.decode_tokens_per_second = 1.0 / Median(decode_times);
+  return result;
+}
+
+Result<Measurement> Measure(const std::string& dir, int threads, int64_t prompt_tokens, int64_t decode_tokens) {
+  LoadOptions options;
+  options.max_tokens = prompt_tokens;
+  options.max_context = prompt_tokens + decode_tokens + 8;
+  options.num_threads = threads;
+  TRY_ASSIGN(auto model, LoadedModel::Load(dir, options));
+  TRY_ASSIGN(Session session, model->NewSession(threads));
+  TRY_ASSIGN(Measurement result, TimeSession(session, prompt_tokens, decode_tokens));
+  result.weight_bytes = model->program().weight_bytes();
+  result.parameters = ParameterCount(model->program());
+  return result;
+}
+
+// The same random model with its matrices in `dtype` (bench/random_model.h; bf16 keeps them).
+Result<Measurement> MeasureFormat(const fs::path& scratch, const nlohmann::json& config, DType dtype, int threads,
+                                  int64_t prompt_tokens, int64_t decode_tokens) {
+  LoadOptions bounds;
+  bounds.max_tokens = prompt_tokens;
+  bounds.max_context = prompt_tokens + decode_tokens + 8;
+  TRY_ASSIGN(auto model, RandomQuantizedModel::Create(scratch, config, dtype, bounds));
+  TRY_ASSIGN(Session session, model->NewSession(threads));
+  TRY_ASSIGN(Measurement result, TimeSession(session, prompt_tokens, decode_tokens));
+  result.weight_bytes = model->program().weight_bytes();
+  result.parameters = ParameterCount(model->program());
   return result;
 }
 
@@ -205,6 +231,7 @@ int Main(int argc, char** argv) {
   std::vector<std::pair<std::string, std::string>> models;  // name, dir
   std::string keep_dir;  // write the synthetic models here and keep them
   std::vector<int64_t> batches = {1, 4, 16, 64};
+  std::vector<DType> formats = {DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kF8_E4M3};
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (std::strcmp(argv[i], "--model") == 0 && i + 1 < argc) models.emplace_back(argv[i + 1], argv[i + 1]), ++i;
@@ -213,8 +240,20 @@ int Main(int argc, char** argv) {
       batches.clear();
       std::istringstream list(argv[++i]);
       for (std::string item; std::getline(list, item, ',');) batches.push_back(std::stoll(item));
+    } else if (std::strcmp(argv[i], "--formats") == 0 && i + 1 < argc) {
+      formats.clear();
+      std::istringstream list(argv[++i]);
+      for (std::string item; std::getline(list, item, ',');) {
+        const std::optional<DType> dtype = DTypeFromName(item);
+        if (!dtype || (*dtype != DType::kBF16 && !IsBlockDType(*dtype))) {
+          std::fprintf(stderr, "kiln_bench: --formats takes bf16, q8_0, q4_0, q4_k, q6_k, f8_e4m3; got %s\n", item.c_str());
+          return 2;
+        }
+        formats.push_back(*dtype);
+      }
     } else {
-      std::fprintf(stderr, "usage: kiln_bench [--threads N] [--model DIR]... [--keep DIR] [--batch 1,4,16,64]\n");
+      std::fprintf(stderr, "usage: kiln_bench [--threads N] [--model DIR]... [--keep DIR] [--batch 1,4,16,64] "
+                           "[--formats bf16,q8_0,q4_0,q4_k,q6_k,f8_e4m3]\n");
       return 2;
     }
   }
@@ -252,6 +291,26 @@ int Main(int argc, char** argv) {
   }
   std::printf("\nfloor = streaming read bandwidth / bf16 weight bytes (every weight read once per token);\n"
               "decode: median over 38 steps after a 128-token prompt; prefill: 128 tokens, median of 3 after a warm-up.\n");
+  if (!formats.empty()) {
+    // hidden 768, MLP 2048, attention 4 x 128 / 4 x 256: every matrix row is whole 256-element
+    // blocks, so each format stores every matrix (the embedding, tied to the LM head, too).
+    const nlohmann::json config = GemmaConfig(65536, 768, 10, 4, 1, 128, 256, 2048, 512);
+    std::printf("\ndecode by weight format (100M-q: H 768, 10 layers, vocab 65536; matrices in the format, norms bf16):\n");
+    std::printf("%-10s %10s %10s | %12s %12s %7s | %12s\n", "format", "params", "weights", "decode tok/s", "floor tok/s",
+                "ratio", "prefill tok/s");
+    for (DType dtype : formats) {
+      auto measured = MeasureFormat(root / "format-scratch", config, dtype, threads, /*prompt_tokens=*/128, /*decode_tokens=*/40);
+      if (!measured) {
+        std::fprintf(stderr, "kiln_bench: %s: %s\n", DTypeName(dtype), measured.error().ToString().c_str());
+        return 1;
+      }
+      const double floor = bandwidth / static_cast<double>(measured->weight_bytes);
+      std::printf("%-10s %9.1fM %10s | %12.1f %12.1f %6.0f%% | %12.1f\n", DTypeName(dtype), measured->parameters / 1e6,
+                  FormatBytes(measured->weight_bytes).c_str(), measured->decode_tokens_per_second, floor,
+                  100.0 * measured->decode_tokens_per_second / floor, measured->prefill_tokens_per_second);
+    }
+    std::printf("floor = streaming read bandwidth / that format's weight bytes; same prompt and steps as above.\n");
+  }
   if (!batches.empty()) {
     std::printf("\nbatched decode (one placed model, B sequences, each step one token of every sequence):\n");
     std::printf("%-14s %6s | %14s %14s %7s | %12s\n", "model", "B", "aggregate tok/s", "floor tok/s", "ratio", "per sequence");

@@ -21,6 +21,7 @@ struct Avx2Vectors {
   static F ToFloat(I a) { return _mm256_cvtepi32_ps(a); }
   static F BitsToFloat(I a) { return _mm256_castsi256_ps(a); }
   static F Set1(float v) { return _mm256_set1_ps(v); }
+  static F Broadcast(const float* p) { return _mm256_broadcast_ss(p); }
   static F Zero() { return _mm256_setzero_ps(); }
   static F Load(const float* p) { return _mm256_loadu_ps(p); }
   static F Add(F a, F b) { return _mm256_add_ps(a, b); }

@@ -21,6 +21,7 @@ struct Avx512Vectors {
   static F ToFloat(I a) { return _mm512_cvtepi32_ps(a); }
   static F BitsToFloat(I a) { return _mm512_castsi512_ps(a); }
   static F Set1(float v) { return _mm512_set1_ps(v); }
+  static F Broadcast(const float* p) { return _mm512_set1_ps(*p); }
   static F Zero() { return _mm512_setzero_ps(); }
   static F Load(const float* p) { return _mm512_loadu_ps(p); }
   static F Add(F a, F b) { return _mm512_add_ps(a, b); }
