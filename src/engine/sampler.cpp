@@ -37,6 +37,11 @@ Status SamplingOptions::Validate() const {
   if (!(repetition_penalty > 0.0f) || !std::isfinite(repetition_penalty)) {
     return Error(ErrorCode::kInvalidArgument, "repetition penalty must be > 0 (1 = off), got " + Number(repetition_penalty));
   }
+  for (const auto& [name, value] : {std::pair{"presence penalty", presence_penalty}, std::pair{"frequency penalty", frequency_penalty}}) {
+    if (!(value >= -2.0f && value <= 2.0f)) {
+      return Error(ErrorCode::kInvalidArgument, std::string(name) + " must be in [-2, 2] (0 = off), got " + Number(value));
+    }
+  }
   if (repetition_window < 0) {
     return Error(ErrorCode::kInvalidArgument,
                  "repetition window must be >= 0 (0 = whole sequence), got " + std::to_string(repetition_window));
@@ -71,6 +76,28 @@ void Sampler::ApplyRepetitionPenalty(std::span<float> logits, std::span<const in
     float& logit = logits[static_cast<size_t>(id)];
     logit = logit > 0.0f ? logit / options_.repetition_penalty : logit * options_.repetition_penalty;
   }
+}
+
+void Sampler::ApplyPresenceAndFrequencyPenalties(std::span<float> logits, std::span<const int32_t> generated) {
+  if ((options_.presence_penalty == 0.0f && options_.frequency_penalty == 0.0f) || generated.empty()) return;
+  // Sorted, equal ids are adjacent: each run is one token and its count.
+  penalized_.assign(generated.begin(), generated.end());
+  std::sort(penalized_.begin(), penalized_.end());
+  for (size_t run = 0; run < penalized_.size();) {
+    const int32_t id = penalized_[run];
+    size_t end = run;
+    while (end < penalized_.size() && penalized_[end] == id) ++end;
+    const float count = static_cast<float>(end - run);
+    if (id >= 0 && static_cast<size_t>(id) < logits.size()) {
+      logits[static_cast<size_t>(id)] -= count * options_.frequency_penalty + options_.presence_penalty;
+    }
+    run = end;
+  }
+}
+
+void Sampler::ApplyPenalties(std::span<float> logits, std::span<const int32_t> history, size_t prompt_tokens) {
+  ApplyRepetitionPenalty(logits, history);
+  ApplyPresenceAndFrequencyPenalties(logits, history.subspan(std::min(prompt_tokens, history.size())));
 }
 
 void Sampler::Filter(std::span<const float> logits) {
@@ -125,8 +152,8 @@ void Sampler::Filter(std::span<const float> logits) {
   }
 }
 
-int32_t Sampler::Sample(std::span<float> logits, std::span<const int32_t> history) {
-  ApplyRepetitionPenalty(logits, history);
+int32_t Sampler::Sample(std::span<float> logits, std::span<const int32_t> history, size_t prompt_tokens) {
+  ApplyPenalties(logits, history, prompt_tokens);
   if (options_.greedy()) return ArgMax(logits);
   Filter(logits);
   // Inverse CDF over the candidates; the last one absorbs rounding.
@@ -139,8 +166,9 @@ int32_t Sampler::Sample(std::span<float> logits, std::span<const int32_t> histor
   return candidates_.back().id;
 }
 
-std::vector<Candidate> Sampler::Distribution(std::span<float> logits, std::span<const int32_t> history) {
-  ApplyRepetitionPenalty(logits, history);
+std::vector<Candidate> Sampler::Distribution(std::span<float> logits, std::span<const int32_t> history,
+                                             size_t prompt_tokens) {
+  ApplyPenalties(logits, history, prompt_tokens);
   if (options_.greedy()) return {Candidate{ArgMax(logits), 1.0f}};
   Filter(logits);
   std::vector<Candidate> result = candidates_;

@@ -9,6 +9,8 @@
 // here as there (the random draws themselves differ):
 //   1. repetition penalty over the last `repetition_window` tokens of `history` (HF/CTRL rule:
 //      a positive logit is divided by the penalty, a negative one multiplied);
+//   1b. presence and frequency penalties over the generated tokens (OpenAI's rule: a token that
+//      occurred c > 0 times loses c x frequency_penalty + presence_penalty from its logit);
 //   2. temperature == 0: greedy, the highest logit (ties: the lowest id). Stop here.
 //   3. temperature: logits / T, softmax;
 //   4. top-k: keep the k most likely (0 = off);
@@ -42,10 +44,14 @@ struct SamplingOptions {
   float repetition_penalty = 1.0f;  // > 0; 1 = off
   int64_t repetition_window = 64;   // tokens of history the penalty looks at (0 = all)
   uint64_t seed = 0;
+  float presence_penalty = 0.0f;    // in [-2, 2]; 0 = off; once per distinct generated token
+  float frequency_penalty = 0.0f;   // in [-2, 2]; 0 = off; per occurrence in the generated tokens
 
   // kInvalidArgument naming the field and the allowed range ("temperature must be >= 0, got -1").
   Status Validate() const;
   bool greedy() const { return temperature == 0.0f; }
+  // Whether any penalty reads the sequence's tokens (then the logits must reach the host).
+  bool penalized() const { return repetition_penalty != 1.0f || presence_penalty != 0.0f || frequency_penalty != 0.0f; }
 };
 
 // One candidate of the final distribution: a token and its probability after every filter.
@@ -58,18 +64,21 @@ class Sampler {
  public:
   explicit Sampler(const SamplingOptions& options);
 
-  // Picks the next token. `logits` (vocab floats) is modified in place by the repetition
-  // penalty; `history` is the sequence so far (prompt and generated tokens).
-  int32_t Sample(std::span<float> logits, std::span<const int32_t> history);
+  // Picks the next token. `logits` (vocab floats) is modified in place by the penalties;
+  // `history` is the sequence so far: its first `prompt_tokens` are the prompt (which the
+  // presence and frequency penalties skip), the rest were generated.
+  int32_t Sample(std::span<float> logits, std::span<const int32_t> history, size_t prompt_tokens = 0);
 
   // The distribution step 7 draws from, most likely first (one candidate of probability 1 when
-  // greedy). For tests and logprob reports; applies the penalty to `logits` like Sample.
-  std::vector<Candidate> Distribution(std::span<float> logits, std::span<const int32_t> history);
+  // greedy). For tests and logprob reports; applies the penalties to `logits` like Sample.
+  std::vector<Candidate> Distribution(std::span<float> logits, std::span<const int32_t> history, size_t prompt_tokens = 0);
 
   const SamplingOptions& options() const { return options_; }
 
  private:
   void ApplyRepetitionPenalty(std::span<float> logits, std::span<const int32_t> history);
+  void ApplyPresenceAndFrequencyPenalties(std::span<float> logits, std::span<const int32_t> generated);
+  void ApplyPenalties(std::span<float> logits, std::span<const int32_t> history, size_t prompt_tokens);
   // Fills candidates_ with the filtered distribution (steps 3-6), most likely first.
   void Filter(std::span<const float> logits);
   double NextUniform();  // in [0, 1)
@@ -78,7 +87,7 @@ class Sampler {
   std::mt19937_64 engine_;
   std::vector<std::pair<float, int32_t>> scratch_;  // (scaled logit, id)
   std::vector<Candidate> candidates_;
-  std::vector<int32_t> penalized_;  // distinct ids of the penalty window
+  std::vector<int32_t> penalized_;  // distinct ids of the penalty window; sorted generated ids
 };
 
 // Index of the largest value (the lowest index among ties); -1 when empty.

@@ -218,7 +218,7 @@ Status Scheduler::Sample(Active& active, std::span<float> logits) {
       return Status::Ok();
     }
   }
-  token.id = active.sampler->Sample(logits, active.tokens);
+  token.id = active.sampler->Sample(logits, active.tokens, active.request.prompt.size());
   if (active.constraint) {
     if (Status accepted = active.constraint->Accept(token.id); !accepted.ok()) {
       Finish(active, accepted.error());
@@ -232,7 +232,7 @@ Status Scheduler::Sample(Active& active, std::span<float> logits) {
 
 bool Scheduler::DeviceSampleable(const Active& active) const {
   const GenerateOptions& options = active.request.options;
-  return options.sampling.repetition_penalty == 1.0f && options.top_logprobs == 0 && !options.keep_logits && !active.constraint;
+  return !options.sampling.penalized() && options.top_logprobs == 0 && !options.keep_logits && !active.constraint;
 }
 
 void Scheduler::Take(Active& active, GeneratedToken& token) {

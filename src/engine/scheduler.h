@@ -65,7 +65,7 @@ struct Request {
 struct SchedulerOptions {
   bool prefix_cache = true;
   // Where the backend can (Runner::SupportsRowSampling), a step whose sampled rows need no
-  // logits on the host (no repetition penalty, logprobs, kept logits or output constraint) draws
+  // logits on the host (no penalty, logprobs, kept logits or output constraint) draws
   // them on the device; the device sampler's numbers differ from the host's for the same seed.
   bool device_sampling = true;
 };

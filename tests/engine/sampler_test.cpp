@@ -60,6 +60,17 @@ TEST(SamplingOptions, InvalidValuesNameTheFieldAndRange) {
   EXPECT_EQ(message({.min_p = 1.0f}), "min-p must be in [0, 1), got 1");
   EXPECT_EQ(message({.repetition_penalty = 0.0f}), "repetition penalty must be > 0 (1 = off), got 0");
   EXPECT_EQ(SamplingOptions{.top_p = 2.0f}.Validate().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(message({.presence_penalty = 2.5f}), "presence penalty must be in [-2, 2] (0 = off), got 2.5");
+  EXPECT_EQ(message({.frequency_penalty = -3.0f}), "frequency penalty must be in [-2, 2] (0 = off), got -3");
+  EXPECT_EQ(message({.frequency_penalty = NAN}), "frequency penalty must be in [-2, 2] (0 = off), got nan");
+  EXPECT_TRUE(SamplingOptions({.presence_penalty = -2.0f, .frequency_penalty = 2.0f}).Validate().ok());
+}
+
+TEST(SamplingOptions, PenalizedIsAnyPenaltyOn) {
+  EXPECT_FALSE(SamplingOptions{}.penalized());
+  EXPECT_TRUE(SamplingOptions{.repetition_penalty = 1.1f}.penalized());
+  EXPECT_TRUE(SamplingOptions{.presence_penalty = 0.5f}.penalized());
+  EXPECT_TRUE(SamplingOptions{.frequency_penalty = -0.5f}.penalized());
 }
 
 TEST(Sampler, GreedyIsTheArgmaxWithLowestIdOnTies) {
@@ -67,6 +78,36 @@ TEST(Sampler, GreedyIsTheArgmaxWithLowestIdOnTies) {
   std::vector<float> logits = {0.5f, 3.0f, -1.0f, 3.0f};
   EXPECT_EQ(sampler.Sample(logits, {}), 1);
   EXPECT_EQ(ArgMax(std::vector<float>{}), -1);
+}
+
+TEST(Sampler, PresenceAndFrequencyPenaltiesSubtractOverGeneratedTokensOnly) {
+  Sampler sampler({.presence_penalty = 0.25f, .frequency_penalty = 0.5f});
+  std::vector<float> logits = {1.0f, 2.0f, 3.0f, 4.0f, 0.5f};
+  // Prompt {3, 3}, then generated {0, 0, 2}: id 3 is only in the prompt and keeps its logit.
+  const std::vector<int32_t> history = {3, 3, 0, 0, 2};
+  // 0: 1 - (2 x 0.5 + 0.25) = -0.25; 2: 3 - (1 x 0.5 + 0.25) = 2.25; 1, 3, 4 untouched.
+  EXPECT_EQ(sampler.Sample(logits, history, /*prompt_tokens=*/2), 3);
+  EXPECT_EQ(logits, (std::vector<float>{-0.25f, 2.0f, 2.25f, 4.0f, 0.5f}));
+}
+
+TEST(Sampler, NegativePresenceAndFrequencyPenaltiesRaiseRepeatedTokens) {
+  Sampler sampler({.presence_penalty = -1.0f, .frequency_penalty = -0.5f});
+  std::vector<float> logits = {1.0f, 3.0f};
+  const std::vector<int32_t> generated = {0, 0, 0};
+  // 0: 1 + 3 x 0.5 + 1 = 3.5 overtakes id 1's 3.
+  EXPECT_EQ(sampler.Sample(logits, generated), 0);
+  EXPECT_EQ(logits, (std::vector<float>{3.5f, 3.0f}));
+}
+
+TEST(Sampler, RepetitionPenaltyComesBeforePresenceAndFrequency) {
+  Sampler sampler({.repetition_penalty = 2.0f, .repetition_window = 0, .presence_penalty = 1.0f, .frequency_penalty = 0.0f});
+  std::vector<float> logits = {4.0f, -1.0f, 0.0f};
+  const std::vector<int32_t> history = {1, 0};  // prompt {1}, generated {0}
+  // 0: 4 / 2 - 1 = 1; 1: -1 x 2 = -2 (prompt: no presence penalty); 2 untouched.
+  const std::vector<Candidate> greedy = sampler.Distribution(logits, history, /*prompt_tokens=*/1);
+  EXPECT_EQ(logits, (std::vector<float>{1.0f, -2.0f, 0.0f}));
+  ASSERT_EQ(greedy.size(), 1u);
+  EXPECT_EQ(greedy[0].id, 0);
 }
 
 TEST(Sampler, RepetitionPenaltyDividesPositiveAndMultipliesNegativeLogitsOncePerId) {
