@@ -6,6 +6,7 @@
 
 #include "io/json_file.h"
 
+#include "engine/gguf_source.h"
 #include "engine/target_check.h"
 #if KILN_HAVE_CUDA
 #include "backends/cuda/cuda_backend.h"
@@ -166,20 +167,29 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadCheckpoint(const std::stri
   std::error_code ec;
   const bool is_dir = fs::is_directory(path, ec);
   if (!is_dir && !fs::is_regular_file(path, ec)) {
-    return Error(ErrorCode::kNotFound, "model path " + path + " does not exist (expected a checkpoint directory or a config.json)");
+    return Error(ErrorCode::kNotFound, "model path " + path + " does not exist (expected a checkpoint directory, a GGUF file or a config.json)");
   }
   const std::string config_path = is_dir ? (fs::path(path) / "config.json").string() : path;
   model->device_ = options.device.empty() ? "cpu" : options.device;
   TRY_ASSIGN(model->backend_, MakeBackend(model->device_));
   // Running needs the device; say it is missing before compiling for it.
   if (!options.plan_only) TRY(CheckDeviceUsable(model->device_));
-  TRY_ASSIGN(model->architecture_, LoadArchitecture(config_path));
+  // A GGUF file stands in for the directory: its config comes from the metadata (gguf_source.h).
+  if (!is_dir && LooksLikeGguf(path)) {
+    TRY_ASSIGN(model->gguf_, GgufSource::Open(path));
+    Result<std::unique_ptr<ModelArchitecture>> architecture = ParseArchitecture(model->gguf_->config());
+    if (!architecture) return architecture.error().WithContext(path + " (the config its metadata implies)");
+    model->architecture_ = std::move(architecture).value();
+  } else {
+    TRY_ASSIGN(model->architecture_, LoadArchitecture(config_path));
+  }
   if (options.num_layers > 0) {
     TRY_ASSIGN(model->architecture_, model->architecture_->KeepLayers(options.num_layers));
   }
   if (is_dir) {
     TRY_ASSIGN(model->checkpoint_, Checkpoint::Open(path));
   }
+  if (model->gguf_ && model->gguf_->has_tensors()) model->checkpoint_ = model->gguf_->MakeCheckpoint();
 
   TRY_ASSIGN(Graph graph, model->architecture_->BuildGraph());
   if (options.max_sequences < 1 || options.max_sequences > options.max_tokens) {
@@ -201,8 +211,9 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadCheckpoint(const std::stri
   compile.max_context = options.max_context;
   compile.guard = options.guard;
   compile.cache_dtype = options.kv_cache_dtype;
-  const WeightLookup lookup = model->checkpoint_ ? CheckpointLookup(*model->checkpoint_, model->architecture_->TensorPrefixes())
-                                                 : ConfigOnlyLookup(model->architecture_->weight_dtype());
+  const WeightLookup lookup = model->checkpoint_ && model->gguf_ ? model->gguf_->Lookup()
+                             : model->checkpoint_ ? CheckpointLookup(*model->checkpoint_, model->architecture_->TensorPrefixes())
+                                                  : ConfigOnlyLookup(model->architecture_->weight_dtype());
   TRY_ASSIGN(model->program_, CompileProgram(std::move(steps), *model->backend_, lookup, compile));
   return model;
 }
@@ -223,6 +234,7 @@ std::vector<std::span<const uint8_t>> LoadedModel::WeightBytes() const {
 
 std::optional<std::string> LoadedModel::SourceFile(const std::string& name) const {
   if (artifact_) return artifact_->File(name);
+  if (gguf_) return gguf_->File(name);
   if (!checkpoint_) return std::nullopt;
   auto text = ReadTextFile((std::filesystem::path(checkpoint_->dir()) / name).string());
   if (!text) return std::nullopt;

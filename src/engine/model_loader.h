@@ -40,6 +40,8 @@
 
 namespace kiln {
 
+class GgufSource;  // engine/gguf_source.h
+
 struct LoadOptions {
   int64_t max_tokens = 512;     // Tmax: most tokens a step runs (the prefill chunk bound)
   int64_t max_sequences = 1;    // Smax: most sequences a step runs (--parallel)
@@ -70,7 +72,9 @@ Result<std::unique_ptr<Backend>> MakeBackendForArtifact(const std::string& path)
 
 class LoadedModel {
  public:
-  // `path` is a checkpoint directory, a .kiln artifact, or a config.json file (plan only).
+  // `path` is a checkpoint directory, a GGUF file (the first shard of a split one), a .kiln
+  // artifact, or a config.json file (plan only). A GGUF without tensors (vocab-only) plans like
+  // a bare config.json.
   static Result<std::unique_ptr<LoadedModel>> Load(const std::string& path, const LoadOptions& options);
 
   // A sequence with the model placed for it alone.
@@ -86,6 +90,8 @@ class LoadedModel {
   // The artifact this model was loaded from, or nullptr (JIT).
   const Artifact* artifact() const { return artifact_.get(); }
   const Checkpoint* checkpoint() const { return checkpoint_ ? &*checkpoint_ : nullptr; }
+  // The GGUF file the model was loaded from (its tensors are checkpoint()'s), or nullptr.
+  const GgufSource* gguf() const { return gguf_.get(); }
   const Backend& backend() const { return *backend_; }
   // The device the program was compiled for and runs on: "cpu" or "cuda".
   const std::string& device() const { return device_; }
@@ -103,6 +109,7 @@ class LoadedModel {
   std::string device_;
   std::unique_ptr<ModelArchitecture> architecture_;
   std::optional<Checkpoint> checkpoint_;
+  std::shared_ptr<const GgufSource> gguf_;
   std::unique_ptr<Artifact> artifact_;
   Program program_;
   std::unique_ptr<Backend> backend_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "engine/gguf_source.h"
 #include "tokenizer/tokenizer_json.h"
 
 namespace kiln {
@@ -125,8 +126,25 @@ Result<ModelText> LoadModelText(const ModelFileReader& read_file, const std::str
   return text;
 }
 
+namespace {
+
+// A GGUF model's text side is in its metadata: tokenizer.ggml.*, tokenizer.chat_template and the
+// eos/eot ids (tokenizer/model_tokenizer.h reads them, as llama.cpp does).
+Result<ModelText> LoadGgufModelText(const LoadedModel& model, const std::string& name) {
+  ModelText text;
+  text.model_name = name;
+  if (!model.gguf()->model().metadata().Has("tokenizer.ggml.tokens")) return text;  // token-id prompts only
+  TRY_ASSIGN(tokenizer::ModelTokenizer tokenizer, tokenizer::LoadModelTokenizer(model.gguf()->path()));
+  text.stop_token_ids = tokenizer.stop_token_ids;
+  text.tokenizer = std::move(tokenizer);
+  return text;
+}
+
+}  // namespace
+
 Result<ModelText> LoadModelText(const LoadedModel& model) {
   const std::string name = std::filesystem::path(model.source()).filename().string();
+  if (model.gguf()) return LoadGgufModelText(model, name.empty() ? model.source() : name);
   return LoadModelText([&](const std::string& file) { return model.SourceFile(file); },
                        name.empty() ? model.source() : name);
 }

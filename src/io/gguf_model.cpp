@@ -123,6 +123,21 @@ Result<GgufModel> GgufModel::Open(const std::string& path) {
   return model;
 }
 
+Result<GgufModel> GgufModel::FromFile(GgufFile file) {
+  TRY_ASSIGN(auto keys, SplitKeys(file));
+  if (keys.second > 1) {
+    return Error(ErrorCode::kInvalidArgument, file.name() + " is shard " + std::to_string(keys.first + 1) + " of " +
+                                                  std::to_string(keys.second) + "; open the split model from its first file");
+  }
+  GgufModel model;
+  model.shards_.push_back(std::move(file));
+  for (const GgufTensor& tensor : model.shards_.front().tensors()) {
+    model.tensor_index_.emplace(tensor.name, model.tensors_.size());  // unique: checked by the parser
+    model.tensors_.push_back(tensor);
+  }
+  return model;
+}
+
 const GgufTensor* GgufModel::FindTensor(std::string_view name) const {
   auto it = tensor_index_.find(name);
   return it == tensor_index_.end() ? nullptr : &tensors_[it->second];

@@ -51,6 +51,9 @@ class GgufModel {
 
   // Opens a plain GGUF file or the first shard of a split model and all its siblings.
   static Result<GgufModel> Open(const std::string& path);
+  // A model of one already-validated file (an in-memory image: fuzz targets, tests).
+  // kInvalidArgument when its split keys say it is one shard of several.
+  static Result<GgufModel> FromFile(GgufFile file);
 
   // The metadata of the first shard (llama.cpp keeps the model's keys there).
   const GgufMetadata& metadata() const { return shards_.front().metadata(); }

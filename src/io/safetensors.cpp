@@ -197,6 +197,15 @@ Result<Checkpoint> Checkpoint::Open(const std::string& dir) {
   return checkpoint;
 }
 
+Checkpoint Checkpoint::FromTensors(std::string source, std::map<std::string, TensorInfo> tensors,
+                                   std::shared_ptr<const void> owner) {
+  Checkpoint checkpoint;
+  checkpoint.dir_ = std::move(source);
+  checkpoint.tensors_ = std::move(tensors);
+  checkpoint.owner_ = std::move(owner);
+  return checkpoint;
+}
+
 const TensorInfo* Checkpoint::Find(const std::string& name) const {
   auto it = tensors_.find(name);
   return it == tensors_.end() ? nullptr : &it->second;

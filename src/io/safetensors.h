@@ -61,6 +61,10 @@ class Checkpoint {
  public:
   // `dir` holds model.safetensors or model.safetensors.index.json (+ the shards it names).
   static Result<Checkpoint> Open(const std::string& dir);
+  // Tensors that live in files of another format (a GGUF model), under the names the model
+  // family looks up. `owner` keeps their mapping alive; `source` names them in messages.
+  static Checkpoint FromTensors(std::string source, std::map<std::string, TensorInfo> tensors,
+                                std::shared_ptr<const void> owner);
 
   // nullptr when absent.
   const TensorInfo* Find(const std::string& name) const;
@@ -73,6 +77,7 @@ class Checkpoint {
   std::string dir_;
   std::vector<SafetensorsFile> files_;
   std::map<std::string, TensorInfo> tensors_;
+  std::shared_ptr<const void> owner_;  // FromTensors: what maps the tensors' bytes
 };
 
 }  // namespace kiln

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "models/gemma4_builder.h"
+#include "models/gemma4_gguf.h"
 
 namespace kiln {
 
@@ -20,6 +21,8 @@ ModelFamily Gemma4Family() {
     TRY_ASSIGN(Gemma4Config config, ParseGemma4Config(document));
     return std::unique_ptr<ModelArchitecture>(new Gemma4Architecture(std::move(config)));
   };
+  family.gguf_architecture = "gemma4";
+  family.import_gguf = ImportGemma4Gguf;
   return family;
 }
 

@@ -34,4 +34,16 @@ Result<std::unique_ptr<ModelArchitecture>> LoadArchitecture(const std::string& p
   return architecture;
 }
 
+Result<ImportedModel> ImportGgufModel(const GgufModel& model) {
+  TRY_ASSIGN(const std::string architecture, model.metadata().GetString("general.architecture"));
+  std::string known;
+  for (const ModelFamily& family : ModelFamilies()) {
+    if (!family.import_gguf) continue;
+    if (family.gguf_architecture == architecture) return family.import_gguf(model);
+    known += (known.empty() ? "" : ", ") + family.gguf_architecture;
+  }
+  return Error(ErrorCode::kUnsupported, model.shards().front().name() + ": general.architecture '" + architecture +
+                                            "' is not supported; kiln reads GGUF models of " + known);
+}
+
 }  // namespace kiln

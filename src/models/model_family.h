@@ -15,6 +15,7 @@
 #include "core/dtype.h"
 #include "core/status.h"
 #include "graph/graph.h"
+#include "io/gguf_model.h"
 
 namespace kiln {
 
@@ -37,12 +38,29 @@ class ModelArchitecture {
   virtual std::vector<std::string> LayerTable() const = 0;
 };
 
+// A model stored as GGUF, translated for the loader: the config.json its metadata implies and its
+// tensors under the names the family's graph looks up (with the shapes a checkpoint would have).
+struct ImportedModel {
+  struct Tensor {
+    std::string name;                    // "layers.0.self_attn.q_proj.weight"
+    const GgufTensor* source = nullptr;  // "blk.0.attn_q.weight", owned by the GgufModel
+    std::vector<int64_t> shape;          // checkpoint order ([out, in]): the GGUF shape reversed
+  };
+  nlohmann::json config;
+  std::vector<Tensor> tensors;
+  // The GGUF name a graph weight would have, for messages about a missing tensor.
+  std::function<std::string(const std::string& name)> source_name;
+};
+
 struct ModelFamily {
   std::string name;         // "gemma4"
   std::string description;  // "Gemma 4 (gemma4, gemma4_unified, ...)", for refusals
   // Whether this family reads the config.json document (its model_type).
   std::function<bool(const nlohmann::json& document)> recognizes;
   std::function<Result<std::unique_ptr<ModelArchitecture>>(const nlohmann::json& document)> parse;
+  // GGUF: the general.architecture this family reads ("" for none) and its importer.
+  std::string gguf_architecture;
+  std::function<Result<ImportedModel>(const GgufModel& model)> import_gguf;
 };
 
 // Every family this kiln knows.
@@ -54,5 +72,8 @@ const std::vector<ModelFamily>& ModelFamilies();
 Result<std::unique_ptr<ModelArchitecture>> ParseArchitecture(const nlohmann::json& document);
 // Reads and parses a config.json file (errors prefixed with the file name).
 Result<std::unique_ptr<ModelArchitecture>> LoadArchitecture(const std::string& path);
+// A GGUF model through the family of its general.architecture. kNotFound when the key is
+// missing; kUnsupported naming an architecture no family reads; the importer's errors.
+Result<ImportedModel> ImportGgufModel(const GgufModel& model);
 
 }  // namespace kiln
