@@ -46,6 +46,7 @@ Result<RequestId> Scheduler::Submit(Request request) {
 
 Status Scheduler::Check(const Request& request) const {
   TRY(request.options.sampling.Validate());
+  TRY(request.options.speculative.Validate());
   if (request.prompt.empty()) return Error(ErrorCode::kInvalidArgument, "the prompt is empty: give at least one token");
   if (request.options.max_new_tokens < 0) {
     return Error(ErrorCode::kInvalidArgument, "max tokens must be >= 0, got " + std::to_string(request.options.max_new_tokens));
@@ -94,6 +95,7 @@ void Scheduler::TakeSubmissions() {
     active->id = id;
     active->request = std::move(request);
     active->tokens = active->request.prompt;
+    active->speculative = active->request.options.speculative.enabled() ? active->request.options.speculative : options_.speculative;
     active->sampler = std::make_unique<Sampler>(active->request.options.sampling);
     active->stream = std::make_unique<TokenStream>(active->request.options, tokenizer_, active->result);
     if (active->request.options.constraint) active->constraint = std::make_unique<OutputConstraint>(active->request.options.constraint);
@@ -147,6 +149,8 @@ void Scheduler::Finish(Active& active, std::optional<Error> error) {
     stats_.prompt_tokens += active.result.prompt_tokens;
     stats_.cached_tokens += active.result.reused_tokens;
     stats_.generated_tokens += static_cast<int64_t>(active.result.tokens.size());
+    stats_.draft_tokens += active.result.draft_tokens;
+    stats_.accepted_draft_tokens += active.result.accepted_draft_tokens;
   }
   std::unique_ptr<Active> owned;
   for (auto* list : {&waiting_, &running_}) {
@@ -202,7 +206,7 @@ void Scheduler::Admit() {
   }
 }
 
-Status Scheduler::Sample(Active& active, std::span<float> logits) {
+Result<bool> Scheduler::Sample(Active& active, std::span<float> logits) {
   const GenerateOptions& options = active.request.options;
   GeneratedToken token;
   std::vector<float> raw;
@@ -215,27 +219,26 @@ Status Scheduler::Sample(Active& active, std::span<float> logits) {
     Status masked = active.constraint->Mask(logits);
     if (!masked.ok()) {
       Finish(active, masked.error());
-      return Status::Ok();
+      return false;
     }
   }
   token.id = active.sampler->Sample(logits, active.tokens, active.request.prompt.size());
   if (active.constraint) {
     if (Status accepted = active.constraint->Accept(token.id); !accepted.ok()) {
       Finish(active, accepted.error());
-      return Status::Ok();
+      return false;
     }
   }
   token.logprob = options.top_logprobs > 0 ? Logprob(raw, token.id) : 0.0f;
-  Take(active, token);
-  return Status::Ok();
+  return Take(active, token);
 }
 
 bool Scheduler::DeviceSampleable(const Active& active) const {
   const GenerateOptions& options = active.request.options;
-  return !options.sampling.penalized() && options.top_logprobs == 0 && !options.keep_logits && !active.constraint;
+  return !active.speculative.enabled() && !options.sampling.penalized() && options.top_logprobs == 0 && !options.keep_logits && !active.constraint;
 }
 
-void Scheduler::Take(Active& active, GeneratedToken& token) {
+bool Scheduler::Take(Active& active, GeneratedToken& token) {
   token.index = static_cast<int64_t>(active.result.tokens.size());
   if (active.result.tokens.empty()) {
     active.first_token = Clock::now();
@@ -253,6 +256,35 @@ void Scheduler::Take(Active& active, GeneratedToken& token) {
     more = false;
   }
   if (!more) Finish(active, std::nullopt);
+  return more;
+}
+
+int64_t Scheduler::Draft(Active& active, int64_t room) {
+  active.step_tokens.assign(1, active.tokens[static_cast<size_t>(active.fed)]);
+  if (!active.speculative.enabled()) return 0;
+  // The step's last row samples a token too: max tokens and the context bound the drafts.
+  room = std::min({room, static_cast<int64_t>(active.speculative.draft_max), program_.max_context - active.fed - 1,
+                   active.request.options.max_new_tokens - static_cast<int64_t>(active.result.tokens.size()) - 1});
+  const int64_t drafted = DraftByPromptLookup(active.tokens, active.speculative, room, active.step_tokens);
+  active.result.draft_tokens += drafted;
+  return drafted;
+}
+
+Status Scheduler::Verify(Active& active, int64_t base, std::span<float> rows) {
+  const int64_t vocab = runner_.vocab_size();
+  const int64_t drafted = static_cast<int64_t>(active.step_tokens.size()) - 1;
+  for (int64_t row = 0;; ++row) {
+    // The cache holds every token before the one this row samples.
+    active.fed = base + row + 1;
+    TRY_ASSIGN(const bool more, Sample(active, rows.subspan(static_cast<size_t>(row * vocab), static_cast<size_t>(vocab))));
+    if (!more) return Status::Ok();  // ended (its sequence is released)
+    if (row == drafted || active.tokens.back() != active.step_tokens[static_cast<size_t>(row + 1)]) break;
+    ++active.result.accepted_draft_tokens;
+    --active.result.decode_steps;  // Take counts a step per token; this step emits several
+  }
+  // Drop the rejected drafts' positions: the pending token is fed next step.
+  if (active.sequence->length() > active.fed) TRY(active.sequence->Rewind(active.fed));
+  return Status::Ok();
 }
 
 Result<bool> Scheduler::Step() {
@@ -309,7 +341,14 @@ Result<bool> Scheduler::StepOnce() {
     Active& active = *candidate;
     if (budget == 0) break;
     if (!active.sequence) continue;  // preempted to make room for an earlier one
-    std::vector<int64_t> needed = active.sequence->BlocksNeeded(active.fed + 1);
+    int64_t drafted = Draft(active, budget - 1);
+    std::vector<int64_t> needed = active.sequence->BlocksNeeded(active.fed + 1 + drafted);
+    if (drafted > 0 && !fits_with_claimed(needed)) {  // drafts never preempt anyone
+      active.result.draft_tokens -= drafted;
+      active.step_tokens.resize(1);
+      drafted = 0;
+      needed = active.sequence->BlocksNeeded(active.fed + 1);
+    }
     while (!fits_with_claimed(needed) && EvictOne()) {
     }
     while (!fits_with_claimed(needed) && !active.sequence->pool().AllFree()) {
@@ -322,9 +361,9 @@ Result<bool> Scheduler::StepOnce() {
     }
     if (!active.sequence || !fits_with_claimed(needed)) continue;
     claim(needed);
-    batch_.push_back({active.sequence.get(), std::span<const int32_t>(active.tokens.data() + active.fed, 1)});
+    batch_.push_back({active.sequence.get(), active.step_tokens, /*all_logits=*/drafted > 0});
     batch_owner_.push_back(&active);
-    --budget;
+    budget -= 1 + drafted;
   }
   // Then prompt chunks, oldest first, as large as the step and the pool allow.
   for (auto& owned : running_) {
@@ -358,7 +397,7 @@ Result<bool> Scheduler::StepOnce() {
   for (size_t b = 0; b < batch_.size() && on_device; ++b) {
     const Active& active = *batch_owner_[b];
     const bool samples = active.pending() == static_cast<int64_t>(batch_[b].tokens.size());
-    on_device = !samples || DeviceSampleable(active);
+    on_device = !samples || (DeviceSampleable(active) && !batch_[b].all_logits);
   }
   Status ran = Status::Ok();
   if (on_device) {
@@ -371,7 +410,9 @@ Result<bool> Scheduler::StepOnce() {
     }
     ran = runner_.Run(batch_, row_sampling_, sampled_);
   } else {
-    ran = runner_.Run(batch_, std::span<float>(logits_.data(), batch_.size() * static_cast<size_t>(runner_.vocab_size())));
+    const size_t floats = static_cast<size_t>(Runner::LogitRows(batch_) * runner_.vocab_size());
+    if (logits_.size() < floats) logits_.resize(floats);  // speculative steps: rows beyond Smax
+    ran = runner_.Run(batch_, std::span<float>(logits_.data(), floats));
   }
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -384,13 +425,20 @@ Result<bool> Scheduler::StepOnce() {
     return true;
   }
   const std::vector<Active*> owners = batch_owner_;
+  size_t first_row = 0;  // of entry b in logits_
   for (size_t b = 0; b < owners.size(); ++b) {
     Active& active = *owners[b];
+    const size_t entry_rows = batch_[b].all_logits ? batch_[b].tokens.size() : 1;
+    const std::span<float> rows(logits_.data() + first_row * static_cast<size_t>(runner_.vocab_size()),
+                                entry_rows * static_cast<size_t>(runner_.vocab_size()));
+    first_row += entry_rows;
+    if (batch_[b].all_logits) {  // a speculative step of a decoding request
+      TRY(Verify(active, active.fed, rows));
+      continue;
+    }
     active.fed += static_cast<int64_t>(batch_[b].tokens.size());
     if (!active.prefix_cached && options_.prefix_cache) TRY(CachePrefix(active));
     if (active.pending() > 0) continue;  // mid-prompt chunk: its logits are not needed
-    const std::span<float> row(logits_.data() + b * static_cast<size_t>(runner_.vocab_size()),
-                               static_cast<size_t>(runner_.vocab_size()));
     if (active.result.tokens.empty() && active.result.prefill_seconds == 0) {
       active.result.prefill_seconds = Seconds(active.submitted, Clock::now());
     }
@@ -402,7 +450,7 @@ Result<bool> Scheduler::StepOnce() {
       Take(active, token);
       continue;
     }
-    TRY(Sample(active, row));
+    TRY(Sample(active, rows).status());
   }
   return true;
 }

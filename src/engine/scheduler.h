@@ -49,6 +49,7 @@
 
 #include "engine/generator.h"
 #include "engine/sampler.h"
+#include "engine/speculative.h"
 #include "engine/token_stream.h"
 #include "runtime/runner.h"
 
@@ -68,6 +69,9 @@ struct SchedulerOptions {
   // logits on the host (no penalty, logprobs, kept logits or output constraint) draws
   // them on the device; the device sampler's numbers differ from the host's for the same seed.
   bool device_sampling = true;
+  // Speculative decoding for requests that do not ask for it themselves (speculative.h): each
+  // decoding sequence's step carries its drafts; rows are sampled on the host.
+  SpeculativeOptions speculative;
 };
 
 struct SchedulerStats {
@@ -80,6 +84,8 @@ struct SchedulerStats {
   int64_t prompt_tokens = 0;   // over finished requests
   int64_t cached_tokens = 0;   // prompt tokens taken from the prefix cache
   int64_t generated_tokens = 0;
+  int64_t draft_tokens = 0;    // speculative decoding, over finished requests
+  int64_t accepted_draft_tokens = 0;
   int64_t free_blocks = 0;     // over all groups
   int64_t cached_blocks = 0;   // held by the prefix cache
 };
@@ -118,6 +124,8 @@ class Scheduler {
     Request request;
     std::unique_ptr<Sequence> sequence;  // while admitted
     std::vector<int32_t> tokens;         // the prompt, then every sampled token
+    std::vector<int32_t> step_tokens;    // a speculative step: the pending token, then its drafts
+    SpeculativeOptions speculative;      // the request's, or the scheduler's default
     int64_t fed = 0;                     // tokens whose K/V the sequence holds
     GenerationResult result;
     std::unique_ptr<Sampler> sampler;
@@ -145,10 +153,18 @@ class Scheduler {
   void Preempt(Active& active);
   int64_t FreeBlocks(int32_t group) const;
   bool Fits(const std::vector<int64_t>& needed) const;
-  // Draws the next token from the row's logits on the host, then Take.
-  Status Sample(Active& active, std::span<float> logits);
-  // Records a sampled token: streams it, checks the stops, ends the request when it stops.
-  void Take(Active& active, GeneratedToken& token);
+  // Draws the next token from the row's logits on the host, then Take. False when the request
+  // ended (it is gone).
+  Result<bool> Sample(Active& active, std::span<float> logits);
+  // Records a sampled token: streams it, checks the stops, ends the request when it stops
+  // (returns false: it is gone).
+  bool Take(Active& active, GeneratedToken& token);
+  // Drafts for a decoding request's next step into active.step_tokens (after its pending
+  // token), at most `room`; returns how many.
+  int64_t Draft(Active& active, int64_t room);
+  // A speculative step's rows (one per step token): samples them in order while they confirm
+  // the drafts, then rewinds the sequence past the first rejected draft.
+  Status Verify(Active& active, int64_t base, std::span<float> rows);
   // Whether the request's next token may be drawn on the device.
   bool DeviceSampleable(const Active& active) const;
   // Prefix cache.

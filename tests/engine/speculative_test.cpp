@@ -3,8 +3,12 @@
 // (sliding window 6-8, so rounds roll the rings back past the window), for several draft sizes.
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <random>
+
 #include "engine/generator.h"
 #include "engine/model_loader.h"
+#include "engine/scheduler.h"
 #include "engine/speculative.h"
 #include "io/json_file.h"
 
@@ -139,6 +143,74 @@ TEST(Speculative, StopsAndContextEndAsInPlainDecoding) {
   options.stop_token_ids.clear();
   options.max_new_tokens = 5;
   EXPECT_EQ(Generate(**model, prompt, options).tokens, std::vector<int32_t>(plain.tokens.begin(), plain.tokens.begin() + 5));
+}
+
+// Several requests speculating in one batch (each with its own drafts and rollback), mixed with
+// plain ones, prefills and preemptions from a small pool: every output equals its solo plain run.
+TEST(Speculative, ScheduledRequestsEqualPlainSoloRuns) {
+  LoadOptions load;
+  load.max_tokens = 16;
+  load.max_sequences = 4;
+  load.max_context = 96;
+  load.kv_block_size = 4;
+  load.num_threads = 2;
+  auto model = LoadedModel::Load(FixtureDir("e2b"), load);
+  ASSERT_TRUE(model.has_value()) << model.error().ToString();
+  auto solo_model = LoadedModel::Load(FixtureDir("e2b"), [&] {
+    LoadOptions solo = load;
+    solo.max_sequences = 1;
+    return solo;
+  }());
+  ASSERT_TRUE(solo_model.has_value());
+  std::mt19937 rng(5);
+  struct Case {
+    std::vector<int32_t> prompt;
+    GenerateOptions options;
+    std::vector<int32_t> expected;
+    std::optional<Result<GenerationResult>> got;
+  };
+  std::vector<Case> cases(10);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    Case& c = cases[i];
+    const int length = 3 + static_cast<int>(rng() % 20);
+    for (int t = 0; t < length; ++t) c.prompt.push_back(2 + static_cast<int32_t>(rng() % 500));
+    c.options.max_new_tokens = 20 + static_cast<int64_t>(rng() % 40);
+    c.options.ignore_eos = true;
+    c.options.sampling.temperature = i % 3 == 2 ? 0.8f : 0.0f;
+    c.options.sampling.seed = i;
+    c.expected = Generate(**solo_model, c.prompt, c.options).tokens;
+    if (i % 4 != 3) {  // every fourth one decodes plainly beside the others
+      c.options.speculative.type = SpeculativeType::kNgram;
+      c.options.speculative.draft_max = 1 + static_cast<int>(i % 6);
+    }
+  }
+  RunnerOptions runner_options;
+  runner_options.num_threads = 2;
+  // Room for two sequences at the full context: the four running ones preempt each other.
+  runner_options.kv_pool = KvPoolSize::ForSequences((*model)->program(), 2);
+  auto runner = (*model)->NewRunner(runner_options);
+  ASSERT_TRUE(runner.has_value()) << runner.error().ToString();
+  Scheduler scheduler(**runner, nullptr);
+  for (Case& c : cases) {
+    Request request;
+    request.prompt = c.prompt;
+    request.options = c.options;
+    request.on_done = [&c](RequestId, Result<GenerationResult> result) { c.got = std::move(result); };
+    ASSERT_TRUE(scheduler.Submit(std::move(request)).has_value());
+  }
+  ASSERT_TRUE(scheduler.RunUntilIdle().ok());
+  int64_t accepted = 0;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    ASSERT_TRUE(cases[i].got.has_value()) << i;
+    ASSERT_TRUE(cases[i].got->has_value()) << cases[i].got->error().ToString();
+    EXPECT_EQ((*cases[i].got)->tokens, cases[i].expected) << "request " << i;
+    accepted += (*cases[i].got)->accepted_draft_tokens;
+  }
+  const SchedulerStats stats = scheduler.stats();
+  EXPECT_EQ(stats.accepted_draft_tokens, accepted);
+  EXPECT_GT(accepted, 0);
+  EXPECT_GE(stats.draft_tokens, accepted);
+  EXPECT_TRUE((*runner)->pool().AllFree() || stats.cached_blocks > 0);
 }
 
 }  // namespace

@@ -108,6 +108,21 @@ Result<std::vector<std::string>> TakeRepeatedFlag(const std::string& flag, std::
   return values;
 }
 
+Result<SpeculativeOptions> SpeculativeOptionsFromArgs(const Args& args) {
+  SpeculativeOptions options;
+  if (args.Has("--spec-type")) {
+    TRY_ASSIGN(options.type, ParseSpeculativeType(args.Get("--spec-type")));
+  } else if (args.Has("--draft-max") || args.Has("--spec-ngram")) {
+    options.type = SpeculativeType::kNgram;  // the one drafter that needs no model
+  }
+  TRY_ASSIGN(const int64_t draft_max, args.GetInt("--draft-max", options.draft_max, 1, 64));
+  TRY_ASSIGN(const int64_t ngram, args.GetInt("--spec-ngram", options.ngram_max, 1, 64));
+  options.draft_max = static_cast<int>(draft_max);
+  options.ngram_max = static_cast<int>(ngram);
+  TRY(options.Validate());
+  return options;
+}
+
 Result<GenerateOptions> GenerateOptionsFromArgs(const Args& args, const ModelText* text,
                                                 std::vector<std::string> stop_strings) {
   GenerateOptions options;
@@ -116,6 +131,7 @@ Result<GenerateOptions> GenerateOptionsFromArgs(const Args& args, const ModelTex
   TRY_ASSIGN(options.top_logprobs, args.GetInt("--top-logprobs", 0, 0, 1000));
   TRY_ASSIGN(const int64_t depth, args.GetInt("--decode-depth", 4, 0, PlacedModel::kMaxDecodeInFlight));
   options.decode_depth = static_cast<int>(depth);
+  TRY_ASSIGN(options.speculative, SpeculativeOptionsFromArgs(args));
   SamplingOptions& sampling = options.sampling;
   if (text) {
     sampling = text->default_sampling;
@@ -208,8 +224,9 @@ std::string FormatBytes(int64_t bytes) {
 void PrintSummary(FILE* out, double load_seconds, const GenerationResult& result) {
   const int64_t prefilled = result.prompt_tokens - result.reused_tokens;
   const double prompt_rate = result.prefill_seconds > 0 ? static_cast<double>(prefilled) / result.prefill_seconds : 0;
-  const double decode_rate =
-      result.decode_seconds > 0 ? static_cast<double>(result.decode_steps) / result.decode_seconds : 0;
+  // Tokens after the first over the time after it (a speculative step emits several).
+  const int64_t decoded = std::max<int64_t>(0, static_cast<int64_t>(result.tokens.size()) - 1);
+  const double decode_rate = result.decode_seconds > 0 ? static_cast<double>(decoded) / result.decode_seconds : 0;
   std::fprintf(out, "stop reason  %s after %zu tokens%s%s\n", StopReasonName(result.stop_reason), result.tokens.size(),
                result.stop_string.empty() ? "" : ": ", result.stop_string.c_str());
   if (load_seconds >= 0) std::fprintf(out, "load         %.2f s\n", load_seconds);
@@ -220,6 +237,12 @@ void PrintSummary(FILE* out, double load_seconds, const GenerationResult& result
   std::fprintf(out, "generation   %zu tokens, %.3f s, %.1f tok/s\n", result.tokens.size(), result.decode_seconds,
                decode_rate);
   std::fprintf(out, "first token  %.3f s\n", result.first_token_seconds);
+  if (result.draft_tokens > 0) {
+    std::fprintf(out, "speculative  %lld drafted, %lld accepted (%.1f%%), %lld steps for %zu tokens\n",
+                 static_cast<long long>(result.draft_tokens), static_cast<long long>(result.accepted_draft_tokens),
+                 100.0 * static_cast<double>(result.accepted_draft_tokens) / static_cast<double>(result.draft_tokens),
+                 static_cast<long long>(result.decode_steps), result.tokens.size());
+  }
   std::fprintf(out, "peak memory  %s\n", FormatBytes(PeakMemoryBytes()).c_str());
 }
 

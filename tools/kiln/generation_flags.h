@@ -13,6 +13,9 @@
 //   --top-logprobs N        print the N most likely tokens and their log-probabilities per token
 //   --decode-depth N        decode steps in flight when the backend samples on the device
 //                           (CUDA; default 4, 0 = sample every token on the host)
+//   --spec-type ngram|none  speculative decoding (engine/speculative.h): prompt lookup drafts
+//   --draft-max N           most tokens drafted per step (default 8; implies --spec-type ngram)
+//   --spec-ngram N          longest suffix prompt lookup matches (default 3)
 //   --system TEXT --no-chat-template --verbose
 #pragma once
 
@@ -33,7 +36,8 @@ namespace kiln::cli {
 
 inline const std::set<std::string> kGenerationValueFlags = {
     "--max-tokens", "--temperature", "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--repeat-last-n",
-    "--seed", "--chunk-threshold", "--top-logprobs", "--system", "--decode-depth", "--json-schema", "--regex", "--grammar"};
+    "--seed", "--chunk-threshold", "--top-logprobs", "--system", "--decode-depth", "--json-schema", "--regex", "--grammar",
+    "--spec-type", "--draft-max", "--spec-ngram"};
 inline const std::set<std::string> kGenerationSwitches = {"--ignore-eos", "--no-chat-template", "--verbose", "--json"};
 
 // Structured output from --json-schema FILE|JSON, --regex R, --grammar FILE (GBNF) or --json (any
@@ -47,6 +51,9 @@ Result<ConstraintSpec> BindConstraint(std::shared_ptr<const constraint::Grammar>
 // Removes every "--stop TEXT" / "--stop=TEXT" from argv (the parser keeps one value per flag)
 // and returns the texts. kInvalidArgument when --stop has no value.
 Result<std::vector<std::string>> TakeRepeatedFlag(const std::string& flag, std::vector<char*>* argv);
+
+// --spec-type, --draft-max, --spec-ngram, validated.
+Result<SpeculativeOptions> SpeculativeOptionsFromArgs(const Args& args);
 
 // Sampling and stopping from the flags, on top of the model's defaults. Validates the values
 // (kInvalidArgument: "top-p must be in (0, 1], got 1.5"). `text` may be null before loading:
