@@ -210,7 +210,9 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
     if (speculate) {
       const int64_t room = std::min({static_cast<int64_t>(options.speculative.draft_max), tmax - 1, context - base - 1,
                                      options.max_new_tokens - static_cast<int64_t>(result.tokens.size()) - 1});
-      result.draft_tokens += DraftByPromptLookup(history, options.speculative, room, step_tokens);
+      auto drafted = DraftTokens(history, options.speculative, room, step_tokens);
+      if (!drafted.has_value()) return fail(drafted.error());
+      result.draft_tokens += *drafted;
     }
     const int64_t drafted = static_cast<int64_t>(step_tokens.size()) - 1;
     rows.resize(static_cast<size_t>((drafted + 1) * vocab));

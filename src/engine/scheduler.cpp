@@ -47,6 +47,12 @@ Result<RequestId> Scheduler::Submit(Request request) {
 Status Scheduler::Check(const Request& request) const {
   TRY(request.options.sampling.Validate());
   TRY(request.options.speculative.Validate());
+  const SpeculativeType speculative =
+      request.options.speculative.enabled() ? request.options.speculative.type : options_.speculative.type;
+  if (speculative == SpeculativeType::kDraft) {
+    return Error(ErrorCode::kUnsupported, "a draft model speculates for one sequence at a time (kiln run, chat, bench); "
+                                          "batched requests take --spec-type ngram");
+  }
   if (request.prompt.empty()) return Error(ErrorCode::kInvalidArgument, "the prompt is empty: give at least one token");
   if (request.options.max_new_tokens < 0) {
     return Error(ErrorCode::kInvalidArgument, "max tokens must be >= 0, got " + std::to_string(request.options.max_new_tokens));

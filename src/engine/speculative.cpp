@@ -8,6 +8,7 @@ const char* SpeculativeTypeName(SpeculativeType type) {
   switch (type) {
     case SpeculativeType::kNone: return "none";
     case SpeculativeType::kNgram: return "ngram";
+    case SpeculativeType::kDraft: return "draft";
   }
   return "?";
 }
@@ -15,10 +16,12 @@ const char* SpeculativeTypeName(SpeculativeType type) {
 Result<SpeculativeType> ParseSpeculativeType(const std::string& name) {
   if (name == "none") return SpeculativeType::kNone;
   if (name == "ngram") return SpeculativeType::kNgram;
-  if (name == "mtp" || name == "draft") {
-    return Error(ErrorCode::kUnsupported, "speculative type '" + name + "' is not available yet; use ngram (prompt lookup)");
+  if (name == "draft") return SpeculativeType::kDraft;
+  if (name == "mtp") {
+    return Error(ErrorCode::kUnsupported, "speculative type 'mtp' (Gemma 4 assistant drafters) is not available yet; use ngram "
+                                          "(prompt lookup) or draft (--draft MODEL)");
   }
-  return Error(ErrorCode::kInvalidArgument, "unknown speculative type '" + name + "' (expected ngram or none)");
+  return Error(ErrorCode::kInvalidArgument, "unknown speculative type '" + name + "' (expected ngram, draft or none)");
 }
 
 Status SpeculativeOptions::Validate() const {
@@ -30,6 +33,21 @@ Status SpeculativeOptions::Validate() const {
                                                   " and max " + std::to_string(ngram_max));
   }
   return Status::Ok();
+}
+
+Result<int64_t> DraftTokens(std::span<const int32_t> history, const SpeculativeOptions& options, int64_t max,
+                            std::vector<int32_t>& drafts) {
+  if (max <= 0) return int64_t{0};
+  switch (options.type) {
+    case SpeculativeType::kNone: return int64_t{0};
+    case SpeculativeType::kNgram: return DraftByPromptLookup(history, options, max, drafts);
+    case SpeculativeType::kDraft:
+      if (options.drafter == nullptr) {
+        return Error(ErrorCode::kInvalidArgument, "speculative type draft needs a draft model (--draft MODEL)");
+      }
+      return options.drafter->Draft(history, max, drafts);
+  }
+  return int64_t{0};
 }
 
 int64_t DraftByPromptLookup(std::span<const int32_t> history, const SpeculativeOptions& options, int64_t max,

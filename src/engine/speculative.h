@@ -17,7 +17,8 @@
 //
 // Drafters: prompt lookup (kNgram): the longest suffix of the tokens so far (prompt and output,
 // ngram_max down to ngram_min tokens) that occurred before, most recent occurrence first, and the
-// tokens that followed it. No model, no state.
+// tokens that followed it. No model, no state. A draft model (kDraft, draft_model.h): a smaller
+// model with the same vocabulary decodes greedily from the same tokens.
 #pragma once
 
 #include <cstdint>
@@ -29,13 +30,23 @@
 
 namespace kiln {
 
-enum class SpeculativeType { kNone, kNgram };
-// "none", "ngram".
+enum class SpeculativeType { kNone, kNgram, kDraft };
+// "none", "ngram", "draft".
 const char* SpeculativeTypeName(SpeculativeType type);
 Result<SpeculativeType> ParseSpeculativeType(const std::string& name);
 
+// Where kDraft's tokens come from (draft_model.h). Not thread-safe; one generation at a time.
+class Drafter {
+ public:
+  virtual ~Drafter() = default;
+  // Appends to `drafts` up to `max` tokens likely to follow `history` (the prompt and every
+  // token generated so far); returns how many.
+  virtual Result<int64_t> Draft(std::span<const int32_t> history, int64_t max, std::vector<int32_t>& drafts) = 0;
+};
+
 struct SpeculativeOptions {
   SpeculativeType type = SpeculativeType::kNone;
+  Drafter* drafter = nullptr;  // kDraft: not owned
   int draft_max = 8;   // most tokens drafted per round
   int ngram_max = 3;   // longest suffix looked up
   int ngram_min = 1;   // shortest suffix looked up
@@ -44,6 +55,10 @@ struct SpeculativeOptions {
   // kInvalidArgument naming the option out of range.
   Status Validate() const;
 };
+
+// Drafts by `options.type`: prompt lookup, or the drafter.
+Result<int64_t> DraftTokens(std::span<const int32_t> history, const SpeculativeOptions& options, int64_t max,
+                            std::vector<int32_t>& drafts);
 
 // Prompt lookup: appends to `drafts` up to `max` tokens that followed the most recent earlier
 // occurrence of the longest suffix of `history` (between ngram_max and ngram_min tokens long).

@@ -6,6 +6,7 @@
 #include <optional>
 #include <random>
 
+#include "engine/draft_model.h"
 #include "engine/generator.h"
 #include "engine/model_loader.h"
 #include "engine/scheduler.h"
@@ -143,6 +144,47 @@ TEST(Speculative, StopsAndContextEndAsInPlainDecoding) {
   options.stop_token_ids.clear();
   options.max_new_tokens = 5;
   EXPECT_EQ(Generate(**model, prompt, options).tokens, std::vector<int32_t>(plain.tokens.begin(), plain.tokens.begin() + 5));
+}
+
+// A draft model: another fixture (same 512-token vocabulary) and the target itself, whose drafts
+// the target must accept all but where the context or max tokens cut a round short.
+TEST(Speculative, DraftModelOutputEqualsPlainDecoding) {
+  auto document = ReadJsonFile(FixtureDir("g31b") + "/reference.json");
+  const std::vector<int32_t> prompt = (*document)["greedy_prompt"].get<std::vector<int32_t>>();
+  LoadOptions load;
+  load.max_tokens = 8;
+  load.max_context = 96;
+  load.num_threads = 2;
+  auto target = LoadedModel::Load(FixtureDir("g31b"), load);
+  ASSERT_TRUE(target.has_value()) << target.error().ToString();
+  for (const char* draft_name : {"e2b", "g31b"}) {
+    auto draft = LoadedModel::Load(FixtureDir(draft_name), load);
+    ASSERT_TRUE(draft.has_value());
+    auto drafter = ModelDrafter::Create(std::move(*draft), 512);
+    ASSERT_TRUE(drafter.has_value()) << drafter.error().ToString();
+    for (float temperature : {0.0f, 0.9f}) {
+      GenerateOptions options;
+      options.max_new_tokens = 50;
+      options.ignore_eos = true;
+      options.sampling.temperature = temperature;
+      options.sampling.seed = 3;
+      const GenerationResult plain = Generate(**target, prompt, options);
+      options.speculative.type = SpeculativeType::kDraft;
+      options.speculative.drafter = drafter->get();
+      options.speculative.draft_max = 4;
+      const GenerationResult speculative = Generate(**target, prompt, options);
+      EXPECT_EQ(speculative.tokens, plain.tokens) << draft_name << " at temperature " << temperature;
+      EXPECT_GT(speculative.draft_tokens, 0);
+      if (std::string(draft_name) == "g31b" && temperature == 0.0f) {
+        EXPECT_EQ(speculative.accepted_draft_tokens, speculative.draft_tokens) << "a model agrees with its own greedy drafts";
+        EXPECT_LE(speculative.decode_steps, 49 / 5 + 1);
+      }
+    }
+  }
+  auto other_vocab = LoadedModel::Load(std::string(KILN_BUNDLED_MODEL_DIR), load);
+  ASSERT_TRUE(other_vocab.has_value());
+  EXPECT_EQ(ModelDrafter::Create(std::move(*other_vocab), 512).error().message(),
+            "the draft model's vocabulary has 8192 tokens, the target's 512; a draft model must share the target's tokenizer");
 }
 
 // Several requests speculating in one batch (each with its own drafts and rollback), mixed with

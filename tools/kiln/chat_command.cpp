@@ -28,6 +28,7 @@ const char kUsage[] =
     "  --system TEXT  a system message     --no-chat-template  turns joined as plain text\n"
     "  --max-tokens N (per reply, default 256)  --temperature T  --top-k K  --top-p P  --min-p P\n"
     "  --repeat-penalty R  --repeat-last-n N  --seed S  --stop TEXT  --ctx N  --chunk N  --threads N\n"
+    "  --spec-type ngram|draft  --draft MODEL  --draft-max N  speculative decoding (docs/speculative.md)\n"
     "  --verbose      print the summary after every reply\n"
     "In the chat: /reset starts over, /stats prints the last reply's summary, /exit (or Ctrl-D)\n"
     "quits. Ctrl-C stops a reply; a second Ctrl-C, or one at the prompt, exits.\n";
@@ -96,6 +97,8 @@ int RunChat(int argc, char** argv) {
   const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
   auto options = GenerateOptionsFromArgs(*args, &*text, *stops);
   if (!options) return ReportError("chat", options.error());
+  auto drafter = AttachDrafter(*args, *load_options, **model, *options);
+  if (!drafter) return ReportError("chat", drafter.error());
   options->prefill_chunk = load_options->max_tokens;
 
   Interrupts& interrupts = InstallInterruptHandler();

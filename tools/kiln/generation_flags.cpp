@@ -1,5 +1,7 @@
 #include "generation_flags.h"
 
+#include "engine/draft_model.h"
+
 #include "constraint/vocabulary.h"
 
 #include <sys/resource.h>
@@ -112,8 +114,17 @@ Result<SpeculativeOptions> SpeculativeOptionsFromArgs(const Args& args) {
   SpeculativeOptions options;
   if (args.Has("--spec-type")) {
     TRY_ASSIGN(options.type, ParseSpeculativeType(args.Get("--spec-type")));
+  } else if (args.Has("--draft")) {
+    options.type = SpeculativeType::kDraft;
   } else if (args.Has("--draft-max") || args.Has("--spec-ngram")) {
     options.type = SpeculativeType::kNgram;  // the one drafter that needs no model
+  }
+  if (options.type == SpeculativeType::kDraft && !args.Has("--draft")) {
+    return Error(ErrorCode::kInvalidArgument, "--spec-type draft needs --draft MODEL");
+  }
+  if (args.Has("--draft") && options.type != SpeculativeType::kDraft) {
+    return Error(ErrorCode::kInvalidArgument, "--draft MODEL drafts with --spec-type draft, not " +
+                                                  std::string(SpeculativeTypeName(options.type)));
   }
   TRY_ASSIGN(const int64_t draft_max, args.GetInt("--draft-max", options.draft_max, 1, 64));
   TRY_ASSIGN(const int64_t ngram, args.GetInt("--spec-ngram", options.ngram_max, 1, 64));
@@ -121,6 +132,17 @@ Result<SpeculativeOptions> SpeculativeOptionsFromArgs(const Args& args) {
   options.ngram_max = static_cast<int>(ngram);
   TRY(options.Validate());
   return options;
+}
+
+Result<std::unique_ptr<Drafter>> AttachDrafter(const Args& args, const LoadOptions& load_options, const LoadedModel& target,
+                                               GenerateOptions& options) {
+  if (options.speculative.type != SpeculativeType::kDraft) return std::unique_ptr<Drafter>();
+  LoadOptions draft_options = load_options;
+  draft_options.device = target.device();
+  TRY_ASSIGN(std::unique_ptr<LoadedModel> draft, LoadWithProgress(args.Get("--draft"), draft_options));
+  TRY_ASSIGN(std::unique_ptr<ModelDrafter> drafter, ModelDrafter::Create(std::move(draft), target.architecture().vocab_size()));
+  options.speculative.drafter = drafter.get();
+  return std::unique_ptr<Drafter>(std::move(drafter));
 }
 
 Result<GenerateOptions> GenerateOptionsFromArgs(const Args& args, const ModelText* text,

@@ -13,7 +13,9 @@
 //   --top-logprobs N        print the N most likely tokens and their log-probabilities per token
 //   --decode-depth N        decode steps in flight when the backend samples on the device
 //                           (CUDA; default 4, 0 = sample every token on the host)
-//   --spec-type ngram|none  speculative decoding (engine/speculative.h): prompt lookup drafts
+//   --spec-type ngram|draft|none  speculative decoding (engine/speculative.h): prompt lookup
+//                           drafts, or a draft model's
+//   --draft MODEL           the draft model (same tokenizer; implies --spec-type draft)
 //   --draft-max N           most tokens drafted per step (default 8; implies --spec-type ngram)
 //   --spec-ngram N          longest suffix prompt lookup matches (default 3)
 //   --system TEXT --no-chat-template --verbose
@@ -37,7 +39,7 @@ namespace kiln::cli {
 inline const std::set<std::string> kGenerationValueFlags = {
     "--max-tokens", "--temperature", "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--repeat-last-n",
     "--seed", "--chunk-threshold", "--top-logprobs", "--system", "--decode-depth", "--json-schema", "--regex", "--grammar",
-    "--spec-type", "--draft-max", "--spec-ngram"};
+    "--spec-type", "--draft-max", "--spec-ngram", "--draft"};
 inline const std::set<std::string> kGenerationSwitches = {"--ignore-eos", "--no-chat-template", "--verbose", "--json"};
 
 // Structured output from --json-schema FILE|JSON, --regex R, --grammar FILE (GBNF) or --json (any
@@ -54,6 +56,11 @@ Result<std::vector<std::string>> TakeRepeatedFlag(const std::string& flag, std::
 
 // --spec-type, --draft-max, --spec-ngram, validated.
 Result<SpeculativeOptions> SpeculativeOptionsFromArgs(const Args& args);
+
+// With --draft MODEL: loads the draft model (the target's load options, on its device) and
+// points options.speculative at it; the returned drafter must outlive generation. Null otherwise.
+Result<std::unique_ptr<Drafter>> AttachDrafter(const Args& args, const LoadOptions& load_options, const LoadedModel& target,
+                                               GenerateOptions& options);
 
 // Sampling and stopping from the flags, on top of the model's defaults. Validates the values
 // (kInvalidArgument: "top-p must be in (0, 1], got 1.5"). `text` may be null before loading:
