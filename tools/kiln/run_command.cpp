@@ -32,6 +32,9 @@ const char kUsage[] =
     "  --json-schema FILE|JSON  --regex R  --grammar FILE.gbnf  --json   structured output: only what\n"
     "                      the schema / pattern / grammar / any JSON object allows is generated\n"
     "  --save-logits F     the logits each token was sampled from, float32 [tokens, vocab] .npy\n"
+    "  --spec-type ngram|draft  speculative decoding (docs/speculative.md), same output: prompt lookup\n"
+    "                      drafts, or a draft model's (--draft MODEL, same tokenizer)\n"
+    "  --draft-max N       tokens drafted per step (default 8)   --spec-ngram N  longest lookup (default 3)\n"
     "  --ctx N             context length (default 4096)   --chunk N  largest prefill step (default 512)\n"
     "  --chunk-threshold N --num-layers N  --threads N  --guard  --verbose\n"
     "  Ctrl-C stops generating (stop reason 'cancelled'); a second Ctrl-C exits.\n";
@@ -115,6 +118,8 @@ int RunRun(int argc, char** argv) {
 
   auto options = GenerateOptionsFromArgs(*args, &*text, *stops);
   if (!options) return ReportError("run", options.error());
+  auto drafter = AttachDrafter(*args, *load_options, **model, *options);
+  if (!drafter) return ReportError("run", drafter.error());
   auto prompt = BuildPrompt(*args, *text, verbose);
   if (!prompt) return ReportError("run", prompt.error());
   const bool output_tokens = args->Has("--output-tokens");
