@@ -45,9 +45,20 @@ struct ModelOptions {
   std::string kv_cache;         // "" (the target's choice), "f32" or "bf16"
 };
 
+// A call an assistant message made (OpenAI's tool_calls entry).
+struct ToolCall {
+  std::string id;         // the id a "tool" message answers (may be empty)
+  std::string name;       // the function's
+  std::string arguments;  // a JSON object, as text
+};
+
 struct ChatMessage {
-  std::string role;  // "system", "user", "assistant"
+  std::string role;  // "system", "user", "assistant", "tool"
   std::string content;
+  std::vector<ToolCall> tool_calls = {};  // assistant: the calls it made
+  std::string tool_call_id = {};          // tool: the call this message answers
+  std::string name = {};                  // tool: the function that answered
+  std::string reasoning = {};             // assistant: its thinking (the template decides if it is shown)
 };
 
 struct SamplingParams {
@@ -58,6 +69,9 @@ struct SamplingParams {
   float repetition_penalty = 1.0f;  // 1 = off
   int64_t repetition_window = 64;   // tokens the penalty looks back (0 = all)
   uint64_t seed = 0;
+  // OpenAI's: a generated token seen c > 0 times loses c x frequency + presence from its logit.
+  float presence_penalty = 0.0f;    // in [-2, 2]; 0 = off
+  float frequency_penalty = 0.0f;   // in [-2, 2]; 0 = off
 };
 
 struct TokenEvent {
@@ -101,6 +115,15 @@ struct GenerationRequest {
   // expression, the GBNF grammar or "any JSON object" allows is generated (docs/constraints.md).
   std::string json_schema, regex, grammar;
   bool json_object = false;
+  // Chat only, for the model's chat template: the tools it may call (a JSON array of OpenAI
+  // {"type": "function", "function": {"name", "description", "parameters"}} objects, the
+  // template's `tools`), and extra template variables (a JSON object, e.g. {"enable_thinking":
+  // true}). Empty: none. kInvalidArgument when not JSON of that shape or without a template.
+  std::string tools;
+  std::string chat_template_kwargs;
+  // Stream the text of special tokens too (<|tool_call>, <|channel>, ...), so that the model's
+  // own tool-call and reasoning syntax can be parsed; end-of-sequence ids are never text.
+  bool keep_special_tokens = false;
   std::function<void(const TokenEvent&)> on_token;
   std::function<void(const Completion&)> on_done;
 };

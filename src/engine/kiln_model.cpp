@@ -45,9 +45,11 @@ struct Model::Impl {
     options.ignore_eos = request.ignore_eos;
     options.stop_strings = request.stop;
     options.top_logprobs = request.top_logprobs;
+    options.skip_special_tokens = !request.keep_special_tokens;
     if (request.sampling) {
       const SamplingParams& s = *request.sampling;
-      options.sampling = {s.temperature, s.top_k, s.top_p, s.min_p, s.repetition_penalty, s.repetition_window, s.seed};
+      options.sampling = {s.temperature, s.top_k, s.top_p, s.min_p, s.repetition_penalty, s.repetition_window,
+                          s.seed, s.presence_penalty, s.frequency_penalty};
     } else {
       options.sampling = text.default_sampling;
     }
@@ -67,14 +69,53 @@ struct Model::Impl {
     if (!request.prompt_tokens.empty()) return request.prompt_tokens;
     TRY_ASSIGN(const tokenizer::ModelTokenizer* tok, text.RequireTokenizer());
     if (!request.prompt.empty()) return EncodePlain(*tok, request.prompt);
-    nlohmann::ordered_json messages = nlohmann::ordered_json::array();
-    for (const ChatMessage& m : request.messages) {
-      if (m.role != "system" && m.role != "user" && m.role != "assistant") {
-        return Error(ErrorCode::kInvalidArgument, "message role must be system, user or assistant, got '" + m.role + "'");
-      }
-      messages.push_back({{"role", m.role}, {"content", m.content}});
+    TRY_ASSIGN(nlohmann::ordered_json messages, MessagesJson(request.messages));
+    if (request.tools.empty() && request.chat_template_kwargs.empty()) return EncodeChat(*tok, messages);
+    if (!tok->chat_template) {
+      return Error(ErrorCode::kInvalidArgument, "tools and chat template variables need the model's chat template; " +
+                                                    text.model_name + " has none");
     }
-    return EncodeChat(*tok, messages);
+    tokenizer::ChatRequest chat;
+    chat.messages = std::move(messages);
+    if (!request.tools.empty()) {
+      chat.tools = nlohmann::ordered_json::parse(request.tools, nullptr, /*allow_exceptions=*/false);
+      if (!chat.tools.is_array()) return Error(ErrorCode::kInvalidArgument, "tools must be a JSON array of tool definitions");
+    }
+    if (!request.chat_template_kwargs.empty()) {
+      chat.extra_context = nlohmann::ordered_json::parse(request.chat_template_kwargs, nullptr, /*allow_exceptions=*/false);
+      if (!chat.extra_context.is_object()) return Error(ErrorCode::kInvalidArgument, "chat template variables must be a JSON object");
+    }
+    chat.add_generation_prompt = true;
+    TRY_ASSIGN(std::string rendered, tok->chat_template->Render(chat));
+    return tok->tokenizer.Encode(rendered, {.add_special_tokens = false});
+  }
+
+  // The conversation as chat templates read it (OpenAI's message shape). A tool call's
+  // arguments go in as an object: templates (Gemma 4's) write each argument in their own syntax.
+  static Result<nlohmann::ordered_json> MessagesJson(const std::vector<ChatMessage>& chat) {
+    nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+    for (const ChatMessage& m : chat) {
+      if (m.role != "system" && m.role != "user" && m.role != "assistant" && m.role != "tool") {
+        return Error(ErrorCode::kInvalidArgument, "message role must be system, user, assistant or tool, got '" + m.role + "'");
+      }
+      nlohmann::ordered_json message = {{"role", m.role}, {"content", m.content}};
+      if (!m.reasoning.empty()) message["reasoning"] = m.reasoning;
+      if (!m.tool_calls.empty()) {
+        nlohmann::ordered_json calls = nlohmann::ordered_json::array();
+        for (const ToolCall& call : m.tool_calls) {
+          nlohmann::ordered_json arguments = nlohmann::ordered_json::parse(call.arguments, nullptr, /*allow_exceptions=*/false);
+          if (!arguments.is_object()) {
+            return Error(ErrorCode::kInvalidArgument, "the arguments of tool call '" + call.name + "' must be a JSON object");
+          }
+          calls.push_back({{"id", call.id}, {"type", "function"}, {"function", {{"name", call.name}, {"arguments", arguments}}}});
+        }
+        message["tool_calls"] = std::move(calls);
+      }
+      if (!m.tool_call_id.empty()) message["tool_call_id"] = m.tool_call_id;
+      if (!m.name.empty()) message["name"] = m.name;
+      messages.push_back(std::move(message));
+    }
+    return messages;
   }
 };
 
@@ -212,7 +253,8 @@ ModelInfo Model::info() const {
   info.vocab_size = impl_->runner->vocab_size();
   info.stop_token_ids = impl_->text.stop_token_ids;
   const SamplingOptions& d = impl_->text.default_sampling;
-  info.default_sampling = {d.temperature, d.top_k, d.top_p, d.min_p, d.repetition_penalty, d.repetition_window, d.seed};
+  info.default_sampling = {d.temperature, d.top_k, d.top_p, d.min_p, d.repetition_penalty, d.repetition_window,
+                           d.seed, d.presence_penalty, d.frequency_penalty};
   info.has_tokenizer = impl_->text.tokenizer.has_value();
   info.has_chat_template = info.has_tokenizer && impl_->text.tokenizer->chat_template.has_value();
   const MemoryReport memory = impl_->runner->memory();

@@ -171,7 +171,7 @@ TEST(ApiTest, TextPromptsThroughTheTokenizerOfTheBundledModel) {
   role.messages = {{"robot", "hi"}};
   auto bad_role = (*model)->Submit(role);
   ASSERT_FALSE(bad_role.has_value());
-  EXPECT_EQ(bad_role.error().message(), "message role must be system, user or assistant, got 'robot'");
+  EXPECT_EQ(bad_role.error().message(), "message role must be system, user, assistant or tool, got 'robot'");
 }
 
 }  // namespace

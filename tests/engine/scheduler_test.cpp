@@ -307,6 +307,44 @@ TEST_F(SchedulerTest, RowsSampledByTheBackendGiveTheSoloTokens) {
   }
 }
 
+// Penalties need the sequence's tokens against the logits: requests with any penalty sample on
+// the host even where the backend samples rows, and get what the host-only scheduler gives.
+TEST_F(SchedulerTest, PenalizedRequestsSampleOnTheHost) {
+  auto run = [&](Runner& runner) {
+    std::map<RequestId, Outcome> outcomes;
+    std::vector<RequestId> order;
+    Scheduler scheduler(runner, nullptr);
+    const SamplingOptions penalties[] = {{.repetition_penalty = 1.5f}, {.presence_penalty = 1.0f}, {.frequency_penalty = -0.5f}};
+    for (int i = 0; i < 6; ++i) {
+      Request request = Greedy({5, 6, 7, static_cast<int32_t>(8 + i)}, 12, &outcomes);
+      request.options.sampling = penalties[i % 3];
+      auto id = scheduler.Submit(std::move(request));
+      EXPECT_TRUE(id.has_value());
+      if (id.has_value()) order.push_back(*id);
+    }
+    EXPECT_TRUE(scheduler.RunUntilIdle().ok());
+    std::vector<std::vector<int32_t>> tokens;
+    for (RequestId id : order) tokens.push_back(outcomes[id].result.has_value() ? outcomes[id].result->tokens : std::vector<int32_t>{});
+    return tokens;
+  };
+  RowSamplingBackend backend(model_->architecture().vocab_size());
+  std::vector<WeightView> views;
+  for (size_t i = 0; i < model_->program().weights.size(); ++i) {
+    const auto bytes = model_->WeightBytes()[i];
+    views.push_back({bytes.data(), model_->program().weights[i].dtype, static_cast<int64_t>(bytes.size())});
+  }
+  auto row_sampling = Runner::Create(model_->program(), backend, std::move(views), {});
+  ASSERT_TRUE(row_sampling.has_value()) << row_sampling.error().ToString();
+  const std::vector<std::vector<int32_t>> on_row_backend = run(**row_sampling);
+  ASSERT_NE(backend.last, nullptr);
+  EXPECT_EQ(backend.last->sampled_steps, 0) << "a penalized request was sampled by the backend";
+  auto host = NewRunner(kSequences);
+  ASSERT_TRUE(host);
+  const std::vector<std::vector<int32_t>> on_host = run(*host);
+  EXPECT_EQ(on_row_backend, on_host);
+  for (const auto& tokens : on_host) EXPECT_EQ(tokens.size(), 12u);
+}
+
 TEST_F(SchedulerTest, RequestsThatCanNeverRunAreRefused) {
   auto runner = NewRunner(1);
   ASSERT_TRUE(runner);
