@@ -5,12 +5,13 @@
 //   [8, 16)   format version (kArtifactFormatVersion)
 //   [16, 24)  header length N
 //   [24, 32)  checksum of the header
-//   [32, 32+N) header: JSON (producer, target descriptor, source path and hash, bounds,
-//             and the section table: name, offset, size, checksum)
+//   [32, 32+N) header: JSON (producer, target descriptor, source path and hash, bounds, the
+//             quantization recipe, and the section table: name, offset, size, checksum)
 //   sections, each starting on a 4096-byte boundary: "program" (program_codec.h), the source's
 //   text files ("config.json", "tokenizer.json", "tokenizer_config.json",
 //   "generation_config.json", "chat_template.jinja" when present), and "weights" (each weight
-//   64-byte aligned, exactly as the Program reads it), last.
+//   64-byte aligned, exactly as the Program reads it: packed in its stored dtype when a
+//   quantization recipe chose one), last.
 //
 // Writing goes to a temporary file that is renamed into place, and a SIGINT/SIGTERM during the
 // write removes it: an interrupted compile leaves nothing behind. The output is deterministic.
@@ -36,7 +37,8 @@
 namespace kiln {
 
 inline constexpr char kArtifactMagic[8] = {'K', 'I', 'L', 'N', 'A', 'O', 'T', '\0'};
-inline constexpr uint64_t kArtifactFormatVersion = 2;  // 2: batched steps (Smax, KV blocks, R rows)
+inline constexpr uint64_t kArtifactFormatVersion = 3;  // 2: batched steps (Smax, KV blocks, R rows);
+                                                       // 3: quantized weights (recipe, source dtypes)
 inline constexpr const char* kProducerVersion = "kiln 0.1.0";
 
 // What the compiled code needs from a machine.
@@ -64,6 +66,7 @@ struct ArtifactHeader {
   std::string source_hash;   // hash of its config.json and weights
   std::string model_summary;
   int64_t num_layers = 0;    // > 0: compiled with --num-layers
+  QuantRecipe quant_recipe = QuantRecipe::kNone;  // the program's, repeated for readers of the header alone
   std::vector<ArtifactSection> sections;
   const ArtifactSection* Find(const std::string& name) const;
 };
@@ -100,6 +103,9 @@ class Artifact {
   static std::string RecordedSourcePath(std::span<const uint8_t> image);
   // The target kind recorded in the header ("cpu", "cuda"), read the same way; empty when unknown.
   static std::string RecordedTargetKind(std::span<const uint8_t> image);
+  // The quantization recipe recorded in the header, read the same way (so a fallback compiles the
+  // source with the recipe the file was compiled with); kNone when absent or unknown.
+  static QuantRecipe RecordedQuantRecipe(std::span<const uint8_t> image);
   // True when `path` starts with the artifact magic.
   static bool LooksLikeArtifact(const std::string& path);
 

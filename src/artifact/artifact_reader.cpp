@@ -98,6 +98,12 @@ std::string Artifact::RecordedTargetKind(std::span<const uint8_t> image) {
   return StringField(BestEffortHeader(image), "target", "kind");
 }
 
+QuantRecipe Artifact::RecordedQuantRecipe(std::span<const uint8_t> image) {
+  const nlohmann::json json = BestEffortHeader(image);
+  if (!json.is_object() || !json.contains("quant") || !json["quant"].is_string()) return QuantRecipe::kNone;
+  return QuantRecipeFromName(json["quant"].get<std::string>()).value_or(QuantRecipe::kNone);
+}
+
 Result<ArtifactHeader> Artifact::ReadHeader(std::span<const uint8_t> image, const std::string& name) {
   if (image.size() < kPrefixBytes || std::memcmp(image.data(), kArtifactMagic, 8) != 0) {
     std::string found;
@@ -137,6 +143,12 @@ Result<ArtifactHeader> Artifact::ReadHeader(std::span<const uint8_t> image, cons
     header.source_hash = json.at("source").at("hash").get<std::string>();
     header.model_summary = json.at("model").get<std::string>();
     header.num_layers = json.at("num_layers").get<int64_t>();
+    const std::string quant = json.at("quant").get<std::string>();
+    if (quant != QuantRecipeName(QuantRecipe::kNone)) {
+      const std::optional<QuantRecipe> recipe = QuantRecipeFromName(quant);
+      if (!recipe) return Corrupt(name, "the header names an unknown quantization recipe '" + quant + "'");
+      header.quant_recipe = *recipe;
+    }
     std::set<std::string> names;
     for (const auto& entry : json.at("sections")) {
       ArtifactSection section;
@@ -186,6 +198,10 @@ Result<std::unique_ptr<Artifact>> Artifact::OpenImage(std::span<const uint8_t> i
   if (!decoded) return decoded.error().WithContext(name);
   artifact->program_ = std::move(decoded->program);
   artifact->weight_offsets_ = std::move(decoded->weight_offsets);
+  if (artifact->program_.quant_recipe != artifact->header_.quant_recipe) {
+    return Corrupt(name, std::string("the header's quantization recipe ") + QuantRecipeName(artifact->header_.quant_recipe) +
+                             " differs from the program's " + QuantRecipeName(artifact->program_.quant_recipe));
+  }
   const ArtifactSection* weights = artifact->header_.Find("weights");
   for (size_t i = 0; i < artifact->program_.weights.size(); ++i) {
     const uint64_t offset = artifact->weight_offsets_[i];

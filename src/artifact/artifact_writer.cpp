@@ -52,6 +52,7 @@ nlohmann::ordered_json HeaderJson(const ArtifactContents& contents, const std::v
   header["source"] = {{"path", contents.source_path}, {"hash", contents.source_hash}};
   header["model"] = contents.model_summary;
   header["num_layers"] = contents.num_layers;
+  header["quant"] = QuantRecipeName(contents.program->quant_recipe);
   header["max_tokens"] = contents.program->max_tokens;
   header["max_context"] = contents.program->max_context;
   nlohmann::ordered_json table = nlohmann::ordered_json::array();

@@ -122,12 +122,14 @@ std::vector<uint8_t> EncodeProgram(const Program& program, std::span<const uint6
   w.I64(program.kv_block_size);
   w.I64(program.alignment_bytes);
   w.U8(static_cast<uint8_t>(program.caches.empty() ? DType::kF32 : program.caches.front().dtype));
+  w.U8(static_cast<uint8_t>(program.quant_recipe));
   w.U64(program.weights.size());
   for (size_t i = 0; i < program.weights.size(); ++i) {
     const WeightBinding& weight = program.weights[i];
     w.String(weight.name);
     w.String(weight.tensor_name);
     w.U8(static_cast<uint8_t>(weight.dtype));
+    w.U8(static_cast<uint8_t>(weight.source_dtype));
     w.U64(weight.shape.size());
     for (int64_t d : weight.shape) w.I64(d);
     w.U64(weight_offsets[i]);
@@ -157,7 +159,10 @@ Result<DecodedProgram> DecodeProgram(std::span<const uint8_t> bytes, const Kerne
   program.kv_block_size = r.I64();
   program.alignment_bytes = r.I64();
   const DType cache_dtype = static_cast<DType>(r.U8());
+  const uint8_t recipe = r.U8();
   if (!r.ok()) return Malformed(r.error());
+  if (!IsKnownQuantRecipe(recipe)) return Malformed("quantization recipe " + std::to_string(recipe) + " is unknown");
+  program.quant_recipe = static_cast<QuantRecipe>(recipe);
   if (program.max_tokens < 1 || program.max_tokens > kMaxTokensBound || program.max_context < program.max_tokens ||
       program.max_context > kMaxContextBound) {
     return Malformed("bounds Tmax " + std::to_string(program.max_tokens) + ", context " + std::to_string(program.max_context) + " are out of range");
@@ -179,13 +184,15 @@ Result<DecodedProgram> DecodeProgram(std::span<const uint8_t> bytes, const Kerne
   }
 
   std::map<std::string, size_t> weight_index;
-  const uint64_t weight_count = r.Count(8 + 8 + 1 + 8 + 8);
+  const uint64_t weight_count = r.Count(8 + 8 + 1 + 1 + 8 + 8);
   for (uint64_t i = 0; i < weight_count && r.ok(); ++i) {
     WeightBinding weight;
     weight.name = r.String();
     weight.tensor_name = r.String();
     const uint8_t dtype = r.U8();
     weight.dtype = IsKnownDType(dtype) ? static_cast<DType>(dtype) : DType::kI32;
+    const uint8_t source_dtype = r.U8();
+    weight.source_dtype = IsKnownDType(source_dtype) ? static_cast<DType>(source_dtype) : DType::kI32;
     weight.shape.resize(static_cast<size_t>(std::min<uint64_t>(r.Count(8), 4)));
     for (int64_t& d : weight.shape) d = r.I64();
     decoded.weight_offsets.push_back(r.U64());
@@ -195,6 +202,13 @@ Result<DecodedProgram> DecodeProgram(std::span<const uint8_t> bytes, const Kerne
       if (d < 1 || __builtin_mul_overflow(elements, d, &elements) || elements > (int64_t{1} << 40)) return Malformed("weight '" + weight.name + "' has an invalid shape");
     }
     if (weight.dtype == DType::kI32) return Malformed("weight '" + weight.name + "' has an invalid dtype");
+    if (weight.source_dtype == DType::kI32) return Malformed("weight '" + weight.name + "' has an invalid source dtype");
+    // Only a recipe changes a weight's dtype, and it packs only float sources (weight_packing.h).
+    if (weight.source_dtype != weight.dtype &&
+        (program.quant_recipe == QuantRecipe::kNone || IsBlockDType(weight.source_dtype))) {
+      return Malformed("weight '" + weight.name + "' is stored as " + DTypeName(weight.dtype) + " from a " + DTypeName(weight.source_dtype) +
+                       " source, which no recipe of this program packs");
+    }
     if (IsBlockDType(weight.dtype) && (weight.shape.empty() || !DTypeRowsFit(weight.dtype, weight.shape.back()))) {
       return Malformed("weight '" + weight.name + "' has rows of " + std::to_string(weight.shape.empty() ? 0 : weight.shape.back()) +
                        " elements, not whole " + DTypeName(weight.dtype) + " blocks");

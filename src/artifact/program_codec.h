@@ -1,7 +1,7 @@
 // Binary encoding of a Program, the "program" section of a .kiln file.
 //
-// Encoded: bounds, weight bindings (with each weight's offset in the weights section), cache
-// dtype, and per step function its graph and the planner's offsets. Not encoded: anything
+// Encoded: bounds, cache dtype, the quantization recipe, weight bindings (stored and source dtype,
+// and each weight's offset in the weights section), and per step function its graph and the planner's offsets. Not encoded: anything
 // derivable — requests, lifetimes, scratch sizes, placements and cache capacities are recomputed
 // at decode from the graph (deterministically, as the compiler did) and the stored plan is
 // verified against them. A decoded Program is therefore exactly as trustworthy as a compiled one,

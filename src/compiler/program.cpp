@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <map>
 
+#include "compiler/quantize_pass.h"
+
 namespace kiln {
 
 int64_t WeightBinding::size_bytes() const {
@@ -71,7 +73,7 @@ Result<int32_t> BindWeight(Value& value, const WeightLookup& lookup, std::vector
                                               std::to_string(DTypeBlockElements(spec.dtype)) + "-element blocks");
   }
   value.dtype = spec.dtype;
-  weights.push_back({value.name, spec.tensor_name, spec.dtype, spec.shape});
+  weights.push_back({value.name, spec.tensor_name, spec.dtype, spec.dtype, spec.shape});
   const int32_t index = static_cast<int32_t>(weights.size() - 1);
   index_of[value.name] = index;
   return index;
@@ -217,6 +219,9 @@ Result<Program> CompileProgram(std::vector<StepSpec> steps, const KernelCatalog&
   for (StepSpec& spec : steps) {
     program.max_tokens = std::max(program.max_tokens, spec.max_tokens);
   }
+  // Bind every step's weights at their source dtypes first: the recipe looks at every op that
+  // reads a weight, in every step, before the ops are checked and planned.
+  std::vector<StepFunction> functions;
   for (StepSpec& spec : steps) {
     StepFunction step;
     step.name = spec.name;
@@ -228,6 +233,13 @@ Result<Program> CompileProgram(std::vector<StepSpec> steps, const KernelCatalog&
     }
     step.graph = std::move(spec.graph);
     TRY(PlaceInputsAndWeights(step, [&](Value& value) { return BindWeight(value, lookup, program.weights, weight_index); }));
+    functions.push_back(std::move(step));
+  }
+  // The KV cache type follows the checkpoint's weights, whatever the recipe stores them in.
+  const DType cache_dtype = options.cache_dtype.value_or(functions.empty() ? DType::kF32 : catalog.CacheDType(functions.front().graph));
+  TRY(ApplyQuantRecipe(options.quant, catalog, program.weights, functions));
+  program.quant_recipe = options.quant;
+  for (StepFunction& step : functions) {
     for (const Op& op : step.graph.ops()) TRY(catalog.CheckOp(step.graph, op));
     const std::vector<int32_t> outputs = step.graph.OutputIds();
     if (outputs.size() != 1) {
@@ -237,7 +249,7 @@ Result<Program> CompileProgram(std::vector<StepSpec> steps, const KernelCatalog&
     TRY(BuildRequests(step, catalog, options.max_context, options.guard ? options.guard_bytes : 0));
     TRY(ApplyPlan(step, PlanMemory(step.requests, catalog.alignment_bytes(), options.planner), catalog.alignment_bytes()));
     program.arena_bytes = std::max(program.arena_bytes, step.plan.arena_bytes);
-    if (program.steps.empty()) LayoutCaches(program, step.graph, options.cache_dtype.value_or(catalog.CacheDType(step.graph)));
+    if (program.steps.empty()) LayoutCaches(program, step.graph, cache_dtype);
     program.steps.push_back(std::move(step));
   }
   return program;

@@ -17,6 +17,7 @@
 
 #include "compiler/kernel_catalog.h"
 #include "compiler/memory_planner.h"
+#include "compiler/quant_recipe.h"
 #include "graph/graph.h"
 
 namespace kiln {
@@ -75,7 +76,8 @@ struct KvGroup {
 struct WeightBinding {
   std::string name;          // graph name ("layers.0.self_attn.q_proj.weight")
   std::string tensor_name;   // name in the source ("model.language_model.layers.0...")
-  DType dtype = DType::kBF16;
+  DType dtype = DType::kBF16;          // as the Program stores and the kernels read it
+  DType source_dtype = DType::kBF16;   // as the source stores it; differs when a recipe packed it
   std::vector<int64_t> shape;
   int64_t size_bytes() const;
 };
@@ -87,6 +89,7 @@ struct Program {
   int64_t max_context = 0;   // Cmax: positions one sequence may hold
   int64_t kv_block_size = 0; // slots per KV block
   int64_t alignment_bytes = 0;
+  QuantRecipe quant_recipe = QuantRecipe::kNone;  // the recipe that chose the weights' dtypes
   std::vector<WeightBinding> weights;
   std::vector<CacheLayout> caches;
   std::vector<KvGroup> kv_groups;
@@ -127,9 +130,13 @@ struct CompileOptions {
   int64_t guard_bytes = 64;
   PlannerKind planner = PlannerKind::kGreedyBySize;
   std::optional<DType> cache_dtype;  // default: the target's choice (KernelCatalog::CacheDType)
+  // Stores the weights in the recipe's block formats where the target runs them (quantize_pass.h);
+  // the KV cache dtype is still chosen for the checkpoint's own weight dtype.
+  QuantRecipe quant = QuantRecipe::kNone;
 };
 
-// Binds weights, asks the target about every op, plans and verifies every step function.
+// Binds weights, chooses their stored dtypes under options.quant, asks the target about every op,
+// plans and verifies every step function.
 Result<Program> CompileProgram(std::vector<StepSpec> steps, const KernelCatalog& catalog,
                                const WeightLookup& lookup, const CompileOptions& options);
 

@@ -23,6 +23,8 @@ Status CompileArtifact(const std::string& source_dir, const std::string& out_pat
   TRY_ASSIGN(std::unique_ptr<LoadedModel> model, LoadedModel::Load(source_dir, load));
   const Program& program = model->program();
 
+  // The weights a recipe stores in block formats, packed exactly as JIT packs them.
+  TRY(model->PackWeights());
   ArtifactContents contents;
   contents.program = &program;
   contents.weights = model->WeightBytes();
@@ -33,13 +35,15 @@ Status CompileArtifact(const std::string& source_dir, const std::string& out_pat
   for (const char* name : kCarriedFiles) {
     if (auto text = model->SourceFile(name)) contents.files[name] = std::move(*text);
   }
-  // The source's identity: its config and every weight the program reads.
+  // The source's identity: its config and every weight the program reads, as the checkpoint
+  // stores it (whatever recipe packed it).
   Hash64 source_hash;
   const std::string& config = contents.files["config.json"];
   source_hash.Update(config.data(), config.size());
   for (size_t i = 0; i < program.weights.size(); ++i) {
     source_hash.Update(program.weights[i].tensor_name.data(), program.weights[i].tensor_name.size());
-    source_hash.Update(contents.weights[i].data(), contents.weights[i].size());
+    const std::span<const uint8_t> source = model->SourceWeightBytes(i);
+    source_hash.Update(source.data(), source.size());
   }
   contents.source_hash = HashToHex(source_hash.Digest());
   return WriteArtifact(out_path, contents, options.progress);

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "io/json_file.h"
+#include "compiler/weight_packing.h"
+#include "core/thread_pool.h"
 
 #include "engine/gguf_source.h"
 #include "engine/target_check.h"
@@ -92,6 +94,16 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadArtifact(const std::string
   if (mapped) {
     if (auto read = Artifact::ReadHeader(mapped->bytes(), path)) header = std::move(*read);
   }
+  // An artifact's weights were packed when it was compiled; loading converts none.
+  if (options.quant != QuantRecipe::kNone) {
+    const QuantRecipe recorded = mapped ? Artifact::RecordedQuantRecipe(mapped->bytes()) : QuantRecipe::kNone;
+    return Error(ErrorCode::kInvalidArgument,
+                 std::string("--quant ") + QuantRecipeName(options.quant) + " applies to checkpoints, but " + path +
+                     " is a compiled .kiln artifact (" +
+                     (recorded == QuantRecipe::kNone ? std::string("weights as its checkpoint stores them")
+                                                     : std::string("weights quantized with ") + QuantRecipeName(recorded)) +
+                     "); drop --quant, or compile its checkpoint with `kiln compile SOURCE --quant " + QuantRecipeName(options.quant) + "`");
+  }
   if (header && !options.device.empty() && options.device != header->target.kind) {
     return Error(ErrorCode::kInvalidArgument, path + " was compiled for " + header->target.ToString() + " and runs on " + header->target.kind +
                                                   ", but --device " + options.device + " was asked for; drop --device, or recompile with --target " +
@@ -144,6 +156,8 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadArtifact(const std::string
   }
   LoadOptions jit = options;
   jit.max_context = std::max(options.max_context, options.required_context);
+  // The same weights as the file's: its recipe, read from the header whatever its version.
+  jit.quant = mapped ? Artifact::RecordedQuantRecipe(mapped->bytes()) : QuantRecipe::kNone;
   if (jit.device.empty()) {
     const std::string recorded = header ? header->target.kind : mapped ? Artifact::RecordedTargetKind(mapped->bytes()) : "";
     jit.device = IsDevice(recorded) ? recorded : "cpu";
@@ -211,6 +225,7 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadCheckpoint(const std::stri
   compile.max_context = options.max_context;
   compile.guard = options.guard;
   compile.cache_dtype = options.kv_cache_dtype;
+  compile.quant = options.quant;
   const WeightLookup lookup = model->checkpoint_ && model->gguf_ ? model->gguf_->Lookup()
                              : model->checkpoint_ ? CheckpointLookup(*model->checkpoint_, model->architecture_->TensorPrefixes())
                                                   : ConfigOnlyLookup(model->architecture_->weight_dtype());
@@ -218,15 +233,54 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadCheckpoint(const std::stri
   return model;
 }
 
+std::span<const uint8_t> LoadedModel::SourceWeightBytes(size_t index) const {
+  if (!checkpoint_) return {};
+  // Every binding was resolved against this checkpoint at compile time.
+  const TensorInfo* info = checkpoint_->Find(program_.weights[index].tensor_name);
+  return {info->data, info->size_bytes};
+}
+
+Status LoadedModel::PackWeights() const {
+  std::call_once(pack_once_, [this] {
+    if (artifact_ || !checkpoint_) return;  // an artifact's weights are used as they are stored
+    packed_.resize(program_.weights.size());
+    std::unique_ptr<ThreadPool> pool;
+    for (size_t i = 0; i < program_.weights.size(); ++i) {
+      const WeightBinding& weight = program_.weights[i];
+      if (weight.dtype == weight.source_dtype) continue;
+      if (!pool) pool = std::make_unique<ThreadPool>(options_.num_threads);
+      const int64_t bytes = PackedWeightBytes(weight);
+      // 64-byte aligned, as the artifact's weights are.
+      packed_[i].reset(static_cast<uint8_t*>(std::aligned_alloc(64, static_cast<size_t>((bytes + 63) / 64 * 64))));
+      if (!packed_[i]) {
+        pack_status_ = Error(ErrorCode::kOutOfMemory, "cannot allocate " + std::to_string(bytes) + " bytes to pack weight '" + weight.name + "' as " +
+                                                          DTypeName(weight.dtype));
+        return;
+      }
+      pack_status_ = PackWeight(weight, SourceWeightBytes(i), {packed_[i].get(), static_cast<size_t>(bytes)}, pool.get());
+      if (!pack_status_.ok()) {
+        packed_[i].reset();
+        return;
+      }
+    }
+  });
+  return pack_status_;
+}
+
 std::vector<std::span<const uint8_t>> LoadedModel::WeightBytes() const {
+  (void)PackWeights();  // a failure leaves empty spans; WeightViews reports it
   std::vector<std::span<const uint8_t>> bytes;
   for (size_t i = 0; i < program_.weights.size(); ++i) {
     if (artifact_) {
       bytes.push_back(artifact_->weight(i));
     } else if (checkpoint_) {
-      // Every binding was resolved against this checkpoint at compile time.
-      const TensorInfo* info = checkpoint_->Find(program_.weights[i].tensor_name);
-      bytes.emplace_back(info->data, info->size_bytes);
+      const WeightBinding& weight = program_.weights[i];
+      if (weight.dtype == weight.source_dtype) {
+        bytes.push_back(SourceWeightBytes(i));
+      } else {
+        const uint8_t* packed = i < packed_.size() ? packed_[i].get() : nullptr;
+        bytes.emplace_back(packed, packed ? static_cast<size_t>(weight.size_bytes()) : 0);
+      }
     }
   }
   return bytes;
@@ -247,6 +301,7 @@ Result<std::vector<WeightView>> LoadedModel::WeightViews() const {
   }
   // Loaded for planning: whether this machine runs it was not asked yet.
   if (artifact_ && options_.plan_only) TRY(CheckTargetRunnable(artifact_->header().target, source_));
+  TRY(PackWeights());
   std::vector<WeightView> views;
   const std::vector<std::span<const uint8_t>> bytes = WeightBytes();
   for (size_t i = 0; i < program_.weights.size(); ++i) {

@@ -14,6 +14,14 @@
 // it is refused (kDeviceUnavailable) with the reason. Without plan_only, a missing GPU is said
 // at load.
 //
+// Quantized weights: LoadOptions::quant names a recipe (compiler/quant_recipe.h) under which a
+// checkpoint's weights are stored in block formats where the target runs them. The Program
+// records each weight's stored and source dtype; the source tensors are packed into owned
+// buffers (on LoadOptions::num_threads threads) the first time weight bytes are asked for —
+// NewSession, NewRunner, WeightBytes — and `kiln compile` writes those same bytes into the
+// artifact. A recipe on a .kiln artifact is kInvalidArgument: its weights were packed when it
+// was compiled (its fallback to the source compiles with the recipe recorded in the file).
+//
 // A .kiln artifact loads with no planning and no weight conversion: its Program is decoded and
 // verified, its weights used in place from the mmap. When it cannot be used here (another format
 // version, a target this machine cannot run, a context larger than it was compiled for, a
@@ -25,7 +33,9 @@
 // the source to run on the CPU instead.
 #pragma once
 
+#include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -53,6 +63,8 @@ struct LoadOptions {
   int num_threads = 0;
   std::string device;             // "cpu" | "cuda"; empty: the artifact's target, else cpu
   bool plan_only = false;         // compile or decode for planning; the device is needed at NewSession
+  // Checkpoints only: store the weights per this recipe (kNone: as the checkpoint stores them).
+  QuantRecipe quant = QuantRecipe::kNone;
   // Artifacts only:
   int64_t required_context = 0;   // > 0: fail (or fall back) if compiled for less
   std::string source;             // checkpoint to fall back to (default: the one recorded)
@@ -95,8 +107,16 @@ class LoadedModel {
   const Backend& backend() const { return *backend_; }
   // The device the program was compiled for and runs on: "cpu" or "cuda".
   const std::string& device() const { return device_; }
-  // The bytes of every weight, in Program::weights order.
+  // The bytes of every weight, in Program::weights order, in the dtype the Program stores it in:
+  // the artifact's, the checkpoint's mapped tensors, or the buffers a recipe packed them into
+  // (packed here on first use; an empty span for a weight whose packing failed: PackWeights).
   std::vector<std::span<const uint8_t>> WeightBytes() const;
+  // Packs the weights a recipe stores in another dtype than the checkpoint's, once (thread-safe;
+  // nothing to do for an artifact or without a recipe). kOutOfMemory when a buffer cannot be had.
+  Status PackWeights() const;
+  // The bytes of weight `index` as the source checkpoint stores them (in its source_dtype);
+  // empty for an artifact or a bare config.
+  std::span<const uint8_t> SourceWeightBytes(size_t index) const;
   // A text file of the source model ("config.json", "tokenizer.json", ...), if it has one.
   std::optional<std::string> SourceFile(const std::string& name) const;
 
@@ -114,6 +134,14 @@ class LoadedModel {
   Program program_;
   std::unique_ptr<Backend> backend_;
   LoadOptions options_;
+  // Packed weights (JIT with a recipe): one buffer per weight whose dtype differs from its
+  // source's, empty otherwise; filled once by PackWeights.
+  struct FreeDeleter {
+    void operator()(uint8_t* bytes) const { std::free(bytes); }
+  };
+  mutable std::once_flag pack_once_;
+  mutable Status pack_status_ = Status::Ok();
+  mutable std::vector<std::unique_ptr<uint8_t, FreeDeleter>> packed_;
 };
 
 }  // namespace kiln

@@ -29,7 +29,7 @@ std::string CheckValue(const Value& v, int32_t input_index) {
     if (d.value < 1 || d.value > kMaxExtent || static_cast<uint8_t>(d.symbol) > 2) return "has an invalid dim";
     if (__builtin_mul_overflow(elements, d.value, &elements) || elements > kMaxExtent) return "has more than 2^40 elements";
   }
-  if (static_cast<uint8_t>(v.dtype) > static_cast<uint8_t>(DType::kI32)) return "has an invalid dtype";
+  if (!IsKnownDType(static_cast<uint8_t>(v.dtype))) return "has an invalid dtype";
   switch (v.kind) {
     case ValueKind::kInput:
       // Inputs in StepInput order: token ids, positions, sequences (i32 [T]), logit rows (i32 [R]).
@@ -43,6 +43,8 @@ std::string CheckValue(const Value& v, int32_t input_index) {
     case ValueKind::kWeight:
       for (const Dim& d : v.shape.dims) if (d.symbol != DimSymbol::kNone) return "is a weight with a symbolic dim";
       if (v.dtype == DType::kI32) return "is an integer weight";
+      // Block formats (quantized weights) only where each row is whole blocks.
+      if (IsBlockDType(v.dtype) && !DTypeRowsFit(v.dtype, v.shape.dims.back().value)) return "has rows that are not whole blocks of its dtype";
       return "";
     case ValueKind::kIntermediate:
     case ValueKind::kOutput:

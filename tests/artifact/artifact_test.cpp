@@ -95,8 +95,9 @@ TEST_F(ArtifactTest, WrongMagic) {
 TEST_F(ArtifactTest, NewerAndOlderFormatVersions) {
   const fs::path path = Compile(FixtureDir("g31b"));
   std::vector<uint8_t> bytes = ReadBytes(path);
-  // Version 1 files predate batched steps (no sequence bound, no KV blocks): refused, not guessed.
-  for (uint64_t version : {kArtifactFormatVersion + 1, uint64_t{1}, uint64_t{0}}) {
+  // Version 1 files predate batched steps (no sequence bound, no KV blocks), version 2 files
+  // quantized weights (no recipe, no source dtypes): refused, not guessed.
+  for (uint64_t version : {kArtifactFormatVersion + 1, uint64_t{2}, uint64_t{1}, uint64_t{0}}) {
     std::memcpy(bytes.data() + 8, &version, 8);
     WriteBytes(path, bytes);
     const std::string error = LoadError(path);

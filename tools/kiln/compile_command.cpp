@@ -1,4 +1,4 @@
-// kiln compile MODEL --target cpu|cpu:ISA|cuda[:sm_XX] [--ctx N] [--chunk N] [--num-layers N] -o OUT.kiln
+// kiln compile MODEL --target cpu|cpu:ISA|cuda[:sm_XX] [--ctx N] [--chunk N] [--num-layers N] [--quant NAME] -o OUT.kiln
 #include <unistd.h>
 
 #include <chrono>
@@ -17,13 +17,15 @@ namespace {
 
 const char kUsage[] =
     "usage: kiln compile MODEL -o OUT.kiln [--target cpu|cpu:ISA|cuda[:sm_XX]] [--ctx N] [--chunk N]\n"
-    "                    [--num-layers N]\n"
+    "                    [--num-layers N] [--quant q8_0|q4_0|q4_k_m|q6_k|fp8]\n"
     "  compiles a checkpoint directory ahead of time: the same Program as JIT, with its plans,\n"
     "  weights, tokenizer files and config in one file that loads without planning.\n"
     "  --target cpu (default) runs on any x86-64 CPU; cpu:avx2 / cpu:avx512 require that ISA;\n"
     "           cuda:sm_XX runs on that GPU (e.g. cuda:sm_90 for H100/H200; no GPU needed to\n"
     "           compile), plain cuda compiles for this machine's GPU.\n"
-    "  --ctx N (default 4096) and --chunk N (default 512) are the bounds the plans are made for.\n";
+    "  --ctx N (default 4096) and --chunk N (default 512) are the bounds the plans are made for.\n"
+    "  --quant R stores the weights quantized by recipe R where the target runs them: q8_0, q4_0,\n"
+    "           q4_k_m, q6_k (llama.cpp's recipes) or fp8 (docs/quantization.md).\n";
 
 }  // namespace
 
@@ -62,7 +64,8 @@ int RunCompile(int argc, char** argv) {
   Status status = CompileArtifact(args->positionals()[0], out, options);
   if (!status.ok()) return ReportError("compile", status.error());
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::fprintf(stderr, "kiln compile: wrote %s for %s in %.2f s\n", out.c_str(), target->ToString().c_str(), seconds);
+  const std::string quant = options.load.quant == QuantRecipe::kNone ? "" : std::string(", weights ") + QuantRecipeName(options.load.quant);
+  std::fprintf(stderr, "kiln compile: wrote %s for %s%s in %.2f s\n", out.c_str(), target->ToString().c_str(), quant.c_str(), seconds);
   return 0;
 }
 

@@ -1,4 +1,4 @@
-// kiln inspect MODEL [--plan] [--device cpu|cuda] [--num-layers N] [--ctx N] [--chunk N]
+// kiln inspect MODEL [--plan] [--device cpu|cuda] [--num-layers N] [--ctx N] [--chunk N] [--quant NAME]
 // MODEL is a checkpoint directory, a .kiln artifact or a bare config.json (plan a model before
 // downloading it). Everything is planned, nothing run: no GPU is needed to inspect for cuda.
 #include <algorithm>
@@ -10,6 +10,7 @@
 #include "model_options.h"
 #include "commands.h"
 #include "compiler/plan_report.h"
+#include "compiler/quant_report.h"
 #include "engine/model_loader.h"
 
 namespace kiln::cli {
@@ -18,6 +19,7 @@ namespace {
 
 const char kUsage[] =
     "usage: kiln inspect MODEL [--plan] [--device cpu|cuda] [--num-layers N] [--ctx N] [--chunk N] [--guard]\n"
+    "                    [--quant q8_0|q4_0|q4_k_m|q6_k|fp8]\n"
     "  MODEL       checkpoint directory (config.json + *.safetensors), a .kiln artifact,\n"
     "              or a bare config.json (plan a model before downloading it)\n"
     "  --plan      print every step function's memory plan\n"
@@ -25,7 +27,9 @@ const char kUsage[] =
     "              its target's); planned without the device, so no GPU is needed for cuda\n"
     "  --num-layers N  keep the first N layers (bisection)\n"
     "  --ctx N     context length to plan the KV cache for (default 4096)\n"
-    "  --chunk N   largest prefill chunk, Tmax (default 512)\n";
+    "  --chunk N   largest prefill chunk, Tmax (default 512)\n"
+    "  --quant R   plan a checkpoint with its weights quantized by recipe R (docs/quantization.md);\n"
+    "              the report lists each kind of weight with its dtype, count and bytes\n";
 
 void PrintArtifactHeader(const Artifact& artifact) {
   const ArtifactHeader& header = artifact.header();
@@ -122,6 +126,7 @@ int RunInspect(int argc, char** argv) {
               program.max_sequences == 1 ? "" : "s", static_cast<long long>(program.max_context));
   std::printf("weights   %zu tensors, %s%s\n", program.weights.size(), FormatBytes(program.weight_bytes()).c_str(),
               (*model)->has_weights() ? "" : " (assuming the config's dtype)");
+  std::fputs(FormatQuantReport(program).c_str(), stdout);
   // KV cache by layer group: sliding rings never count at full context.
   int64_t sliding_bytes = 0, full_bytes = 0, sliding_count = 0, full_count = 0;
   for (const CacheLayout& cache : program.caches) {

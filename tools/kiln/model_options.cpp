@@ -40,6 +40,14 @@ Result<LoadOptions> ModelOptionsFromArgs(const Args& args, int64_t default_conte
     if (kv != "f32" && kv != "bf16") return Error(ErrorCode::kInvalidArgument, "--kv-cache expects f32 or bf16, got '" + kv + "'");
     options.kv_cache_dtype = kv == "f32" ? DType::kF32 : DType::kBF16;
   }
+  if (args.Has("--quant")) {
+    const std::string name = args.Get("--quant");
+    const std::optional<QuantRecipe> recipe = QuantRecipeFromName(name);
+    if (!recipe) {
+      return Error(ErrorCode::kInvalidArgument, "--quant expects one of " + QuantRecipeNames() + ", got '" + name + "'");
+    }
+    options.quant = *recipe;
+  }
   return options;
 }
 

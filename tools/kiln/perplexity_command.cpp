@@ -35,7 +35,7 @@ namespace {
 
 const char kUsage[] =
     "usage: kiln perplexity MODEL -f FILE [-c N] [--stride N] [--chunks N] [--tokenizer DIR]\n"
-    "                       [--threads N] [--chunk N] [--num-layers N]\n"
+    "                       [--threads N] [--chunk N] [--num-layers N] [--quant q8_0|q4_0|q4_k_m|q6_k|fp8]\n"
     "  MODEL               checkpoint directory (or a .kiln artifact with --tokenizer DIR)\n"
     "  -f, --file FILE     text to score\n"
     "  -c, --ctx-size N    tokens per chunk (default 512)\n"

@@ -37,6 +37,7 @@ const char kUsage[] =
     "  --draft-max N       tokens drafted per step (default 8)   --spec-ngram N  longest lookup (default 3)\n"
     "  --ctx N             context length (default 4096)   --chunk N  largest prefill step (default 512)\n"
     "  --chunk-threshold N --num-layers N  --threads N  --guard  --verbose\n"
+    "  --quant R           weights quantized by recipe R: q8_0, q4_0, q4_k_m, q6_k, fp8 (docs/quantization.md)\n"
     "  Ctrl-C stops generating (stop reason 'cancelled'); a second Ctrl-C exits.\n";
 
 // The prompt's token ids from whichever of the three flags was given.
