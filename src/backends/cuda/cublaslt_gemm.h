@@ -3,7 +3,7 @@
 // given in the weight's type (the caller converts the f32 activations); f32 weights run in full
 // f32 (no TF32), so f32 checkpoints keep the CPU backend's accuracy.
 //
-// One instance per session: it owns the cuBLASLt handle and a workspace, and remembers the
+// cuBLASLt itself is loaded by Create (cublaslt_library.h), not linked. One instance per session: it owns the cuBLASLt handle and a workspace, and remembers the
 // algorithm chosen for each shape, so a step pays the heuristic once per shape.
 #pragma once
 
@@ -18,6 +18,8 @@
 #include "core/status.h"
 
 namespace kiln::cuda {
+
+struct CublasLtApi;
 
 class CublasLtGemm {
  public:
@@ -38,6 +40,7 @@ class CublasLtGemm {
   CublasLtGemm() = default;
   Result<const Plan*> PlanFor(WeightType type, int64_t rows, int64_t n, int64_t k, int64_t y_stride);
 
+  const CublasLtApi* lt_ = nullptr;  // cublaslt_library.h: loaded on first use
   void* handle_ = nullptr;  // cublasLtHandle_t
   void* workspace_ = nullptr;
   std::map<std::tuple<int, int64_t, int64_t, int64_t, int64_t>, std::unique_ptr<Plan>> plans_;
