@@ -32,6 +32,17 @@ Outputs (tests/fixtures/gguf, about 4.8 MB):
   g31b.q8_0.gguf               Q8_0 where ne[0] is a multiple of 32: only attn_output (ne[0] =
                                64 or 128); hidden 48 is not, so llama.cpp keeps the rest F16/F32
   g31b-f16-split-0000N-of-00003.gguf  g31b f16 split in three (--split-max-tensors 48)
+
+With --checkpoint DIR it converts one checkpoint directory that carries its own tokenizer.json
+(models/brown-gemma4, for scripts/llama_cpp_oracle.sh) instead of the fixtures, to
+OUT/NAME.TYPE.gguf for each --outtypes entry (default f32 bf16; NAME defaults to the directory's
+name).
+
+--widen-for-k-quants (with --checkpoint) first rewrites the checkpoint, in f32, into an equivalent
+wider model whose every matrix row is a whole number of 256-element K-quant blocks, so that
+llama.cpp's Q4_K_M and Q6_K mixes really use Q4_K and Q6_K: on models/brown-gemma4 (hidden 384)
+they fall back to Q5_0 and Q8_0 for every tensor whose rows are not, i.e. nearly all of them.
+See widen_for_k_quants for why the wider model computes the same logits.
 """
 import argparse
 import json
@@ -368,6 +379,162 @@ def prepare_source(variant, dest):
         "add_bos_token": True, "chat_template": CHAT_TEMPLATE}))
 
 
+def prepare_checkpoint(checkpoint, dest):
+    """A checkpoint with its own tokenizer, plus the two keys the converter reads without defaults."""
+    dest.mkdir(parents=True)
+    for name in ("model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json",
+                 "special_tokens_map.json"):
+        if (checkpoint / name).exists():
+            shutil.copy(checkpoint / name, dest / name)
+    config = json.loads((checkpoint / "config.json").read_text())
+    config.setdefault("num_kv_shared_layers", 0)
+    config.setdefault("moe_intermediate_size", None)
+    (dest / "config.json").write_text(json.dumps(config, indent=2))
+
+
+def read_safetensors(path):
+    """name -> float32 array; the header's dtype for BF16, F16 and F32 tensors."""
+    import numpy as np
+    data = path.read_bytes()
+    header_length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + header_length])
+    base = 8 + header_length
+    tensors = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = entry["data_offsets"]
+        raw = data[base + begin:base + end]
+        if entry["dtype"] == "BF16":
+            array = (np.frombuffer(raw, np.uint16).astype(np.uint32) << 16).view(np.float32)
+        elif entry["dtype"] == "F16":
+            array = np.frombuffer(raw, np.float16).astype(np.float32)
+        elif entry["dtype"] == "F32":
+            array = np.frombuffer(raw, np.float32).copy()
+        else:
+            raise SystemExit(f"{path}: {name} has dtype {entry['dtype']}; expected BF16, F16 or F32")
+        tensors[name] = array.reshape(entry["shape"])
+    return tensors
+
+
+def write_safetensors(path, tensors):
+    import numpy as np
+    header, offset, blobs = {}, 0, []
+    for name, array in tensors.items():
+        blob = np.ascontiguousarray(array, dtype=np.float32).tobytes()
+        header[name] = {"dtype": "F32", "shape": list(array.shape), "data_offsets": [offset, offset + len(blob)]}
+        offset += len(blob)
+        blobs.append(blob)
+    encoded = json.dumps(header).encode()
+    encoded += b" " * ((8 - len(encoded) % 8) % 8)
+    with open(path, "wb") as out:
+        out.write(len(encoded).to_bytes(8, "little"))
+        out.write(encoded)
+        for blob in blobs:
+            out.write(blob)
+
+
+def round_up(value, multiple):
+    return (value + multiple - 1) // multiple * multiple
+
+
+def widen_for_k_quants(directory, block=256):
+    """Pads a dense Gemma 4 text checkpoint (no PLE, no MoE, no KV sharing) in place so that the
+    hidden size, the MLP width and every o_proj input are multiples of `block`, keeping its logits.
+
+    Why the logits stay the same (up to float rounding and the norms' epsilon):
+      - the residual stream gets zero components: every matrix writing it (o_proj, down_proj) gets
+        zero rows, every hidden-sized norm weight is zero there;
+      - an RMSNorm over the wider hidden sees the same sum of squares divided by more elements, so
+        its output is sqrt(new/old) too large: the norm weights are multiplied by sqrt(old/new);
+      - Gemma multiplies embeddings by sqrt(hidden): the embedding matrix is multiplied by
+        sqrt(old/new); the same (tied) matrix then scales the logits by sqrt(old/new), and the final
+        norm's sqrt(new/old) cancels it, so `norm.weight` stays as it is;
+      - MLP units added are zero rows of gate/up and zero columns of down: GELU(0) * 0 = 0;
+      - query heads are added per KV group (zero q_proj rows, zero o_proj columns), at the end of
+        each group so that every original head keeps its KV head; a zero query attends uniformly
+        but its output meets only zero o_proj columns. Attention is per head, so head_dim, the
+        KV heads, RoPE and the q/k norms are untouched.
+    """
+    import numpy as np
+    config = json.loads((directory / "config.json").read_text())
+    if config.get("hidden_size_per_layer_input") or config.get("enable_moe_block") or config.get("num_kv_shared_layers"):
+        raise SystemExit("--widen-for-k-quants handles dense models without per-layer inputs or KV sharing only")
+    tensors = read_safetensors(directory / "model.safetensors")
+    hidden, intermediate, heads = config["hidden_size"], config["intermediate_size"], config["num_attention_heads"]
+    new_hidden = round_up(hidden, block)
+    new_intermediate = round_up(intermediate, block)
+    layer_config = config.get("per_layer_config", {})
+
+    def kv_heads(layer):
+        return layer_config.get(str(layer), {}).get("num_key_value_heads", config["num_key_value_heads"])
+
+    def head_dim(layer):
+        return layer_config.get(str(layer), {}).get("head_dim", config["head_dim"])
+
+    # The smallest head count, a multiple of every layer's KV head count, whose o_proj inputs
+    # (heads * head_dim) are whole blocks in every layer.
+    layers = range(config["num_hidden_layers"])
+    new_heads = heads
+    while any(new_heads % kv_heads(i) or (new_heads * head_dim(i)) % block for i in layers):
+        new_heads += 1
+    scale = float(np.sqrt(hidden / new_hidden))
+
+    def pad(array, shape):
+        out = np.zeros(shape, np.float32)
+        out[tuple(slice(0, n) for n in array.shape)] = array
+        return out
+
+    def spread_heads(array, layer, axis):
+        """Heads along `axis` regrouped: each KV group's heads, then its added zero heads."""
+        d, groups = head_dim(layer), kv_heads(layer)
+        old_per_group, new_per_group = heads // groups, new_heads // groups
+        moved = np.moveaxis(array, axis, 0)
+        grouped = moved.reshape(groups, old_per_group, d, *moved.shape[1:])
+        out = np.zeros((groups, new_per_group, d, *moved.shape[1:]), np.float32)
+        out[:, :old_per_group] = grouped
+        return np.moveaxis(out.reshape(new_heads * d, *moved.shape[1:]), 0, axis)
+
+    widened = {}
+    for name, array in tensors.items():
+        parts = name.split(".")
+        layer = int(parts[parts.index("layers") + 1]) if "layers" in parts else None
+        if name.endswith("embed_tokens.weight"):
+            widened[name] = pad(array, (array.shape[0], new_hidden)) * scale
+        elif name.endswith("model.norm.weight"):
+            widened[name] = pad(array, (new_hidden,))
+        elif name.endswith("layernorm.weight"):
+            widened[name] = pad(array, (new_hidden,)) * scale
+        elif name.endswith("q_proj.weight"):
+            widened[name] = pad(spread_heads(array, layer, 0), (new_heads * head_dim(layer), new_hidden))
+        elif name.endswith(("k_proj.weight", "v_proj.weight")):
+            widened[name] = pad(array, (array.shape[0], new_hidden))
+        elif name.endswith("o_proj.weight"):
+            widened[name] = pad(spread_heads(array, layer, 1), (new_hidden, new_heads * head_dim(layer)))
+        elif name.endswith(("gate_proj.weight", "up_proj.weight")):
+            widened[name] = pad(array, (new_intermediate, new_hidden))
+        elif name.endswith("down_proj.weight"):
+            widened[name] = pad(array, (new_hidden, new_intermediate))
+        elif name.endswith(("q_norm.weight", "k_norm.weight", "layer_scalar")):
+            widened[name] = array
+        else:
+            raise SystemExit(f"--widen-for-k-quants does not know how to widen {name}")
+    write_safetensors(directory / "model.safetensors", widened)
+    config.update(hidden_size=new_hidden, intermediate_size=new_intermediate, num_attention_heads=new_heads, dtype="float32")
+    (directory / "config.json").write_text(json.dumps(config, indent=2))
+    print(f"widened: hidden {hidden} -> {new_hidden}, intermediate {intermediate} -> {new_intermediate}, "
+          f"heads {heads} -> {new_heads}")
+
+
+def write_standins(standins):
+    (standins / "torch").mkdir(parents=True)
+    (standins / "torch/__init__.py").write_text(TORCH_STANDIN)
+    (standins / "transformers").mkdir()
+    (standins / "transformers/__init__.py").write_text(TRANSFORMERS_STANDIN)
+    (standins / "tqdm").mkdir()
+    (standins / "tqdm/__init__.py").write_text(TQDM_STANDIN)
+
+
 def convert(llama_cpp, standins, source, outfile, outtype, extra=()):
     env = dict(os.environ, PYTHONPATH=str(standins), NO_LOCAL_GGUF="")
     env.pop("NO_LOCAL_GGUF")
@@ -384,18 +551,32 @@ def main():
     parser.add_argument("--llama-cpp", type=Path, help="an existing llama.cpp clone (default: fetch the bundle)")
     parser.add_argument("--out", type=Path, default=REPO / "tests/fixtures/gguf")
     parser.add_argument("--variants", nargs="*", default=VARIANTS)
+    parser.add_argument("--checkpoint", type=Path, help="convert this checkpoint directory (own tokenizer) instead")
+    parser.add_argument("--name", help="output name stem with --checkpoint (default: its directory name)")
+    parser.add_argument("--outtypes", nargs="*", default=["f32", "bf16"], help="converter --outtype values with --checkpoint")
+    parser.add_argument("--widen-for-k-quants", action="store_true",
+                        help="with --checkpoint: convert an equivalent model whose rows are whole 256-element blocks")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         llama_cpp = args.llama_cpp or fetch_llama_cpp(work)
         standins = work / "standins"
-        (standins / "torch").mkdir(parents=True)
-        (standins / "torch/__init__.py").write_text(TORCH_STANDIN)
-        (standins / "transformers").mkdir()
-        (standins / "transformers/__init__.py").write_text(TRANSFORMERS_STANDIN)
-        (standins / "tqdm").mkdir()
-        (standins / "tqdm/__init__.py").write_text(TQDM_STANDIN)
+        write_standins(standins)
         args.out.mkdir(parents=True, exist_ok=True)
+        if args.checkpoint:
+            source = work / "src" / "checkpoint"
+            prepare_checkpoint(args.checkpoint.resolve(), source)
+            if args.widen_for_k_quants:
+                widen_for_k_quants(source)
+            name = args.name or args.checkpoint.resolve().name
+            for outtype in args.outtypes:
+                # Written beside the target and renamed, so an interrupted run leaves no partial file.
+                target = args.out / f"{name}.{outtype}.gguf"
+                partial = args.out / f".{name}.{outtype}.gguf.partial"
+                convert(llama_cpp, standins, source, partial, outtype)
+                partial.replace(target)
+                print(target.name)
+            return
         for variant in args.variants:
             source = work / "src" / variant
             prepare_source(variant, source)
