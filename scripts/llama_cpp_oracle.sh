@@ -4,6 +4,7 @@
 #   scripts/llama_cpp_oracle.sh prepare            fetch, build the oracle, write the GGUFs and llama.cpp's logits
 #   scripts/llama_cpp_oracle.sh compare [KILN]     prepare, then kiln's logits on every file against llama.cpp's
 #   scripts/llama_cpp_oracle.sh bench [KILN] [THREADS...]   decode tok/s of both on every file (default threads 1 2)
+#   scripts/llama_cpp_oracle.sh goldens            prepare, then rewrite tests/oracle/brown_llama_cpp_goldens.json
 #
 # KILN is the kiln binary (default build/tools/kiln/kiln). Everything lands under
 # ${KILN_ASSET_DIR:-$HOME/.cache/kiln-assets}/llama-oracle and is reused: a second run redoes only
@@ -124,8 +125,8 @@ prepare_models() {
     for type in q8_0 q4_0 q4_k_m q6_k; do
       local target="$out/$stem.$type.gguf"
       if ! newer "$target" "$out/$stem.f32.gguf" "$DEST/bin/llama_oracle"; then
-        "$DEST/bin/llama_oracle" quantize "$out/$stem.f32.gguf" "$target.partial" "$type" --threads 2
-        mv "$target.partial" "$target"
+        "$DEST/bin/llama_oracle" quantize "$out/$stem.f32.gguf" "$target.partial.$$" "$type" --threads 2
+        mv "$target.partial.$$" "$target"
       fi
     done
   done
@@ -139,14 +140,18 @@ prepare_models() {
   while read -r file; do
     local target="$out/llama.$file.npy"
     if ! newer "$target" "$out/$file.gguf" "$DEST/bin/llama_oracle"; then
-      "$DEST/bin/llama_oracle" logits "$out/$file.gguf" --tokens "$ids" --out "$target.partial.npy" --threads 1 2>/dev/null
-      mv "$target.partial.npy" "$target"
+      "$DEST/bin/llama_oracle" logits "$out/$file.gguf" --tokens "$ids" --out "$target.partial.$$.npy" --threads 1 2>/dev/null
+      mv "$target.partial.$$.npy" "$target"
     fi
   done < <(all_files)
 }
 
 prepare() {
   have git || skip "git not found"
+  mkdir -p "$DEST" 2>/dev/null || skip "cannot create $DEST"
+  # Build directories' ctest runs share the cache: one writer at a time.
+  exec 9>"$DEST/.lock"
+  have flock && flock 9
   prepare_sources
   build_oracle
   prepare_models
@@ -193,5 +198,10 @@ case "${1:-prepare}" in
   prepare) prepare ;;
   compare) prepare >/dev/null; compare "${2:-}" ;;
   bench) prepare >/dev/null; shift; bench "$@" ;;
-  *) echo "usage: $0 prepare | compare [KILN] | bench [KILN] [THREADS...]" >&2; exit 2 ;;
+  goldens)
+    prepare >/dev/null
+    /usr/bin/python3 "$REPO/tests/oracle/compare_logits.py" --goldens "$REPO/tests/oracle/brown_llama_cpp_goldens.json" \
+      "$DEST/brown" $(all_files)
+    ;;
+  *) echo "usage: $0 prepare | compare [KILN] | bench [KILN] [THREADS...] | goldens" >&2; exit 2 ;;
 esac

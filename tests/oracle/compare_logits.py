@@ -2,6 +2,7 @@
 """kiln's logits against llama.cpp's on the same GGUF files (scripts/llama_cpp_oracle.sh compare).
 
     /usr/bin/python3 tests/oracle/compare_logits.py DIR STEM...
+    /usr/bin/python3 tests/oracle/compare_logits.py --goldens OUT.json DIR STEM...
 
 DIR holds prompt_ids.txt, llama.STEM.npy and kiln.STEM.npy ([positions, vocab] float32) for
 every STEM (e.g. brown-gemma4.q4_0). Prints one Markdown row per file:
@@ -12,7 +13,12 @@ every STEM (e.g. brown-gemma4.q4_0). Prints one Markdown row per file:
                        log-likelihood of ids[1:]), i.e. what `kiln perplexity` computes
   quant. error         mean |llama.cpp(file) - llama.cpp(f32 of the same model)|: how far the
                        format itself moves the logits, the scale a wrong dequantization shows at
+
+--goldens writes llama.cpp's side alone, small enough to commit (tests/oracle/
+brown_llama_cpp_goldens.json): per file its perplexity and argmax per position, and for the f32
+file the log-probability of every next token.
 """
+import json
 import sys
 from pathlib import Path
 
@@ -28,7 +34,28 @@ def perplexity(logits, ids):
     return float(np.exp(-log_probs.mean()))
 
 
+def write_goldens(path, directory, ids, stems):
+    document = {"source": "llama.cpp 80fb11ac (node-llama-cpp@3.21.1 prebuilt CPU libllama), tests/oracle/llama_oracle.cpp "
+                          "logits: one thread, flash attention off, f32 KV cache",
+                "prompt": "tests/brown_model/loglik.json ids", "files": {}}
+    for stem in stems:
+        logits = np.load(directory / f"llama.{stem}.npy").astype(np.float64)
+        entry = {"perplexity": round(perplexity(logits, ids), 5), "argmax": logits.argmax(axis=1).tolist()}
+        if stem.endswith(".f32"):
+            peak = logits.max(axis=1, keepdims=True)
+            log_sum = np.log(np.exp(logits - peak).sum(axis=1)) + peak[:, 0]
+            log_probs = logits[np.arange(len(ids) - 1), ids[1:]] - log_sum[:-1]
+            entry["next_token_logprobs"] = [round(float(v), 5) for v in log_probs]
+        document["files"][stem] = entry
+    Path(path).write_text(json.dumps(document, separators=(",", ":")) + "\n")
+
+
 def main():
+    if sys.argv[1] == "--goldens":
+        directory = Path(sys.argv[3])
+        ids = np.array([int(x) for x in (directory / "prompt_ids.txt").read_text().strip().split(",")])
+        write_goldens(sys.argv[2], directory, ids, sys.argv[4:])
+        return
     directory = Path(sys.argv[1])
     ids = np.array([int(x) for x in (directory / "prompt_ids.txt").read_text().strip().split(",")])
     print(f"{len(ids)} positions\n")
