@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 CXX=clang++ CC=clang cmake -S . -B build-fuzz -G Ninja -DKILN_FUZZ=ON -DKILN_CUDA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-targets=$(ninja -C build-fuzz -t targets all | grep -o '^fuzz_[a-z_]*:' | tr -d ':' | grep -v replay | sort -u)
+targets=$(ninja -C build-fuzz -t targets all | grep -o '^fuzz_[a-z0-9_]*:' | tr -d ':' | grep -v replay | sort -u)
 ninja -C build-fuzz $targets
 for target in $targets; do
   binary=$(find build-fuzz -name "$target" -type f -perm -u+x | head -1)
@@ -15,6 +15,7 @@ for target in $targets; do
     fuzz_artifact_reader) corpus=tests/artifact/fuzz_corpus ;;
     fuzz_gbnf|fuzz_regex|fuzz_json_schema) corpus=tests/constraint/fuzz_corpus/${target#fuzz_} ;;
     fuzz_request) corpus=tests/server/fuzz_corpus ;;
+    fuzz_gemma4_output) corpus=tests/server/fuzz_corpus_gemma4_output ;;
     fuzz_gguf_reader|fuzz_safetensors_header|fuzz_config_json) corpus=tests/io/fuzz_corpus/${target#fuzz_} ;;
     *) corpus=tests/tokenizer/fuzz_corpus/${target#fuzz_} ;;
   esac

@@ -4,7 +4,9 @@
 #include <deque>
 #include <optional>
 
+#include "server/gemma4_output.h"
 #include "server/request_channel.h"
+#include "server/json_fields.h"
 #include "server/server_impl.h"
 
 namespace kiln::server {
@@ -22,6 +24,11 @@ struct Stream {
   bool include_usage = false, logprobs = false;
   bool sent_role = false;  // the first event went out
   bool ended = false;      // the last event went out
+  // Chat on a templated model: the reply split into reasoning, content and tool calls.
+  std::optional<Gemma4OutputParser> parser;
+  size_t tool_calls_sent = 0;
+  std::chrono::steady_clock::time_point last_write;
+  std::chrono::milliseconds keepalive{0};
 };
 
 TokenLogprobs LogprobsOf(const Model& model, const TokenEvent& token, int64_t top) {
@@ -49,6 +56,36 @@ std::string Event(const Stream& stream, json chunk) {
 
 }  // namespace
 
+std::shared_ptr<RequestChannel> Server::Impl::SubmitGeneration(GenerationRequest generation, httplib::Response& response,
+                                                               ErrorStyle style, RequestId* id) {
+  auto channel = std::make_shared<RequestChannel>();
+  generation.on_token = [channel](const TokenEvent& token) { channel->PushToken(token); };
+  generation.on_done = [channel, this](const Completion& completion) {
+    counters.Add(completion);
+    channel->Finish(completion);
+  };
+  // The model's queue is unbounded; the server bounds it so that an overloaded server answers at
+  // once and the client can retry, rather than every request waiting longer.
+  if (counters.in_flight.fetch_add(1) >= options.max_in_flight) {
+    counters.in_flight -= 1;
+    response.set_header("Retry-After", "1");
+    SendStyledError(response, style, 503,
+                    "the server is busy: " + std::to_string(options.max_in_flight) + " requests are running or queued; retry later",
+                    "unavailable_error", 503);
+    return nullptr;
+  }
+  Result<RequestId> submitted = model->Submit(std::move(generation));
+  if (!submitted.has_value()) {
+    counters.in_flight -= 1;
+    const int status = StatusOf(submitted.error());
+    SendStyledError(response, style, status, submitted.error().message(), status == 500 ? "server_error" : "invalid_request_error",
+                    nullptr);
+    return nullptr;
+  }
+  *id = *submitted;
+  return channel;
+}
+
 void Server::Impl::GenerationRoute(Endpoint endpoint, const httplib::Request& request, httplib::Response& response) {
   Result<ApiRequest> parsed =
       endpoint == Endpoint::kChat ? ParseChatRequest(request.body, limits) : ParseCompletionRequest(request.body, limits);
@@ -58,26 +95,9 @@ void Server::Impl::GenerationRoute(Endpoint endpoint, const httplib::Request& re
   // One alternative at least, so that each token's own log-probability is reported.
   api.generation.top_logprobs = api.logprobs ? std::max<int64_t>(1, top) : 0;
 
-  auto channel = std::make_shared<RequestChannel>();
-  api.generation.on_token = [channel](const TokenEvent& token) { channel->PushToken(token); };
-  api.generation.on_done = [channel, this](const Completion& completion) {
-    counters.Add(completion);
-    channel->Finish(completion);
-  };
-  // The model's queue is unbounded; the server bounds it so that an overloaded server answers at
-  // once and the client can retry, rather than every request waiting longer.
-  if (counters.in_flight.fetch_add(1) >= options.max_in_flight) {
-    counters.in_flight -= 1;
-    response.set_header("Retry-After", "1");
-    return SendError(response, 503, "the server is busy: " + std::to_string(options.max_in_flight) +
-                                        " requests are running or queued; retry later",
-                     "unavailable_error", 503);
-  }
-  Result<RequestId> id = model->Submit(std::move(api.generation));
-  if (!id.has_value()) {
-    counters.in_flight -= 1;
-    return SendError(response, id.error());
-  }
+  RequestId id = 0;
+  std::shared_ptr<RequestChannel> channel = SubmitGeneration(std::move(api.generation), response, ErrorStyle::kOpenAi, &id);
+  if (!channel) return;
 
   ResponseHeader header;
   header.endpoint = endpoint;
@@ -99,18 +119,26 @@ void Server::Impl::GenerationRoute(Endpoint endpoint, const httplib::Request& re
       }
       logprobs = Logprobs(endpoint, entries);
     }
-    response.set_content(FullResponse(header, *done, logprobs).dump(-1, ' ', false, json::error_handler_t::replace),
-                         "application/json");
+    std::optional<ReplyDelta> reply;
+    if (api.parse_reply) {
+      Gemma4OutputParser parser({.tool_calls = api.parse_tool_calls});
+      reply = parser.Feed(done->text);
+      reply->Append(parser.Finish());
+    }
+    response.set_content(Dump(FullResponse(header, *done, logprobs, reply ? &*reply : nullptr)), "application/json");
     return;
   }
 
   auto stream = std::make_shared<Stream>();
   stream->model = model.get();
-  stream->id = *id;
+  stream->id = id;
   stream->header = header;
   stream->channel = channel;
   stream->include_usage = api.include_usage;
   stream->logprobs = api.logprobs;
+  if (api.parse_reply) stream->parser.emplace(ParserOptions{.tool_calls = api.parse_tool_calls});
+  stream->keepalive = milliseconds(options.sse_keepalive_ms);
+  stream->last_write = std::chrono::steady_clock::now();
   response.set_header("Cache-Control", "no-cache");
   // The first event carries the role (chat) and no text; the provider then sends one event per
   // batch of tokens that arrived, the finishing chunk, the usage chunk and [DONE].
@@ -121,20 +149,40 @@ void Server::Impl::GenerationRoute(Endpoint endpoint, const httplib::Request& re
     }
     std::deque<TokenEvent> tokens;
     std::optional<Completion> done;
-    if (!stream->channel->Take(&tokens, &done, milliseconds(500))) return sink.is_writable();
+    if (!stream->channel->Take(&tokens, &done, milliseconds(100))) {
+      // Waiting (queued, or a long prefill): a comment line keeps proxies from timing out.
+      const auto now = std::chrono::steady_clock::now();
+      if (stream->keepalive.count() > 0 && now - stream->last_write >= stream->keepalive) {
+        stream->last_write = now;
+        return Write(sink, ": ping\n\n");
+      }
+      return sink.is_writable();
+    }
     std::string text;
     std::vector<TokenLogprobs> entries;
     for (const TokenEvent& t : tokens) {
       text += t.text;
       if (stream->logprobs && t.id >= 0) entries.push_back(LogprobsOf(*stream->model, t, top));
     }
-    if (!text.empty() || !entries.empty()) {
-      json logprobs = stream->logprobs ? Logprobs(stream->header.endpoint, entries) : json(nullptr);
+    const json logprobs = stream->logprobs ? Logprobs(stream->header.endpoint, entries) : json(nullptr);
+    if (stream->parser) {
+      ReplyDelta delta = stream->parser->Feed(text);
+      if (done) delta.Append(stream->parser->Finish());
+      if (!delta.empty() || !entries.empty()) {
+        const size_t first = stream->tool_calls_sent;
+        stream->tool_calls_sent += delta.tool_calls.size();
+        if (!Write(sink, Event(*stream, ReplyChunk(stream->header, delta, first, logprobs)))) return false;
+        stream->last_write = std::chrono::steady_clock::now();
+      }
+    } else if (!text.empty() || !entries.empty()) {
       if (!Write(sink, Event(*stream, Chunk(stream->header, text, /*role=*/false, "", logprobs)))) return false;
+      stream->last_write = std::chrono::steady_clock::now();
     }
     if (!done) return true;
     stream->ended = true;
-    const std::string reason = done->error ? "error" : FinishReason(done->stop_reason);
+    const std::string reason = done->error     ? "error"
+                               : stream->parser ? ChatFinishReason(done->stop_reason, stream->tool_calls_sent > 0)
+                                                : FinishReason(done->stop_reason);
     std::string tail = Event(*stream, Chunk(stream->header, "", /*role=*/false, reason, nullptr));
     if (stream->include_usage) tail += SseEvent(UsageChunk(stream->header, *done));
     tail += kSseDone;

@@ -20,6 +20,8 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json.hpp>
+
 #include "kiln/kiln.h"
 #include "kiln/status.h"
 
@@ -42,7 +44,17 @@ struct ApiRequest {
   bool include_usage = false;    // stream_options.include_usage
   bool logprobs = false;         // report per-token log-probabilities
   int64_t top_logprobs = 0;      // alternatives per token in the response
+  // Chat on a model with a chat template: the reply is Gemma 4 output, split into reasoning,
+  // content and (with parse_tool_calls) tool calls (gemma4_output.h).
+  bool parse_reply = false;
+  bool parse_tool_calls = false;
 };
+
+// The sampling fields and "stop", shared with Ollama's "options" (the names the servers share:
+// temperature, top_p, top_k, min_p, seed, repetition_penalty / repeat_penalty, repeat_last_n,
+// presence_penalty, frequency_penalty). Absent fields keep the model's defaults; any given field
+// starts from those and overrides.
+Status ParseSamplingFields(const nlohmann::json& object, const ApiLimits& limits, GenerationRequest* generation);
 
 Result<ApiRequest> ParseChatRequest(std::string_view body, const ApiLimits& limits);
 Result<ApiRequest> ParseCompletionRequest(std::string_view body, const ApiLimits& limits);

@@ -59,15 +59,63 @@ json Logprobs(Endpoint endpoint, const std::vector<TokenLogprobs>& tokens) {
   return json{{"tokens", texts}, {"token_logprobs", logprobs}, {"top_logprobs", tops}, {"text_offset", offsets}};
 }
 
-json FullResponse(const ResponseHeader& header, const Completion& completion, const json& logprobs) {
+std::string ToolCallId(const ResponseHeader& header, size_t index) {
+  const size_t dash = header.id.find('-');
+  return "call_" + (dash == std::string::npos ? header.id : header.id.substr(dash + 1)) + "_" + std::to_string(index);
+}
+
+std::string ChatFinishReason(const std::string& stop_reason, bool made_tool_calls) {
+  const std::string reason = FinishReason(stop_reason);
+  return made_tool_calls && reason == "stop" ? "tool_calls" : reason;
+}
+
+namespace {
+
+json ToolCallsJson(const ResponseHeader& header, const std::vector<ParsedToolCall>& calls, size_t first_index, bool indexed) {
+  json out = json::array();
+  for (size_t i = 0; i < calls.size(); ++i) {
+    json call = {{"id", ToolCallId(header, first_index + i)},
+                 {"type", "function"},
+                 {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}};
+    if (indexed) call["index"] = first_index + i;
+    out.push_back(std::move(call));
+  }
+  return out;
+}
+
+}  // namespace
+
+json ReplyChunk(const ResponseHeader& header, const ReplyDelta& delta, size_t first_tool_index, const json& logprobs) {
+  json chunk = Chunk(header, delta.content, /*role=*/false, "", logprobs);
+  json& message = chunk["choices"][0]["delta"];
+  if (delta.content.empty() && (!delta.reasoning.empty() || !delta.tool_calls.empty())) message.erase("content");
+  if (!delta.reasoning.empty()) {
+    message["reasoning_content"] = delta.reasoning;
+    message["reasoning"] = delta.reasoning;
+  }
+  if (!delta.tool_calls.empty()) message["tool_calls"] = ToolCallsJson(header, delta.tool_calls, first_tool_index, true);
+  return chunk;
+}
+
+json FullResponse(const ResponseHeader& header, const Completion& completion, const json& logprobs, const ReplyDelta* reply) {
   json choice = {{"index", 0}};
-  if (header.endpoint == Endpoint::kChat) {
+  if (header.endpoint == Endpoint::kChat && reply) {
+    json message = {{"role", "assistant"}, {"content", reply->content}};
+    if (reply->content.empty() && !reply->tool_calls.empty()) message["content"] = nullptr;
+    if (!reply->reasoning.empty()) {
+      message["reasoning_content"] = reply->reasoning;
+      message["reasoning"] = reply->reasoning;
+    }
+    if (!reply->tool_calls.empty()) message["tool_calls"] = ToolCallsJson(header, reply->tool_calls, 0, false);
+    choice["message"] = std::move(message);
+  } else if (header.endpoint == Endpoint::kChat) {
     choice["message"] = {{"role", "assistant"}, {"content", completion.text}};
   } else {
     choice["text"] = completion.text;
   }
   choice["logprobs"] = logprobs;
-  choice["finish_reason"] = FinishReason(completion.stop_reason);
+  choice["finish_reason"] = reply ? ChatFinishReason(completion.stop_reason, !reply->tool_calls.empty())
+                                  : FinishReason(completion.stop_reason);
   json body = Base(header, header.endpoint == Endpoint::kChat ? "chat.completion" : "text_completion");
   body["choices"] = json::array({choice});
   body["usage"] = Usage(completion);

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kiln/kiln.h"
+#include "server/gemma4_output.h"
 
 namespace kiln::server {
 
@@ -44,7 +45,21 @@ nlohmann::json Usage(const Completion& completion);
 // {"tokens", "token_logprobs", "top_logprobs", "text_offset"}.
 nlohmann::json Logprobs(Endpoint endpoint, const std::vector<TokenLogprobs>& tokens);
 
-nlohmann::json FullResponse(const ResponseHeader& header, const Completion& completion, const nlohmann::json& logprobs);
+// `reply`: the chat reply split by Gemma4OutputParser (null: the text as content). The message
+// then carries reasoning_content and reasoning (both names, as clients read either),
+// tool_calls (content null when there is no text) and finish_reason "tool_calls".
+nlohmann::json FullResponse(const ResponseHeader& header, const Completion& completion, const nlohmann::json& logprobs,
+                            const ReplyDelta* reply = nullptr);
+
+// "call_<completion>_<index>": unique per server, as OpenAI's tool call ids are.
+std::string ToolCallId(const ResponseHeader& header, size_t index);
+// finish_reason for a chat reply that made tool calls: "tool_calls" unless it was cut short.
+std::string ChatFinishReason(const std::string& stop_reason, bool made_tool_calls);
+// A streamed chat chunk of a split reply: delta {content?, reasoning_content?, reasoning?,
+// tool_calls?: [{index, id, type, function: {name, arguments}}]}; the calls are numbered from
+// `first_tool_index` (the calls streamed before).
+nlohmann::json ReplyChunk(const ResponseHeader& header, const ReplyDelta& delta, size_t first_tool_index,
+                          const nlohmann::json& logprobs);
 
 // A streamed chunk with `text` as its delta (`role` adds "role": "assistant", chat only), and
 // `finish_reason` (empty: null). `logprobs`: null or the chunk's logprobs object.

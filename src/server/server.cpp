@@ -16,6 +16,13 @@ void SendError(httplib::Response& response, int status, const std::string& messa
   response.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
+void SendStyledError(httplib::Response& response, ErrorStyle style, int status, const std::string& message, const std::string& type,
+                     const json& code) {
+  if (style == ErrorStyle::kOpenAi) return SendError(response, status, message, type, code);
+  response.status = status;
+  response.set_content(OllamaErrorBody(message), "application/json");
+}
+
 int StatusOf(const Error& error) {
   switch (error.code()) {
     case ErrorCode::kNotFound: return 404;
@@ -96,6 +103,7 @@ void Server::Impl::Routes() {
   http.Get("/metrics", [this](const httplib::Request&, httplib::Response& response) {
     response.set_content(Metrics(), "text/plain; version=0.0.4");
   });
+  OllamaRoutes();
 }
 
 Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
@@ -113,35 +121,54 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
   http.set_payload_max_length(static_cast<size_t>(impl->options.max_body_bytes));
   // Authentication, then "loading": before routing so that every route (and unknown ones) gets it.
   http.set_pre_routing_handler([impl](const httplib::Request& request, httplib::Response& response) {
+    const ErrorStyle style = StyleOf(request.path);
     if (impl->draining) {
-      SendError(response, 503, "Shutting down", "unavailable_error", 503);
+      SendStyledError(response, style, 503, "Shutting down", "unavailable_error", 503);
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    // CORS preflights carry no credentials: answered before the key is checked.
+    if (request.method == "OPTIONS" && !impl->options.cors_origin.empty()) {
+      const std::string asked = request.get_header_value("Access-Control-Request-Headers");
+      response.status = 204;
+      response.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+      response.set_header("Access-Control-Allow-Headers", asked.empty() ? "Authorization, Content-Type" : asked);
+      response.set_header("Access-Control-Max-Age", "86400");
       return httplib::Server::HandlerResponse::Handled;
     }
     if (request.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
     const std::string& key = impl->options.api_key;
     if (!key.empty() && request.get_header_value("Authorization") != "Bearer " + key) {
-      SendError(response, 401, "missing or wrong API key: send the header 'Authorization: Bearer KEY'", "authentication_error",
-                "invalid_api_key");
+      SendStyledError(response, style, 401, "missing or wrong API key: send the header 'Authorization: Bearer KEY'",
+                      "authentication_error", "invalid_api_key");
       return httplib::Server::HandlerResponse::Handled;
     }
     if (!impl->ready) {
-      SendError(response, 503, "Loading model", "unavailable_error", 503);
+      SendStyledError(response, style, 503, "Loading model", "unavailable_error", 503);
       return httplib::Server::HandlerResponse::Handled;
     }
     return httplib::Server::HandlerResponse::Unhandled;
   });
+  // Every answer (errors and preflights too) names the allowed origin.
+  if (!impl->options.cors_origin.empty()) {
+    http.set_post_routing_handler([impl](const httplib::Request&, httplib::Response& response) {
+      response.set_header("Access-Control-Allow-Origin", impl->options.cors_origin);
+      if (impl->options.cors_origin != "*") response.set_header("Vary", "Origin");
+    });
+  }
   // Statuses httplib sets itself (404 no route, 413 body too large, 400 bad framing) get
   // OpenAI's error shape; the routes' own errors already have a body.
   httplib::Server::HandlerWithResponse on_error = [impl](const httplib::Request& request, httplib::Response& response) {
-    if (!response.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    if (!response.body.empty() || response.status == 204) return httplib::Server::HandlerResponse::Unhandled;
+    const ErrorStyle style = StyleOf(request.path);
     if (response.status == 404) {
-      SendError(response, 404, "no route " + request.method + " " + request.path, "invalid_request_error", "not_found");
+      SendStyledError(response, style, 404, "no route " + request.method + " " + request.path, "invalid_request_error", "not_found");
     } else if (response.status == 413) {
-      SendError(response, 413, "the request body is larger than the limit of " + std::to_string(impl->options.max_body_bytes) + " bytes",
-                "invalid_request_error", "request_too_large");
+      SendStyledError(response, style, 413,
+                      "the request body is larger than the limit of " + std::to_string(impl->options.max_body_bytes) + " bytes",
+                      "invalid_request_error", "request_too_large");
     } else {
-      SendError(response, response.status, "the request could not be read (HTTP " + std::to_string(response.status) + ")",
-                "invalid_request_error");
+      SendStyledError(response, style, response.status,
+                      "the request could not be read (HTTP " + std::to_string(response.status) + ")", "invalid_request_error", nullptr);
     }
     return httplib::Server::HandlerResponse::Handled;
   };
@@ -177,6 +204,7 @@ void Server::SetModel(std::unique_ptr<Model> model, const std::string& name) {
   impl.limits.has_chat_template = info.has_chat_template;
   impl.model_name = name;
   impl.created = static_cast<int64_t>(std::time(nullptr));
+  impl.loaded_unix_nanoseconds = UnixNanosecondsNow();
   impl.model = std::move(model);
   impl.ready = true;
 }

@@ -14,14 +14,18 @@
 //   POST /v1/completions         OpenAI text completion, streamed or not
 //   POST /tokenize, /detokenize  {"content"} <-> {"tokens"}
 //   GET  /metrics                Prometheus text
-// Every error is OpenAI's {"error": {"message", "type", "code"}}: 400 bad input, 401 missing or
+//   POST /api/chat, /api/generate  Ollama's native API, NDJSON streams (ollama.h)
+//   GET  /api/tags, /api/ps, /api/version; POST /api/show
+// Every error is OpenAI's {"error": {"message", "type", "code"}} (under /api/, Ollama's
+// {"error": "message"}): 400 bad input, 401 missing or
 // wrong "Authorization: Bearer KEY", 404 unknown route or model, 413 body over max_body_bytes,
 // 503 loading or busy (max_in_flight generations already running or queued; with a
 // Retry-After header). Bad input never gives a 500; a 500 means the model failed while running.
 //
 // Threads: HTTP requests run on a pool of `http_threads`; each generation is submitted to the
 // model (which batches them) and its tokens come back through a RequestChannel. A streamed
-// client that goes away has its request cancelled.
+// client that goes away has its request cancelled. An unstreamed one cannot be noticed: the
+// system's cpp-httplib (0.11) gives a handler no way to see its connection until it writes.
 //
 // Stop (also the destructor): new requests get 503 "Shutting down", the requests in flight
 // (streamed ones too) finish and are answered, the listening socket closes, then the model is
@@ -46,6 +50,13 @@ struct ServerOptions {
   int64_t http_threads = 64;            // concurrent HTTP connections served
   int64_t max_body_bytes = 8 << 20;     // larger bodies get 413
   int64_t max_in_flight = 256;          // generations running + queued; beyond: 503, Retry-After
+  // A streamed (SSE) reply that has sent nothing for this long (queued, or in a long prefill)
+  // sends a ": ping" comment line; 0: never.
+  int64_t sse_keepalive_ms = 5000;
+  // Browsers on this origin ("*": any) may call the API: every answer carries
+  // Access-Control-Allow-Origin, and OPTIONS preflights are answered (without the API key).
+  // Empty: no CORS headers.
+  std::string cors_origin;
 };
 
 class Server {

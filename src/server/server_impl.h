@@ -9,12 +9,18 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "server/ollama.h"
 #include "server/request.h"
+#include "server/request_channel.h"
 #include "server/response.h"
 #include "server/server.h"
 
 namespace kiln::server {
 
+// OpenAI's error body ({"error": {"message", "type", "code"}}) or Ollama's ({"error": "message"}),
+// for the routes under /api/.
+enum class ErrorStyle { kOpenAi, kOllama };
+inline ErrorStyle StyleOf(const std::string& path) { return path.starts_with("/api/") ? ErrorStyle::kOllama : ErrorStyle::kOpenAi; }
 // Counters over finished requests (what Model::stats() does not split out).
 struct Counters {
   std::atomic<int64_t> requests{0}, cancelled{0}, prompt_tokens{0}, generated_tokens{0}, cached_tokens{0};
@@ -46,12 +52,23 @@ struct Server::Impl {
   std::atomic<bool> draining{false};          // Stop began: new requests get 503
   std::atomic<int64_t> active_streams{0};     // streamed replies not yet over
   std::atomic<uint64_t> next_response{0};
+  int64_t loaded_unix_nanoseconds = 0;        // when SetModel ran (Ollama's modified_at)
   Counters counters;
 
   void Routes();
+  void OllamaRoutes();
   std::string Metrics() const;
   void GenerationRoute(Endpoint endpoint, const httplib::Request& request, httplib::Response& response);
+  void OllamaGenerationRoute(OllamaRoute route, const httplib::Request& request, httplib::Response& response);
+  // Submits `generation` (its callbacks are set here) within max_in_flight: its tokens and end
+  // arrive through the returned channel. Null when refused; the error has then been sent.
+  std::shared_ptr<RequestChannel> SubmitGeneration(GenerationRequest generation, httplib::Response& response, ErrorStyle style,
+                                                   RequestId* id);
 };
+
+// Sets OpenAI's or Ollama's error body and status.
+void SendStyledError(httplib::Response& response, ErrorStyle style, int status, const std::string& message, const std::string& type,
+                     const nlohmann::json& code);
 
 // Sets an OpenAI error body and status. `code`: OpenAI's string code, or null.
 void SendError(httplib::Response& response, int status, const std::string& message, const std::string& type,

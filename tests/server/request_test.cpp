@@ -36,6 +36,23 @@ TEST(RequestTest, AnySamplingFieldStartsFromTheDefaultsAndOverrides) {
   EXPECT_EQ(r->generation.sampling->seed, UINT64_MAX);  // -1 modulo 2^64
 }
 
+TEST(RequestTest, PenaltiesMapOntoSampling) {
+  Result<ApiRequest> r = ParseCompletionRequest(
+      R"({"prompt":"x","presence_penalty":-0.5,"frequency_penalty":1.5,"repeat_penalty":1.3,"repeat_last_n":-1})", Limits());
+  ASSERT_TRUE(r.has_value()) << r.error().message();
+  ASSERT_TRUE(r->generation.sampling.has_value());
+  EXPECT_FLOAT_EQ(r->generation.sampling->presence_penalty, -0.5f);
+  EXPECT_FLOAT_EQ(r->generation.sampling->frequency_penalty, 1.5f);
+  EXPECT_FLOAT_EQ(r->generation.sampling->repetition_penalty, 1.3f);
+  EXPECT_EQ(r->generation.sampling->repetition_window, 0);  // -1: the whole sequence
+  // repeat_last_n 0 turns the repetition penalty off, as in llama-server.
+  r = ParseCompletionRequest(R"({"prompt":"x","repetition_penalty":1.3,"repeat_last_n":0})", Limits());
+  ASSERT_TRUE(r.has_value());
+  EXPECT_FLOAT_EQ(r->generation.sampling->repetition_penalty, 1.0f);
+  r = ParseCompletionRequest(R"({"prompt":"x","repeat_last_n":32})", Limits());
+  EXPECT_EQ(r->generation.sampling->repetition_window, 32);
+}
+
 TEST(RequestTest, StopIsAStringOrAList) {
   EXPECT_EQ(ParseCompletionRequest(R"({"prompt":"x","stop":"\n"})", Limits())->generation.stop, std::vector<std::string>{"\n"});
   EXPECT_EQ(ParseCompletionRequest(R"({"prompt":"x","stop":["a","b"]})", Limits())->generation.stop,

@@ -74,6 +74,7 @@ inline SseStream ParseSse(const std::string& body) {
     }
     const std::string event = body.substr(pos, end - pos);
     pos = end + 2;
+    if (event.rfind(": ", 0) == 0 && event.find('\n') == std::string::npos) continue;  // a keep-alive comment
     if (event.rfind("data: ", 0) != 0 || event.find('\n') != std::string::npos) {
       out.error = "not one 'data: ' line: " + event;
       return out;

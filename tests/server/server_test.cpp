@@ -154,6 +154,26 @@ TEST_F(ServerTest, LogprobsJoinToTheContent) {
   EXPECT_EQ(joined, body["choices"][0]["message"]["content"]);
 }
 
+// The penalties reach the model: the reply equals Model::Generate with the same penalties, and
+// differs from the reply without them.
+TEST_F(ServerTest, PresenceAndFrequencyPenaltiesEqualGenerateWithThem) {
+  GenerationRequest request;
+  request.prompt = "The jury said";
+  request.max_tokens = 32;
+  request.ignore_eos = true;
+  request.sampling = SamplingParams{};  // greedy, no repetition penalty
+  Result<Completion> plain = oracle_->Generate(request);
+  request.sampling->presence_penalty = 1.5f;
+  request.sampling->frequency_penalty = 2.0f;
+  Result<Completion> penalized = oracle_->Generate(request);
+  ASSERT_TRUE(plain.has_value() && penalized.has_value());
+  EXPECT_NE(plain->text, penalized->text);
+  json body = Post("/v1/completions", {{"prompt", "The jury said"}, {"max_tokens", 32}, {"ignore_eos", true}, {"temperature", 0},
+                                       {"repetition_penalty", 1}, {"presence_penalty", 1.5}, {"frequency_penalty", 2}})
+                  .Json();
+  EXPECT_EQ(body["choices"][0]["text"], penalized->text);
+}
+
 TEST_F(ServerTest, TokenizeAndDetokenizeRoundTrip) {
   Result<std::vector<int32_t>> ids = oracle_->Tokenize("The jury said");
   ASSERT_TRUE(ids.has_value());

@@ -25,11 +25,13 @@ namespace {
 const char kUsage[] =
     "usage: kiln serve [MODEL] [options]\n"
     "  An OpenAI-compatible HTTP server: /v1/chat/completions, /v1/completions, /v1/models,\n"
-    "  /health, /metrics, /tokenize, /detokenize. Without MODEL it serves the bundled model.\n"
+    "  /health, /metrics, /tokenize, /detokenize, and Ollama's /api/chat, /api/generate, /api/tags,\n"
+    "  /api/ps, /api/show, /api/version. Without MODEL it serves the bundled model.\n"
     "  --host ADDR          address to listen on (default 127.0.0.1: this machine only)\n"
     "  --port N             port (default 8080; 0 picks a free one)\n"
     "  --api-key KEY        require 'Authorization: Bearer KEY' (not for /health)\n"
     "  --api-key-file F     the same, the key read from the first line of F\n"
+    "  --cors ORIGIN        let browser pages from ORIGIN ('*': any) call the API\n"
     "  --parallel N         sequences generated at once (default 4)\n"
     "  --ctx N --chunk N --threads N --device cpu|cuda --kv-cache f32|bf16\n";
 
@@ -56,7 +58,7 @@ Result<std::string> ApiKey(const Args& args) {
 }  // namespace
 
 int RunServe(int argc, char** argv) {
-  std::set<std::string> value_flags = {"--host", "--port", "--api-key", "--api-key-file", "--parallel", "--ctx",
+  std::set<std::string> value_flags = {"--host", "--port", "--api-key", "--api-key-file", "--cors", "--parallel", "--ctx",
                                        "--chunk", "--threads", "--device", "--kv-cache"};
   auto args = Args::Parse(argc, argv, value_flags, {"--help"});
   if (!args) return ReportError("serve", args.error());
@@ -96,6 +98,7 @@ int RunServe(int argc, char** argv) {
   server_options.host = args->Get("--host", "127.0.0.1");
   server_options.port = static_cast<int>(*port);
   server_options.api_key = *key;
+  server_options.cors_origin = args->Get("--cors");
   server::Server server(server_options);
   auto bound = server.Start();
   if (!bound) return ReportError("serve", bound.error());
