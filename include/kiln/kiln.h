@@ -43,6 +43,10 @@ struct ModelOptions {
   int threads = 0;              // CPU threads; 0 = all
   bool prefix_cache = true;     // reuse the KV of prompt prefixes across requests
   std::string kv_cache;         // "" (the target's choice), "f32" or "bf16"
+  // Speculative decoding for every request (docs/speculative.md): "" (off) or "ngram" (prompt
+  // lookup: drafts copied from earlier in the prompt and output). Lossless: the same tokens.
+  std::string speculative;
+  int draft_max = 8;            // tokens drafted per step
 };
 
 // A call an assistant message made (OpenAI's tool_calls entry).
@@ -96,6 +100,8 @@ struct Completion {
   double prompt_seconds = 0;    // from submission until the prompt was in
   double first_token_seconds = 0;
   double generation_seconds = 0;  // after the first token
+  int64_t draft_tokens = 0;       // speculative decoding: drafted, and of those accepted
+  int64_t accepted_draft_tokens = 0;
   std::optional<Error> error;   // the request failed while running
 };
 
@@ -143,6 +149,7 @@ struct ModelInfo {
 struct ModelStats {
   int64_t waiting = 0, running = 0, finished = 0, cancelled = 0, preemptions = 0;
   int64_t prompt_tokens = 0, cached_tokens = 0, generated_tokens = 0;
+  int64_t draft_tokens = 0, accepted_draft_tokens = 0;  // speculative decoding
 };
 
 class Model {

@@ -153,7 +153,7 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
 
   const bool speculate = options.speculative.enabled();
   const bool on_device = options.decode_depth > 0 && session_.SupportsDecodeOnDevice() && !options.constraint && !speculate &&
-                         options.sampling.repetition_penalty == 1.0f && options.top_logprobs == 0 && !options.keep_logits;
+                         !options.sampling.penalized() && options.top_logprobs == 0 && !options.keep_logits;
   result.stop_reason = StopReason::kMaxTokens;
   if (options.max_new_tokens == 0) {
     stream.Finish();

@@ -135,6 +135,8 @@ Completion ToCompletion(RequestId id, const Result<GenerationResult>& result) {
   completion.prompt_tokens = result->prompt_tokens;
   completion.cached_tokens = result->reused_tokens;
   completion.prompt_seconds = result->prefill_seconds;
+  completion.draft_tokens = result->draft_tokens;
+  completion.accepted_draft_tokens = result->accepted_draft_tokens;
   completion.first_token_seconds = result->first_token_seconds;
   completion.generation_seconds = result->decode_seconds;
   return completion;
@@ -171,6 +173,15 @@ Result<std::unique_ptr<Model>> Model::Load(const std::string& path, const ModelO
   TRY_ASSIGN(impl->runner, impl->model->NewRunner());
   SchedulerOptions scheduler;
   scheduler.prefix_cache = options.prefix_cache;
+  if (!options.speculative.empty() && options.speculative != "none") {
+    TRY_ASSIGN(scheduler.speculative.type, ParseSpeculativeType(options.speculative));
+    if (scheduler.speculative.type == SpeculativeType::kDraft) {
+      return Error(ErrorCode::kUnsupported, "speculative 'draft' runs one sequence at a time (kiln run, chat); a model serving "
+                                            "many takes 'ngram'");
+    }
+    scheduler.speculative.draft_max = options.draft_max;
+    TRY(scheduler.speculative.Validate());
+  }
   impl->scheduler = std::make_unique<Scheduler>(*impl->runner, impl->tokenizer(), scheduler);
   impl->scheduler->Start();
   return std::unique_ptr<Model>(new Model(std::move(impl)));
@@ -265,7 +276,8 @@ ModelInfo Model::info() const {
 
 ModelStats Model::stats() const {
   const SchedulerStats s = impl_->scheduler->stats();
-  return {s.waiting, s.running, s.finished, s.cancelled, s.preemptions, s.prompt_tokens, s.cached_tokens, s.generated_tokens};
+  return {s.waiting,       s.running,       s.finished,         s.cancelled,    s.preemptions,
+          s.prompt_tokens, s.cached_tokens, s.generated_tokens, s.draft_tokens, s.accepted_draft_tokens};
 }
 
 }  // namespace kiln

@@ -12,6 +12,7 @@
 #include "engine/scheduler.h"
 #include "engine/speculative.h"
 #include "io/json_file.h"
+#include "kiln/kiln.h"
 
 namespace kiln {
 namespace {
@@ -253,6 +254,44 @@ TEST(Speculative, ScheduledRequestsEqualPlainSoloRuns) {
   EXPECT_GT(accepted, 0);
   EXPECT_GE(stats.draft_tokens, accepted);
   EXPECT_TRUE((*runner)->pool().AllFree() || stats.cached_blocks > 0);
+}
+
+// The public API: a model loaded with speculative "ngram" generates the same text as one
+// without, and counts its drafts.
+TEST(Speculative, ModelOptionAppliesToEveryRequest) {
+  ModelOptions options;
+  options.context = 512;
+  options.chunk = 64;
+  options.parallel = 2;
+  options.threads = 2;
+  auto plain = Model::Load(KILN_BUNDLED_MODEL_DIR, options);
+  ASSERT_TRUE(plain.has_value()) << plain.error().ToString();
+  options.speculative = "ngram";
+  options.draft_max = 4;
+  auto speculative = Model::Load(KILN_BUNDLED_MODEL_DIR, options);
+  ASSERT_TRUE(speculative.has_value()) << speculative.error().ToString();
+  GenerationRequest request;
+  const std::string passage = "The miller walked the length of his dam before breakfast and found that one gate was lost. ";
+  request.prompt = passage + passage + "The miller walked";
+  request.max_tokens = 40;
+  request.ignore_eos = true;
+  request.sampling = SamplingParams{};  // greedy
+  auto expected = (*plain)->Generate(request);
+  auto got = (*speculative)->Generate(request);
+  ASSERT_TRUE(expected.has_value() && got.has_value());
+  EXPECT_EQ(got->tokens, expected->tokens);
+  EXPECT_EQ(got->text, expected->text);
+  EXPECT_EQ(expected->draft_tokens, 0);
+  EXPECT_GT(got->accepted_draft_tokens, 0);
+  EXPECT_EQ((*speculative)->stats().accepted_draft_tokens, got->accepted_draft_tokens);
+  options.speculative = "draft";
+  EXPECT_EQ(Model::Load(KILN_BUNDLED_MODEL_DIR, options).error().code(), ErrorCode::kUnsupported);
+  options.speculative = "bogus";
+  EXPECT_EQ(Model::Load(KILN_BUNDLED_MODEL_DIR, options).error().message(),
+            "unknown speculative type 'bogus' (expected ngram, draft or none)");
+  options.speculative = "ngram";
+  options.draft_max = 100;
+  EXPECT_EQ(Model::Load(KILN_BUNDLED_MODEL_DIR, options).error().message(), "draft max must be in [0, 64], got 100");
 }
 
 }  // namespace
