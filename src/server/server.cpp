@@ -253,6 +253,10 @@ std::string Server::Impl::Metrics() const {
   const int64_t waiting = std::min(in_flight, stats.waiting);
   metric("kiln_requests_processing", "gauge", "Requests running on the model now.", static_cast<double>(in_flight - waiting));
   metric("kiln_requests_waiting", "gauge", "Requests queued for the model.", static_cast<double>(waiting));
+  metric("kiln_draft_tokens_total", "counter", "Speculative decoding: tokens drafted (finished requests).",
+         static_cast<double>(stats.draft_tokens));
+  metric("kiln_draft_tokens_accepted_total", "counter", "Speculative decoding: drafted tokens accepted.",
+         static_cast<double>(stats.accepted_draft_tokens));
   return out.str();
 }
 

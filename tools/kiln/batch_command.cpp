@@ -39,6 +39,7 @@ const char kUsage[] =
     "        prompt_tokens, cached_tokens, timings\n"
     "  --parallel N        sequences per step (default 8)\n"
     "  --no-prefix-cache   prefill every prompt in full\n"
+    "  --spec-type ngram --draft-max N  speculative decoding by prompt lookup (same output)\n"
     "  The generation flags of `kiln run` give every request's defaults: --max-tokens --temperature\n"
     "  --top-k --top-p --min-p --repeat-penalty --repeat-last-n --seed --stop --ignore-eos --system\n"
     "  --no-chat-template; and --ctx --chunk --threads --device --kv-cache.\n";
@@ -243,6 +244,10 @@ int RunBatch(int argc, char** argv) {
   options.threads = load_options->num_threads;
   options.prefix_cache = !args->Has("--no-prefix-cache");
   options.kv_cache = args->Get("--kv-cache");
+  if (flags->speculative.enabled()) {
+    options.speculative = SpeculativeTypeName(flags->speculative.type);
+    options.draft_max = flags->speculative.draft_max;
+  }
   const auto start = std::chrono::steady_clock::now();
   auto model = Model::Load(*path, options);
   if (!model) return ReportError("batch", model.error());

@@ -1,5 +1,6 @@
 // kiln serve [MODEL] [--host 127.0.0.1] [--port 8080] [--api-key K | --api-key-file F]
 //            [--parallel N] [--ctx N] [--chunk N] [--threads N] [--device cpu|cuda]
+//            [--spec-type ngram] [--draft-max N]
 // An OpenAI-compatible HTTP server (src/server/server.h) over one model. The socket listens
 // before the model loads (/health answers 503 "Loading model" until then); SIGINT or SIGTERM
 // stops accepting, lets the requests in flight finish, and exits with status 0.
@@ -33,7 +34,9 @@ const char kUsage[] =
     "  --api-key-file F     the same, the key read from the first line of F\n"
     "  --cors ORIGIN        let browser pages from ORIGIN ('*': any) call the API\n"
     "  --parallel N         sequences generated at once (default 4)\n"
-    "  --ctx N --chunk N --threads N --device cpu|cuda --kv-cache f32|bf16\n";
+    "  --ctx N --chunk N --threads N --device cpu|cuda --kv-cache f32|bf16\n"
+    "  --spec-type ngram    speculative decoding by prompt lookup for every request (same output;\n"
+    "                       docs/speculative.md)   --draft-max N  tokens drafted per step (default 8)\n";
 
 // The id /v1/models reports: the directory's name, or the file's stem for a .kiln file.
 std::string ModelName(const std::string& path) {
@@ -59,7 +62,7 @@ Result<std::string> ApiKey(const Args& args) {
 
 int RunServe(int argc, char** argv) {
   std::set<std::string> value_flags = {"--host", "--port", "--api-key", "--api-key-file", "--cors", "--parallel", "--ctx",
-                                       "--chunk", "--threads", "--device", "--kv-cache"};
+                                       "--chunk", "--threads", "--device", "--kv-cache", "--spec-type", "--draft-max"};
   auto args = Args::Parse(argc, argv, value_flags, {"--help"});
   if (!args) return ReportError("serve", args.error());
   if (args->Has("--help")) {
@@ -85,6 +88,10 @@ int RunServe(int argc, char** argv) {
   options.parallel = args->Has("--parallel") ? load_options->max_sequences : std::min<int64_t>(4, load_options->max_tokens);
   options.threads = load_options->num_threads;
   options.kv_cache = args->Get("--kv-cache");
+  if (args->Has("--spec-type") || args->Has("--draft-max")) options.speculative = args->Get("--spec-type", "ngram");
+  auto draft_max = args->GetInt("--draft-max", options.draft_max, 1, 64);
+  if (!draft_max) return ReportError("serve", draft_max.error());
+  options.draft_max = static_cast<int>(*draft_max);
 
   // SIGINT and SIGTERM are blocked in every thread (the server's threads inherit the mask) and
   // taken by sigwait below, so a signal never interrupts a request half written.
