@@ -13,8 +13,8 @@
 //   64-byte aligned, exactly as the Program reads it: packed in its stored dtype when a
 //   quantization recipe chose one), last.
 //
-// Writing goes to a temporary file that is renamed into place, and a SIGINT/SIGTERM during the
-// write removes it: an interrupted compile leaves nothing behind. The output is deterministic.
+// Writing goes through io/output_file.h: a temporary file renamed into place, removed by a
+// SIGINT, SIGTERM or SIGHUP during the write (an interrupted compile leaves nothing behind). The output is deterministic.
 // Reading validates everything before use and never trusts a byte: a bad magic, another format
 // version, a truncated file, a failed checksum or an inconsistent program is a typed error whose
 // message says what was expected, what was found and what to do. The weights section's checksum

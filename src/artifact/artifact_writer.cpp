@@ -1,12 +1,11 @@
-#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
-#include <unistd.h>
 
 #include "artifact/artifact_file.h"
 #include "artifact/program_codec.h"
 #include "core/hash.h"
+#include "io/output_file.h"
 
 namespace kiln {
 
@@ -17,32 +16,6 @@ constexpr uint64_t kWeightAlignment = 64;
 constexpr uint64_t kPrefixBytes = 32;
 
 uint64_t AlignUp(uint64_t value, uint64_t alignment) { return (value + alignment - 1) / alignment * alignment; }
-
-// The temporary file being written, for the interrupt handler (async-signal-safe: unlink, _exit).
-char g_temp_path[4096];
-void RemoveTempAndExit(int signal_number) {
-  if (g_temp_path[0]) ::unlink(g_temp_path);
-  ::_exit(128 + signal_number);
-}
-
-class InterruptCleanup {
- public:
-  explicit InterruptCleanup(const std::string& temp) {
-    std::snprintf(g_temp_path, sizeof(g_temp_path), "%s", temp.c_str());
-    struct sigaction action {};
-    action.sa_handler = RemoveTempAndExit;
-    sigaction(SIGINT, &action, &old_int_);
-    sigaction(SIGTERM, &action, &old_term_);
-  }
-  ~InterruptCleanup() {
-    sigaction(SIGINT, &old_int_, nullptr);
-    sigaction(SIGTERM, &old_term_, nullptr);
-    g_temp_path[0] = '\0';
-  }
-
- private:
-  struct sigaction old_int_ {}, old_term_ {};
-};
 
 nlohmann::ordered_json HeaderJson(const ArtifactContents& contents, const std::vector<ArtifactSection>& sections) {
   nlohmann::ordered_json header;
@@ -106,47 +79,37 @@ Status WriteArtifact(const std::string& path, const ArtifactContents& contents, 
     header_size = size;
   }
 
-  const std::string temp = path + ".tmp." + std::to_string(::getpid());
-  InterruptCleanup cleanup(temp);
-  FILE* out = std::fopen(temp.c_str(), "wb");
-  if (!out) return Error(ErrorCode::kIo, "cannot create " + temp + ": " + std::strerror(errno));
-  bool ok = true;
-  auto write_at = [&](uint64_t offset, const void* data, size_t size) {
-    ok = ok && fseeko(out, static_cast<off_t>(offset), SEEK_SET) == 0 && std::fwrite(data, 1, size, out) == size;
-  };
-  for (size_t i = 0; i + 1 < sections.size(); ++i) write_at(sections[i].offset, payloads[i].data(), payloads[i].size());
+  // Sections are written out of order (the header last: a file with a valid header is
+  // complete), so the output must be a regular file.
+  TRY_ASSIGN(OutputFile out, OutputFile::Create(path));
+  if (!out.seekable()) {
+    return Error(ErrorCode::kInvalidArgument, path + " is not a regular file; a .kiln is written out of order and needs one");
+  }
+  for (size_t i = 0; i + 1 < sections.size(); ++i) TRY(out.WriteAt(sections[i].offset, payloads[i].data(), payloads[i].size()));
   // Weights, hashed as they stream out.
   Hash64 weights_hash;
   const uint64_t weights_base = sections.back().offset;
   static const uint8_t kZeros[kWeightAlignment] = {};
   uint64_t written = 0;
-  for (size_t i = 0; i < contents.weights.size() && ok; ++i) {
+  for (size_t i = 0; i < contents.weights.size(); ++i) {
     const uint64_t padding = weight_offsets[i] - written;
     weights_hash.Update(kZeros, padding);
     weights_hash.Update(contents.weights[i].data(), contents.weights[i].size());
-    write_at(weights_base + weight_offsets[i], contents.weights[i].data(), contents.weights[i].size());
+    TRY(out.WriteAt(weights_base + weight_offsets[i], contents.weights[i].data(), contents.weights[i].size()));
     written = weight_offsets[i] + contents.weights[i].size();
     if (progress) progress(written, weights_size);
   }
   sections.back().checksum = weights_hash.Digest();
-  // The fixed prefix and header, last: a file with a valid header is a complete file.
   const std::string header = HeaderJson(contents, sections).dump();
   uint8_t prefix[kPrefixBytes];
   std::memcpy(prefix, kArtifactMagic, 8);
   const uint64_t fields[3] = {kArtifactFormatVersion, header.size(), HashBytes(header.data(), header.size())};
   std::memcpy(prefix + 8, fields, sizeof(fields));
-  write_at(0, prefix, sizeof(prefix));
-  write_at(kPrefixBytes, header.data(), header.size());
-  ok = ok && std::fflush(out) == 0;
+  TRY(out.WriteAt(0, prefix, sizeof(prefix)));
+  TRY(out.WriteAt(kPrefixBytes, header.data(), header.size()));
   // The file ends exactly where the weights section does (also when it is empty).
-  ok = ok && ::ftruncate(fileno(out), static_cast<off_t>(weights_base + weights_size)) == 0;
-  ok = ok && ::fsync(fileno(out)) == 0;
-  ok = (std::fclose(out) == 0) && ok;
-  if (!ok || std::rename(temp.c_str(), path.c_str()) != 0) {
-    const std::string reason = std::strerror(errno);
-    std::remove(temp.c_str());
-    return Error(ErrorCode::kIo, "cannot write " + path + ": " + reason);
-  }
+  TRY(out.Truncate(weights_base + weights_size));
+  TRY(out.Commit());
   return Status::Ok();
 }
 

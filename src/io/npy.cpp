@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "core/mapped_file.h"
+#include "io/output_file.h"
 
 namespace kiln {
 
@@ -21,23 +22,14 @@ Status WriteNpyF32(const std::string& path, const float* values, const std::vect
   const size_t unpadded = 10 + header.size() + 1;
   header.append((64 - unpadded % 64) % 64, ' ');
   header.push_back('\n');
-  const std::string temp = path + ".tmp." + std::to_string(::getpid());
-  FILE* out = std::fopen(temp.c_str(), "wb");
-  if (!out) return Error(ErrorCode::kIo, "cannot create " + temp);
+  TRY_ASSIGN(OutputFile out, OutputFile::Create(path));
   const uint16_t header_len = static_cast<uint16_t>(header.size());
-  const char prefix[8] = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0};
-  bool ok = std::fwrite(prefix, 1, 8, out) == 8;
-  const uint8_t len_bytes[2] = {static_cast<uint8_t>(header_len & 0xff),
-                                static_cast<uint8_t>(header_len >> 8)};
-  ok = ok && std::fwrite(len_bytes, 1, 2, out) == 2;
-  ok = ok && std::fwrite(header.data(), 1, header.size(), out) == header.size();
-  ok = ok && std::fwrite(values, sizeof(float), static_cast<size_t>(count), out) ==
-                 static_cast<size_t>(count);
-  ok = (std::fclose(out) == 0) && ok;
-  if (!ok || std::rename(temp.c_str(), path.c_str()) != 0) {
-    std::remove(temp.c_str());
-    return Error(ErrorCode::kIo, "cannot write " + path);
-  }
+  const char prefix[10] = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0, static_cast<char>(header_len & 0xff),
+                           static_cast<char>(header_len >> 8)};
+  TRY(out.Write(prefix, sizeof(prefix)));
+  TRY(out.Write(header.data(), header.size()));
+  TRY(out.Write(values, sizeof(float) * static_cast<size_t>(count)));
+  TRY(out.Commit());
   return Status::Ok();
 }
 

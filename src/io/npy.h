@@ -15,7 +15,8 @@ struct NpyArray {
   std::vector<float> values;
 };
 
-// Writes to `path` through a temporary file and a rename: a failure leaves nothing behind.
+// Writes to `path` as an OutputFile (io/output_file.h): a regular file through a temporary and a
+// rename, a device or FIFO in place; every write error is kIo.
 Status WriteNpyF32(const std::string& path, const float* values, const std::vector<int64_t>& shape);
 // Reads a '<f4' C-order array; anything else is kUnsupported or kMalformed.
 Result<NpyArray> ReadNpyF32(const std::string& path);

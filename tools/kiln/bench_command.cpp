@@ -16,6 +16,7 @@
 #include "commands.h"
 #include "generation_flags.h"
 #include "model_options.h"
+#include "output_paths.h"
 
 namespace kiln::cli {
 
@@ -69,16 +70,7 @@ double Median(std::vector<double> values) {
 }
 
 Status WriteJson(const std::string& path, const nlohmann::ordered_json& document) {
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary);
-    out << document.dump(2) << "\n";
-    if (!out) return Error(ErrorCode::kIo, "cannot write " + temporary);
-  }
-  std::error_code ec;
-  std::filesystem::rename(temporary, path, ec);
-  if (ec) return Error(ErrorCode::kIo, "cannot rename " + temporary + " to " + path + ": " + ec.message());
-  return Status::Ok();
+  return WriteTextFile(path, document.dump(2) + "\n");
 }
 
 // One batched run: `parallel` sequences prefill `prompt` tokens each, packed into steps of up to
@@ -229,6 +221,10 @@ int RunBench(int argc, char** argv) {
   }
   auto path = ResolveModelPath(*args);
   if (!path) return ReportError("bench", path.error());
+  if (args->Has("--json")) {
+    Status output = PrepareOutput("bench", args->Get("--json"), {*path, args->Get("--source")});
+    if (!output.ok()) return ReportError("bench", output.error());
+  }
   if (!parallel_flags->empty()) {
     auto list = ParseTokenList(parallel_flags->back());
     std::vector<int64_t> parallels;

@@ -10,6 +10,7 @@
 #include "engine/artifact_compiler.h"
 #include "engine/target_check.h"
 #include "model_options.h"
+#include "output_paths.h"
 
 namespace kiln::cli {
 
@@ -47,6 +48,8 @@ int RunCompile(int argc, char** argv) {
   if (!target) return ReportError("compile", target.error());
   auto load = ModelOptionsFromArgs(*args, 4096);
   if (!load) return ReportError("compile", load.error());
+  Status output = PrepareOutput("compile", out, {args->positionals()[0], load->source}, /*needs_regular_file=*/true);
+  if (!output.ok()) return ReportError("compile", output.error());
   ArtifactCompileOptions options;
   options.target = *target;
   options.load = *load;

@@ -6,6 +6,7 @@
 #include "cli_args.h"
 #include "model_options.h"
 #include "commands.h"
+#include "output_paths.h"
 #include "engine/model_loader.h"
 #include "io/npy.h"
 
@@ -46,6 +47,8 @@ int RunLogits(int argc, char** argv) {
                                                                         std::to_string(options->max_context)));
   }
   options->required_context = std::max(options->required_context, needed);
+  Status output = PrepareOutput("logits", args->Get("--out"), {args->positionals()[0], options->source});
+  if (!output.ok()) return ReportError("logits", output.error());
   auto model = LoadedModel::Load(args->positionals()[0], *options);
   if (!model) return ReportError("logits", model.error());
   auto session = (*model)->NewSession();

@@ -1,10 +1,12 @@
 // kiln: compile and run language models. `kiln help` lists the subcommands.
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 
 #include "artifact/artifact_file.h"
 
 #include "commands.h"
+#include "output_paths.h"
 #if KILN_HAVE_TOKENIZER
 #include "tokenize_command.h"
 #endif
@@ -35,18 +37,7 @@ const char kHelp[] =
     "config.json.\n"
     "Run `kiln <command> --help` for a command's options.\n";
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  if (argc >= 2 && (std::strcmp(argv[1], "--version") == 0 || std::strcmp(argv[1], "version") == 0)) {
-    std::printf("%s (artifact format %llu, %s)\n", kiln::kProducerVersion, static_cast<unsigned long long>(kiln::kArtifactFormatVersion),
-                KILN_HAVE_CUDA_BACKEND ? "CPU and CUDA backends" : "CPU backend");
-    return 0;
-  }
-  if (argc < 2 || std::strcmp(argv[1], "help") == 0 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
-    std::fputs(kHelp, argc < 2 ? stderr : stdout);
-    return argc < 2 ? 2 : 0;
-  }
+int RunCommand(int argc, char** argv) {
   const char* command = argv[1];
   if (std::strcmp(command, "run") == 0) return kiln::cli::RunRun(argc - 1, argv + 1);
   if (std::strcmp(command, "chat") == 0) return kiln::cli::RunChat(argc - 1, argv + 1);
@@ -64,4 +55,28 @@ int main(int argc, char** argv) {
 #endif
   std::fprintf(stderr, "kiln: unknown command '%s'\n\n%s", command, kHelp);
   return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc >= 2 && (std::strcmp(argv[1], "--version") == 0 || std::strcmp(argv[1], "version") == 0)) {
+    std::printf("%s (artifact format %llu, %s)\n", kiln::kProducerVersion, static_cast<unsigned long long>(kiln::kArtifactFormatVersion),
+                KILN_HAVE_CUDA_BACKEND ? "CPU and CUDA backends" : "CPU backend");
+    return 0;
+  }
+  if (argc < 2 || std::strcmp(argv[1], "help") == 0 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
+    std::fputs(kHelp, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  // A closed pipe is a write error (EPIPE) reported like any other, not a silent death.
+  std::signal(SIGPIPE, SIG_IGN);
+  const int status = RunCommand(argc, argv);
+  // Text lost to a full disk or a closed pipe is a failure even when the command succeeded.
+  kiln::Status flushed = kiln::cli::FlushStandardOutput();
+  if (!flushed.ok()) {
+    std::fprintf(stderr, "kiln %s: %s\n", argv[1], flushed.error().message().c_str());
+    return status != 0 ? status : 1;
+  }
+  return status;
 }

@@ -12,6 +12,7 @@
 #include "generation_flags.h"
 #include "io/npy.h"
 #include "model_options.h"
+#include "output_paths.h"
 
 namespace kiln::cli {
 
@@ -107,6 +108,11 @@ int RunRun(int argc, char** argv) {
   auto load_options = ModelOptionsFromArgs(*args, 4096);
   if (!load_options) return ReportError("run", load_options.error());
   const bool verbose = args->Has("--verbose");
+  if (args->Has("--save-logits")) {
+    Status output = PrepareOutput("run", args->Get("--save-logits"),
+                                  {*path, load_options->source, args->Get("--prompt-file"), args->Get("--draft")});
+    if (!output.ok()) return ReportError("run", output.error());
+  }
 
   const auto load_start = std::chrono::steady_clock::now();
   auto model = LoadWithProgress(*path, *load_options);
@@ -155,7 +161,8 @@ int RunRun(int argc, char** argv) {
     } else {
       std::fwrite(token.text.data(), 1, token.text.size(), stdout);
     }
-    std::fflush(stdout);
+    // Text that cannot be written (a full disk, a closed pipe) ends generation; main reports it.
+    if (StandardOutputFailed()) interrupts.cancel = true;
     if (options->top_logprobs > 0 && token.id >= 0) PrintLogprobs(token);
   };
   Generator generator(*session, text->tokenizer ? &text->tokenizer->tokenizer : nullptr);
