@@ -3,7 +3,8 @@
 #
 #   scripts/llama_cpp_oracle.sh prepare            fetch, build the oracle, write the GGUFs and llama.cpp's logits
 #   scripts/llama_cpp_oracle.sh compare [KILN]     prepare, then kiln's logits on every file against llama.cpp's
-#   scripts/llama_cpp_oracle.sh bench [KILN] [THREADS...]   decode tok/s of both on every file (default threads 1 2)
+#   scripts/llama_cpp_oracle.sh bench [KILN] [THREADS...]   decode tok/s of both on every file (default threads 1 2);
+#                                                  BENCH_FILES="brown-gemma4.q4_0 ..." picks files
 #   scripts/llama_cpp_oracle.sh goldens            prepare, then rewrite tests/oracle/brown_llama_cpp_goldens.json
 #
 # KILN is the kiln binary (default build/tools/kiln/kiln). Everything lands under
@@ -170,6 +171,16 @@ compare() {
     fi
   done < <(all_files)
   /usr/bin/python3 "$REPO/tests/oracle/compare_logits.py" "$out" $(all_files)
+  # The file's tokenizer (tokenizer.ggml.*, llama.cpp's gemma4 BPE) on the held-out text.
+  local text="$REPO/tests/brown_model/heldout_sample.txt" kiln_ids llama_ids
+  kiln_ids="$("$kiln" tokenize "$out/brown-gemma4.f32.gguf" - --ids-only < "$text" | tr ' ' ',' | tr -d '\n')"
+  llama_ids="$("$DEST/bin/llama_oracle" tokenize "$out/brown-gemma4.f32.gguf" "$text" | tr -d '\n')"
+  if [ "$kiln_ids" = "$llama_ids" ]; then
+    echo; echo "tokenization of heldout_sample.txt: kiln = llama.cpp ($(echo "$llama_ids" | tr ',' '\n' | wc -l) ids)"
+  else
+    echo; echo "tokenization of heldout_sample.txt: kiln and llama.cpp DIFFER"
+    return 1
+  fi
 }
 
 bench() {
@@ -191,7 +202,7 @@ bench() {
            sed -n 's/.*tg65 \([0-9.]*\) t\/s.*/\1/p')"
       printf '| %-22s | %7s | %13s | %13s | %s\n' "$file" "$t" "${k:-refused}" "${l:-failed}" "$load"
     done
-  done < <(all_files)
+  done < <(if [ -n "${BENCH_FILES:-}" ]; then printf '%s\n' $BENCH_FILES; else all_files; fi)
 }
 
 case "${1:-prepare}" in
