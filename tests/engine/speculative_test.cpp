@@ -59,7 +59,7 @@ TEST(PromptLookup, OptionsAreValidated) {
   options.ngram_max = 2;
   EXPECT_EQ(options.Validate().error().message(), "n-gram sizes must satisfy 1 <= min <= max <= 64, got min 3 and max 2");
   EXPECT_EQ(ParseSpeculativeType("ngram").value(), SpeculativeType::kNgram);
-  EXPECT_EQ(ParseSpeculativeType("bogus").error().message(), "unknown speculative type 'bogus' (expected ngram or none)");
+  EXPECT_EQ(ParseSpeculativeType("bogus").error().message(), "unknown speculative type 'bogus' (expected ngram, draft or none)");
   EXPECT_EQ(ParseSpeculativeType("mtp").error().code(), ErrorCode::kUnsupported);
 }
 
