@@ -7,7 +7,7 @@ namespace kiln::constraint {
 Matcher::Matcher(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenVocabulary> vocab)
     : recognizer_(std::move(grammar)), vocab_(std::move(vocab)) {
   states_.push_back(recognizer_.initial_state());
-  walk_states_.resize(vocab_->max_depth() + 1);
+  walk_states_.resize(vocab_->trie().max_depth + 1);
 }
 
 bool Matcher::IsAccepting() const {
@@ -34,16 +34,35 @@ Status Matcher::FillMask(std::span<uint64_t> mask) {
     return Status::Ok();
   }
   const TokenVocabulary& v = *vocab_;
-  const uint8_t* node_byte = v.node_byte().data();
-  const uint16_t* node_depth = v.node_depth().data();
-  const uint32_t* subtree_end = v.node_subtree_end().data();
-  const uint32_t* tokens_begin = v.node_tokens_begin().data();
-  const TokenId* token_ids = v.token_ids().data();
-  const uint32_t* below_set = v.node_below_set().data();
-  const TokenVocabulary::ByteSet* byte_sets = v.byte_sets().data();
+  const int levels = PlainLevels(state);
+  if (levels == kLevelsMixed) {
+    WalkTrie(v.trie(), state, mask);
+  } else {
+    if (levels > 0) {
+      const std::span<const uint64_t> plain = v.PlainTokenMask(levels);
+      std::copy(plain.begin(), plain.end(), mask.begin());
+    }
+    WalkTrie(v.rest_trie(), state, mask);
+  }
+  if (recognizer_.IsAccepting(state)) {
+    for (TokenId id : v.eos_ids()) mask[id >> 6] |= uint64_t{1} << (id & 63);
+  }
+  if (mask_cache_.size() >= kMaxCachedMasks) mask_cache_.clear();
+  mask_cache_.emplace(state, std::vector<uint64_t>(mask.begin(), mask.end()));
+  return Status::Ok();
+}
+
+void Matcher::WalkTrie(const TokenTrie& trie, int32_t state, std::span<uint64_t> mask) {
+  const uint8_t* node_byte = trie.node_byte.data();
+  const uint16_t* node_depth = trie.node_depth.data();
+  const uint32_t* subtree_end = trie.node_subtree_end.data();
+  const uint32_t* tokens_begin = trie.node_tokens_begin.data();
+  const TokenId* token_ids = trie.token_ids.data();
+  const uint32_t* below_set = trie.node_below_set.data();
+  const TokenTrie::ByteSet* byte_sets = trie.byte_sets.data();
   int32_t* walk = walk_states_.data();
   walk[0] = state;
-  const size_t num_nodes = v.num_nodes();
+  const size_t num_nodes = trie.num_nodes();
   for (uint32_t i = 0; i < num_nodes;) {
     const int32_t next = recognizer_.Next(walk[node_depth[i] - 1], node_byte[i]);
     if (next == Recognizer::kDead) {
@@ -56,7 +75,7 @@ Status Matcher::FillMask(std::span<uint64_t> mask) {
     // Asked only of a state that just looped on this node's byte (inside a string, say), so
     // transient states never pay for computing their 256 transitions.
     if (subtree_end[i] > i + 1 && next == walk[node_depth[i] - 1]) {
-      const TokenVocabulary::ByteSet& below = byte_sets[below_set[i]];
+      const TokenTrie::ByteSet& below = byte_sets[below_set[i]];
       const std::array<uint64_t, 4>& loops = recognizer_.LoopBytes(next);
       if (((below[0] & ~loops[0]) | (below[1] & ~loops[1]) | (below[2] & ~loops[2]) |
            (below[3] & ~loops[3])) == 0) {
@@ -69,12 +88,65 @@ Status Matcher::FillMask(std::span<uint64_t> mask) {
     }
     i = end;
   }
-  if (recognizer_.IsAccepting(state)) {
-    for (TokenId id : v.eos_ids()) mask[id >> 6] |= uint64_t{1} << (id & 63);
+}
+
+int32_t Matcher::CachedPlainSuccessor(int32_t state) {
+  const auto index = static_cast<size_t>(state);
+  if (index < plain_successor_.size() && plain_successor_[index] != kSuccessorUnknown) {
+    return plain_successor_[index];
   }
-  if (mask_cache_.size() >= kMaxCachedMasks) mask_cache_.clear();
-  mask_cache_.emplace(state, std::vector<uint64_t>(mask.begin(), mask.end()));
-  return Status::Ok();
+  const int32_t next = PlainSuccessor(recognizer_, state);
+  // PlainSuccessor may have added states: size the table after it.
+  if (plain_successor_.size() <= index) plain_successor_.resize(recognizer_.num_states(), kSuccessorUnknown);
+  plain_successor_[index] = next;
+  return next;
+}
+
+int Matcher::PlainLevels(int32_t state) {
+  auto known = [&](int32_t s) {
+    return static_cast<size_t>(s) < plain_levels_.size() ? plain_levels_[s] : kLevelsUnknown;
+  };
+  auto remember = [&](int32_t s, int levels) {
+    if (plain_levels_.size() <= static_cast<size_t>(s)) plain_levels_.resize(recognizer_.num_states(), kLevelsUnknown);
+    plain_levels_[s] = static_cast<int8_t>(levels);
+  };
+  if (known(state) != kLevelsUnknown) return known(state);
+  // chain_[i + 1] is the plain successor of chain_[i], alive and not known yet.
+  chain_.assign(1, state);
+  int levels;  // of chain_.back()
+  while (true) {
+    const int32_t current = chain_.back();
+    const int32_t next = CachedPlainSuccessor(current);
+    if (next == kMixedSuccessor) {
+      levels = kLevelsMixed;
+      break;
+    }
+    if (next == Recognizer::kDead) {
+      levels = 0;
+      break;
+    }
+    if (next == current) {
+      levels = kMaxPlainChars;
+      break;
+    }
+    if (const int next_levels = known(next); next_levels != kLevelsUnknown) {
+      levels = next_levels == kLevelsMixed ? kLevelsMixed : std::min(kMaxPlainChars, next_levels + 1);
+      break;
+    }
+    if (chain_.size() == static_cast<size_t>(kMaxPlainChars)) {
+      // kMaxPlainChars characters stay alive from `state`, enough for every plain token. The
+      // states along the way are not settled (each needs its own kMaxPlainChars steps).
+      remember(state, kMaxPlainChars);
+      return kMaxPlainChars;
+    }
+    chain_.push_back(next);
+  }
+  // Each earlier state of the chain allows one more character than its successor.
+  for (size_t i = chain_.size(); i-- > 0;) {
+    if (i + 1 < chain_.size() && levels != kLevelsMixed) levels = std::min(kMaxPlainChars, levels + 1);
+    remember(chain_[i], levels);
+  }
+  return levels;
 }
 
 int32_t Matcher::Walk(int32_t state, std::string_view bytes) {

@@ -8,11 +8,22 @@
 //     TRY(matcher.Accept(t));
 //   }
 //
-// FillMask walks the vocabulary trie (vocabulary.h) from the current recognizer state, following
-// each token byte by byte through the recognizer's cached transitions and skipping a subtree as
-// soon as its prefix is rejected. The finished mask is cached per recognizer state, so states the
-// output returns to (inside a string, between array items) cost a copy. The end-of-sequence ids
-// are allowed exactly when the output so far is a complete sentence of the grammar.
+// FillMask splits the vocabulary in two (plain_text.h). Plain tokens (1-16 characters without
+// quotes, backslashes or control bytes: 99.4% of Gemma 4's vocabulary) are decided without
+// reading their bytes when every plain character leads the current state to one same state:
+// following that chain of successors k steps decides every plain token of k characters at once,
+// so the mask starts as a copy of the vocabulary's "plain tokens of at most k characters" mask
+// (inside a JSON string, k = 16: all of them; with maxLength, the characters still allowed).
+// The chain is computed once per recognizer state and remembered. The other tokens (1,637 in
+// Gemma 4) are found by walking their trie. Where plain characters part ways (literals, numbers,
+// patterns) the walk covers the whole vocabulary trie, and there a rejected prefix prunes its
+// subtree at once.
+//
+// The walk follows each token byte by byte through the recognizer's cached transitions, skipping
+// a subtree as soon as its prefix is rejected, and accepting a subtree whole when the state loops
+// on every byte below it. The finished mask is cached per recognizer state, so states the output
+// returns to cost a copy. The end-of-sequence ids are allowed exactly when the output so far is a
+// complete sentence of the grammar.
 //
 // Accept checks the token against the grammar (a token FillMask would not allow is refused with
 // kInvalidArgument and the state is unchanged), then records the new state. Accepting an eos id
@@ -30,6 +41,7 @@
 #include <vector>
 
 #include "constraint/grammar.h"
+#include "constraint/plain_text.h"
 #include "constraint/recognizer.h"
 #include "constraint/vocabulary.h"
 
@@ -63,13 +75,26 @@ class Matcher {
 
  private:
   static constexpr int32_t kTerminated = -3;
+  static constexpr int8_t kLevelsUnknown = -1;
+  static constexpr int8_t kLevelsMixed = -2;
+  static constexpr int32_t kSuccessorUnknown = -6;
   int32_t Walk(int32_t state, std::string_view bytes);
+  // Sets the bits of the trie's tokens that `state` allows.
+  void WalkTrie(const TokenTrie& trie, int32_t state, std::span<uint64_t> mask);
+  // How many plain characters in a row `state` allows, all alike (0..kMaxPlainChars, capped), or
+  // kLevelsMixed when plain characters part ways within kMaxPlainChars steps.
+  int PlainLevels(int32_t state);
+  int32_t CachedPlainSuccessor(int32_t state);
 
   Recognizer recognizer_;
   std::shared_ptr<const TokenVocabulary> vocab_;
   std::vector<int32_t> states_;  // states_[0] initial; one more per accepted token
   std::unordered_map<int32_t, std::vector<uint64_t>> mask_cache_;
   std::vector<int32_t> walk_states_;  // per trie depth during FillMask
+  // Per recognizer state, filled on first use.
+  std::vector<int32_t> plain_successor_;
+  std::vector<int8_t> plain_levels_;
+  std::vector<int32_t> chain_;  // scratch for PlainLevels
 };
 
 }  // namespace kiln::constraint

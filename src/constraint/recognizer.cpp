@@ -1,6 +1,7 @@
 #include "constraint/recognizer.h"
 
 #include <algorithm>
+#include <bit>
 
 namespace kiln::constraint {
 namespace {
@@ -36,16 +37,21 @@ uint32_t Recognizer::PushFrame(uint32_t return_position, uint32_t parent) {
 int32_t Recognizer::ComputeNext(int32_t state, uint8_t byte) {
   const Grammar& g = *grammar_;
   worklist_.clear();
+  Grammar::ByteClass alike = {~uint64_t{0}, ~uint64_t{0}, ~uint64_t{0}, ~uint64_t{0}};
   for (uint64_t head : heads_[state]) {
     const auto position = static_cast<uint32_t>(head >> 32);
-    const Grammar::Element& e = g.elements[position];
-    if (Grammar::Contains(g.byte_classes[e.index], byte)) {
-      worklist_.push_back(Item(position + 1, static_cast<uint32_t>(head)));
-    }
+    const Grammar::ByteClass& c = g.byte_classes[g.elements[position].index];
+    const bool holds = Grammar::Contains(c, byte);
+    if (holds) worklist_.push_back(Item(position + 1, static_cast<uint32_t>(head)));
+    for (int w = 0; w < 4; ++w) alike[w] &= holds ? c[w] : ~c[w];
   }
   const int32_t next = CloseAndIntern();
-  // CloseAndIntern may have grown transitions_; index it afresh.
-  transitions_[static_cast<size_t>(state) * 256 + byte] = next;
+  // CloseAndIntern may have grown transitions_; index it afresh. The bytes every head reads as
+  // it reads `byte` advance the same heads, so they reach the same state.
+  int32_t* row = &transitions_[static_cast<size_t>(state) * 256];
+  for (int w = 0; w < 4; ++w) {
+    for (uint64_t bits = alike[w]; bits != 0; bits &= bits - 1) row[w * 64 + std::countr_zero(bits)] = next;
+  }
   return next;
 }
 

@@ -16,7 +16,10 @@
 // and xgrammar's pushdown automaton, written as a GLR-style set so ambiguous grammars just work.
 //
 // Each distinct configuration becomes a state id; transitions (state, byte) -> state are cached
-// in a 256-entry row per state, so after warm-up a byte costs one table load. The trie walk of
+// in a 256-entry row per state, so after warm-up a byte costs one table load. The bytes that every
+// head of the state reads alike (each head's class holds all of them or none) reach the same state,
+// so one closure fills all their entries: inside a JSON string, every ASCII character but '"' and
+// '\\' at once. The trie walk of
 // the token vocabulary (matcher.h) runs on these rows.
 //
 // Bounds (an exceeded bound rejects the byte, it never crashes): call stack depth
