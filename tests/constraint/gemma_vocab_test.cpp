@@ -82,5 +82,31 @@ TEST_F(GemmaVocabTest, RealTokenizationsPassTheMask) {
   }
 }
 
+// Every mask along real tokenizations equals the token-by-token reference on all 262,144 tokens:
+// strings with and without maxLength (plain tokens by character count), a date pattern, numbers
+// and structure (the whole trie walked), escapes and multi-byte text (the rest trie).
+TEST_F(GemmaVocabTest, MasksEqualTheReferenceOnTheWholeVocabulary) {
+  const TokenVocabulary& v = **vocab_;
+  auto grammar = testing::MustCompile(CompileJsonSchema(R"({"type": "object", "properties": {
+      "name": {"type": "string", "maxLength": 12}, "start": {"type": "string", "format": "date"},
+      "days": {"type": "integer", "minimum": 1, "maximum": 14}, "note": {"type": "string"}},
+      "required": ["name"]})"));
+  ASSERT_NE(grammar, nullptr);
+  std::vector<uint64_t> mask(v.mask_words());
+  const std::string doc = "{\"name\": \"Zürich trip\", \"start\": \"2026-12-07\", \"days\": 14, "
+                          "\"note\": \"東京 \\\"quoted\\\" and a very long sentence to go past sixteen characters\"}";
+  Matcher m(grammar, *vocab_);
+  std::string prefix;
+  for (TokenId id : model_->tokenizer.Encode(doc)) {
+    ASSERT_TRUE(m.FillMask(mask).ok());
+    const std::vector<uint64_t> want = testing::ReferenceMask(grammar, v, prefix);
+    ASSERT_EQ(mask, want) << "after " << prefix << ":" << testing::Differences(mask, want, v);
+    ASSERT_TRUE(m.Accept(id).ok()) << prefix;
+    prefix += v.TokenBytes(id);
+  }
+  ASSERT_TRUE(m.FillMask(mask).ok());
+  EXPECT_EQ(mask, testing::ReferenceMask(grammar, v, prefix));
+}
+
 }  // namespace
 }  // namespace kiln::constraint
