@@ -43,6 +43,10 @@ struct ModelOptions {
   int threads = 0;              // CPU threads; 0 = all
   bool prefix_cache = true;     // reuse the KV of prompt prefixes across requests
   std::string kv_cache;         // "" (the target's choice), "f32" or "bf16"
+  // Quantized weights for a checkpoint (docs/quantization.md): "" (as the checkpoint stores them)
+  // or a recipe, "q8_0", "q4_0", "q4_k_m", "q6_k" or "fp8". kInvalidArgument for another name,
+  // for a .kiln file (its weights were packed when it was compiled) or an already quantized GGUF.
+  std::string quant;
   // Speculative decoding for every request (docs/speculative.md): "" (off) or "ngram" (prompt
   // lookup: drafts copied from earlier in the prompt and output). Lossless: the same tokens.
   std::string speculative;

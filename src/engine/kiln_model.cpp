@@ -168,6 +168,11 @@ Result<std::unique_ptr<Model>> Model::Load(const std::string& path, const ModelO
   load.max_sequences = options.parallel;
   load.num_threads = options.threads;
   if (!options.kv_cache.empty()) load.kv_cache_dtype = options.kv_cache == "f32" ? DType::kF32 : DType::kBF16;
+  if (!options.quant.empty()) {
+    const std::optional<QuantRecipe> recipe = QuantRecipeFromName(options.quant);
+    if (!recipe) return Error(ErrorCode::kInvalidArgument, "quant must be one of " + QuantRecipeNames() + ", got '" + options.quant + "'");
+    load.quant = *recipe;
+  }
   TRY_ASSIGN(impl->model, LoadedModel::Load(path, load));
   TRY_ASSIGN(impl->text, LoadModelText(*impl->model));
   TRY_ASSIGN(impl->runner, impl->model->NewRunner());

@@ -23,7 +23,8 @@ const std::string kHeldoutSample = std::string(KILN_BROWN_GOLDENS_DIR) + "/heldo
 TEST(QuantCliTest, AnUnknownRecipeListsTheValidOnes) {
   // Each command with the flags it needs to reach the model options.
   const std::vector<std::string> commands = {"run MODEL --prompt x", "chat MODEL", "inspect MODEL", "perplexity MODEL -f " + kHeldoutSample,
-                                             "compile MODEL -o /dev/null", "logits MODEL --tokens 2,3 --out /dev/null", "bench MODEL"};
+                                             "compile MODEL -o /dev/null", "logits MODEL --tokens 2,3 --out /dev/null", "bench MODEL",
+                                             "batch MODEL --prompts /dev/null", "serve MODEL --port 0"};
   for (const std::string& command : commands) {
     std::string line = command;
     line.replace(line.find("MODEL"), 5, kBrownModel);
@@ -69,6 +70,21 @@ TEST(QuantCliTest, CompileRecordsTheRecipeAndTheArtifactRefusesAnother) {
             std::string::npos)
       << again.output;
   fs::remove_all(dir);
+}
+
+TEST(QuantCliTest, AnAlreadyQuantizedGgufIsNotRequantized) {
+  const std::string gguf = kBrownModel + "/../../tests/fixtures/gguf/g31b.q8_0.gguf";
+  const auto result = Kiln("inspect " + gguf + " --quant q4_0");
+  EXPECT_EQ(result.exit_code, 2) << result.output;
+  EXPECT_NE(result.output.find("is already stored as q8_0; kiln does not requantize quantized weights"), std::string::npos) << result.output;
+  const auto plain = Kiln("inspect " + gguf);
+  EXPECT_EQ(plain.exit_code, 0) << plain.output;
+}
+
+TEST(QuantCliTest, InspectSaysWhereJitPackedWeightsLive) {
+  const auto result = Kiln("inspect " + kBrownModel + " --quant q8_0");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("read in place from the mapped file but for "), std::string::npos) << result.output;
 }
 
 double Perplexity(const std::string& extra) {

@@ -42,10 +42,10 @@ const char kUsage[] =
     "  --spec-type ngram --draft-max N  speculative decoding by prompt lookup (same output)\n"
     "  The generation flags of `kiln run` give every request's defaults: --max-tokens --temperature\n"
     "  --top-k --top-p --min-p --repeat-penalty --repeat-last-n --seed --stop --ignore-eos --system\n"
-    "  --no-chat-template; and --ctx --chunk --threads --device --kv-cache.\n";
+    "  --no-chat-template; and --ctx --chunk --threads --device --kv-cache --quant.\n";
 
 // The flags a Model takes (ModelOptions); the others of `kiln run` have no meaning here.
-const std::set<std::string> kBatchModelFlags = {"--ctx", "--chunk", "--parallel", "--threads", "--device", "--kv-cache"};
+const std::set<std::string> kBatchModelFlags = {"--ctx", "--chunk", "--parallel", "--threads", "--device", "--kv-cache", "--quant"};
 
 struct Defaults {
   ConstraintSource constraint;  // --json-schema, --regex, --grammar, --json
@@ -244,6 +244,7 @@ int RunBatch(int argc, char** argv) {
   options.threads = load_options->num_threads;
   options.prefix_cache = !args->Has("--no-prefix-cache");
   options.kv_cache = args->Get("--kv-cache");
+  options.quant = args->Get("--quant");
   if (flags->speculative.enabled()) {
     options.speculative = SpeculativeTypeName(flags->speculative.type);
     options.draft_max = flags->speculative.draft_max;

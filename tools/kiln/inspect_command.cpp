@@ -79,8 +79,15 @@ void PrintDeviceMemory(const LoadedModel& model) {
               model.device().c_str(), static_cast<long long>(program.max_sequences), program.max_sequences == 1 ? "" : "s",
               static_cast<long long>(program.max_tokens), static_cast<long long>(program.max_context),
               static_cast<long long>(program.kv_block_size), FormatBytes(report.total()).c_str());
+  // A checkpoint loaded with a recipe holds its packed weights in memory, not in the mapping.
+  int64_t packed_bytes = 0;
+  if (!model.artifact() && model.has_weights()) {
+    for (const WeightBinding& w : program.weights) packed_bytes += w.dtype != w.source_dtype ? w.size_bytes() : 0;
+  }
+  const std::string where = packed_bytes > 0 ? ", read in place from the mapped file but for " + Bytes(packed_bytes) + " packed at load"
+                                             : ", read in place from the mapped file";
   std::printf("          weights   %s%s\n", Bytes(report.weight_bytes).c_str(),
-              report.weight_bytes == 0 && !program.weights.empty() ? ", read in place from the mapped file" : "");
+              report.weight_bytes == 0 && !program.weights.empty() ? where.c_str() : "");
   std::printf("          kv cache  %s\n", Bytes(report.cache_bytes).c_str());
   for (const CacheGroup& group : GroupCaches(program, pool)) {
     const CacheLayout& c = *group.first;

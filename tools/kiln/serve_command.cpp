@@ -35,6 +35,7 @@ const char kUsage[] =
     "  --cors ORIGIN        let browser pages from ORIGIN ('*': any) call the API\n"
     "  --parallel N         sequences generated at once (default 4)\n"
     "  --ctx N --chunk N --threads N --device cpu|cuda --kv-cache f32|bf16\n"
+    "  --quant q8_0|q4_0|q4_k_m|q6_k|fp8  weights quantized by that recipe (docs/quantization.md)\n"
     "  --spec-type ngram    speculative decoding by prompt lookup for every request (same output;\n"
     "                       docs/speculative.md)   --draft-max N  tokens drafted per step (default 8)\n";
 
@@ -62,7 +63,8 @@ Result<std::string> ApiKey(const Args& args) {
 
 int RunServe(int argc, char** argv) {
   std::set<std::string> value_flags = {"--host", "--port", "--api-key", "--api-key-file", "--cors", "--parallel", "--ctx",
-                                       "--chunk", "--threads", "--device", "--kv-cache", "--spec-type", "--draft-max"};
+                                       "--chunk", "--threads", "--device", "--kv-cache", "--spec-type", "--draft-max",
+                                       "--quant"};
   auto args = Args::Parse(argc, argv, value_flags, {"--help"});
   if (!args) return ReportError("serve", args.error());
   if (args->Has("--help")) {
@@ -88,6 +90,7 @@ int RunServe(int argc, char** argv) {
   options.parallel = args->Has("--parallel") ? load_options->max_sequences : std::min<int64_t>(4, load_options->max_tokens);
   options.threads = load_options->num_threads;
   options.kv_cache = args->Get("--kv-cache");
+  options.quant = args->Get("--quant");
   if (args->Has("--spec-type") || args->Has("--draft-max")) options.speculative = args->Get("--spec-type", "ngram");
   auto draft_max = args->GetInt("--draft-max", options.draft_max, 1, 64);
   if (!draft_max) return ReportError("serve", draft_max.error());
