@@ -183,24 +183,45 @@ compare() {
   fi
 }
 
+# cpu_seconds CMD... -> user + system CPU seconds the command used (its output discarded).
+cpu_seconds() {
+  local report="$DEST/.cpu_seconds.$$"
+  /usr/bin/time -o "$report" -f 'cpu %U %S' "$@" >/dev/null 2>&1 || true
+  awk '/^cpu / {print $2 + $3}' "$report" 2>/dev/null || echo 0
+  rm -f "$report"
+}
+
+# Both engines as `kiln bench --parallel 1` measures: a 128-token prompt, then 64 greedy
+# single-token steps; one warm-up and 5 runs; the median rate (wall clock). The machines these run
+# on are shared, so at one thread it also reports a rate from CPU time, which waiting for a busy
+# core does not inflate: the CPU seconds of the same command with 65 and with 2 generated tokens
+# differ by exactly 6 x 63 decode steps (model load and prefill cancel).
 bench() {
   local kiln="${1:-$REPO/build/tools/kiln/kiln}" out="$DEST/brown"
   shift || true
   local threads=("$@")
   [ ${#threads[@]} -gt 0 ] || threads=(1 2)
   [ -x "$kiln" ] || { echo "llama_cpp_oracle: no kiln binary at $kiln" >&2; exit 1; }
-  printf '| %-22s | %7s | %13s | %13s | %s\n' file threads "kiln tg t/s" "llama tg t/s" "load (1 min) before"
+  [ -x /usr/bin/time ] || echo "llama_cpp_oracle: no /usr/bin/time; CPU-time rates left out" >&2
+  printf '| %-24s | %7s | %11s | %11s | %15s | %15s | %s |\n' file threads "kiln t/s" "llama t/s" "kiln t/s (cpu)" \
+    "llama t/s (cpu)" "load (1 min)"
+  printf '|%s|\n' "---|--:|--:|--:|--:|--:|--:"
   while read -r file; do
     [ -f "$out/$file.gguf" ] || continue
     for t in "${threads[@]}"; do
-      local load k l
+      local load k l kc="" lc=""
       load="$(cut -d' ' -f1 /proc/loadavg)"
-      # kiln bench --parallel 1: a 128-token prompt, then 64 greedy single-token steps, 5 runs.
-      k="$("$kiln" bench "$out/$file.gguf" --parallel 1 -p 128 -g 65 -r 5 --threads "$t" 2>/dev/null |
-           awk -F'|' '$2 ~ /^ *1 *$/ {gsub(/ /, "", $5); print $5}')" || k="refused"
-      l="$("$DEST/bin/llama_oracle" bench "$out/$file.gguf" -p 128 -g 65 -r 5 --threads "$t" 2>/dev/null |
-           sed -n 's/.*tg65 \([0-9.]*\) t\/s.*/\1/p')"
-      printf '| %-22s | %7s | %13s | %13s | %s\n' "$file" "$t" "${k:-refused}" "${l:-failed}" "$load"
+      local kiln_cmd=("$kiln" bench "$out/$file.gguf" --parallel 1 -p 128 -r 5 --threads "$t")
+      local llama_cmd=("$DEST/bin/llama_oracle" bench "$out/$file.gguf" -p 128 -r 5 --threads "$t")
+      k="$("${kiln_cmd[@]}" -g 65 2>/dev/null | awk -F'|' '$2 ~ /^ *1 *$/ {gsub(/ /, "", $5); print $5}')" || k=""
+      l="$("${llama_cmd[@]}" -g 65 2>/dev/null | sed -n 's/.*tg65 \([0-9.]*\) t\/s.*/\1/p')"
+      if [ "$t" = 1 ] && [ -x /usr/bin/time ] && [ -n "$k" ]; then
+        kc="$(awk -v a="$(cpu_seconds "${kiln_cmd[@]}" -g 65)" -v b="$(cpu_seconds "${kiln_cmd[@]}" -g 2)" \
+              'BEGIN {if (a > b) printf "%.1f", 378 / (a - b)}')"
+        lc="$(awk -v a="$(cpu_seconds "${llama_cmd[@]}" -g 65)" -v b="$(cpu_seconds "${llama_cmd[@]}" -g 2)" \
+              'BEGIN {if (a > b) printf "%.1f", 378 / (a - b)}')"
+      fi
+      printf '| %-24s | %7s | %11s | %11s | %15s | %15s | %s |\n' "$file" "$t" "${k:-refused}" "${l:-failed}" "$kc" "$lc" "$load"
     done
   done < <(if [ -n "${BENCH_FILES:-}" ]; then printf '%s\n' $BENCH_FILES; else all_files; fi)
 }

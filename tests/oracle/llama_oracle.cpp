@@ -126,7 +126,7 @@ llama_context* NewContext(llama_model* model, int context, int batch, int thread
 }
 
 // One sequence, positions start..start+n-1; every position's logits when all_logits.
-llama_batch FillBatch(llama_batch& batch, const llama_token* ids, int n, int start, bool all_logits) {
+void FillBatch(llama_batch& batch, const llama_token* ids, int n, int start, bool all_logits) {
   batch.n_tokens = n;
   for (int i = 0; i < n; ++i) {
     batch.token[i] = ids[i];
@@ -135,7 +135,6 @@ llama_batch FillBatch(llama_batch& batch, const llama_token* ids, int n, int sta
     batch.seq_id[i][0] = 0;
     batch.logits[i] = all_logits || i == n - 1;
   }
-  return batch;
 }
 
 void WriteNpy(const std::string& path, const std::vector<float>& values, int64_t rows, int64_t columns) {
