@@ -6,7 +6,8 @@ packages=(
   nlohmann-json3-dev   # JSON: safetensors headers, config.json, index files
   libgtest-dev libgmock-dev
   libpcre2-dev         # regex pre-tokenizers (Unicode properties)
-  python3-numpy        # reading .npy fixtures in helper scripts
+  python3-numpy        # reading .npy fixtures in helper scripts; llama.cpp's GGUF converter (oracle tests)
+  python3-yaml         # llama.cpp's GGUF converter imports it (tests/oracle)
   libedit-dev          # line editing in `kiln chat` (BSD licence; optional: KILN_READLINE=OFF)
   libcpp-httplib-dev   # HTTP server for `kiln serve` (header-only httplib.h, MIT)
 )
