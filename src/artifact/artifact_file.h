@@ -101,6 +101,11 @@ class Artifact {
   // The source checkpoint path recorded in the header, read on a best-effort basis (any format
   // version, no checksum): only to offer a JIT fallback. Empty when it cannot be read.
   static std::string RecordedSourcePath(std::span<const uint8_t> image);
+  // The source hash recorded with it (LoadedModel::SourceHash), read the same way: a fallback
+  // checks that the checkpoint at the source path is still the one compiled. Empty when unknown.
+  static std::string RecordedSourceHash(std::span<const uint8_t> image);
+  // The --num-layers the file was compiled with (0: all), read the same way.
+  static int64_t RecordedNumLayers(std::span<const uint8_t> image);
   // The target kind recorded in the header ("cpu", "cuda"), read the same way; empty when unknown.
   static std::string RecordedTargetKind(std::span<const uint8_t> image);
   // The quantization recipe recorded in the header, read the same way (so a fallback compiles the

@@ -94,6 +94,16 @@ std::string Artifact::RecordedSourcePath(std::span<const uint8_t> image) {
   return StringField(BestEffortHeader(image), "source", "path");
 }
 
+std::string Artifact::RecordedSourceHash(std::span<const uint8_t> image) {
+  return StringField(BestEffortHeader(image), "source", "hash");
+}
+
+int64_t Artifact::RecordedNumLayers(std::span<const uint8_t> image) {
+  const nlohmann::json json = BestEffortHeader(image);
+  if (!json.is_object() || !json.contains("num_layers") || !json["num_layers"].is_number_integer()) return 0;
+  return std::max<int64_t>(0, json["num_layers"].get<int64_t>());
+}
+
 std::string Artifact::RecordedTargetKind(std::span<const uint8_t> image) {
   return StringField(BestEffortHeader(image), "target", "kind");
 }

@@ -21,7 +21,8 @@ Error OpenError(const std::string& path) {
 }  // namespace
 
 Result<MappedFile> MappedFile::Open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer; fstat refuses it.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return OpenError(path);
   struct stat info {};
   if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
@@ -63,6 +64,10 @@ MappedFile::~MappedFile() {
 }
 
 Result<std::string> ReadTextFile(const std::string& path) {
+  // Only regular files: a FIFO or a device named as config.json must not block or stream forever.
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) return OpenError(path);
+  if (!S_ISREG(info.st_mode)) return Error(ErrorCode::kIo, path + " is not a regular file");
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     errno = errno ? errno : ENOENT;

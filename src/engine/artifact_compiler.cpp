@@ -35,17 +35,7 @@ Status CompileArtifact(const std::string& source_dir, const std::string& out_pat
   for (const char* name : kCarriedFiles) {
     if (auto text = model->SourceFile(name)) contents.files[name] = std::move(*text);
   }
-  // The source's identity: its config and every weight the program reads, as the checkpoint
-  // stores it (whatever recipe packed it).
-  Hash64 source_hash;
-  const std::string& config = contents.files["config.json"];
-  source_hash.Update(config.data(), config.size());
-  for (size_t i = 0; i < program.weights.size(); ++i) {
-    source_hash.Update(program.weights[i].tensor_name.data(), program.weights[i].tensor_name.size());
-    const std::span<const uint8_t> source = model->SourceWeightBytes(i);
-    source_hash.Update(source.data(), source.size());
-  }
-  contents.source_hash = HashToHex(source_hash.Digest());
+  contents.source_hash = model->SourceHash();
   return WriteArtifact(out_path, contents, options.progress);
 }
 

@@ -4,8 +4,10 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "io/format_sniff.h"
 #include "io/json_file.h"
 #include "compiler/weight_packing.h"
+#include "core/hash.h"
 #include "core/thread_pool.h"
 
 #include "engine/gguf_source.h"
@@ -135,7 +137,20 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadArtifact(const std::string
     return Status::Ok();
   };
   Status status = attempt();
-  if (status.ok()) return model;
+  if (status.ok()) {
+    // Plans are fixed at compile time: flags asking for others are refused, not ignored.
+    if (options.num_layers > 0 && options.num_layers != model->architecture_->num_layers()) {
+      return Error(ErrorCode::kInvalidArgument, path + " was compiled with " + std::to_string(model->architecture_->num_layers()) +
+                                                    " layers, but --num-layers " + std::to_string(options.num_layers) +
+                                                    " was asked for; drop --num-layers, or recompile with it");
+    }
+    if (options.required_chunk > 0 && options.required_chunk != model->program_.max_tokens) {
+      return Error(ErrorCode::kInvalidArgument, path + " was compiled with --chunk " + std::to_string(model->program_.max_tokens) +
+                                                    ", but --chunk " + std::to_string(options.required_chunk) +
+                                                    " was asked for; drop --chunk, or recompile with it");
+    }
+    return model;
+  }
   // Fall back to the source checkpoint, when there is one.
   std::string source = options.source;
   if (source.empty() && mapped) source = Artifact::RecordedSourcePath(mapped->bytes());
@@ -162,14 +177,32 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadArtifact(const std::string
     const std::string recorded = header ? header->target.kind : mapped ? Artifact::RecordedTargetKind(mapped->bytes()) : "";
     jit.device = IsDevice(recorded) ? recorded : "cpu";
   }
-  (options.on_notice ? options.on_notice : PrintNotice)(status.error().message() + "; compiling from the source checkpoint " + source +
-                                                        " instead (JIT" + (jit.device == "cpu" ? "" : ", for " + jit.device) + ")");
-  return LoadCheckpoint(source, jit);
+  // The same program as the file's: its --num-layers, so that the source hash covers the same weights.
+  const std::string recorded_hash = mapped ? Artifact::RecordedSourceHash(mapped->bytes()) : "";
+  if (!recorded_hash.empty()) jit.num_layers = Artifact::RecordedNumLayers(mapped->bytes());
+  const auto& notice = options.on_notice ? options.on_notice : PrintNotice;
+  TRY_ASSIGN(std::unique_ptr<LoadedModel> fallback, LoadCheckpoint(source, jit));
+  // A checkpoint changed since the compile is another model: never substituted silently.
+  if (const std::string found = recorded_hash.empty() ? "" : fallback->SourceHash(); found != recorded_hash) {
+    const std::string changed = "the checkpoint at " + source + " is not the one " + path + " was compiled from (source hash " +
+                                recorded_hash + " recorded, " + found + " found)";
+    if (options.source.empty()) {
+      return Error(ErrorCode::kVersionMismatch, status.error().message() + "; " + changed + ": not falling back to a different model; "
+                                                "recompile with `kiln compile " + source + " -o " + path +
+                                                "`, or give the checkpoint with --source DIR to use it anyway");
+    }
+    notice(changed + "; using it because --source names it");
+  }
+  notice(status.error().message() + "; compiling from the source checkpoint " + source + " instead (JIT" +
+         (jit.device == "cpu" ? "" : ", for " + jit.device) + ")");
+  return fallback;
 }
 
 Result<std::unique_ptr<LoadedModel>> LoadedModel::Load(const std::string& path, const LoadOptions& options) {
-  std::error_code ec;
-  if (std::filesystem::is_regular_file(path, ec) && Artifact::LooksLikeArtifact(path)) return LoadArtifact(path, options);
+  // Told by the first bytes, not the name (io/format_sniff.h).
+  const SniffedPath sniffed = SniffPath(path);
+  if (!IsModelInput(sniffed.format)) return ModelInputError(path, sniffed);
+  if (sniffed.format == FileFormat::kKiln) return LoadArtifact(path, options);
   return LoadCheckpoint(path, options);
 }
 
@@ -284,6 +317,19 @@ std::vector<std::span<const uint8_t>> LoadedModel::WeightBytes() const {
     }
   }
   return bytes;
+}
+
+std::string LoadedModel::SourceHash() const {
+  if (!checkpoint_) return "";
+  Hash64 hash;
+  const std::string config = SourceFile("config.json").value_or("");
+  hash.Update(config.data(), config.size());
+  for (size_t i = 0; i < program_.weights.size(); ++i) {
+    hash.Update(program_.weights[i].tensor_name.data(), program_.weights[i].tensor_name.size());
+    const std::span<const uint8_t> source = SourceWeightBytes(i);
+    hash.Update(source.data(), source.size());
+  }
+  return HashToHex(hash.Digest());
 }
 
 std::optional<std::string> LoadedModel::SourceFile(const std::string& name) const {

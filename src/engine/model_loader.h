@@ -67,6 +67,8 @@ struct LoadOptions {
   QuantRecipe quant = QuantRecipe::kNone;
   // Artifacts only:
   int64_t required_context = 0;   // > 0: fail (or fall back) if compiled for less
+  int64_t required_chunk = 0;     // > 0 (--chunk given): fail if compiled for another Tmax
+  // num_layers > 0 on an artifact: fail unless it was compiled with that many layers.
   std::string source;             // checkpoint to fall back to (default: the one recorded)
   bool allow_fallback = true;
   bool verify_weights = false;    // also check the weights section's checksum
@@ -119,6 +121,10 @@ class LoadedModel {
   std::span<const uint8_t> SourceWeightBytes(size_t index) const;
   // A text file of the source model ("config.json", "tokenizer.json", ...), if it has one.
   std::optional<std::string> SourceFile(const std::string& name) const;
+  // The source's identity, recorded in a .kiln when it is compiled: a hash of its config.json and
+  // of every weight the program reads, as the checkpoint stores it (whatever recipe packs it).
+  // Empty for an artifact or a bare config.
+  std::string SourceHash() const;
 
  private:
   static Result<std::unique_ptr<LoadedModel>> LoadCheckpoint(const std::string& path, const LoadOptions& options);

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/format_sniff.h"
 #include "tokenizer/gguf_vocab.h"
 #include "tokenizer/tokenizer_json.h"
 
@@ -124,16 +125,24 @@ Result<ModelTokenizer> LoadGguf(const std::string& path) {
 }  // namespace
 
 Result<ModelTokenizer> LoadModelTokenizer(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) return LoadDirectory(path);
-  if (std::filesystem::is_regular_file(path, ec)) {
-    if (path.ends_with(".json")) {
+  // Told by the first bytes (io/format_sniff.h), so a .kiln or a lone .safetensors is named as such.
+  const SniffedPath sniffed = SniffPath(path);
+  switch (sniffed.format) {
+    case FileFormat::kDirectory:
+      return LoadDirectory(path);
+    case FileFormat::kJson: {
       // A bare tokenizer.json: its directory may hold the rest.
-      return LoadDirectory(std::filesystem::path(path).parent_path().string());
+      const std::string directory = std::filesystem::path(path).parent_path().string();
+      return LoadDirectory(directory.empty() ? "." : directory);
     }
-    return LoadGguf(path);
+    case FileFormat::kGguf:
+      return LoadGguf(path);
+    case FileFormat::kKiln:
+      return Error(ErrorCode::kUnsupported, path + " is a compiled .kiln artifact; its tokenizer is read through the model loader "
+                                                   "(kiln tokenize, run and perplexity do), not from the file alone");
+    default:
+      return ModelInputError(path, sniffed);
   }
-  return Error(ErrorCode::kNotFound, path + ": no such model directory or GGUF file");
 }
 
 }  // namespace kiln::tokenizer

@@ -60,7 +60,7 @@ TEST(CliTest, BadInputsExitNonZeroWithAMessage) {
   CommandResult missing = Kiln("inspect /nonexistent/model");
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_EQ(missing.output, "kiln inspect: not found: model path /nonexistent/model does not exist (expected a checkpoint "
-                            "directory or a config.json)\n");
+                            "directory, a .kiln artifact, a GGUF file or a config.json)\n");
 
   CommandResult too_long = Kiln("logits " + kFixtures + "/g31b --tokens 2,3,4,5 --ctx 3 --out /tmp/x.npy");
   EXPECT_EQ(too_long.exit_code, 2);

@@ -92,7 +92,7 @@ TEST(RunCommand, BadInputsExitNonZeroWithAMessage) {
   CommandResult missing = Kiln("run /nonexistent/model --prompt hi");
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_EQ(missing.output, "kiln run: not found: model path /nonexistent/model does not exist (expected a checkpoint "
-                            "directory or a config.json)\n");
+                            "directory, a .kiln artifact, a GGUF file or a config.json)\n");
   CommandResult no_tokenizer = Kiln("run " + g31b + " --prompt hello --ctx 64");
   EXPECT_EQ(no_tokenizer.exit_code, 1);
   EXPECT_EQ(no_tokenizer.output, "kiln run: not found: g31b has no tokenizer.json: give the prompt as token ids with "

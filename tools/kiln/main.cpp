@@ -9,6 +9,7 @@
 #include "output_paths.h"
 #if KILN_HAVE_TOKENIZER
 #include "tokenize_command.h"
+#include "tokenizer_source.h"
 #endif
 
 namespace {
@@ -49,8 +50,8 @@ int RunCommand(int argc, char** argv) {
   if (std::strcmp(command, "compile") == 0) return kiln::cli::RunCompile(argc - 1, argv + 1);
   if (std::strcmp(command, "verify") == 0) return kiln::cli::RunVerify(argc - 1, argv + 1);
 #if KILN_HAVE_TOKENIZER
-  if (std::strcmp(command, "tokenize") == 0) return RunTokenizeCommand(argc - 1, argv + 1);
-  if (std::strcmp(command, "detokenize") == 0) return RunDetokenizeCommand(argc - 1, argv + 1);
+  if (std::strcmp(command, "tokenize") == 0) return RunTokenizeCommand(argc - 1, argv + 1, kiln::cli::LoadTokenizerOf);
+  if (std::strcmp(command, "detokenize") == 0) return RunDetokenizeCommand(argc - 1, argv + 1, kiln::cli::LoadTokenizerOf);
   if (std::strcmp(command, "perplexity") == 0) return kiln::cli::RunPerplexity(argc - 1, argv + 1);
 #endif
   std::fprintf(stderr, "kiln: unknown command '%s'\n\n%s", command, kHelp);

@@ -27,6 +27,7 @@ Result<LoadOptions> ModelOptionsFromArgs(const Args& args, int64_t default_conte
   options.num_threads = static_cast<int>(std::min(threads, hardware));
   options.guard = args.Has("--guard");
   options.required_context = args.Has("--ctx") ? context : 0;
+  options.required_chunk = args.Has("--chunk") ? chunk : 0;
   options.source = args.Get("--source");
   options.allow_fallback = !args.Has("--no-fallback");
   options.verify_weights = args.Has("--verify-weights");

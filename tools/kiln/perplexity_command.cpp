@@ -28,6 +28,7 @@
 #include "engine/model_loader.h"
 #include "model_options.h"
 #include "tokenizer/model_tokenizer.h"
+#include "tokenizer_source.h"
 
 namespace kiln::cli {
 
@@ -82,7 +83,7 @@ int RunPerplexity(int argc, char** argv) {
   std::stringstream buffer;
   buffer << in.rdbuf();
   const std::string text = buffer.str();
-  auto tok = tokenizer::LoadModelTokenizer(args->Get("--tokenizer", model_path));
+  auto tok = LoadTokenizerOf(args->Get("--tokenizer", model_path));
   if (!tok) return ReportError(kName, tok.error());
   const auto t_tok = std::chrono::steady_clock::now();
   const std::vector<tokenizer::TokenId> ids =

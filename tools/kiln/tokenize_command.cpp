@@ -40,7 +40,7 @@ std::string Quote(std::string_view piece) {
 
 }  // namespace
 
-int RunTokenizeCommand(int argc, char** argv) {
+int RunTokenizeCommand(int argc, char** argv, const TokenizerLoader& load) {
   const char* kName = "tokenize";
   bool ids_only = false, chat = false, add_special = true, parse_special = true;
   std::vector<std::string> positional;
@@ -71,7 +71,7 @@ int RunTokenizeCommand(int argc, char** argv) {
   std::string text = positional[1];
   if (text == "-") text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
 
-  kiln::Result<kiln::tokenizer::ModelTokenizer> model = kiln::tokenizer::LoadModelTokenizer(positional[0]);
+  kiln::Result<kiln::tokenizer::ModelTokenizer> model = load(positional[0]);
   if (!model.has_value()) return Fail(kName, model.error().ToString(), 1);
 
   kiln::tokenizer::EncodeOptions options{.add_special_tokens = add_special && model->add_bos_token,
@@ -103,7 +103,7 @@ int RunTokenizeCommand(int argc, char** argv) {
   return 0;
 }
 
-int RunDetokenizeCommand(int argc, char** argv) {
+int RunDetokenizeCommand(int argc, char** argv, const TokenizerLoader& load) {
   const char* kName = "detokenize";
   bool skip_special = false;
   std::vector<std::string> positional;
@@ -144,7 +144,7 @@ int RunDetokenizeCommand(int argc, char** argv) {
       raw_ids.push_back(id);
     }
   }
-  kiln::Result<kiln::tokenizer::ModelTokenizer> model = kiln::tokenizer::LoadModelTokenizer(positional[0]);
+  kiln::Result<kiln::tokenizer::ModelTokenizer> model = load(positional[0]);
   if (!model.has_value()) return Fail(kName, model.error().ToString(), 1);
   std::vector<TokenId> ids;
   const auto vocab_size = static_cast<long long>(model->tokenizer.vocab_size());

@@ -11,7 +11,15 @@
 // detokenize takes ids as separate arguments or in one argument separated by spaces/commas.
 // Errors go to stderr as "kiln tokenize: <message>"; exit status 2 for usage errors, 1 for others.
 // argv[0] is the subcommand name.
+// `load` reads MODEL's tokenizer (the CLI passes one that also opens .kiln artifacts).
 #pragma once
 
-int RunTokenizeCommand(int argc, char** argv);
-int RunDetokenizeCommand(int argc, char** argv);
+#include <functional>
+#include <string>
+
+#include "tokenizer/model_tokenizer.h"
+
+using TokenizerLoader = std::function<kiln::Result<kiln::tokenizer::ModelTokenizer>(const std::string& model)>;
+
+int RunTokenizeCommand(int argc, char** argv, const TokenizerLoader& load);
+int RunDetokenizeCommand(int argc, char** argv, const TokenizerLoader& load);
