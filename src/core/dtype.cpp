@@ -11,9 +11,13 @@ int64_t DTypeBlockElements(DType dtype) {
     case DType::kF16:
     case DType::kI32: return 1;
     case DType::kQ8_0:
-    case DType::kQ4_0: return 32;
+    case DType::kQ4_0:
+    case DType::kQ5_0:
+    case DType::kQ5_1:
+    case DType::kQ4_1: return 32;
     case DType::kQ4_K:
-    case DType::kQ6_K: return 256;
+    case DType::kQ6_K:
+    case DType::kQ5_K: return 256;
     case DType::kF8_E4M3: return 128;
   }
   return 1;
@@ -30,6 +34,10 @@ int64_t DTypeBlockBytes(DType dtype) {
     case DType::kQ4_K: return 144;
     case DType::kQ6_K: return 210;
     case DType::kF8_E4M3: return 132;
+    case DType::kQ5_0: return 22;
+    case DType::kQ5_1: return 24;
+    case DType::kQ4_1: return 20;
+    case DType::kQ5_K: return 176;
   }
   return 0;
 }
@@ -53,6 +61,10 @@ const char* DTypeName(DType dtype) {
     case DType::kQ4_K: return "q4_k";
     case DType::kQ6_K: return "q6_k";
     case DType::kF8_E4M3: return "f8_e4m3";
+    case DType::kQ5_0: return "q5_0";
+    case DType::kQ5_1: return "q5_1";
+    case DType::kQ4_1: return "q4_1";
+    case DType::kQ5_K: return "q5_k";
   }
   return "?";
 }

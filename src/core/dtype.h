@@ -27,8 +27,12 @@ enum class DType : uint8_t {
   kQ4_K = 6,    // 256 elements, 144 bytes: f16 d, f16 dmin, u8 scales[12], u8 qs[128]
   kQ6_K = 7,    // 256 elements, 210 bytes: u8 ql[128], u8 qh[64], i8 scales[16], f16 d
   kF8_E4M3 = 8, // 128 elements, 132 bytes: f32 scale, e4m3 q[128] (kiln's own 1x128 block scaling)
+  kQ5_0 = 9,    // 32 elements, 22 bytes: f16 d, u8 qh[4] (5th bits), u8 qs[16] (nibbles as q4_0)
+  kQ5_1 = 10,   // 32 elements, 24 bytes: f16 d, f16 m, u8 qh[4], u8 qs[16]
+  kQ4_1 = 11,   // 32 elements, 20 bytes: f16 d, f16 m, u8 qs[16]
+  kQ5_K = 12,   // 256 elements, 176 bytes: f16 d, f16 dmin, u8 scales[12], u8 qh[32], u8 qs[128]
 };
-inline constexpr int kNumDTypes = 9;
+inline constexpr int kNumDTypes = 13;
 
 // Elements per block: 1 for element types.
 int64_t DTypeBlockElements(DType dtype);
@@ -42,7 +46,8 @@ size_t DTypeSize(DType dtype);
 int64_t DTypeBytes(DType dtype, int64_t elements);
 // Whether a tensor whose rows have `row_elements` can be stored in `dtype` (whole blocks per row).
 inline bool DTypeRowsFit(DType dtype, int64_t row_elements) { return row_elements % DTypeBlockElements(dtype) == 0; }
-// "f32", "bf16", "f16", "i32", "q8_0", "q4_0", "q4_k", "q6_k", "f8_e4m3".
+// "f32", "bf16", "f16", "i32", "q8_0", "q4_0", "q4_k", "q6_k", "f8_e4m3", "q5_0", "q5_1", "q4_1",
+// "q5_k".
 const char* DTypeName(DType dtype);
 // The inverse of DTypeName; nullopt for anything else.
 std::optional<DType> DTypeFromName(std::string_view name);

@@ -51,12 +51,101 @@ void DequantizeQ4_0(const BlockQ4_0& block, float* y) {
   }
 }
 
+// ---- Q5_0: d = (the signed value of largest magnitude) / -16, q = min(31, trunc(x / d + 16.5)). ----
+
+void QuantizeQ5_0(const float* x, BlockQ5_0* block) {
+  float amax = 0.0f, max = 0.0f;
+  for (int k = 0; k < 32; ++k) {
+    if (amax < std::fabs(x[k])) {
+      amax = std::fabs(x[k]);
+      max = x[k];
+    }
+  }
+  const float d = max / -16.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  block->d = F32ToF16(d);
+  uint32_t qh = 0;
+  for (int j = 0; j < 16; ++j) {
+    const int low = std::min(31, static_cast<int>(static_cast<int8_t>(x[j] * id + 16.5f)));
+    const int high = std::min(31, static_cast<int>(static_cast<int8_t>(x[j + 16] * id + 16.5f)));
+    block->qs[j] = static_cast<uint8_t>((low & 0xF) | ((high & 0xF) << 4));
+    qh |= static_cast<uint32_t>(low >> 4) << j;
+    qh |= static_cast<uint32_t>(high >> 4) << (j + 16);
+  }
+  for (int i = 0; i < 4; ++i) block->qh[i] = static_cast<uint8_t>(qh >> (8 * i));
+}
+
+void DequantizeQ5_0(const BlockQ5_0& block, float* y) {
+  const float d = F16ToF32(block.d);
+  const uint32_t qh = Q5HighBits(block.qh);
+  for (int j = 0; j < 16; ++j) {
+    const int low = (block.qs[j] & 0xF) | (((qh >> j) & 1) << 4);
+    const int high = (block.qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4);
+    y[j] = d * static_cast<float>(low - 16);
+    y[j + 16] = d * static_cast<float>(high - 16);
+  }
+}
+
+// ---- Q4_1 and Q5_1: min/max affine, d = (max - min) / (2^bits - 1), m = min,
+// q = min(2^bits - 1, trunc((x - min) / d + 0.5)). ----
+
+// The shared quantizer: writes d and m and returns every element's q in [0, max_q].
+void QuantizeMinMax(const float* x, int max_q, uint16_t* d_bits, uint16_t* m_bits, uint8_t* q) {
+  float min = x[0], max = x[0];
+  for (int k = 1; k < 32; ++k) {
+    min = std::min(min, x[k]);
+    max = std::max(max, x[k]);
+  }
+  const float d = (max - min) / static_cast<float>(max_q);
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  *d_bits = F32ToF16(d);
+  *m_bits = F32ToF16(min);
+  for (int k = 0; k < 32; ++k) q[k] = static_cast<uint8_t>(std::min(max_q, static_cast<int>(static_cast<int8_t>((x[k] - min) * id + 0.5f))));
+}
+
+void QuantizeQ4_1(const float* x, BlockQ4_1* block) {
+  uint8_t q[32];
+  QuantizeMinMax(x, 15, &block->d, &block->m, q);
+  for (int j = 0; j < 16; ++j) block->qs[j] = static_cast<uint8_t>(q[j] | (q[j + 16] << 4));
+}
+
+void DequantizeQ4_1(const BlockQ4_1& block, float* y) {
+  const float d = F16ToF32(block.d), m = F16ToF32(block.m);
+  for (int j = 0; j < 16; ++j) {
+    y[j] = d * static_cast<float>(block.qs[j] & 0xF) + m;
+    y[j + 16] = d * static_cast<float>(block.qs[j] >> 4) + m;
+  }
+}
+
+void QuantizeQ5_1(const float* x, BlockQ5_1* block) {
+  uint8_t q[32];
+  QuantizeMinMax(x, 31, &block->d, &block->m, q);
+  uint32_t qh = 0;
+  for (int j = 0; j < 16; ++j) {
+    block->qs[j] = static_cast<uint8_t>((q[j] & 0xF) | ((q[j + 16] & 0xF) << 4));
+    qh |= static_cast<uint32_t>(q[j] >> 4) << j;
+    qh |= static_cast<uint32_t>(q[j + 16] >> 4) << (j + 16);
+  }
+  for (int i = 0; i < 4; ++i) block->qh[i] = static_cast<uint8_t>(qh >> (8 * i));
+}
+
+void DequantizeQ5_1(const BlockQ5_1& block, float* y) {
+  const float d = F16ToF32(block.d), m = F16ToF32(block.m);
+  const uint32_t qh = Q5HighBits(block.qh);
+  for (int j = 0; j < 16; ++j) {
+    const int low = (block.qs[j] & 0xF) | (((qh >> j) & 1) << 4);
+    const int high = (block.qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4);
+    y[j] = d * static_cast<float>(low) + m;
+    y[j + 16] = d * static_cast<float>(high) + m;
+  }
+}
+
 // ---- Q4_K: 8 sub-blocks of 32, y = d * sc * q - dmin * m with 6-bit sc and m, 4-bit q. ----
 
-// The scale and (non-negative) offset of an affine 4-bit fit of x[0, 32): x ~ scale * q - offset.
-// Starts from the min/max fit and refits scale and offset by least squares on the chosen q,
-// keeping the better of the two.
-void FitAffine4(const float* x, float* scale, float* offset) {
+// The scale and (non-negative) offset of an affine fit of x[0, 32) with q in [0, max_q]:
+// x ~ scale * q - offset. Starts from the min/max fit and refits scale and offset by least
+// squares on the chosen q, keeping the better of the two.
+void FitAffine(const float* x, int max_q, float* scale, float* offset) {
   float lo = std::min(0.0f, *std::min_element(x, x + 32));
   float hi = *std::max_element(x, x + 32);
   if (hi <= lo) {
@@ -67,19 +156,19 @@ void FitAffine4(const float* x, float* scale, float* offset) {
   auto error_of = [&](float s, float o) {
     double error = 0.0;
     for (int k = 0; k < 32; ++k) {
-      const int q = s > 0.0f ? std::clamp(static_cast<int>(std::nearbyint((x[k] + o) / s)), 0, 15) : 0;
+      const int q = s > 0.0f ? std::clamp(static_cast<int>(std::nearbyint((x[k] + o) / s)), 0, max_q) : 0;
       const double diff = s * q - o - x[k];
       error += diff * diff;
     }
     return error;
   };
-  float best_scale = (hi - lo) / 15.0f, best_offset = -lo;
+  float best_scale = (hi - lo) / static_cast<float>(max_q), best_offset = -lo;
   double best_error = error_of(best_scale, best_offset);
   for (int iteration = 0; iteration < 2; ++iteration) {
     // Least squares for (s, o) given q: x = s q - o.
     double sum_q = 0, sum_qq = 0, sum_x = 0, sum_qx = 0;
     for (int k = 0; k < 32; ++k) {
-      const int q = std::clamp(static_cast<int>(std::nearbyint((x[k] + best_offset) / best_scale)), 0, 15);
+      const int q = std::clamp(static_cast<int>(std::nearbyint((x[k] + best_offset) / best_scale)), 0, max_q);
       sum_q += q;
       sum_qq += static_cast<double>(q) * q;
       sum_x += x[k];
@@ -100,42 +189,48 @@ void FitAffine4(const float* x, float* scale, float* offset) {
   *offset = best_offset;
 }
 
-void QuantizeQ4_K(const float* x, BlockQ4_K* block) {
+// The shared part of Q4_K and Q5_K: fits each sub-block, stores d, dmin and the packed 6-bit
+// scales and minimums, and returns every element's q in [0, max_q].
+void QuantizeKAffine(const float* x, int max_q, uint16_t* d_bits, uint16_t* dmin_bits, uint8_t* packed_scales, uint8_t* q) {
   float scales[8], offsets[8];
   float max_scale = 0.0f, max_offset = 0.0f;
   for (int j = 0; j < 8; ++j) {
-    FitAffine4(x + 32 * j, &scales[j], &offsets[j]);
+    FitAffine(x + 32 * j, max_q, &scales[j], &offsets[j]);
     max_scale = std::max(max_scale, scales[j]);
     max_offset = std::max(max_offset, offsets[j]);
   }
   const float d = max_scale / 63.0f, dmin = max_offset / 63.0f;
-  block->d = F32ToF16(d);
-  block->dmin = F32ToF16(dmin);
+  *d_bits = F32ToF16(d);
+  *dmin_bits = F32ToF16(dmin);
   // Quantize the sub-block scales against the stored (f16-rounded) d and dmin.
-  const float stored_d = F16ToF32(block->d), stored_dmin = F16ToF32(block->dmin);
+  const float stored_d = F16ToF32(*d_bits), stored_dmin = F16ToF32(*dmin_bits);
   uint8_t sc[8], m[8];
   for (int j = 0; j < 8; ++j) {
     sc[j] = stored_d > 0.0f ? static_cast<uint8_t>(std::clamp(static_cast<int>(std::nearbyint(scales[j] / stored_d)), 0, 63)) : 0;
     m[j] = stored_dmin > 0.0f ? static_cast<uint8_t>(std::clamp(static_cast<int>(std::nearbyint(offsets[j] / stored_dmin)), 0, 63)) : 0;
   }
-  std::fill(block->scales, block->scales + 12, 0);
+  std::fill(packed_scales, packed_scales + 12, 0);
   for (int j = 0; j < 8; ++j) {
     if (j < 4) {
-      block->scales[j] |= sc[j];
-      block->scales[j + 4] |= m[j];
+      packed_scales[j] |= sc[j];
+      packed_scales[j + 4] |= m[j];
     } else {
-      block->scales[j + 4] = static_cast<uint8_t>((sc[j] & 0xF) | ((m[j] & 0xF) << 4));
-      block->scales[j - 4] |= static_cast<uint8_t>((sc[j] >> 4) << 6);
-      block->scales[j] |= static_cast<uint8_t>((m[j] >> 4) << 6);
+      packed_scales[j + 4] = static_cast<uint8_t>((sc[j] & 0xF) | ((m[j] & 0xF) << 4));
+      packed_scales[j - 4] |= static_cast<uint8_t>((sc[j] >> 4) << 6);
+      packed_scales[j] |= static_cast<uint8_t>((m[j] >> 4) << 6);
     }
   }
-  uint8_t q[256];
   for (int j = 0; j < 8; ++j) {
     const float s = stored_d * sc[j], o = stored_dmin * m[j];
     for (int k = 0; k < 32; ++k) {
-      q[32 * j + k] = s > 0.0f ? static_cast<uint8_t>(std::clamp(static_cast<int>(std::nearbyint((x[32 * j + k] + o) / s)), 0, 15)) : 0;
+      q[32 * j + k] = s > 0.0f ? static_cast<uint8_t>(std::clamp(static_cast<int>(std::nearbyint((x[32 * j + k] + o) / s)), 0, max_q)) : 0;
     }
   }
+}
+
+void QuantizeQ4_K(const float* x, BlockQ4_K* block) {
+  uint8_t q[256];
+  QuantizeKAffine(x, 15, &block->d, &block->dmin, block->scales, q);
   for (int c = 0; c < 4; ++c) {
     for (int l = 0; l < 32; ++l) block->qs[32 * c + l] = static_cast<uint8_t>(q[64 * c + l] | (q[64 * c + 32 + l] << 4));
   }
@@ -151,6 +246,37 @@ void DequantizeQ4_K(const BlockQ4_K& block, float* y) {
     for (int l = 0; l < 32; ++l) {
       y[64 * c + l] = d0 * static_cast<float>(block.qs[32 * c + l] & 0xF) - o0;
       y[64 * c + 32 + l] = d1 * static_cast<float>(block.qs[32 * c + l] >> 4) - o1;
+    }
+  }
+}
+
+// ---- Q5_K: Q4_K's sub-blocks with 5-bit q, the 5th bits in qh. ----
+
+void QuantizeQ5_K(const float* x, BlockQ5_K* block) {
+  uint8_t q[256];
+  QuantizeKAffine(x, 31, &block->d, &block->dmin, block->scales, q);
+  std::fill(block->qh, block->qh + 32, 0);
+  for (int c = 0; c < 4; ++c) {
+    for (int l = 0; l < 32; ++l) {
+      const uint8_t low = q[64 * c + l], high = q[64 * c + 32 + l];
+      block->qs[32 * c + l] = static_cast<uint8_t>((low & 0xF) | ((high & 0xF) << 4));
+      block->qh[l] |= static_cast<uint8_t>(((low >> 4) << (2 * c)) | ((high >> 4) << (2 * c + 1)));
+    }
+  }
+}
+
+void DequantizeQ5_K(const BlockQ5_K& block, float* y) {
+  const float d = F16ToF32(block.d), dmin = F16ToF32(block.dmin);
+  for (int c = 0; c < 4; ++c) {
+    uint8_t sc0, m0, sc1, m1;
+    Q4KScaleMin(block.scales, 2 * c, &sc0, &m0);
+    Q4KScaleMin(block.scales, 2 * c + 1, &sc1, &m1);
+    const float d0 = d * sc0, o0 = dmin * m0, d1 = d * sc1, o1 = dmin * m1;
+    for (int l = 0; l < 32; ++l) {
+      const int low = (block.qs[32 * c + l] & 0xF) | (((block.qh[l] >> (2 * c)) & 1) << 4);
+      const int high = (block.qs[32 * c + l] >> 4) | (((block.qh[l] >> (2 * c + 1)) & 1) << 4);
+      y[64 * c + l] = d0 * static_cast<float>(low) - o0;
+      y[64 * c + 32 + l] = d1 * static_cast<float>(high) - o1;
     }
   }
 }
@@ -296,6 +422,10 @@ void DequantizeRow(DType dtype, const void* src, int64_t elements, float* out) {
     case DType::kQ4_K: return DequantizeBlocks<BlockQ4_K, DequantizeQ4_K>(src, elements, 256, out);
     case DType::kQ6_K: return DequantizeBlocks<BlockQ6_K, DequantizeQ6_K>(src, elements, 256, out);
     case DType::kF8_E4M3: return DequantizeBlocks<BlockF8E4M3, DequantizeF8>(src, elements, 128, out);
+    case DType::kQ5_0: return DequantizeBlocks<BlockQ5_0, DequantizeQ5_0>(src, elements, 32, out);
+    case DType::kQ5_1: return DequantizeBlocks<BlockQ5_1, DequantizeQ5_1>(src, elements, 32, out);
+    case DType::kQ4_1: return DequantizeBlocks<BlockQ4_1, DequantizeQ4_1>(src, elements, 32, out);
+    case DType::kQ5_K: return DequantizeBlocks<BlockQ5_K, DequantizeQ5_K>(src, elements, 256, out);
   }
 }
 
@@ -314,6 +444,10 @@ void QuantizeRow(DType dtype, const float* src, int64_t elements, void* out) {
     case DType::kQ4_K: return QuantizeBlocks<BlockQ4_K, QuantizeQ4_K>(src, elements, 256, out);
     case DType::kQ6_K: return QuantizeBlocks<BlockQ6_K, QuantizeQ6_K>(src, elements, 256, out);
     case DType::kF8_E4M3: return QuantizeBlocks<BlockF8E4M3, QuantizeF8>(src, elements, 128, out);
+    case DType::kQ5_0: return QuantizeBlocks<BlockQ5_0, QuantizeQ5_0>(src, elements, 32, out);
+    case DType::kQ5_1: return QuantizeBlocks<BlockQ5_1, QuantizeQ5_1>(src, elements, 32, out);
+    case DType::kQ4_1: return QuantizeBlocks<BlockQ4_1, QuantizeQ4_1>(src, elements, 32, out);
+    case DType::kQ5_K: return QuantizeBlocks<BlockQ5_K, QuantizeQ5_K>(src, elements, 256, out);
   }
 }
 

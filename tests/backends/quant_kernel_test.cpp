@@ -16,11 +16,12 @@
 namespace kiln::cpu {
 namespace {
 
-constexpr DType kBlockTypes[] = {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kF8_E4M3};
+constexpr DType kBlockTypes[] = {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kF8_E4M3,
+                                 DType::kQ5_0, DType::kQ5_1, DType::kQ4_1, DType::kQ5_K};
 
 // `rows` weight rows of k elements in `dtype`, `row_bytes` apart, made of random bytes: every bit
 // pattern of the packed values and sub-block scales occurs, not only those a quantizer writes.
-// Scales are kept finite: d, dmin in [-0.02, 0.02] (f16), f8 scales in [-0.01, 0.01], and one f8
+// Scales are kept finite: d, dmin, m in [-0.02, 0.02] (f16), f8 scales in [-0.01, 0.01], and one f8
 // block per row with a scale of 300 (kernels take another path above 2^7). F8 NaN codes are
 // avoided: the reference dequantizes them to NaN.
 std::vector<uint8_t> RandomBlockRows(DType dtype, int64_t rows, int64_t k, int64_t row_bytes, std::mt19937& rng) {
@@ -40,6 +41,10 @@ std::vector<uint8_t> RandomBlockRows(DType dtype, int64_t rows, int64_t k, int64
         case DType::kQ4_0: put_f16(offsetof(BlockQ4_0, d)); break;
         case DType::kQ4_K: put_f16(offsetof(BlockQ4_K, d)); put_f16(offsetof(BlockQ4_K, dmin)); break;
         case DType::kQ6_K: put_f16(offsetof(BlockQ6_K, d)); break;
+        case DType::kQ5_0: put_f16(offsetof(BlockQ5_0, d)); break;
+        case DType::kQ5_1: put_f16(offsetof(BlockQ5_1, d)); put_f16(offsetof(BlockQ5_1, m)); break;
+        case DType::kQ4_1: put_f16(offsetof(BlockQ4_1, d)); put_f16(offsetof(BlockQ4_1, m)); break;
+        case DType::kQ5_K: put_f16(offsetof(BlockQ5_K, d)); put_f16(offsetof(BlockQ5_K, dmin)); break;
         case DType::kF8_E4M3: {
           const float s = b == 1 ? 300.0f : scale(rng) / 2;
           std::memcpy(block + offsetof(BlockF8E4M3, scale), &s, 4);
@@ -97,10 +102,11 @@ TEST(QuantKernelsTest, EveryIsaAndFormatMatchesReference) {
                   largest = std::max(largest, std::abs(wv));
                 }
                 // f32 accumulation over at most a few hundred terms per accumulator: 1e-5 of
-                // sum|x*w| is about 100 ulps. q4_k fuses d*sc*q - dmin*m into one rounding, off
-                // by an ulp of the larger term (<= the row's largest |w| plus the minimum).
+                // sum|x*w| is about 100 ulps. q4_k and q5_k fuse d*sc*q - dmin*m, q4_1 and q5_1
+                // d*q + m, into one rounding, off by an ulp of the larger term (<= the row's
+                // largest |w| plus the minimum).
                 double tolerance = 1e-5 * magnitude + 1e-7;
-                if (dtype == DType::kQ4_K) {
+                if (dtype == DType::kQ4_K || dtype == DType::kQ5_K || dtype == DType::kQ4_1 || dtype == DType::kQ5_1) {
                   double sum_x = 0;
                   for (int64_t i = 0; i < k; ++i) sum_x += std::abs(x[static_cast<size_t>(r * x_stride + i)]);
                   tolerance += std::ldexp(sum_x * 2 * largest, -22);

@@ -37,13 +37,30 @@ TEST(QuantTest, BlockSizesAndNames) {
   EXPECT_EQ(DTypeBytes(DType::kQ4_K, 512), 288);
   EXPECT_EQ(DTypeBytes(DType::kQ6_K, 256), 210);
   EXPECT_EQ(DTypeBytes(DType::kF8_E4M3, 256), 264);
+  EXPECT_EQ(DTypeBytes(DType::kQ5_0, 64), 44);
+  EXPECT_EQ(DTypeBytes(DType::kQ5_1, 32), 24);
+  EXPECT_EQ(DTypeBytes(DType::kQ4_1, 96), 60);
+  EXPECT_EQ(DTypeBytes(DType::kQ5_K, 512), 352);
+  EXPECT_EQ(DTypeBytes(DType::kQ5_K, 2112), -1);
+  EXPECT_TRUE(DTypeRowsFit(DType::kQ5_0, 2112));  // Gemma 4 26B's ffn_down rows
+  EXPECT_TRUE(DTypeRowsFit(DType::kQ5_1, 704));
+  // The numbering is stored in .kiln files.
+  EXPECT_EQ(static_cast<int>(DType::kQ5_0), 9);
+  EXPECT_EQ(static_cast<int>(DType::kQ5_1), 10);
+  EXPECT_EQ(static_cast<int>(DType::kQ4_1), 11);
+  EXPECT_EQ(static_cast<int>(DType::kQ5_K), 12);
+  EXPECT_EQ(kNumDTypes, 13);
+  EXPECT_STREQ(DTypeName(DType::kQ5_0), "q5_0");
+  EXPECT_STREQ(DTypeName(DType::kQ5_1), "q5_1");
+  EXPECT_STREQ(DTypeName(DType::kQ4_1), "q4_1");
+  EXPECT_STREQ(DTypeName(DType::kQ5_K), "q5_k");
   EXPECT_EQ(DTypeBytes(DType::kQ4_K, 100), -1);
   EXPECT_EQ(DTypeBytes(DType::kBF16, 3), 6);
   EXPECT_FALSE(DTypeRowsFit(DType::kQ6_K, 2112));
   EXPECT_TRUE(DTypeRowsFit(DType::kQ8_0, 2112));
   EXPECT_EQ(DTypeSize(DType::kQ8_0), 0u);
   for (int i = 0; i < kNumDTypes; ++i) EXPECT_EQ(DTypeFromName(DTypeName(static_cast<DType>(i))), static_cast<DType>(i));
-  EXPECT_FALSE(DTypeFromName("q5_k").has_value());
+  EXPECT_FALSE(DTypeFromName("q3_k").has_value());
 }
 
 TEST(QuantTest, RoundTripErrorsAreThoseOfEachFormat) {
@@ -54,6 +71,14 @@ TEST(QuantTest, RoundTripErrorsAreThoseOfEachFormat) {
   EXPECT_LT(RoundTripError(DType::kQ4_0, row), 0.12);
   EXPECT_LT(RoundTripError(DType::kQ4_K, row), 0.11);
   EXPECT_LT(RoundTripError(DType::kF8_E4M3, row), 0.05);
+  EXPECT_LT(RoundTripError(DType::kQ5_0, row), 0.06);
+  EXPECT_LT(RoundTripError(DType::kQ5_1, row), 0.05);
+  EXPECT_LT(RoundTripError(DType::kQ4_1, row), 0.10);
+  EXPECT_LT(RoundTripError(DType::kQ5_K, row), 0.05);
+  // One more bit halves the step: the 5-bit formats beat their 4-bit counterparts clearly.
+  EXPECT_LT(RoundTripError(DType::kQ5_0, row), 0.6 * RoundTripError(DType::kQ4_0, row));
+  EXPECT_LT(RoundTripError(DType::kQ5_1, row), 0.6 * RoundTripError(DType::kQ4_1, row));
+  EXPECT_LT(RoundTripError(DType::kQ5_K, row), 0.6 * RoundTripError(DType::kQ4_K, row));
   EXPECT_EQ(RoundTripError(DType::kF32, row), 0.0);
 }
 
@@ -92,6 +117,118 @@ TEST(QuantTest, Q4_0MatchesTheReferenceArithmetic) {
   EXPECT_EQ(back[3], -8.0f);
   EXPECT_EQ(back[20], 7.0f);
   EXPECT_EQ(back[5], 1.0f);
+}
+
+TEST(QuantTest, Q5_0MatchesTheReferenceArithmetic) {
+  // d = (signed value of largest magnitude) / -16; q = min(31, trunc(x / d + 16.5)).
+  std::vector<float> row(32, 0.0f);
+  row[3] = -16.0f;
+  row[20] = 16.0f;
+  row[5] = 1.0f;
+  row[17] = -3.0f;
+  BlockQ5_0 block;
+  QuantizeRow(DType::kQ5_0, row.data(), 32, &block);
+  EXPECT_EQ(F16ToF32(block.d), 1.0f);
+  const uint32_t qh = Q5HighBits(block.qh);
+  auto q_of = [&](int e) { return (e < 16 ? block.qs[e] & 0xF : block.qs[e - 16] >> 4) | (((qh >> e) & 1) << 4); };
+  EXPECT_EQ(q_of(3), 0);    // -16 -> 0
+  EXPECT_EQ(q_of(20), 31);  // 16 -> 32 -> 31
+  EXPECT_EQ(q_of(5), 17);   // 1 + 16.5 = 17.5 -> 17: the 5th bit set
+  EXPECT_EQ(q_of(17), 13);  // -3 + 16.5 = 13.5 -> 13
+  EXPECT_EQ(q_of(0), 16);
+  std::vector<float> back(32);
+  DequantizeRow(DType::kQ5_0, &block, 32, back.data());
+  EXPECT_EQ(back[3], -16.0f);
+  EXPECT_EQ(back[20], 15.0f);
+  EXPECT_EQ(back[5], 1.0f);
+  EXPECT_EQ(back[17], -3.0f);
+  EXPECT_EQ(back[0], 0.0f);
+}
+
+TEST(QuantTest, Q5_0DecodesEachHighBitFromItsOwnPosition) {
+  // Element j's 5th bit is bit j of qh (little-endian u32), for j in both nibble halves.
+  for (int e = 0; e < 32; ++e) {
+    BlockQ5_0 block{};
+    block.d = F32ToF16(1.0f);
+    const uint32_t qh = 1u << e;
+    for (int i = 0; i < 4; ++i) block.qh[i] = static_cast<uint8_t>(qh >> (8 * i));
+    std::vector<float> back(32);
+    DequantizeRow(DType::kQ5_0, &block, 32, back.data());
+    for (int k = 0; k < 32; ++k) EXPECT_EQ(back[k], k == e ? 0.0f : -16.0f) << "bit " << e << " element " << k;
+  }
+}
+
+TEST(QuantTest, Q4_1AndQ5_1MatchTheReferenceArithmetic) {
+  // m = min, d = (max - min) / 15 or / 31, q = min(top, trunc((x - min) / d + 0.5)).
+  std::vector<float> row(32, 2.0f);
+  row[0] = 2.0f;
+  row[1] = 17.0f;   // max: d = 1 (q4_1)
+  row[18] = 9.4f;   // 7.4 + 0.5 -> 7
+  row[19] = 9.6f;   // 7.6 + 0.5 -> 8
+  BlockQ4_1 q4;
+  QuantizeRow(DType::kQ4_1, row.data(), 32, &q4);
+  EXPECT_EQ(F16ToF32(q4.d), 1.0f);
+  EXPECT_EQ(F16ToF32(q4.m), 2.0f);
+  EXPECT_EQ(q4.qs[1] & 0xF, 15);
+  EXPECT_EQ(q4.qs[2] >> 4, 7);
+  EXPECT_EQ(q4.qs[3] >> 4, 8);
+  std::vector<float> back(32);
+  DequantizeRow(DType::kQ4_1, &q4, 32, back.data());
+  EXPECT_EQ(back[1], 17.0f);
+  EXPECT_EQ(back[18], 9.0f);
+  EXPECT_EQ(back[19], 10.0f);
+  EXPECT_EQ(back[0], 2.0f);
+
+  row[1] = 33.0f;  // q5_1: d = 31 / 31 = 1
+  BlockQ5_1 q5;
+  QuantizeRow(DType::kQ5_1, row.data(), 32, &q5);
+  EXPECT_EQ(F16ToF32(q5.d), 1.0f);
+  EXPECT_EQ(F16ToF32(q5.m), 2.0f);
+  const uint32_t qh = Q5HighBits(q5.qh);
+  EXPECT_EQ((q5.qs[1] & 0xF) | (((qh >> 1) & 1) << 4), 31);
+  DequantizeRow(DType::kQ5_1, &q5, 32, back.data());
+  EXPECT_EQ(back[1], 33.0f);
+  EXPECT_EQ(back[18], 9.0f);
+  EXPECT_EQ(back[19], 10.0f);
+}
+
+TEST(QuantTest, Q5KDecodesTheDocumentedLayout) {
+  // A hand-packed block: d = 1, dmin = 0.5, sub-block j has scale j + 1 and minimum 2j. In chunk
+  // c, element l takes bit 2c of qh[l], element 32 + l bit 2c + 1.
+  BlockQ5_K block{};
+  block.d = F32ToF16(1.0f);
+  block.dmin = F32ToF16(0.5f);
+  for (int j = 0; j < 8; ++j) {
+    const int sc = j + 1, m = 2 * j;
+    if (j < 4) {
+      block.scales[j] = static_cast<uint8_t>(sc);
+      block.scales[j + 4] = static_cast<uint8_t>(m);
+    } else {
+      block.scales[j + 4] = static_cast<uint8_t>((sc & 0xF) | ((m & 0xF) << 4));
+      block.scales[j - 4] |= static_cast<uint8_t>((sc >> 4) << 6);
+      block.scales[j] |= static_cast<uint8_t>((m >> 4) << 6);
+    }
+  }
+  for (int l = 0; l < 32; ++l) {
+    block.qs[32 * 0 + l] = static_cast<uint8_t>(l & 0xF);          // chunk 0: low nibble l%16, high 0
+    block.qs[32 * 2 + l] = static_cast<uint8_t>(0xF0 | (l & 0xF)); // chunk 2: high nibble 15
+  }
+  block.qh[5] = 1u << 0;        // element 5 (chunk 0, low half): +16
+  block.qh[7] = 1u << 5;        // element 64 * 2 + 32 + 7 (chunk 2, high half): +16
+  std::vector<float> y(256);
+  DequantizeRow(DType::kQ5_K, &block, 256, y.data());
+  EXPECT_EQ(y[4], 1.0f * 4 - 0.0f);            // sub-block 0: scale 1, minimum 0
+  EXPECT_EQ(y[5], 1.0f * (5 + 16) - 0.0f);
+  EXPECT_EQ(y[32 + 5], 0.0f - 0.5f * 2);         // sub-block 1: q 0, minimum 2
+  EXPECT_EQ(y[128 + 3], 5.0f * 3 - 0.5f * 8);    // sub-block 4: scale 5, minimum 8
+  EXPECT_EQ(y[160 + 7], 6.0f * (15 + 16) - 0.5f * 10);  // sub-block 5: scale 6, minimum 10, 5th bit
+  EXPECT_EQ(y[160 + 6], 6.0f * 15 - 0.5f * 10);
+  // The quantizer's round trip of this decoded block stays within one step of sub-block j's scale.
+  BlockQ5_K again;
+  QuantizeRow(DType::kQ5_K, y.data(), 256, &again);
+  std::vector<float> back(256);
+  DequantizeRow(DType::kQ5_K, &again, 256, back.data());
+  for (int e = 0; e < 256; ++e) EXPECT_NEAR(back[e], y[e], 0.75 * (e / 32 + 1)) << e;
 }
 
 TEST(QuantTest, Q4KScalesPackAndUnpack) {

@@ -1,5 +1,5 @@
 // Dot products of f32 activations with weights in a block format (core/quant.h): the inner loop
-// of linear and MoE when a weight is q8_0, q4_0, q4_k, q6_k or f8_e4m3.
+// of linear and MoE when a weight is q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k or f8_e4m3.
 //
 // One call covers `rows` activation rows against `count` weight rows:
 //   out[r * out_stride + j] = sum_i x[r * x_stride + i] * W_j[i]      r < rows, j < count
@@ -13,7 +13,8 @@
 //     kMaxRows activation rows and multiplied into all of them.
 // Exact tables dequantize to exactly the reference's f32 values (the same products, in the same
 // order) and accumulate in f32, so they differ from "DequantizeRow, then dot" only in summation
-// order (q4_k: also the rounding of d*sc*q - dmin*m, fused into one multiply-add). Tables with
+// order (q4_k, q5_k: also the rounding of d*sc*q - dmin*m, and q4_1, q5_1 that of d*q + m, each
+// fused into one multiply-add). Tables with
 // exact = false (dot.h) may round activations; quant_kernel_test.cpp states each table's bound.
 #pragma once
 
@@ -33,6 +34,10 @@ struct QuantDotKernels {
   QuantDotFn q4_k = nullptr;
   QuantDotFn q6_k = nullptr;
   QuantDotFn f8_e4m3 = nullptr;
+  QuantDotFn q5_0 = nullptr;
+  QuantDotFn q5_1 = nullptr;
+  QuantDotFn q4_1 = nullptr;
+  QuantDotFn q5_k = nullptr;
   // The kernel for `dtype`; nullptr for element types.
   QuantDotFn For(DType dtype) const {
     switch (dtype) {
@@ -41,6 +46,10 @@ struct QuantDotKernels {
       case DType::kQ4_K: return q4_k;
       case DType::kQ6_K: return q6_k;
       case DType::kF8_E4M3: return f8_e4m3;
+      case DType::kQ5_0: return q5_0;
+      case DType::kQ5_1: return q5_1;
+      case DType::kQ4_1: return q4_1;
+      case DType::kQ5_K: return q5_k;
       case DType::kF32:
       case DType::kBF16:
       case DType::kF16:

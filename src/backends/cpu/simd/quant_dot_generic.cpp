@@ -40,7 +40,9 @@ void GenericQuantDot(const float* x, int64_t x_stride, int64_t rows, const void*
 const QuantDotKernels& GenericQuantDotKernels() {
   static const QuantDotKernels kernels{GenericQuantDot<DType::kQ8_0>, GenericQuantDot<DType::kQ4_0>,
                                        GenericQuantDot<DType::kQ4_K>, GenericQuantDot<DType::kQ6_K>,
-                                       GenericQuantDot<DType::kF8_E4M3>};
+                                       GenericQuantDot<DType::kF8_E4M3>, GenericQuantDot<DType::kQ5_0>,
+                                       GenericQuantDot<DType::kQ5_1>, GenericQuantDot<DType::kQ4_1>,
+                                       GenericQuantDot<DType::kQ5_K>};
   return kernels;
 }
 

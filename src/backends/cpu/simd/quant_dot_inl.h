@@ -15,6 +15,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -71,6 +72,77 @@ struct Q4_0Format {
   }
 };
 
+// The 5th bits of a Q5_0 / Q5_1 block as bytes (0 or 16), element order: four lookups of eight
+// bytes replace 32 single-bit extractions.
+inline const uint64_t* BitsToSixteens() {
+  static const auto table = [] {
+    std::array<uint64_t, 256> values{};
+    for (int byte = 0; byte < 256; ++byte) {
+      for (int bit = 0; bit < 8; ++bit) values[byte] |= static_cast<uint64_t>(((byte >> bit) & 1) << 4) << (8 * bit);
+    }
+    return values;
+  }();
+  return table.data();
+}
+inline void ExpandQ5HighBits(const uint8_t* qh, uint8_t* sixteens) {
+  const uint64_t* table = BitsToSixteens();
+  for (int i = 0; i < 4; ++i) std::memcpy(sixteens + 8 * i, &table[qh[i]], 8);
+}
+
+struct Q4_1Format {
+  static constexpr int kElements = 32, kBytes = sizeof(BlockQ4_1);
+  template <class V, class Sink>
+  static void Decode(const uint8_t* block, const float* half, Sink&& sink) {
+    const auto* b = reinterpret_cast<const BlockQ4_1*>(block);
+    const typename V::F d = V::Broadcast(half + b->d), m = V::Broadcast(half + b->m);
+#pragma GCC unroll 8
+    for (int e = 0; e < 16; e += V::kLanes) {
+      const typename V::I packed = V::LoadU8(b->qs + e);
+      sink(e, V::Fma(V::ToFloat(V::And(packed, 0xF)), d, m));
+      sink(e + 16, V::Fma(V::ToFloat(V::template ShiftRight<4>(packed)), d, m));
+    }
+  }
+};
+
+struct Q5_0Format {
+  static constexpr int kElements = 32, kBytes = sizeof(BlockQ5_0);
+  template <class V, class Sink>
+  static void Decode(const uint8_t* block, const float* half, Sink&& sink) {
+    const auto* b = reinterpret_cast<const BlockQ5_0*>(block);
+    alignas(32) uint8_t high_bits[32];
+    ExpandQ5HighBits(b->qh, high_bits);
+    // d * (q - 16) as q * d - 16d in one rounding: the same f32 as the reference (16d is exact).
+    const typename V::F d = V::Broadcast(half + b->d), d16 = V::Mul(d, V::Set1(16.0f));
+#pragma GCC unroll 8
+    for (int e = 0; e < 16; e += V::kLanes) {
+      const typename V::I packed = V::LoadU8(b->qs + e);
+      const typename V::I low = V::Or(V::And(packed, 0xF), V::LoadU8(high_bits + e));
+      const typename V::I high = V::Or(V::template ShiftRight<4>(packed), V::LoadU8(high_bits + 16 + e));
+      sink(e, V::FmSub(V::ToFloat(low), d, d16));
+      sink(e + 16, V::FmSub(V::ToFloat(high), d, d16));
+    }
+  }
+};
+
+struct Q5_1Format {
+  static constexpr int kElements = 32, kBytes = sizeof(BlockQ5_1);
+  template <class V, class Sink>
+  static void Decode(const uint8_t* block, const float* half, Sink&& sink) {
+    const auto* b = reinterpret_cast<const BlockQ5_1*>(block);
+    alignas(32) uint8_t high_bits[32];
+    ExpandQ5HighBits(b->qh, high_bits);
+    const typename V::F d = V::Broadcast(half + b->d), m = V::Broadcast(half + b->m);
+#pragma GCC unroll 8
+    for (int e = 0; e < 16; e += V::kLanes) {
+      const typename V::I packed = V::LoadU8(b->qs + e);
+      const typename V::I low = V::Or(V::And(packed, 0xF), V::LoadU8(high_bits + e));
+      const typename V::I high = V::Or(V::template ShiftRight<4>(packed), V::LoadU8(high_bits + 16 + e));
+      sink(e, V::Fma(V::ToFloat(low), d, m));
+      sink(e + 16, V::Fma(V::ToFloat(high), d, m));
+    }
+  }
+};
+
 struct Q4_KFormat {
   static constexpr int kElements = 256, kBytes = sizeof(BlockQ4_K);
   template <class V, class Sink>
@@ -89,6 +161,37 @@ struct Q4_KFormat {
         const typename V::I packed = V::LoadU8(qs + l);
         sink(64 * chunk + l, V::FmSub(V::ToFloat(V::And(packed, 0xF)), d0, o0));
         sink(64 * chunk + 32 + l, V::FmSub(V::ToFloat(V::template ShiftRight<4>(packed)), d1, o1));
+      }
+    }
+  }
+};
+
+struct Q5_KFormat {
+  static constexpr int kElements = 256, kBytes = sizeof(BlockQ5_K);
+  template <class V, class Sink>
+  static void Decode(const uint8_t* block, const float* half, Sink&& sink) {
+    const auto* b = reinterpret_cast<const BlockQ5_K*>(block);
+    const float d = half[b->d], dmin = half[b->dmin];
+    float scale[8], offset[8];
+    for (int j = 0; j < 8; ++j) {
+      uint8_t sc, m;
+      Q4KScaleMin(b->scales, j, &sc, &m);
+      scale[j] = d * sc;
+      offset[j] = dmin * m;
+    }
+    // Lanes of qh outer, chunks inner: each chunk takes the next two bits of the same qh bytes,
+    // so the bits move down by two per chunk and are read at fixed positions 0 and 1.
+#pragma GCC unroll 4
+    for (int l = 0; l < 32; l += V::kLanes) {
+      typename V::I top = V::LoadU8(b->qh + l);
+#pragma GCC unroll 4
+      for (int chunk = 0; chunk < 4; ++chunk) {
+        const typename V::I packed = V::LoadU8(b->qs + 32 * chunk + l);
+        const typename V::I low = V::Or(V::And(packed, 0xF), V::template ShiftLeft<4>(V::And(top, 1)));
+        const typename V::I high = V::Or(V::template ShiftRight<4>(packed), V::template ShiftLeft<3>(V::And(top, 2)));
+        sink(64 * chunk + l, V::FmSub(V::ToFloat(low), V::Set1(scale[2 * chunk]), V::Set1(offset[2 * chunk])));
+        sink(64 * chunk + 32 + l, V::FmSub(V::ToFloat(high), V::Set1(scale[2 * chunk + 1]), V::Set1(offset[2 * chunk + 1])));
+        top = V::template ShiftRight<2>(top);
       }
     }
   }
@@ -221,7 +324,8 @@ void QuantDot(const float* x, int64_t x_stride, int64_t rows, const void* weight
 template <class V>
 QuantDotKernels MakeQuantDotKernels() {
   return {QuantDot<V, Q8_0Format>, QuantDot<V, Q4_0Format>, QuantDot<V, Q4_KFormat>, QuantDot<V, Q6_KFormat>,
-          QuantDot<V, F8E4M3Format>};
+          QuantDot<V, F8E4M3Format>, QuantDot<V, Q5_0Format>, QuantDot<V, Q5_1Format>, QuantDot<V, Q4_1Format>,
+          QuantDot<V, Q5_KFormat>};
 }
 
 }  // namespace
