@@ -204,11 +204,12 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
   std::vector<float> rows;
   const int64_t vocab = session_.vocab_size();
   const int64_t tmax = session_.program().max_tokens;
+  int draft_limit = options.speculative.draft_max;
   while (more) {
     const int64_t base = session_.length();
     step_tokens.assign(1, pending);
     if (speculate) {
-      const int64_t room = std::min({static_cast<int64_t>(options.speculative.draft_max), tmax - 1, context - base - 1,
+      const int64_t room = std::min({static_cast<int64_t>(draft_limit), tmax - 1, context - base - 1,
                                      options.max_new_tokens - static_cast<int64_t>(result.tokens.size()) - 1});
       auto drafted = DraftTokens(history, options.speculative, room, step_tokens);
       if (!drafted.has_value()) return fail(drafted.error());
@@ -231,6 +232,7 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
       if (!more || row == drafted || next.id != step_tokens[static_cast<size_t>(row + 1)]) break;
       ++result.accepted_draft_tokens;
     }
+    draft_limit = NextDraftLimit(options.speculative, draft_limit, drafted, std::min(row, drafted));
     // Keep the pending token's predecessors: the fed token and the accepted drafts.
     if (row < drafted) {
       if (Status rewound = session_.Rewind(base + row + 1); !rewound.ok()) return fail(rewound.error());

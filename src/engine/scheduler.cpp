@@ -102,6 +102,7 @@ void Scheduler::TakeSubmissions() {
     active->request = std::move(request);
     active->tokens = active->request.prompt;
     active->speculative = active->request.options.speculative.enabled() ? active->request.options.speculative : options_.speculative;
+    active->draft_limit = active->speculative.draft_max;
     active->sampler = std::make_unique<Sampler>(active->request.options.sampling);
     active->stream = std::make_unique<TokenStream>(active->request.options, tokenizer_, active->result);
     if (active->request.options.constraint) active->constraint = std::make_unique<OutputConstraint>(active->request.options.constraint);
@@ -269,7 +270,7 @@ int64_t Scheduler::Draft(Active& active, int64_t room) {
   active.step_tokens.assign(1, active.tokens[static_cast<size_t>(active.fed)]);
   if (!active.speculative.enabled()) return 0;
   // The step's last row samples a token too: max tokens and the context bound the drafts.
-  room = std::min({room, static_cast<int64_t>(active.speculative.draft_max), program_.max_context - active.fed - 1,
+  room = std::min({room, static_cast<int64_t>(active.draft_limit), program_.max_context - active.fed - 1,
                    active.request.options.max_new_tokens - static_cast<int64_t>(active.result.tokens.size()) - 1});
   const int64_t drafted = DraftByPromptLookup(active.tokens, active.speculative, room, active.step_tokens);
   active.result.draft_tokens += drafted;
@@ -279,7 +280,8 @@ int64_t Scheduler::Draft(Active& active, int64_t room) {
 Status Scheduler::Verify(Active& active, int64_t base, std::span<float> rows) {
   const int64_t vocab = runner_.vocab_size();
   const int64_t drafted = static_cast<int64_t>(active.step_tokens.size()) - 1;
-  for (int64_t row = 0;; ++row) {
+  int64_t row = 0;
+  for (;; ++row) {
     // The cache holds every token before the one this row samples.
     active.fed = base + row + 1;
     TRY_ASSIGN(const bool more, Sample(active, rows.subspan(static_cast<size_t>(row * vocab), static_cast<size_t>(vocab))));
@@ -288,6 +290,7 @@ Status Scheduler::Verify(Active& active, int64_t base, std::span<float> rows) {
     ++active.result.accepted_draft_tokens;
     --active.result.decode_steps;  // Take counts a step per token; this step emits several
   }
+  active.draft_limit = NextDraftLimit(active.speculative, active.draft_limit, drafted, std::min(row, drafted));
   // Drop the rejected drafts' positions: the pending token is fed next step.
   if (active.sequence->length() > active.fed) TRY(active.sequence->Rewind(active.fed));
   return Status::Ok();

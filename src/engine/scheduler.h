@@ -126,6 +126,7 @@ class Scheduler {
     std::vector<int32_t> tokens;         // the prompt, then every sampled token
     std::vector<int32_t> step_tokens;    // a speculative step: the pending token, then its drafts
     SpeculativeOptions speculative;      // the request's, or the scheduler's default
+    int draft_limit = 0;                 // drafts of its next round (NextDraftLimit)
     int64_t fed = 0;                     // tokens whose K/V the sequence holds
     GenerationResult result;
     std::unique_ptr<Sampler> sampler;

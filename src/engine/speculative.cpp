@@ -35,6 +35,12 @@ Status SpeculativeOptions::Validate() const {
   return Status::Ok();
 }
 
+int NextDraftLimit(const SpeculativeOptions& options, int limit, int64_t drafted, int64_t accepted) {
+  if (!options.adaptive || drafted == 0) return limit;
+  if (accepted == drafted) return std::min(limit + 2, options.draft_max);
+  return std::max(limit - 1, 1);
+}
+
 Result<int64_t> DraftTokens(std::span<const int32_t> history, const SpeculativeOptions& options, int64_t max,
                             std::vector<int32_t>& drafts) {
   if (max <= 0) return int64_t{0};

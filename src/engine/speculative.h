@@ -50,11 +50,19 @@ struct SpeculativeOptions {
   int draft_max = 8;   // most tokens drafted per round
   int ngram_max = 3;   // longest suffix looked up
   int ngram_min = 1;   // shortest suffix looked up
+  // Drafts per round adapt to the acceptance so far: after a round whose drafts were all
+  // accepted the limit grows by 2 (up to draft_max), after a rejection it shrinks by 1 (down to
+  // 1). Only speed changes, never the output.
+  bool adaptive = true;
 
   bool enabled() const { return type != SpeculativeType::kNone && draft_max > 0; }
   // kInvalidArgument naming the option out of range.
   Status Validate() const;
 };
+
+// The draft limit of the next round after a round that drafted `drafted` tokens under `limit`
+// and had `accepted` of them accepted (SpeculativeOptions::adaptive).
+int NextDraftLimit(const SpeculativeOptions& options, int limit, int64_t drafted, int64_t accepted);
 
 // Drafts by `options.type`: prompt lookup, or the drafter.
 Result<int64_t> DraftTokens(std::span<const int32_t> history, const SpeculativeOptions& options, int64_t max,
