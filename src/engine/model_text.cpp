@@ -41,25 +41,42 @@ std::string TokenString(const ordered_json& j) {
 }
 
 // tokenizer_config.json "chat_template": a string, or [{"name": "default", "template": ...}].
-std::string TemplateFrom(const ordered_json& tokenizer_config) {
-  if (!tokenizer_config.contains("chat_template")) return "";
+// Anything else is an error: treating it as "no template" would silently change every prompt.
+Result<std::string> TemplateFrom(const ordered_json& tokenizer_config) {
+  if (!tokenizer_config.contains("chat_template") || tokenizer_config["chat_template"].is_null()) return std::string();
   const ordered_json& t = tokenizer_config["chat_template"];
   if (t.is_string()) return t.get<std::string>();
+  if (!t.is_array()) {
+    return Error(ErrorCode::kMalformed, std::string("tokenizer_config.json: \"chat_template\" must be a string or a list of "
+                                                    "{\"name\", \"template\"}, found ") + t.type_name());
+  }
   std::string source;
-  if (t.is_array()) {
-    for (const auto& named : t) {
-      if (named.is_object() && named.value("name", "") == "default" && named.contains("template") &&
-          named["template"].is_string()) {
-        source = named["template"].get<std::string>();
-      }
+  for (const auto& named : t) {
+    if (named.is_object() && named.value("name", "") == "default" && named.contains("template") && named["template"].is_string()) {
+      source = named["template"].get<std::string>();
     }
   }
   return source;
 }
 
-SamplingOptions SamplingFrom(const ordered_json& generation_config) {
+// generation_config.json's sampling. A key of the wrong type or an unusable value is an error
+// naming it: falling back to greedy decoding would change the output without a word.
+Result<SamplingOptions> SamplingFrom(const ordered_json& generation_config) {
   SamplingOptions options;
-  if (!generation_config.is_object() || !generation_config.value("do_sample", false)) return options;
+  if (generation_config.is_null()) return options;
+  const std::string file = "generation_config.json";
+  if (!generation_config.is_object()) return Error(ErrorCode::kMalformed, file + " must hold an object, found " + generation_config.type_name());
+  const ordered_json do_sample = generation_config.value("do_sample", ordered_json(false));
+  if (!do_sample.is_boolean()) {
+    return Error(ErrorCode::kMalformed, file + ": \"do_sample\" must be true or false, found " + do_sample.type_name());
+  }
+  // Checked whether or not do_sample is set: a wrong type is a mistake either way.
+  for (const char* key : {"temperature", "top_k", "top_p", "min_p", "repetition_penalty"}) {
+    if (generation_config.contains(key) && !generation_config[key].is_null() && !generation_config[key].is_number()) {
+      return Error(ErrorCode::kMalformed, file + ": \"" + key + "\" must be a number, found " + generation_config[key].type_name());
+    }
+  }
+  if (!do_sample.get<bool>()) return options;
   auto number = [&](const char* key, double fallback) {
     return generation_config.contains(key) && generation_config[key].is_number() ? generation_config[key].get<double>()
                                                                                   : fallback;
@@ -70,7 +87,7 @@ SamplingOptions SamplingFrom(const ordered_json& generation_config) {
   options.top_p = static_cast<float>(number("top_p", 1.0));
   options.min_p = static_cast<float>(number("min_p", 0.0));
   options.repetition_penalty = static_cast<float>(number("repetition_penalty", 1.0));
-  if (!options.Validate().ok()) return SamplingOptions();  // unusable values: stay greedy
+  if (Status valid = options.Validate(); !valid.ok()) return Error(ErrorCode::kMalformed, file + ": " + valid.error().message());
   return options;
 }
 
@@ -102,7 +119,11 @@ Result<ModelText> LoadModelText(const ModelFileReader& read_file, const std::str
       AddIdsFrom(config["text_config"]["eos_token_id"], &text.stop_token_ids);
     }
   }
-  text.default_sampling = SamplingFrom(generation_config);
+  Result<SamplingOptions> sampling = SamplingFrom(generation_config);
+  if (!sampling) return sampling.error().WithContext(model_name);
+  text.default_sampling = *sampling;
+  Result<std::string> template_source = TemplateFrom(tc);
+  if (!template_source) return template_source.error().WithContext(model_name);
 
   std::optional<std::string> tokenizer_json = read_file("tokenizer.json");
   if (!tokenizer_json) return text;
@@ -114,7 +135,7 @@ Result<ModelText> LoadModelText(const ModelFileReader& read_file, const std::str
   m.add_bos_token = tc.contains("add_bos_token") && tc["add_bos_token"].is_boolean() ? tc["add_bos_token"].get<bool>()
                                                                                       : !m.tokenizer.prefix_ids().empty();
   // chat_template.jinja wins over tokenizer_config.json's template (transformers >= 4.43).
-  std::string source = read_file("chat_template.jinja").value_or(TemplateFrom(tc));
+  std::string source = read_file("chat_template.jinja").value_or(*template_source);
   if (!source.empty()) {
     Result<tokenizer::ChatTemplate> parsed = tokenizer::ChatTemplate::Parse(source, m.bos_token, m.eos_token);
     if (!parsed.has_value()) return parsed.error().WithContext(model_name + ": chat template");

@@ -65,6 +65,11 @@ Result<ModelTokenizer> LoadDirectory(const std::string& dir) {
     TRY_ASSIGN(source, ReadFileToString(dir + "/chat_template.jinja"));
   } else if (tc.contains("chat_template")) {
     const ordered_json& t = tc["chat_template"];
+    // Anything else would silently mean "no template".
+    if (!t.is_string() && !t.is_array() && !t.is_null()) {
+      return Error(ErrorCode::kMalformed, dir + "/tokenizer_config.json: \"chat_template\" must be a string or a list of "
+                                                "{\"name\", \"template\"}, found " + std::string(t.type_name()));
+    }
     if (t.is_string()) source = t.get<std::string>();
     if (t.is_array()) {  // [{"name": "default", "template": ...}, ...]
       for (const auto& named : t) {

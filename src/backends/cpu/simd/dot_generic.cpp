@@ -1,3 +1,4 @@
+#include <cstdio>
 #include <cstdlib>
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -62,11 +63,21 @@ std::vector<const DotKernels*> SupportedDotKernels() {
 const DotKernels& SelectDotKernels() {
   static const DotKernels* chosen = [] {
     std::vector<const DotKernels*> tables = SupportedDotKernels();
-    if (const char* wanted = std::getenv("KILN_CPU_ISA")) {
-      for (const DotKernels* table : tables) if (std::strcmp(table->isa, wanted) == 0) return table;
-    }
     const DotKernels* best = tables.front();
     for (const DotKernels* table : tables) if (table->exact) best = table;
+    if (const char* wanted = std::getenv("KILN_CPU_ISA"); wanted && *wanted) {
+      std::string available;
+      for (const DotKernels* table : tables) {
+        if (std::strcmp(table->isa, wanted) == 0) return table;
+        available += std::string(available.empty() ? "" : ", ") + table->isa;
+      }
+      // An ignored override would measure or test another ISA than the one asked for, unsaid.
+      const bool known = std::strcmp(wanted, "generic") == 0 || std::strcmp(wanted, "avx2") == 0 ||
+                         std::strcmp(wanted, "avx512") == 0 || std::strcmp(wanted, "avx512bf16") == 0;
+      std::fprintf(stderr, "kiln: KILN_CPU_ISA=%s %s; this CPU runs %s; using %s\n", wanted,
+                   known ? "is not supported by this CPU (or this build)" : "is not an ISA kiln knows (generic, avx2, avx512, avx512bf16)",
+                   available.c_str(), best->isa);
+    }
     return best;
   }();
   return *chosen;
