@@ -222,11 +222,11 @@ TEST(ModelTokenizer, StopTokensFromEveryConfig) {
 
 TEST(TokenizeCommand, PrintsIdsAndPieces) {
   const std::string dir = TinyModelDir();
-  auto run = [](int (*fn)(int, char**), std::vector<std::string> args) {
+  auto run = [](int (*fn)(int, char**, const TokenizerLoader&), std::vector<std::string> args) {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     ::testing::internal::CaptureStdout();
-    const int rc = fn(static_cast<int>(argv.size()), argv.data());
+    const int rc = fn(static_cast<int>(argv.size()), argv.data(), LoadModelTokenizer);
     return std::make_pair(rc, ::testing::internal::GetCapturedStdout());
   };
   EXPECT_EQ(run(RunTokenizeCommand, {"tokenize", dir, "hello hello", "--ids-only"}), std::make_pair(0, std::string("2 16 17\n")));
