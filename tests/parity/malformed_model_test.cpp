@@ -88,7 +88,7 @@ TEST_F(MalformedModelTest, MissingModelPath) {
   auto model = LoadedModel::Load((dir_ / "nope").string(), LoadOptions{});
   ASSERT_FALSE(model.has_value());
   EXPECT_EQ(model.error().ToString(), "not found: model path " + (dir_ / "nope").string() +
-                                          " does not exist (expected a checkpoint directory or a config.json)");
+                                          " does not exist (expected a checkpoint directory, a .kiln artifact, a GGUF file or a config.json)");
 }
 
 TEST_F(MalformedModelTest, PromptLongerThanContext) {
