@@ -11,12 +11,14 @@
 #include <nlohmann/json.hpp>
 
 #include "constraint/matcher.h"
+#include "schema_validator.h"
 #include "test_util.h"
 
 namespace kiln::constraint {
 namespace {
 
 using Json = nlohmann::ordered_json;
+using testing::Validate;
 
 // A vocabulary shaped like a small BPE one: every printable ASCII byte, byte-fallback bytes for
 // everything else, and multi-symbol fragments that cross JSON token boundaries.
@@ -34,93 +36,6 @@ std::vector<std::optional<std::string>> WalkVocabulary() {
     v.push_back(std::string(s));
   }
   return v;
-}
-
-std::string Pointer(const std::string& ref) { return ref.substr(1); }
-
-size_t CodepointCount(const std::string& s) {
-  size_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-  return n;
-}
-
-// The JSON Schema subset of json_schema.cpp, checked directly on the parsed value.
-bool Validate(const Json& s, const Json& v, const Json& root, std::string* why) {
-  auto fail = [&](const std::string& what) { *why = what + " for " + v.dump(); return false; };
-  if (s.is_boolean()) return s.get<bool>() || fail("schema false");
-  if (s.contains("$ref")) return Validate(root.at(Json::json_pointer(Pointer(s["$ref"]))), v, root, why);
-  for (const char* key : {"anyOf", "oneOf"}) {
-    if (!s.contains(key)) continue;
-    for (const Json& sub : s[key]) {
-      std::string ignored;
-      if (Validate(sub, v, root, &ignored)) return true;
-    }
-    return fail(std::string("no ") + key + " branch matches");
-  }
-  if (s.contains("allOf")) {
-    for (const Json& sub : s["allOf"]) if (!Validate(sub, v, root, why)) return false;
-  }
-  if (s.contains("const") && v != s["const"]) return fail("const");
-  if (s.contains("enum") && std::find(s["enum"].begin(), s["enum"].end(), v) == s["enum"].end()) return fail("enum");
-  if (s.contains("type")) {
-    std::vector<std::string> types;
-    if (s["type"].is_string()) types.push_back(s["type"]); else for (const Json& t : s["type"]) types.push_back(t);
-    bool ok = false;
-    for (const std::string& t : types) {
-      ok |= (t == "object" && v.is_object()) || (t == "array" && v.is_array()) ||
-            (t == "string" && v.is_string()) || (t == "integer" && v.is_number_integer()) ||
-            (t == "number" && v.is_number()) || (t == "boolean" && v.is_boolean()) ||
-            (t == "null" && v.is_null());
-    }
-    if (!ok) return fail("type");
-  }
-  if (v.is_object() && s.contains("properties")) {
-    const Json& props = s["properties"];
-    if (s.contains("required")) {
-      for (const Json& r : s["required"]) if (!v.contains(r.get<std::string>())) return fail("required " + r.dump());
-    }
-    size_t last_index = 0;
-    for (const auto& [key, value] : v.items()) {
-      size_t index = 0;
-      bool listed = false;
-      for (const auto& [name, sub] : props.items()) {
-        ++index;
-        if (name != key) continue;
-        listed = true;
-        if (index <= last_index) return fail("property order");
-        last_index = index;
-        if (!Validate(sub, value, root, why)) return false;
-      }
-      if (listed) continue;
-      const Json extra = s.value("additionalProperties", Json(false));
-      if (!Validate(extra, value, root, why)) return fail("additional property " + key);
-    }
-  }
-  if (v.is_array()) {
-    const size_t n = v.size();
-    if (s.contains("minItems") && n < s["minItems"].get<size_t>()) return fail("minItems");
-    if (s.contains("maxItems") && n > s["maxItems"].get<size_t>()) return fail("maxItems");
-    size_t prefix = 0;
-    if (s.contains("prefixItems")) {
-      prefix = s["prefixItems"].size();
-      for (size_t i = 0; i < std::min(prefix, n); ++i) if (!Validate(s["prefixItems"][i], v[i], root, why)) return false;
-    }
-    if (s.contains("items")) {
-      for (size_t i = prefix; i < n; ++i) if (!Validate(s["items"], v[i], root, why)) return false;
-    }
-  }
-  if (v.is_string()) {
-    const std::string str = v.get<std::string>();
-    if (s.contains("minLength") && CodepointCount(str) < s["minLength"].get<size_t>()) return fail("minLength");
-    if (s.contains("maxLength") && CodepointCount(str) > s["maxLength"].get<size_t>()) return fail("maxLength");
-    if (s.contains("pattern") && !std::regex_search(str, std::regex(s["pattern"].get<std::string>()))) return fail("pattern");
-  }
-  if (v.is_number()) {
-    const double d = v.get<double>();
-    if (s.contains("minimum") && d < s["minimum"].get<double>()) return fail("minimum");
-    if (s.contains("maximum") && d > s["maximum"].get<double>()) return fail("maximum");
-  }
-  return true;
 }
 
 // Samples one output; empty optional when the walk did not finish within the step budget.
