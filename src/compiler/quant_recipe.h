@@ -18,8 +18,8 @@
 // TOKEN_EMBD category does; an untied lm_head.weight takes the same rule.
 //
 // A block format needs whole blocks per row (the input dimension). Where a row is not, the
-// choice falls back: q4_k -> q4_0 (32-element blocks; llama.cpp would pick q5_0, which kiln does
-// not store), q6_k -> q8_0; when nothing fits, the weight keeps its source dtype. The recipe
+// choice falls back: q4_k -> q4_0 (32-element blocks; llama.cpp picks q5_0 here, which kiln reads
+// from GGUF but its recipes do not yet write), q6_k -> q8_0; when nothing fits, the weight keeps its source dtype. The recipe
 // only proposes: ChooseStoredDTypes (quantize_pass.h) takes the first candidate that fits the
 // rows and that the target's catalog runs for every op reading the weight.
 //

@@ -30,6 +30,10 @@ std::optional<DType> WeightDTypeFromGgml(GgmlType type) {
     case GgmlType::kQ4_0: return DType::kQ4_0;
     case GgmlType::kQ4_K: return DType::kQ4_K;
     case GgmlType::kQ6_K: return DType::kQ6_K;
+    case GgmlType::kQ4_1: return DType::kQ4_1;
+    case GgmlType::kQ5_0: return DType::kQ5_0;
+    case GgmlType::kQ5_1: return DType::kQ5_1;
+    case GgmlType::kQ5_K: return DType::kQ5_K;
     default: return std::nullopt;
   }
 }

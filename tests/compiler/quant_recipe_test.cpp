@@ -140,8 +140,8 @@ TEST(QuantRecipeTest, Gemma4E2BQ4KMLayerSets) {
 }
 
 // The 26B-A4B's dense ffn_down rows (2112) and expert down rows (704) are not whole 256-blocks:
-// the Q6_K picks become Q8_0 and the others Q4_0 (llama.cpp writes Q5_0, which kiln does not
-// store); the router stays at source precision.
+// the Q6_K picks become Q8_0 and the others Q4_0 (llama.cpp writes Q5_0, which kiln's recipes do
+// not yet write); the router stays at source precision.
 TEST(QuantRecipeTest, Gemma4_26BFallsBackWhereRowsAreNotWholeKBlocks) {
   LoadOptions options;
   options.max_tokens = 16;

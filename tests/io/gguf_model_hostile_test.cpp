@@ -201,13 +201,13 @@ TEST_F(GgufModelHostileTest, MissingTensorsAreNamedInGgufTerms) {
 }
 
 TEST_F(GgufModelHostileTest, UnsupportedTensorTypesAreNamed) {
-  // attn_output {64, 48}: rows of 64 are whole q5_0 blocks (32 elements, 22 bytes).
+  // attn_output {64, 48}: rows of 64 are whole iq4_nl blocks (32 elements, 18 bytes).
   Edits edits;
   TensorEdit o = Tensor("g31b.f32.gguf", "blk.0.attn_output.weight");
-  o.type = GgmlType::kQ5_0;
-  o.bytes.assign(64 / 32 * 22 * 48, 0);
+  o.type = GgmlType::kIq4_Nl;
+  o.bytes.assign(64 / 32 * 18 * 48, 0);
   edits.tensors[o.name] = o;
-  ExpectRefused(Write("g31b.f32.gguf", edits), ErrorCode::kUnsupported, {"blk.0.attn_output.weight", "q5_0"});
+  ExpectRefused(Write("g31b.f32.gguf", edits), ErrorCode::kUnsupported, {"blk.0.attn_output.weight", "iq4_nl"});
 }
 
 TEST_F(GgufModelHostileTest, KEqVMustHoldForEveryFullLayerOrNone) {
