@@ -139,6 +139,25 @@ TEST(RunCommand, PromptFromStandardInputAndThreadsCapped) {
   EXPECT_TRUE(Contains(threads.output, "kiln: --threads 1024 is more than this machine's ")) << threads.output;
 }
 
+TEST(RunCommand, LlamaCppShortFlags) {
+  const std::string bundled = kFixtures + "/../../models/brown-gemma4";
+  CommandResult long_form = Kiln("run " + bundled + " --prompt \"The jury said\" --max-tokens 6 --temperature 0 --ctx 256 --threads 1", "", true);
+  ASSERT_EQ(long_form.exit_code, 0) << long_form.output;
+  CommandResult short_form = Kiln("run -m " + bundled + " -p \"The jury said\" -n 6 --temperature 0 -c 256 -t 1 -ngl 0", "", true);
+  EXPECT_EQ(short_form.exit_code, 0) << short_form.output;
+  EXPECT_EQ(short_form.output, long_form.output);
+  CommandResult from_file = Kiln("run -m " + bundled + " -f - -n 6 --temperature 0 -c 256", "The jury said", true);
+  EXPECT_EQ(from_file.output, long_form.output);
+  // -ngl N > 0 asks for the GPU, which this build or machine may not have: it says so.
+  CommandResult gpu = Kiln("run -m " + bundled + " -p hi -n 1 -ngl 99");
+  if (gpu.exit_code != 0) {
+    EXPECT_TRUE(Contains(gpu.output, "kiln run: device unavailable: ")) << gpu.output;
+  }
+  CommandResult bad = Kiln("run -m " + bundled + " -p hi -ngl all");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_EQ(bad.output, "kiln run: invalid argument: -ngl expects a layer count, got 'all'\n");
+}
+
 TEST(ChatCommand, AModelWithoutAChatTemplateChatsInPlainText) {
   // The bundled model has no chat template: the README's `kiln chat` must still work.
   CommandResult run = Kiln("chat --max-tokens 4 --temperature 0", "The jury said\nagain\n/exit\n");

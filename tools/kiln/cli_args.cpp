@@ -5,11 +5,37 @@
 
 namespace kiln::cli {
 
+namespace {
+
+// llama.cpp's short flags, for the commands whose long flag they stand for (a command that
+// declares a short flag itself, as `kiln bench -p` does, keeps its own meaning).
+const std::map<std::string, std::string> kShortFlags = {
+    {"-p", "--prompt"}, {"-f", "--prompt-file"}, {"-n", "--max-tokens"}, {"-c", "--ctx"}, {"-t", "--threads"}};
+
+}  // namespace
+
 Result<Args> Args::Parse(int argc, char** argv, const std::set<std::string>& value_flags,
                          const std::set<std::string>& switches) {
   Args args;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
+    if (!value_flags.count(arg) && !switches.count(arg)) {
+      if (auto it = kShortFlags.find(arg); it != kShortFlags.end() && value_flags.count(it->second)) {
+        arg = it->second;
+      } else if (arg == "-m" && i + 1 < argc) {  // the model, as llama.cpp names it
+        args.positionals_.push_back(argv[++i]);
+        continue;
+      } else if (arg == "-ngl" && value_flags.count("--device")) {
+        // llama.cpp's GPU layer count: kiln places a model whole, so any layers mean the GPU.
+        if (i + 1 >= argc) return Error(ErrorCode::kInvalidArgument, "-ngl needs a value");
+        const std::string layers = argv[++i];
+        if (layers.empty() || layers.find_first_not_of("0123456789") != std::string::npos) {
+          return Error(ErrorCode::kInvalidArgument, "-ngl expects a layer count, got '" + layers + "'");
+        }
+        args.values_["--device"] = layers.find_first_not_of('0') == std::string::npos ? "cpu" : "cuda";
+        continue;
+      }
+    }
     // "-" alone is a positional (standard input); "-o" and "--flag" are options.
     if (arg.size() > 1 && arg[0] == '-' && !(arg[1] >= '0' && arg[1] <= '9')) {
       std::string value;

@@ -1,5 +1,7 @@
 // A small command-line parser for kiln's subcommands: `--flag VALUE`, `--flag=VALUE`, boolean
-// `--switch`, and positionals. Unknown flags and missing or malformed values are errors that
+// `--switch`, and positionals. llama.cpp's short flags work where their long flag does: -m MODEL,
+// -p (--prompt), -f (--prompt-file), -n (--max-tokens), -c (--ctx), -t (--threads), and -ngl N
+// (--device cuda when N > 0, cpu when 0: kiln places a model whole). Unknown flags and missing or malformed values are errors that
 // name the flag; the subcommand prints them and exits with status 2.
 #pragma once
 

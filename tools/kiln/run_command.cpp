@@ -39,6 +39,7 @@ const char kUsage[] =
     "  --ctx N             context length (default 4096)   --chunk N  largest prefill step (default 512)\n"
     "  --chunk-threshold N --num-layers N  --threads N  --guard  --verbose\n"
     "  --quant R           weights quantized by recipe R: q8_0, q4_0, q4_k_m, q6_k, fp8 (docs/quantization.md)\n"
+    "  llama.cpp's short flags: -m MODEL -p PROMPT -f FILE -n N -c N -t N, -ngl N (N > 0: --device cuda)\n"
     "  Ctrl-C stops generating (stop reason 'cancelled'); a second Ctrl-C exits.\n";
 
 // The prompt's token ids from whichever of the three flags was given.
