@@ -1,5 +1,5 @@
-// The block-format kernels (Q8_0, Q4_0, Q4_K, Q6_K, F8_E4M3) against core/quant's scalar
-// DequantizeRow: each weight is quantized on the host (QuantizeRow), placed on the device as the
+// The block-format kernels (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, F8_E4M3) against
+// core/quant's scalar DequantizeRow: each weight is quantized on the host (QuantizeRow), placed on the device as the
 // placed model places it (LaunchRepackBlocks, in two slices of rows), and run through
 //   - the linear (RunBlockLinear): the block GEMV for 1-8 rows, bf16 slabs through cuBLASLt for
 //     16 and 64 rows, against sum_j DequantizeRow(w)_j * x_j in double;
@@ -38,7 +38,8 @@ namespace {
 
 using cuda::WeightType;
 
-constexpr DType kFormats[] = {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kF8_E4M3};
+constexpr DType kFormats[] = {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kF8_E4M3,
+                              DType::kQ5_0, DType::kQ5_1, DType::kQ4_1, DType::kQ5_K};
 constexpr double kGemvTolerance = 1e-5, kSlabTolerance = 5e-3;
 
 class DeviceMemory {
@@ -250,7 +251,7 @@ TEST_F(QuantKernelTest, MoeWithBlockExpertsMatchesTheReference) {
   uint32_t seed = 300;
   for (DType dtype : kFormats) {
     // Expert widths of whole blocks: 256 for the K-quants, 128 for F8, 96 for the 32-blocks.
-    const int64_t width = dtype == DType::kQ4_K || dtype == DType::kQ6_K ? 256 : dtype == DType::kF8_E4M3 ? 128 : 96;
+    const int64_t width = DTypeBlockElements(dtype) == 256 ? 256 : dtype == DType::kF8_E4M3 ? 128 : 96;
     const Weight gate_up = MakeWeight(dtype, experts * 2 * width, hidden, seed++);
     const Weight down = MakeWeight(dtype, experts * hidden, width, seed++);
     const std::vector<float> router = Normal(static_cast<size_t>(experts * hidden), 1.0f, seed++);

@@ -22,7 +22,11 @@ cudaDataType_t DataType(WeightType type) {
     case WeightType::kQ4_0:
     case WeightType::kQ4_K:
     case WeightType::kQ6_K:
-    case WeightType::kF8E4M3: break;
+    case WeightType::kF8E4M3:
+    case WeightType::kQ5_0:
+    case WeightType::kQ5_1:
+    case WeightType::kQ4_1:
+    case WeightType::kQ5_K: break;
   }
   return CUDA_R_32F;
 }

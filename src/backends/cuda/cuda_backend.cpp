@@ -51,9 +51,6 @@ Status CudaBackend::CheckOp(const Graph& graph, const Op& op) const {
     if (id < 0 || graph.value(id).kind != ValueKind::kWeight) continue;
     const DType dtype = graph.value(id).dtype;
     if (dtype == DType::kI32) return refuse("integer weights");
-    if (dtype == DType::kQ5_0 || dtype == DType::kQ5_1 || dtype == DType::kQ4_1 || dtype == DType::kQ5_K) {
-      return refuse(std::string(DTypeName(dtype)) + " weights (no CUDA kernels for this block format yet; the cpu backend runs it)");
-    }
     // Block formats: the weight of a linear, an embedding table, and MoE experts (the kernels of
     // block_gemv.cuh, block_weights.cuh and block_linear.h).
     const bool block_input = (op.kind == OpKind::kLinear && i == 1) || (op.kind == OpKind::kEmbed && i == 1) ||

@@ -50,10 +50,10 @@ inline WeightType TypeOf(DType dtype) {
     case DType::kQ4_K: return WeightType::kQ4_K;
     case DType::kQ6_K: return WeightType::kQ6_K;
     case DType::kF8_E4M3: return WeightType::kF8E4M3;
-    case DType::kQ5_0:
-    case DType::kQ5_1:
-    case DType::kQ4_1:
-    case DType::kQ5_K:  // no CUDA kernels yet: CudaBackend::CheckOp refuses them first
+    case DType::kQ5_0: return WeightType::kQ5_0;
+    case DType::kQ5_1: return WeightType::kQ5_1;
+    case DType::kQ4_1: return WeightType::kQ4_1;
+    case DType::kQ5_K: return WeightType::kQ5_K;
     case DType::kF32:
     case DType::kI32: break;
   }

@@ -14,6 +14,10 @@
 //                                       (16 bytes, as in GGUF)
 //   Q6_K     256    ql   u8[128]        qh u8[64]                scales i8[16]   d f16
 //   F8_E4M3  128    q    e4m3[128]      scale f32                -               -
+//   Q4_1     32     qs   u8[16]         d, m f16                 -               -
+//   Q5_0     32     qs   u8[16]         d f16                    qh u8[4]        -
+//   Q5_1     32     qs   u8[16]         d, m f16                 qh u8[4]        -
+//   Q5_K     256    qs   u8[128]        d, dmin f16, scales[12]  qh u8[32]       -
 //
 // Every field keeps its GGUF bytes and order inside the block, so the bytes are those of the file
 // (plus at most 255 bytes of padding a section). A row's section-0 bytes are contiguous and a
@@ -50,6 +54,10 @@ __host__ __device__ constexpr BlockShape BlockShapeOf(WeightType type) {
     case WeightType::kQ4_K: return {256, 144, 2, {128, 16, 0, 0}, {16, 0, 0, 0}};
     case WeightType::kQ6_K: return {256, 210, 4, {128, 64, 16, 2}, {0, 128, 192, 208}};
     case WeightType::kF8E4M3: return {128, 132, 2, {128, 4, 0, 0}, {4, 0, 0, 0}};
+    case WeightType::kQ4_1: return {32, 20, 2, {16, 4, 0, 0}, {4, 0, 0, 0}};
+    case WeightType::kQ5_0: return {32, 22, 3, {16, 2, 4, 0}, {6, 0, 2, 0}};
+    case WeightType::kQ5_1: return {32, 24, 3, {16, 4, 4, 0}, {8, 0, 4, 0}};
+    case WeightType::kQ5_K: return {256, 176, 3, {128, 16, 32, 0}, {48, 0, 16, 0}};
     default: return {};
   }
 }
@@ -98,6 +106,10 @@ cudaError_t WithBlockFormat(WeightType type, Fn&& f) {
     case WeightType::kQ4_K: return f(std::integral_constant<WeightType, WeightType::kQ4_K>{});
     case WeightType::kQ6_K: return f(std::integral_constant<WeightType, WeightType::kQ6_K>{});
     case WeightType::kF8E4M3: return f(std::integral_constant<WeightType, WeightType::kF8E4M3>{});
+    case WeightType::kQ5_0: return f(std::integral_constant<WeightType, WeightType::kQ5_0>{});
+    case WeightType::kQ5_1: return f(std::integral_constant<WeightType, WeightType::kQ5_1>{});
+    case WeightType::kQ4_1: return f(std::integral_constant<WeightType, WeightType::kQ4_1>{});
+    case WeightType::kQ5_K: return f(std::integral_constant<WeightType, WeightType::kQ5_K>{});
     case WeightType::kF32:
     case WeightType::kBF16:
     case WeightType::kF16: break;

@@ -48,6 +48,17 @@ __device__ uint32_t RandomField(WeightType type, int s, int at, uint64_t z, floa
       return F16Bits(d) | (F16Bits(7.5f * d) << 16);
     }
     case WeightType::kQ6_K: return s < 3 ? bits : F16Bits(unit * spread / 2048.0f);
+    case WeightType::kQ4_1:
+      // m = -7.5 d centres d q + m (q in 0..15) near zero.
+      return s == 0 ? bits : F16Bits(unit * spread / 8.0f) | (F16Bits(-7.5f * unit * spread / 8.0f) << 16);
+    case WeightType::kQ5_0: return s != 1 ? bits : F16Bits(unit * spread / 16.0f);
+    case WeightType::kQ5_1: return s != 1 ? bits : F16Bits(unit * spread / 16.0f) | (F16Bits(-15.5f * unit * spread / 16.0f) << 16);
+    case WeightType::kQ5_K: {
+      if (s != 1 || at != 0) return bits;
+      // As Q4_K with q in 0..31: dmin = 15.5 d centres d sc q - dmin m near zero.
+      const float d = unit * spread / 976.0f;
+      return F16Bits(d) | (F16Bits(15.5f * d) << 16);
+    }
     case WeightType::kF8E4M3:
       // Exponents below 8 only: magnitudes up to 1.875, never the NaN codes (exponent 15).
       return s == 0 ? bits & 0xBFBFBFBFu : __float_as_uint(unit * spread / 2.0f);

@@ -14,7 +14,9 @@ namespace kiln::cuda {
 // How a weight is stored on the device. The element types are read where they are; the block
 // formats (core/quant.h) are placed in kiln's split layout (block_formats.cuh) and only the
 // linear, embedding and MoE-expert kernels take them.
-enum class WeightType : int { kF32 = 0, kBF16 = 1, kF16 = 2, kQ8_0 = 3, kQ4_0 = 4, kQ4_K = 5, kQ6_K = 6, kF8E4M3 = 7 };
+enum class WeightType : int {
+  kF32 = 0, kBF16 = 1, kF16 = 2, kQ8_0 = 3, kQ4_0 = 4, kQ4_K = 5, kQ6_K = 6, kF8E4M3 = 7, kQ5_0 = 8, kQ5_1 = 9, kQ4_1 = 10, kQ5_K = 11
+};
 inline constexpr bool IsBlockWeight(WeightType type) { return static_cast<int>(type) >= static_cast<int>(WeightType::kQ8_0); }
 
 // out[t, :] = table[ids[t], :] * scale (row 0 for an id outside the table); block-format tables
