@@ -173,8 +173,9 @@ int main(int argc, char** argv) {
       return 1;
     }
     vocab = *v;
-    std::printf("vocabulary: %s (%zu tokens, %zu trie nodes), trie built in %.0f ms\n", vocab_path.c_str(),
-                vocab->size(), vocab->num_nodes(), Microseconds(trie_start, Clock::now()) / 1000);
+    std::printf("vocabulary: %s (%zu tokens, %zu trie nodes; %zu tokens not plain, %zu nodes), tries built in %.0f ms\n",
+                vocab_path.c_str(), vocab->size(), vocab->num_nodes(), vocab->rest_trie().token_ids.size(),
+                vocab->rest_trie().num_nodes(), Microseconds(trie_start, Clock::now()) / 1000);
   } else {
     const TokenId eos[] = {1};
     auto v = TokenVocabulary::FromTokenBytes(SyntheticVocabulary(262144), eos);

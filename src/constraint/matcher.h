@@ -14,7 +14,7 @@
 // following that chain of successors k steps decides every plain token of k characters at once,
 // so the mask starts as a copy of the vocabulary's "plain tokens of at most k characters" mask
 // (inside a JSON string, k = 16: all of them; with maxLength, the characters still allowed).
-// The chain is computed once per recognizer state and remembered. The other tokens (1,637 in
+// The chain is computed once per recognizer state and remembered. The other tokens (1,620 in
 // Gemma 4) are found by walking their trie. Where plain characters part ways (literals, numbers,
 // patterns) the walk covers the whole vocabulary trie, and there a rejected prefix prunes its
 // subtree at once.

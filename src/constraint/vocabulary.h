@@ -74,7 +74,7 @@ class TokenVocabulary {
   // Every allowed token (mask words of a state where plain characters part ways).
   const TokenTrie& trie() const { return trie_; }
   // The tokens that are not plain (plain_text.h): quotes, backslashes, control bytes, partial
-  // UTF-8, more than kMaxPlainChars characters. 1,637 of Gemma 4's 262,144 tokens.
+  // UTF-8, more than kMaxPlainChars characters. 1,620 of Gemma 4's 262,144 tokens.
   const TokenTrie& rest_trie() const { return rest_trie_; }
   size_t num_nodes() const { return trie_.num_nodes(); }
   // The plain tokens of at most `max_chars` characters (1..kMaxPlainChars), mask_words() words.
