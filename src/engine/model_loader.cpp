@@ -181,7 +181,14 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadArtifact(const std::string
   const std::string recorded_hash = mapped ? Artifact::RecordedSourceHash(mapped->bytes()) : "";
   if (!recorded_hash.empty()) jit.num_layers = Artifact::RecordedNumLayers(mapped->bytes());
   const auto& notice = options.on_notice ? options.on_notice : PrintNotice;
-  TRY_ASSIGN(std::unique_ptr<LoadedModel> fallback, LoadCheckpoint(source, jit));
+  const std::string falling_back = status.error().message() + "; compiling from the source checkpoint " + source + " instead (JIT" +
+                                   (jit.device == "cpu" ? "" : ", for " + jit.device) + ")";
+  auto compiled = LoadCheckpoint(source, jit);
+  if (!compiled.has_value()) {
+    notice(falling_back);  // what was tried, before the reason it failed (e.g. no GPU for a CUDA source)
+    return compiled.error();
+  }
+  std::unique_ptr<LoadedModel> fallback = std::move(*compiled);
   // A checkpoint changed since the compile is another model: never substituted silently.
   if (const std::string found = recorded_hash.empty() ? "" : fallback->SourceHash(); found != recorded_hash) {
     const std::string changed = "the checkpoint at " + source + " is not the one " + path + " was compiled from (source hash " +
@@ -193,8 +200,7 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadArtifact(const std::string
     }
     notice(changed + "; using it because --source names it");
   }
-  notice(status.error().message() + "; compiling from the source checkpoint " + source + " instead (JIT" +
-         (jit.device == "cpu" ? "" : ", for " + jit.device) + ")");
+  notice(falling_back);
   return fallback;
 }
 
