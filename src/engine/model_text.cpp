@@ -1,5 +1,7 @@
 #include "engine/model_text.h"
 
+#include "io/json_file.h"
+
 #include <algorithm>
 #include <filesystem>
 
@@ -16,6 +18,7 @@ using nlohmann::ordered_json;
 Result<ordered_json> ReadJson(const ModelFileReader& read_file, const std::string& name) {
   std::optional<std::string> text = read_file(name);
   if (!text) return ordered_json();
+  TRY(RejectDuplicateKeys(*text, name));
   ordered_json j = ordered_json::parse(*text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Error(ErrorCode::kMalformed, name + ": not valid JSON");
   return j;

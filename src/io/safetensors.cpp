@@ -1,5 +1,7 @@
 #include "io/safetensors.h"
 
+#include "io/json_file.h"
+
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
@@ -64,6 +66,9 @@ Result<std::vector<TensorInfo>> SafetensorsFile::ParseImage(const uint8_t* data,
                                " bytes (truncated?)");
   }
   const char* header_begin = reinterpret_cast<const char*>(data + 8);
+  if (Status unique = RejectDuplicateKeys(std::string_view(header_begin, header_bytes), path + " header"); !unique.ok()) {
+    return unique.error();
+  }
   json header = json::parse(header_begin, header_begin + header_bytes, nullptr,
                             /*allow_exceptions=*/false);
   if (header.is_discarded() || !header.is_object()) {
@@ -156,6 +161,7 @@ Result<Checkpoint> Checkpoint::Open(const std::string& dir) {
   std::error_code ec;
   if (fs::exists(index_path, ec)) {
     TRY_ASSIGN(std::string text, ReadTextFile(index_path.string()));
+    TRY(RejectDuplicateKeys(text, index_path.string()));
     json index = json::parse(text, nullptr, /*allow_exceptions=*/false);
     if (index.is_discarded() || !index.is_object() || !index.contains("weight_map") ||
         !index["weight_map"].is_object()) {
