@@ -74,6 +74,8 @@
 #include "compiler/program.h"
 #include "models/gemma4_builder.h"
 #include "models/gemma4_config.h"
+#include "cuda_bench_util.h"
+#include "cuda_gemv_bench.h"
 #include "decode_bytes.h"
 #include "runtime/runner.h"
 #include "runtime/session.h"
@@ -83,25 +85,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double Median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
-
 std::vector<int64_t> ParseList(const std::string& text) {
   std::vector<int64_t> values;
   std::stringstream stream(text);
   for (std::string item; std::getline(stream, item, ',');) values.push_back(std::stoll(item));
   return values;
 }
-
-#define CHECK_CUDA(expr)                                                                    \
-  do {                                                                                      \
-    if (cudaError_t s_ = (expr); s_ != cudaSuccess) {                                       \
-      std::fprintf(stderr, "kiln_cuda_bench: %s: %s\n", #expr, cudaGetErrorString(s_));     \
-      std::exit(1);                                                                         \
-    }                                                                                       \
-  } while (0)
 
 // Bytes read + written per second by a large device-to-device copy (median of 20).
 double CopyBandwidth() {
@@ -307,80 +296,6 @@ Status BenchBatches(const Gemma4Config& config, CudaBackend& backend, const std:
                                                 {"host_logits_tokens_per_second", host_measured},
                                                 {"bytes_per_step", weight_bytes + batch * kv_bytes}};
   }
-  return Status::Ok();
-}
-
-// The decode linear alone at the 12B's shapes, per weight format (see the header).
-Status BenchGemv(const std::vector<DType>& formats, const std::vector<int64_t>& row_counts, double bandwidth, nlohmann::json* out) {
-  struct Shape {
-    const char* what;
-    int64_t k, n;
-    bool gelu_mul;  // gate and up: two matrices of n x k in one launch
-  };
-  const Shape shapes[] = {{"3840x15360 (gate)", 3840, 15360, false}, {"15360x3840 (down)", 15360, 3840, false},
-                          {"3840x262144 (LM head)", 3840, 262144, false}, {"3840x15360 gate+up", 3840, 15360, true}};
-  const int64_t max_rows = *std::max_element(row_counts.begin(), row_counts.end());
-  std::printf("decode linear (GEMV) at 12B shapes; floor: weight bytes / copy bandwidth (%.0f GB/s)\n", bandwidth / 1e9);
-  std::printf("  %-9s %-22s %4s %10s %10s %8s\n", "weights", "shape (in x out)", "rows", "us", "GB/s", "of copy");
-  cudaStream_t stream = nullptr;
-  CHECK_CUDA(cudaStreamCreate(&stream));
-  void* x = nullptr;
-  void* y = nullptr;
-  CHECK_CUDA(cudaMalloc(&x, static_cast<size_t>(max_rows * 15360) * 4));
-  CHECK_CUDA(cudaMalloc(&y, static_cast<size_t>(max_rows * 262144) * 4));
-  CHECK_CUDA(cuda::LaunchRandomFill(x, cuda::WeightType::kF32, max_rows * 15360, 5, 0.0f, 1.0f, stream));
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  for (DType dtype : formats) {
-    const cuda::WeightType type = cuda::TypeOf(dtype);
-    for (const Shape& shape : shapes) {
-      const int64_t placed = cuda::IsBlockWeight(type) ? cuda::PlacedBlockBytes(type, shape.n, shape.k) : DTypeBytes(dtype, shape.n * shape.k);
-      const int64_t matrices = shape.gelu_mul ? 2 : 1;
-      const int64_t bytes = matrices * DTypeBytes(dtype, shape.n * shape.k);  // what the format streams
-      // Copies enough that the rotation exceeds L2 (50 MB on an H100) several times over.
-      const int64_t copies = std::max<int64_t>(2, ((int64_t{256} << 20) + bytes - 1) / bytes);
-      std::vector<void*> weights(static_cast<size_t>(copies * matrices), nullptr);
-      for (size_t i = 0; i < weights.size(); ++i) {
-        CHECK_CUDA(cudaMalloc(&weights[i], static_cast<size_t>(cuda::AlignUp(placed, 256))));
-        const float spread = std::sqrt(3.0f / static_cast<float>(shape.k));
-        CHECK_CUDA(cuda::IsBlockWeight(type) ? cuda::LaunchRandomBlocks(weights[i], type, shape.n, shape.k, 11 + i, spread, stream)
-                                             : cuda::LaunchRandomFill(weights[i], type, shape.n * shape.k, 11 + i, 0.0f, spread, stream));
-      }
-      for (int64_t rows : row_counts) {
-        auto launch = [&](int64_t i) {
-          void* const* w = &weights[static_cast<size_t>((i % copies) * matrices)];
-          if (shape.gelu_mul) return cuda::LaunchGemvGeluMul(static_cast<const float*>(x), w[0], w[1], type, rows, shape.n, shape.k, static_cast<float*>(y), stream);
-          return cuda::LaunchGemv(static_cast<const float*>(x), w[0], type, rows, shape.n, shape.k, static_cast<float*>(y), stream);
-        };
-        if (!cuda::GemvSupports(type, rows, shape.k)) continue;  // bf16 above 4 rows runs on cuBLASLt
-        for (int64_t i = 0; i < copies; ++i) CHECK_CUDA(launch(i));  // warm up
-        std::vector<double> seconds;
-        for (int64_t i = 0; i < std::max<int64_t>(20, 2 * copies); ++i) {
-          cudaEventRecord(start, stream);
-          CHECK_CUDA(launch(i));
-          cudaEventRecord(stop, stream);
-          CHECK_CUDA(cudaEventSynchronize(stop));
-          float ms = 0;
-          cudaEventElapsedTime(&ms, start, stop);
-          seconds.push_back(ms / 1e3);
-        }
-        const double median = Median(seconds);
-        const double rate = static_cast<double>(bytes) / median;
-        std::printf("  %-9s %-22s %4lld %10.1f %10.0f %7.1f%%\n", DTypeName(dtype), shape.what, static_cast<long long>(rows), median * 1e6,
-                    rate / 1e9, 100.0 * rate / bandwidth);
-        (*out)[DTypeName(dtype)][shape.what][std::to_string(rows)] = {{"seconds", median}, {"bytes", bytes}, {"bytes_per_second", rate}};
-      }
-      for (void* w : weights) cudaFree(w);
-    }
-  }
-  std::printf("\n");
-  std::fflush(stdout);
-  cudaFree(x);
-  cudaFree(y);
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  cudaStreamDestroy(stream);
   return Status::Ok();
 }
 
