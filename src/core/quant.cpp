@@ -7,6 +7,19 @@ namespace kiln {
 
 namespace {
 
+// The signed value of the first element of largest magnitude (ggml's reference quantizers scale
+// by it, so the extreme lands exactly on the format's most negative code).
+float SignedAbsMax(const float* x, int count) {
+  float amax = 0.0f, max = 0.0f;
+  for (int k = 0; k < count; ++k) {
+    if (amax < std::fabs(x[k])) {
+      amax = std::fabs(x[k]);
+      max = x[k];
+    }
+  }
+  return max;
+}
+
 // ---- Q8_0: d = amax / 127, q = round(x / d) (half away from zero), d stored as f16. ----
 
 void QuantizeQ8_0(const float* x, BlockQ8_0* block) {
@@ -26,13 +39,7 @@ void DequantizeQ8_0(const BlockQ8_0& block, float* y) {
 // ---- Q4_0: d = (the signed value of largest magnitude) / -8, q = min(15, trunc(x / d + 8.5)). ----
 
 void QuantizeQ4_0(const float* x, BlockQ4_0* block) {
-  float amax = 0.0f, max = 0.0f;
-  for (int k = 0; k < 32; ++k) {
-    if (amax < std::fabs(x[k])) {
-      amax = std::fabs(x[k]);
-      max = x[k];
-    }
-  }
+  const float max = SignedAbsMax(x, 32);
   const float d = max / -8.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   block->d = F32ToF16(d);
@@ -54,13 +61,7 @@ void DequantizeQ4_0(const BlockQ4_0& block, float* y) {
 // ---- Q5_0: d = (the signed value of largest magnitude) / -16, q = min(31, trunc(x / d + 16.5)). ----
 
 void QuantizeQ5_0(const float* x, BlockQ5_0* block) {
-  float amax = 0.0f, max = 0.0f;
-  for (int k = 0; k < 32; ++k) {
-    if (amax < std::fabs(x[k])) {
-      amax = std::fabs(x[k]);
-      max = x[k];
-    }
-  }
+  const float max = SignedAbsMax(x, 32);
   const float d = max / -16.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   block->d = F32ToF16(d);
@@ -298,14 +299,7 @@ Q6Place Q6PlaceOf(int e) {
 void QuantizeQ6_K(const float* x, BlockQ6_K* block) {
   float scales[16], max_abs_scale = 0.0f;
   for (int i = 0; i < 16; ++i) {
-    float amax = 0.0f, max = 0.0f;
-    for (int k = 0; k < 16; ++k) {
-      if (std::fabs(x[16 * i + k]) > amax) {
-        amax = std::fabs(x[16 * i + k]);
-        max = x[16 * i + k];
-      }
-    }
-    scales[i] = max / -32.0f;  // the largest value lands on -32, the one end the 6-bit range has room for
+    scales[i] = SignedAbsMax(x + 16 * i, 16) / -32.0f;  // the largest value lands on -32, the one end the 6-bit range has room for
     max_abs_scale = std::max(max_abs_scale, std::fabs(scales[i]));
   }
   const float d = max_abs_scale / 127.0f;
