@@ -34,14 +34,19 @@ if [ -x "$kernel_tests" ]; then "$kernel_tests" --gtest_brief=1 || status=1; fi
 if [ -x "$artifact_tests" ]; then "$artifact_tests" --gtest_brief=1 --gtest_filter='CudaTargetTest.*' || status=1; fi
 # End to end through the CLI: greedy ids on the GPU equal the CPU's.
 prompt=$(python3 -c "import json;print(','.join(map(str,json.load(open('tests/fixtures/g31b/reference.json'))['prompt'])))")
-gpu=$("$kiln" run tests/fixtures/g31b --device cuda --prompt-tokens "$prompt" --output-tokens --max-tokens 10 --temperature 0 --ignore-eos 2>/dev/null)
-cpu=$("$kiln" run tests/fixtures/g31b --device cpu --prompt-tokens "$prompt" --output-tokens --max-tokens 10 --temperature 0 --ignore-eos 2>/dev/null)
+errors="$(mktemp)"
+greedy() { "$kiln" run "$@" --prompt-tokens "$prompt" --output-tokens --max-tokens 10 --temperature 0 --ignore-eos 2>>"$errors"; }
+gpu=$(greedy tests/fixtures/g31b --device cuda)
+cpu=$(greedy tests/fixtures/g31b --device cpu)
 artifact="$(mktemp -d)/g31b-cuda.kiln"
-"$kiln" compile tests/fixtures/g31b --target cuda -o "$artifact" >/dev/null 2>&1
-aot=$("$kiln" run "$artifact" --prompt-tokens "$prompt" --output-tokens --max-tokens 10 --temperature 0 --ignore-eos 2>/dev/null)
+"$kiln" compile tests/fixtures/g31b --target cuda -o "$artifact" >/dev/null 2>>"$errors"
+aot=$(greedy "$artifact")
 echo "cli greedy cuda: $gpu"
 echo "cli greedy cpu:  $cpu"
 echo "cli greedy cuda artifact: $aot"
-[ -n "$gpu" ] && [ "$gpu" = "$cpu" ] && [ "$aot" = "$cpu" ] || status=1
+if ! { [ -n "$gpu" ] && [ "$gpu" = "$cpu" ] && [ "$aot" = "$cpu" ]; }; then
+  status=1
+  echo "cli runs' messages:" && cat "$errors"
+fi
 echo "cuda_tests summary: $([ $status -eq 0 ] && echo PASS || echo FAIL)"
 exit $status

@@ -2,6 +2,8 @@
 // build does not pay for it. Needs the CUDA toolkit's libraries, not a GPU.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -17,15 +19,28 @@ bool Mapped(const std::string& library) {
   return text.str().find(library) != std::string::npos;
 }
 
-TEST(CublasLtLibrary, LoadedOnFirstUseOnly) {
-  EXPECT_FALSE(Mapped("libcublasLt")) << "cuBLASLt was loaded before anything asked for it";
+// The checks, for a process in which nothing has used cuBLASLt yet: 0 when they hold, else 1 with
+// the reason on stderr.
+int LoadsOnFirstUseOnly() {
+  auto fail = [](const char* why) {
+    std::fprintf(stderr, "%s\n", why);
+    return 1;
+  };
+  if (Mapped("libcublasLt")) return fail("cuBLASLt was loaded before anything asked for it");
   auto api = LoadCublasLt();
-  ASSERT_TRUE(api.has_value()) << api.error().ToString();
-  EXPECT_NE((*api)->Matmul, nullptr);
-  EXPECT_TRUE(Mapped("libcublasLt"));
+  if (!api) return fail(api.error().ToString().c_str());
+  if ((*api)->Matmul == nullptr) return fail("no cublasLtMatmul");
+  if (!Mapped("libcublasLt")) return fail("cuBLASLt is not mapped after loading it");
   auto again = LoadCublasLt();
-  ASSERT_TRUE(again.has_value());
-  EXPECT_EQ(*again, *api);  // once per process
+  if (!again || *again != *api) return fail("a second load gave another table");  // once per process
+  return 0;
+}
+
+TEST(CublasLtLibrary, LoadedOnFirstUseOnly) {
+  // Other tests of this binary may have loaded it already: the checks run in a fresh process (the
+  // threadsafe style re-executes the binary for this test alone instead of forking this one).
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(std::exit(LoadsOnFirstUseOnly()), testing::ExitedWithCode(0), "");
 }
 
 }  // namespace

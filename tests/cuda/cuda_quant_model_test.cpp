@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
@@ -43,7 +44,8 @@ Result<Program> Compile(const ModelArchitecture& architecture, const Backend& ba
   TRY_ASSIGN(Graph graph, architecture.BuildGraph());
   std::vector<StepSpec> steps;
   steps.push_back({"decode", graph, 1, 1});
-  steps.push_back({"prefill", std::move(graph), 32, 1});
+  steps.push_back({"prefill", graph, 32, 1});
+  steps.push_back({"score", std::move(graph), 32, 32});  // the logits of every prompt position
   CompileOptions options;
   options.max_tokens = 32;
   options.max_sequences = 1;
@@ -144,6 +146,7 @@ TEST(CudaQuantModelTest, EveryFormatRunsAWholeModelLikeItsDequantizedWeights) {
         largest = std::max(largest, std::abs(want[i]));
         worst = std::max(worst, std::abs(got[i] - want[i]));
       }
+      std::printf("[ %-8s ] %zu-token prompt: max |diff| %.3g, largest |logit| %.3g\n", DTypeName(formats[f]), prompt.size(), worst, largest);
       EXPECT_LE(worst, tolerance * largest + 1e-5f) << "largest |logit| " << largest;
       EXPECT_GT(largest, 0.0f);
     }

@@ -2,12 +2,14 @@
 // w[n, k]^T with the weight dequantized in registers, f32 products and f32 accumulation.
 //
 // A decode step reads every weight byte once, so the kernel is a memory stream, as the bf16 GEMV:
-// a warp takes two weight rows, its lanes stride over the rows' 16-byte units of quants (coalesced
-// 16-byte loads, several in flight per lane), expand each to floats (a byte permute and a
-// subtraction per element, no integer-to-float conversions) and multiply them with the x rows
-// (f32, read through L1; two weight rows share each x load). Each group of 16 elements is summed
-// and then scaled by its block scale (Q4_K, whose minimum makes that impossible, dequantizes each
-// element). Lane sums meet by shuffles. Rows beyond kBlockGemvMaxRows go to the dequantize +
+// warps take a few weight rows each, their lanes stride over the rows' 16-byte units of quants
+// (coalesced 16-byte loads, several in flight per lane), expand each to floats (a byte permute and
+// a subtraction per element, no integer-to-float conversions) and multiply them with the x rows in
+// f32. Each group of 16 elements is summed and then scaled by its block scale (Q4_K, whose minimum
+// makes that impossible, dequantizes each element). Lane sums meet by shuffles. x comes from
+// shared memory, staged by the thread block a tile at a time, for several x rows and for the
+// 32-element-unit formats (Q4_0, Q4_1, Q5_0, Q5_1); for one x row of the other formats straight
+// through L1 (block_gemv.cu says why). Rows beyond kBlockGemvMaxRows go to the dequantize +
 // tensor-core path (block_linear.h).
 //
 // The MoE experts' kernels at decode stream the chosen experts' rows through the same warp code
