@@ -1,6 +1,8 @@
-// Many clients at once get exactly their solo outputs; a client that disconnects mid-stream has
-// its request cancelled.
+// Many clients at once get exactly their solo outputs (and, under the bounded load test, lose or
+// duplicate no token); a client that disconnects mid-stream has its request cancelled.
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <thread>
 
 #include "server_fixture.h"
@@ -78,6 +80,96 @@ TEST_F(ServerTest, ConcurrentClientsGetTheirSoloOutputs) {
   }
   for (std::thread& t : clients) t.join();
   for (size_t slot = 0; slot < got.size(); ++slot) EXPECT_EQ(got[slot], solo[slot % prompts.size()]) << "request " << slot;
+}
+
+// What one request of the load test asked and got.
+struct LoadReply {
+  std::string text;            // content (chat) or text (completions), streamed chunks joined
+  int64_t tokens = -1;         // usage.completion_tokens (streamed: from the include_usage chunk)
+  std::string error;           // empty when the reply was whole
+  double seconds = 0;          // request sent -> reply complete
+};
+
+LoadReply LoadRequest(int port, bool chat, const std::string& prompt, bool stream) {
+  json body = {{"max_tokens", 8}, {"temperature", 0}, {"stream", stream}};
+  if (chat) body["messages"] = json::array({{{"role", "user"}, {"content", prompt}}});
+  else body["prompt"] = prompt;
+  if (stream) body["stream_options"] = {{"include_usage", true}};
+  const auto start = std::chrono::steady_clock::now();
+  HttpReply reply = Send(port, "POST", chat ? "/v1/chat/completions" : "/v1/completions", body.dump());
+  LoadReply out;
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (reply.status != 200) {
+    out.error = "HTTP " + std::to_string(reply.status) + " " + reply.body;
+    return out;
+  }
+  auto usage = [&out](const json& chunk) {
+    if (chunk.contains("usage") && chunk["usage"].is_object()) out.tokens = chunk["usage"]["completion_tokens"].get<int64_t>();
+  };
+  if (!stream) {
+    const json whole = reply.Json();
+    const json& choice = whole["choices"][0];
+    out.text = chat ? choice["message"]["content"].get<std::string>() : choice["text"].get<std::string>();
+    usage(whole);
+    return out;
+  }
+  SseStream sse = ParseSse(reply.body);
+  if (!sse.error.empty()) out.error = "SSE: " + sse.error;
+  for (const json& chunk : sse.events) {
+    usage(chunk);
+    if (chunk["choices"].empty()) continue;  // the usage chunk
+    const json& choice = chunk["choices"][0];
+    if (!chat) out.text += choice["text"].get<std::string>();
+    else if (choice["delta"].contains("content") && choice["delta"]["content"].is_string()) out.text += choice["delta"]["content"].get<std::string>();
+  }
+  return out;
+}
+
+// The bounded load test: 32 clients x 20 requests on loopback, chat and completions, every other
+// one streamed, at temperature 0. No request fails, and each reply equals its prompt's
+// non-streamed twin (asked first, alone) in text and token count, so no token was lost or
+// duplicated under load. Prints the latency percentiles.
+TEST_F(ServerTest, ThirtyTwoClientsByTwentyRequestsLoseNothing) {
+  constexpr int kClients = 32, kRequests = 20, kPrompts = 12;
+  auto prompt = [](int i) { return "Story " + std::to_string(i) + ": the jury said that"; };
+  // Twins: every (prompt, endpoint) once, not streamed, before the load.
+  std::vector<LoadReply> twins;
+  for (int i = 0; i < 2 * kPrompts; ++i) {
+    twins.push_back(LoadRequest(port_, i % 2 == 1, prompt(i / 2), false));
+    ASSERT_TRUE(twins.back().error.empty()) << twins.back().error;
+    ASSERT_GT(twins.back().tokens, 0);
+  }
+  std::vector<LoadReply> got(kClients * kRequests);
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      for (int r = 0; r < kRequests; ++r) {
+        const int slot = c * kRequests + r, twin = (c * 7 + r) % (2 * kPrompts);
+        got[slot] = LoadRequest(port_, twin % 2 == 1, prompt(twin / 2), (c + r) % 2 == 1);
+      }
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::vector<double> latencies;
+  for (int c = 0; c < kClients; ++c) {
+    for (int r = 0; r < kRequests; ++r) {
+      const int slot = c * kRequests + r, twin = (c * 7 + r) % (2 * kPrompts);
+      const bool streamed = (c + r) % 2 == 1;
+      SCOPED_TRACE("client " + std::to_string(c) + " request " + std::to_string(r) + (streamed ? " (streamed)" : ""));
+      EXPECT_EQ(got[slot].error, "");
+      EXPECT_EQ(got[slot].text, twins[twin].text);
+      EXPECT_EQ(got[slot].tokens, twins[twin].tokens);
+      latencies.push_back(got[slot].seconds);
+    }
+  }
+  std::sort(latencies.begin(), latencies.end());
+  auto percentile = [&latencies](double p) { return latencies[static_cast<size_t>(p * static_cast<double>(latencies.size() - 1))]; };
+  std::printf("[ load     ] %d clients x %d requests (8 tokens each, half streamed) in %.2f s: %.1f requests/s; latency p50 %.0f ms, "
+              "p99 %.0f ms, max %.0f ms\n",
+              kClients, kRequests, seconds, kClients * kRequests / seconds, 1e3 * percentile(0.5), 1e3 * percentile(0.99),
+              1e3 * latencies.back());
 }
 
 TEST(ServerBusyTest, OverTheInFlightLimitIs503WithRetryAfter) {
