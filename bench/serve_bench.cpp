@@ -4,17 +4,26 @@
 // of threads), with the same model options and requests.
 //
 //   kiln_serve_bench [MODEL] [--clients 1,8,32] [--requests-per-client 4] [--max-tokens 32]
-//                    [--parallel 8] [--ctx 1024]
+//                    [--parallel 8] [--ctx 1024] [--device cpu|cuda] [--shapes CONFIG.json]
+//
+// --shapes: instead of MODEL's weights, random bf16 weights with the shapes of a config.json (e.g.
+// tests/data/gemma-4-12b-config.json), written to a temporary checkpoint and removed at exit;
+// the tokenizer, its vocabulary size and the generation config stay MODEL's (the bundled model's
+// 8192 tokens: a 262,144-token LM head would emit ids its tokenizer cannot print).
 // Every request generates exactly --max-tokens tokens (ignore_eos) at temperature 0 from a short
 // prompt that differs per request (so the prefix cache does not skip the prompt), with the
 // model's sampling defaults and temperature 0, repetition penalty 1 on both paths.
 #include <httplib.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +31,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kiln/kiln.h"
+#include "random_model.h"
 #include "server/server.h"
 
 namespace {
@@ -30,6 +40,8 @@ using Clock = std::chrono::steady_clock;
 
 struct Config {
   std::string model = KILN_DEFAULT_MODEL_DIR;
+  std::string device;   // empty: the CPU
+  std::string shapes;   // a config.json whose shapes a random-weight model takes (see the top)
   std::vector<int> clients = {1, 8, 32};
   int requests_per_client = 4;
   int64_t max_tokens = 32;
@@ -79,6 +91,32 @@ std::vector<int> ParseList(const char* text) {
   return out;
 }
 
+// A random-weight bf16 checkpoint with the shapes of `shapes` (a config.json) and the tokenizer,
+// vocabulary size and generation config of `tokenizer_model`, in a fresh temporary directory.
+kiln::Result<std::filesystem::path> WriteShapedModel(const std::string& shapes, const std::string& tokenizer_model) {
+  namespace fs = std::filesystem;
+  auto read_json = [](const fs::path& path) -> kiln::Result<nlohmann::json> {
+    std::ifstream in(path);
+    nlohmann::json parsed = nlohmann::json::parse(in, nullptr, false);
+    if (!in || parsed.is_discarded()) return kiln::Error(kiln::ErrorCode::kInvalidArgument, "cannot read JSON from " + path.string());
+    return parsed;
+  };
+  TRY_ASSIGN(nlohmann::json config, read_json(shapes));
+  TRY_ASSIGN(nlohmann::json tokenizer_config, read_json(fs::path(tokenizer_model) / "config.json"));
+  nlohmann::json& text = config.contains("text_config") ? config["text_config"] : config;
+  text["vocab_size"] = tokenizer_config.contains("text_config") ? tokenizer_config["text_config"]["vocab_size"] : tokenizer_config["vocab_size"];
+  const fs::path dir = fs::temp_directory_path() / ("kiln-serve-bench-" + std::to_string(::getpid()));
+  std::error_code error;
+  fs::create_directories(dir, error);
+  if (error) return kiln::Error(kiln::ErrorCode::kIo, "cannot create " + dir.string() + ": " + error.message());
+  TRY(kiln::WriteRandomModel(dir, config));
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"}) {
+    if (fs::exists(fs::path(tokenizer_model) / name)) fs::copy_file(fs::path(tokenizer_model) / name, dir / name, fs::copy_options::overwrite_existing, error);
+    if (error) return kiln::Error(kiln::ErrorCode::kIo, "cannot copy " + std::string(name) + ": " + error.message());
+  }
+  return dir;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -90,16 +128,41 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--max-tokens") && has_value) config.max_tokens = std::atoll(argv[++i]);
     else if (!std::strcmp(argv[i], "--parallel") && has_value) config.parallel = std::atoll(argv[++i]);
     else if (!std::strcmp(argv[i], "--ctx") && has_value) config.context = std::atoll(argv[++i]);
+    else if (!std::strcmp(argv[i], "--device") && has_value) config.device = argv[++i];
+    else if (!std::strcmp(argv[i], "--shapes") && has_value) config.shapes = argv[++i];
     else if (argv[i][0] != '-') config.model = argv[i];
     else {
-      std::fprintf(stderr, "usage: kiln_serve_bench [MODEL] [--clients 1,8,32] [--requests-per-client N] [--max-tokens N] [--parallel N] [--ctx N]\n");
+      std::fprintf(stderr, "usage: kiln_serve_bench [MODEL] [--clients 1,8,32] [--requests-per-client N] [--max-tokens N] [--parallel N] "
+                           "[--ctx N] [--device cpu|cuda] [--shapes CONFIG.json]\n");
       return 2;
     }
   }
+  std::optional<std::filesystem::path> random_model;
+  if (!config.shapes.empty()) {
+    auto dir = WriteShapedModel(config.shapes, config.model);
+    if (!dir) {
+      std::fprintf(stderr, "kiln_serve_bench: %s\n", dir.error().ToString().c_str());
+      return 1;
+    }
+    random_model = *dir;
+    config.model = dir->string();
+  }
+  // Removes the random-weight checkpoint however main returns.
+  struct RemoveAtExit {
+    std::optional<std::filesystem::path>& dir;
+    ~RemoveAtExit() {
+      std::error_code ignored;
+      if (dir) std::filesystem::remove_all(*dir, ignored);
+    }
+  } remove_at_exit{random_model};
   kiln::ModelOptions options;
   options.context = config.context;
   options.parallel = config.parallel;
   options.chunk = std::max<int64_t>(256, config.parallel);
+  options.device = config.device;
+  std::printf("model %s on %s; every client sends %d requests of %lld tokens; parallel %lld\n",
+              config.shapes.empty() ? config.model.c_str() : config.shapes.c_str(), config.device.empty() ? "cpu" : config.device.c_str(),
+              config.requests_per_client, static_cast<long long>(config.max_tokens), static_cast<long long>(config.parallel));
 
   // One model at a time (its CPU threads would otherwise compete with the idle one's): first
   // every direct run, then the same model loaded again behind the server for the HTTP runs.
