@@ -10,6 +10,7 @@ packages=(
   python3-yaml         # llama.cpp's GGUF converter imports it (tests/oracle)
   libedit-dev          # line editing in `kiln chat` (BSD licence; optional: KILN_READLINE=OFF)
   libcpp-httplib-dev   # HTTP server for `kiln serve` (header-only httplib.h, MIT)
+  chromium             # test-only: the chat page's browser test (tests/server/web_page_test.sh)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "server/server_impl.h"
+#include "server/web_page.h"
 
 namespace kiln::server {
 
@@ -104,6 +105,7 @@ void Server::Impl::Routes() {
     response.set_content(Metrics(), "text/plain; version=0.0.4");
   });
   OllamaRoutes();
+  AddWebPageRoutes(http);
 }
 
 Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
@@ -135,7 +137,9 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
       response.set_header("Access-Control-Max-Age", "86400");
       return httplib::Server::HandlerResponse::Handled;
     }
-    if (request.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+    if (request.path == "/health" || ((request.method == "GET" || request.method == "HEAD") && IsWebPagePath(request.path))) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
     const std::string& key = impl->options.api_key;
     if (!key.empty() && request.get_header_value("Authorization") != "Bearer " + key) {
       SendStyledError(response, style, 401, "missing or wrong API key: send the header 'Authorization: Bearer KEY'",
