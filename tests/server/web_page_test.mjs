@@ -198,12 +198,19 @@ async function withApiKey(browser) {
   await page.close();
 }
 
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  // --no-sandbox: the tests may run as root, where Chromium's sandbox refuses to start.
-  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
-});
+let browser;
+try {
+  browser = await puppeteer.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    // --no-sandbox: the tests may run as root, where Chromium's sandbox refuses to start.
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+  });
+} catch (error) {
+  // A browser that cannot start here (a broken or partial install) says nothing about the page.
+  console.log(`SKIP: chromium did not start: ${error.message}`);
+  process.exit(77);
+}
 try {
   for (const [name, run] of [['chat, two turns', chatTwoTurns], ['stop', stopAStream],
                              ['reasoning and markup', reasoningAndMarkup], ['API key', withApiKey]]) {
