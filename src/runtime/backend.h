@@ -133,6 +133,10 @@ class Backend : public KernelCatalog {
     return {program.arena_bytes, pool.bytes(program), 0, 0};
   }
   virtual bool SupportsRandomWeights() const { return false; }
+  // The bytes a placed model may take in this backend's memory now: the machine's memory for
+  // the CPU (its cgroup's limit where lower), the device's free memory for a GPU; 0 when unknown.
+  // Runner::Create refuses a plan larger than this before allocating any of it.
+  virtual int64_t MemoryCapacity() const { return 0; }
 };
 
 }  // namespace kiln

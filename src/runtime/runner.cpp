@@ -2,7 +2,36 @@
 
 #include <algorithm>
 
+#include "compiler/plan_report.h"
+
 namespace kiln {
+
+namespace {
+
+// Refuses, before anything is allocated, a model whose planned memory exceeds what the backend
+// can hold: weights (on the CPU, read in place from the mapped files, which must then stay in
+// memory too), the KV block pool and the arena. A long --ctx is the usual cause, and on the CPU
+// its pages would only fail (or swap) once a long sequence touched them.
+Status CheckPlanFits(const Program& program, const Backend& backend, const KvPoolSize& pool, const std::vector<WeightView>& weights) {
+  const int64_t capacity = backend.MemoryCapacity();
+  if (capacity <= 0) return Status::Ok();
+  const MemoryReport planned = backend.PlanMemory(program, pool);
+  int64_t mapped = 0;
+  if (planned.weight_bytes == 0) {
+    for (const WeightView& weight : weights) mapped += weight.size_bytes;
+  }
+  const int64_t needed = planned.total() + mapped;
+  if (needed <= capacity) return Status::Ok();
+  return Error(ErrorCode::kOutOfMemory,
+               "the model needs " + FormatBytes(needed) + " on " + backend.target_name() + " (KV cache " + FormatBytes(planned.cache_bytes) +
+                   " for " + std::to_string(program.max_sequences) + (program.max_sequences == 1 ? " sequence" : " sequences") + " of up to " +
+                   std::to_string(program.max_context) + " positions, weights " + FormatBytes(planned.weight_bytes + mapped) + ", working memory " +
+                   FormatBytes(planned.arena_bytes + planned.other_bytes) + ") but " + FormatBytes(capacity) +
+                   (backend.target_name().rfind("cuda", 0) == 0 ? " of the GPU's memory is free" : " is all the memory this machine has") +
+                   "; lower the context (--ctx) or the sequences per step (--parallel)");
+}
+
+}  // namespace
 
 Result<std::unique_ptr<Runner>> Runner::Create(const Program& program, Backend& backend, std::vector<WeightView> weights,
                                                const RunnerOptions& options) {
@@ -45,6 +74,7 @@ Result<std::unique_ptr<Runner>> Runner::Create(const Program& program, Backend& 
                                                     " blocks); give the pool more memory");
     }
   }
+  TRY(CheckPlanFits(program, backend, pool, weights));
   PlacementOptions placement;
   placement.num_threads = options.num_threads;
   placement.kv_pool = pool;

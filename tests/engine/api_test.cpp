@@ -1,7 +1,10 @@
 // The public API (include/kiln/kiln.h) as a program embedding kiln uses it: nothing else included.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <chrono>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -131,6 +134,28 @@ TEST(ApiTest, RequestsThatCanNeverRunAreRefused) {
   auto missing = Model::Load("/nonexistent/model");
   ASSERT_FALSE(missing.has_value());
   EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
+}
+
+// A context whose KV cache cannot fit the machine is refused at load, with the numbers and what
+// to change, before anything is allocated (on the CPU its pages would only fail, or swap, once a
+// long sequence touched them).
+TEST(ApiTest, AContextLargerThanTheMachineIsRefusedAtLoad) {
+  const int64_t physical = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE);
+  ASSERT_GT(physical, 0);
+  // The bundled model keeps 2 KiB of K/V per position (two full-attention layers, one 128-wide
+  // f32 KV head, K and V): a power of two of positions past twice the machine's memory.
+  int64_t context = 1 << 20;
+  while (context * 2048 <= 2 * physical) context *= 2;
+  const auto start = std::chrono::steady_clock::now();
+  auto model = Model::Load(kBundled, Options(context, 256, 1));
+  ASSERT_FALSE(model.has_value());
+  EXPECT_EQ(model.error().code(), ErrorCode::kOutOfMemory);
+  const std::string message = model.error().message();
+  EXPECT_NE(message.find("the model needs "), std::string::npos) << message;
+  EXPECT_NE(message.find("positions"), std::string::npos) << message;
+  EXPECT_NE(message.find(std::to_string(context)), std::string::npos) << message;
+  EXPECT_NE(message.find("is all the memory this machine has; lower the context (--ctx)"), std::string::npos) << message;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));  // refused, not allocated and touched
 }
 
 TEST(ApiTest, TextPromptsThroughTheTokenizerOfTheBundledModel) {

@@ -1,7 +1,12 @@
 #include "backends/cpu/cpu_backend.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <string>
 
 #include "backends/cpu/kernel_context.h"
 
@@ -220,6 +225,19 @@ Status CpuPlacedModel::RunStep(const StepFunction& step, const StepIo& io) {
 }  // namespace cpu
 
 std::string CpuBackend::target_name() const { return std::string("cpu (") + cpu::SelectDotKernels().isa + ")"; }
+
+int64_t CpuBackend::MemoryCapacity() const {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  int64_t capacity = pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page : 0;
+  // A container's limit (cgroup v2; "max" when none) is what the kernel enforces.
+  std::ifstream limit("/sys/fs/cgroup/memory.max");
+  std::string text;
+  if (limit >> text && !text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    const int64_t bytes = std::stoll(text);
+    if (bytes > 0 && (capacity == 0 || bytes < capacity)) capacity = bytes;
+  }
+  return capacity;
+}
 
 Status CpuBackend::CheckOp(const Graph& graph, const Op& op) const {
   auto refuse = [&](const std::string& why) {

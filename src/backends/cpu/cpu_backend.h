@@ -18,6 +18,7 @@ namespace kiln {
 class CpuBackend : public Backend {
  public:
   std::string target_name() const override;  // "cpu (avx512)"
+  int64_t MemoryCapacity() const override;
   int64_t alignment_bytes() const override { return 64; }
   Status CheckOp(const Graph& graph, const Op& op) const override;
   int64_t ScratchBytes(const Graph& graph, const Op& op, int64_t max_tokens, int64_t max_context) const override;

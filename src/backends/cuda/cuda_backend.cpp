@@ -117,6 +117,12 @@ MemoryReport CudaBackend::PlanMemory(const Program& program, const KvPoolSize& p
   return {program.arena_bytes, cache, weights, OtherBytes(program)};
 }
 
+int64_t CudaBackend::MemoryCapacity() const {
+  if (!cuda::ProbeCudaDevice(0)) return 0;  // no device: PlaceModel says why
+  size_t free = 0, total = 0;
+  return cudaMemGetInfo(&free, &total) == cudaSuccess ? static_cast<int64_t>(free) : 0;
+}
+
 Result<std::unique_ptr<PlacedModel>> CudaBackend::PlaceModel(const Program& program, std::vector<WeightView> weights,
                                                              const PlacementOptions& options) {
   PlacementOptions placement = options;

@@ -35,6 +35,7 @@ class CudaBackend : public Backend {
   DType CacheDType(const Graph& graph) const override;
   MemoryReport PlanMemory(const Program& program, const KvPoolSize& pool) const override;
   bool SupportsRandomWeights() const override { return true; }
+  int64_t MemoryCapacity() const override;
   Result<std::unique_ptr<PlacedModel>> PlaceModel(const Program& program, std::vector<WeightView> weights,
                                                   const PlacementOptions& options) override;
 };
