@@ -9,8 +9,9 @@ namespace kiln {
 Status CompileArtifact(const std::string& source_dir, const std::string& out_path, const ArtifactCompileOptions& options) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (!fs::is_directory(source_dir, ec)) {
-    return Error(ErrorCode::kInvalidArgument, "kiln compile needs a checkpoint directory (config.json + *.safetensors), got " + source_dir);
+  if (!fs::is_directory(source_dir, ec) && !LooksLikeGguf(source_dir)) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "kiln compile needs a checkpoint directory (config.json + *.safetensors) or a GGUF file, got " + source_dir);
   }
   if (!options.load.device.empty() && options.load.device != options.target.kind) {
     return Error(ErrorCode::kInvalidArgument, "--device " + options.load.device + " disagrees with --target " + options.target.ToString() +

@@ -3,6 +3,8 @@
 #include <cstring>
 #include <fstream>
 
+#include "io/gguf_writer.h"
+
 namespace kiln {
 
 namespace {
@@ -76,7 +78,14 @@ Checkpoint GgufSource::MakeCheckpoint() const {
 
 std::optional<std::string> GgufSource::File(const std::string& name) const {
   if (name == "config.json") return imported_.config.dump(2);
-  return std::nullopt;
+  if (name != kGgufTokenizerFile || !model_.metadata().Has("tokenizer.ggml.tokens")) return std::nullopt;
+  GgufWriter writer;
+  for (const GgufMetadata::Entry& entry : model_.metadata().entries()) {
+    if (entry.key == "general.architecture" || entry.key.rfind("tokenizer.", 0) == 0) writer.Add(entry.key, GgufWriterValue::From(entry.value));
+  }
+  Result<std::vector<uint8_t>> image = writer.Encode();
+  if (!image) return std::nullopt;  // values read from a valid file always encode
+  return std::string(image->begin(), image->end());
 }
 
 WeightLookup GgufSource::Lookup() const {

@@ -30,6 +30,11 @@
 
 namespace kiln {
 
+// A GGUF file of the source's tokenizer metadata alone (tokenizer.*, general.architecture), no
+// tensors: what a .kiln compiled from a GGUF carries to rebuild the tokenizer
+// (tokenizer::LoadModelTokenizerFromGguf).
+inline constexpr char kGgufTokenizerFile[] = "tokenizer.gguf";
+
 class GgufSource : public std::enable_shared_from_this<GgufSource> {
  public:
   // Opens and validates the file (and its split siblings) and imports it through its family.
@@ -46,8 +51,8 @@ class GgufSource : public std::enable_shared_from_this<GgufSource> {
   // The tensors under the family's names and shapes; the bytes stay in the mapping.
   Checkpoint MakeCheckpoint() const;
   // The files a checkpoint directory would hold that this source can give: config.json
-  // (synthesized). nullopt for every other name; the tokenizer comes from the file itself
-  // (tokenizer::LoadModelTokenizer(path())).
+  // (synthesized), and kGgufTokenizerFile (when the file has a tokenizer). nullopt for every
+  // other name; a run reads the tokenizer from the file itself (tokenizer::LoadModelTokenizer).
   std::optional<std::string> File(const std::string& name) const;
   // Resolves graph weights to tensors, checking type and shape with the GGUF names in messages.
   WeightLookup Lookup() const;

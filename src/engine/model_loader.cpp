@@ -155,7 +155,8 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadArtifact(const std::string
   std::string source = options.source;
   if (source.empty() && mapped) source = Artifact::RecordedSourcePath(mapped->bytes());
   std::error_code ec;
-  const bool have_source = !source.empty() && std::filesystem::exists(std::filesystem::path(source) / "config.json", ec);
+  // A checkpoint directory, or the GGUF file it was compiled from.
+  const bool have_source = !source.empty() && (std::filesystem::exists(std::filesystem::path(source) / "config.json", ec) || LooksLikeGguf(source));
   // The device does not change: compiling the source for a device that is not here cannot help.
   if (status.code() == ErrorCode::kDeviceUnavailable) {
     if (!have_source) return status.error();

@@ -1,11 +1,10 @@
 #include "engine/model_text.h"
 
-#include "io/json_file.h"
-
 #include <algorithm>
 #include <filesystem>
 
 #include "engine/gguf_source.h"
+#include "io/json_file.h"
 #include "tokenizer/tokenizer_json.h"
 
 namespace kiln {
@@ -128,6 +127,17 @@ Result<ModelText> LoadModelText(const ModelFileReader& read_file, const std::str
   Result<std::string> template_source = TemplateFrom(tc);
   if (!template_source) return template_source.error().WithContext(model_name);
 
+  // A .kiln compiled from a GGUF carries its tokenizer as GGUF metadata (gguf_source.h).
+  if (std::optional<std::string> image = read_file(kGgufTokenizerFile)) {
+    Result<tokenizer::ModelTokenizer> tok = tokenizer::LoadModelTokenizerFromGguf(
+        {reinterpret_cast<const uint8_t*>(image->data()), image->size()}, model_name + ": " + kGgufTokenizerFile);
+    if (!tok) return tok.error();
+    for (tokenizer::TokenId id : tok->stop_token_ids) AddStop(&text.stop_token_ids, id);
+    tok->stop_token_ids = text.stop_token_ids;
+    tok->source = model_name;
+    text.tokenizer = std::move(tok).value();
+    return text;
+  }
   std::optional<std::string> tokenizer_json = read_file("tokenizer.json");
   if (!tokenizer_json) return text;
   Result<tokenizer::Tokenizer> tok = tokenizer::LoadTokenizerJson(*tokenizer_json);

@@ -76,6 +76,31 @@ GgufWriterValue GgufWriterValue::U64(uint64_t v) { return Scalar(GgufValueType::
 GgufWriterValue GgufWriterValue::I64(int64_t v) { return Scalar(GgufValueType::kI64, v); }
 GgufWriterValue GgufWriterValue::F64(double v) { return Scalar(GgufValueType::kF64, v); }
 
+GgufWriterValue GgufWriterValue::From(const GgufValue& value) {
+  // The parser validated the value against its type: every conversion below is exact.
+  switch (value.type()) {
+    case GgufValueType::kU8: return U8(static_cast<uint8_t>(*value.AsUint64()));
+    case GgufValueType::kI8: return I8(static_cast<int8_t>(*value.AsInt64()));
+    case GgufValueType::kU16: return U16(static_cast<uint16_t>(*value.AsUint64()));
+    case GgufValueType::kI16: return I16(static_cast<int16_t>(*value.AsInt64()));
+    case GgufValueType::kU32: return U32(static_cast<uint32_t>(*value.AsUint64()));
+    case GgufValueType::kI32: return I32(static_cast<int32_t>(*value.AsInt64()));
+    case GgufValueType::kU64: return U64(*value.AsUint64());
+    case GgufValueType::kI64: return I64(*value.AsInt64());
+    case GgufValueType::kF32: return F32(static_cast<float>(*value.AsDouble()));
+    case GgufValueType::kF64: return F64(*value.AsDouble());
+    case GgufValueType::kBool: return Bool(*value.AsBool());
+    case GgufValueType::kString: return String(std::string(*value.AsString()));
+    case GgufValueType::kArray: {
+      std::vector<GgufWriterValue> elements;
+      elements.reserve(static_cast<size_t>(value.count()));
+      value.ForEachElement([&](const GgufValue& element) { elements.push_back(From(element)); });
+      return Array(value.element_type(), std::move(elements));
+    }
+  }
+  return {};
+}
+
 GgufWriterValue GgufWriterValue::String(std::string v) {
   GgufWriterValue value;
   value.type = GgufValueType::kString;

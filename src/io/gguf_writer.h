@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "io/gguf.h"
 #include "io/gguf_types.h"
 
 namespace kiln {
@@ -50,6 +51,8 @@ struct GgufWriterValue {
   static GgufWriterValue StringArray(const std::vector<std::string>& values);
   static GgufWriterValue I32Array(const std::vector<int32_t>& values);
   static GgufWriterValue F32Array(const std::vector<float>& values);
+  // A copy of a value read from a file (io/gguf.h), of the same type.
+  static GgufWriterValue From(const GgufValue& value);
 };
 
 class GgufWriter {

@@ -39,6 +39,10 @@ Status ReadOptionalFlag(const GgufMetadata& m, std::string_view key, std::option
 Result<GgufVocab> ReadGgufVocab(const std::string& path) {
   // Maps the file and validates its metadata and tensor table; the tensor data is not read.
   TRY_ASSIGN(GgufFile file, GgufFile::Open(path));
+  return GgufVocabFrom(file, path);
+}
+
+Result<GgufVocab> GgufVocabFrom(const GgufFile& file, const std::string& path) {
   const GgufMetadata& m = file.metadata();
   GgufVocab vocab;
   TRY(ReadOptionalString(m, "general.architecture", &vocab.architecture));

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "io/gguf.h"
 #include "tokenizer/tokenizer.h"
 
 namespace kiln::tokenizer {
@@ -43,6 +44,9 @@ struct GgufVocab {
 // kNotFound / kIo for file problems, kMalformed for a bad GGUF, kNotFound when the file has no
 // tokenizer.ggml.tokens.
 Result<GgufVocab> ReadGgufVocab(const std::string& path);
+// The same from an opened file (or an image of one, GgufFile::ParseImage); `name` goes into
+// messages.
+Result<GgufVocab> GgufVocabFrom(const GgufFile& file, const std::string& name);
 
 // Consumes `vocab` (its token strings move into the tokenizer).
 Result<Tokenizer> TokenizerFromGguf(GgufVocab vocab);

@@ -99,8 +99,7 @@ Result<ModelTokenizer> LoadDirectory(const std::string& dir) {
   return m;
 }
 
-Result<ModelTokenizer> LoadGguf(const std::string& path) {
-  TRY_ASSIGN(GgufVocab vocab, ReadGgufVocab(path));
+Result<ModelTokenizer> FromGgufVocab(GgufVocab vocab, const std::string& path) {
   auto text_of = [&](std::optional<TokenId> id) {
     return id && *id >= 0 && static_cast<size_t>(*id) < vocab.tokens.size() ? vocab.tokens[*id] : std::string();
   };
@@ -127,7 +126,18 @@ Result<ModelTokenizer> LoadGguf(const std::string& path) {
   return m;
 }
 
+Result<ModelTokenizer> LoadGguf(const std::string& path) {
+  TRY_ASSIGN(GgufVocab vocab, ReadGgufVocab(path));
+  return FromGgufVocab(std::move(vocab), path);
+}
+
 }  // namespace
+
+Result<ModelTokenizer> LoadModelTokenizerFromGguf(std::span<const uint8_t> image, const std::string& name) {
+  TRY_ASSIGN(GgufFile file, GgufFile::ParseImage(image, name));
+  TRY_ASSIGN(GgufVocab vocab, GgufVocabFrom(file, name));
+  return FromGgufVocab(std::move(vocab), name);
+}
 
 Result<ModelTokenizer> LoadModelTokenizer(const std::string& path) {
   // Told by the first bytes (io/format_sniff.h), so a .kiln or a lone .safetensors is named as such.

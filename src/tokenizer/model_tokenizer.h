@@ -19,6 +19,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -38,5 +39,8 @@ struct ModelTokenizer {
 };
 
 Result<ModelTokenizer> LoadModelTokenizer(const std::string& path);
+// From the bytes of a GGUF file holding a tokenizer's metadata (tokenizer.ggml.*, the chat
+// template): what a .kiln compiled from a GGUF carries. `name` goes into messages and `source`.
+Result<ModelTokenizer> LoadModelTokenizerFromGguf(std::span<const uint8_t> image, const std::string& name);
 
 }  // namespace kiln::tokenizer

@@ -19,7 +19,7 @@ namespace {
 const char kUsage[] =
     "usage: kiln compile MODEL -o OUT.kiln [--target cpu|cpu:ISA|cuda[:sm_XX]] [--ctx N] [--chunk N]\n"
     "                    [--num-layers N] [--quant q8_0|q4_0|q4_k_m|q6_k|fp8]\n"
-    "  compiles a checkpoint directory ahead of time: the same Program as JIT, with its plans,\n"
+    "  compiles a checkpoint directory or a GGUF file ahead of time: the same Program as JIT, with its plans,\n"
     "  weights, tokenizer files and config in one file that loads without planning.\n"
     "  --target cpu (default) runs on any x86-64 CPU; cpu:avx2 / cpu:avx512 require that ISA;\n"
     "           cuda:sm_XX runs on that GPU (e.g. cuda:sm_90 for H100/H200; no GPU needed to\n"
