@@ -242,4 +242,36 @@ std::string Normalizer::Apply(std::string_view text) const {
   return current;
 }
 
+std::vector<StepGrowth> Normalizer::Growth() const {
+  std::vector<StepGrowth> out;
+  out.reserve(steps.size());
+  for (const NormalizerStep& step : steps) {
+    switch (step.kind) {
+      case NormalizerKind::kNfc:
+        out.push_back({"NFC", {kMaxNormalizationFactor, 0}});
+        break;
+      case NormalizerKind::kNfd:
+        out.push_back({"NFD", {kMaxNormalizationFactor, 0}});
+        break;
+      case NormalizerKind::kReplace: {
+        // Each match of p bytes becomes c bytes: at most ceil(c / p) bytes per input byte.
+        const uint64_t p = step.pattern.size(), c = step.content.size();
+        const uint64_t factor = p == 0 ? 1 : std::max<uint64_t>(1, (c + p - 1) / p);
+        out.push_back({"Replace " + QuoteRuleText(step.pattern) + " with " + QuoteRuleText(step.content), {factor, 0}});
+        break;
+      }
+      case NormalizerKind::kPrepend:
+        out.push_back({"Prepend " + QuoteRuleText(step.content), {1, step.content.size()}});
+        break;
+      case NormalizerKind::kLowercase:
+        out.push_back({"Lowercase", {1, 0}});
+        break;
+      case NormalizerKind::kStrip:
+        out.push_back({"Strip", {1, 0}});
+        break;
+    }
+  }
+  return out;
+}
+
 }  // namespace kiln::tokenizer

@@ -9,12 +9,17 @@
 // letters only), Strip, Sequence (flattened into `steps`). The loader rejects any other kind with
 // kUnsupported naming it.
 // Input must be valid UTF-8 (the tokenizer sanitizes first); output is valid UTF-8.
+// Growth (growth_bound.h): NFC and NFD at most triple the UTF-8 length (UAX #15's bound, checked
+// over every code point by the tests), Replace multiplies it by at most ceil(content / pattern)
+// bytes, Prepend adds its content once; the others never grow text.
 // Pure functions of their input; thread-safe.
 #pragma once
 
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "tokenizer/growth_bound.h"
 
 namespace kiln::tokenizer {
 
@@ -39,7 +44,12 @@ struct Normalizer {
   std::vector<NormalizerStep> steps;  // applied in order; empty = identity
   bool empty() const { return steps.empty(); }
   std::string Apply(std::string_view text) const;
+  // Each step's worst-case growth, named by its tokenizer.json rule (growth_bound.h).
+  std::vector<StepGrowth> Growth() const;
 };
+
+// Canonical decomposition (and composition, which only shortens) at most triples UTF-8 bytes.
+inline constexpr uint64_t kMaxNormalizationFactor = 3;
 
 // Unicode normalization forms of valid UTF-8 text. Fast path: text with no combining mark,
 // decomposable character or Hangul jamo (checked with a bitmap) is returned unchanged.

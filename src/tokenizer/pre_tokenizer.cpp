@@ -1,5 +1,7 @@
 #include "tokenizer/pre_tokenizer.h"
 
+#include <algorithm>
+
 #include "tokenizer/byte_level.h"
 
 namespace kiln::tokenizer {
@@ -158,6 +160,36 @@ bool PreTokenizer::HasByteLevel() const {
     if (step.kind == PreTokenizerKind::kByteLevel) return true;
   }
   return false;
+}
+
+std::vector<StepGrowth> PreTokenizer::Growth() const {
+  std::vector<StepGrowth> out;
+  out.reserve(steps.size());
+  // A step writing at most a * m + b bytes for each word of m >= 1 bytes writes at most
+  // (a + b) * n + b for n input bytes in all (at most max(1, n) words).
+  auto per_word = [](uint64_t a, uint64_t b) { return GrowthBound{a + b, b}; };
+  for (const PreTokenizerStep& step : steps) {
+    switch (step.kind) {
+      case PreTokenizerKind::kSplit:
+        out.push_back({"Split " + (step.regex.has_value() ? "Regex " + QuoteRuleText(step.regex->pattern())
+                                                          : QuoteRuleText(step.literal)),
+                       {1, 0}});
+        break;
+      case PreTokenizerKind::kByteLevel:
+        // Every byte maps to a character below U+0144: 1 or 2 bytes of UTF-8.
+        out.push_back({step.add_prefix_space ? "ByteLevel with add_prefix_space" : "ByteLevel",
+                       per_word(2, step.add_prefix_space ? 2 : 0)});
+        break;
+      case PreTokenizerKind::kMetaspace: {
+        const uint64_t r = step.replacement.size();
+        const bool prepends = step.prepend_scheme != PrependScheme::kNever;
+        out.push_back({"Metaspace with replacement " + QuoteRuleText(step.replacement),
+                       per_word(std::max<uint64_t>(1, r), prepends ? r : 0)});
+        break;
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace kiln::tokenizer

@@ -11,6 +11,10 @@
 // Kinds: Split (String or Regex pattern, all five behaviors, invert), ByteLevel (optional GPT-2
 // regex split, add_prefix_space, then maps bytes to the byte-level alphabet), Metaspace (replace
 // ' ' by the replacement char, prepend scheme always/first/never, optional split).
+// Growth (growth_bound.h): Split never grows text; ByteLevel writes at most 2 bytes per byte plus
+// a prefix space (2 bytes) per word; Metaspace writes the replacement for each space and in front
+// of each word. Words are never empty (except the one word of an empty text), so a per-word
+// prefix of b bytes counts as b more bytes per input byte.
 // Input must be valid UTF-8. Thread-safe (const use only).
 #pragma once
 
@@ -19,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tokenizer/growth_bound.h"
 #include "tokenizer/regex.h"
 
 namespace kiln::tokenizer {
@@ -51,6 +56,8 @@ struct PreTokenizer {
   // Appends the words of `text` to `words`. `is_first_segment` is true for the first piece of
   // the input (before any added token), which Metaspace's "first" prepend scheme needs.
   void Apply(std::string_view text, bool is_first_segment, std::vector<std::string>* words) const;
+  // Each step's worst-case growth, named by its tokenizer.json rule (growth_bound.h).
+  std::vector<StepGrowth> Growth() const;
   // True when some step maps to the byte-level alphabet (decoding must undo it).
   bool HasByteLevel() const;
 };

@@ -2,9 +2,15 @@
 
 #include <algorithm>
 
+#include "tokenizer/growth_bound.h"
+
 namespace kiln::tokenizer {
 
 Result<Tokenizer> Tokenizer::Create(TokenizerSpec spec) {
+  // Before any work: a stage that could blow a prompt up is refused here, so Encode needs no
+  // check (growth_bound.h).
+  TRY(CheckStageGrowth("normalizer", spec.normalizer.Growth()));
+  TRY(CheckStageGrowth("pre-tokenizer", spec.pre_tokenizer.Growth()));
   Tokenizer tok;
   const size_t num_pieces = spec.pieces.size();
   TRY_ASSIGN(tok.bpe_, BpeModel::Build(std::move(spec.pieces), spec.merges, spec.bpe_options));

@@ -15,6 +15,12 @@
 // into words (pre_tokenizer.h), BPE each word (bpe_model.h) -> with add_special_tokens, wrap in
 // the post-processor's special tokens (e.g. <bos>). Encode never fails.
 //
+// Bounded: Encode's memory and output are linear in its input whatever the tokenizer file says.
+// Create refuses (kMalformed, naming the stage and the rule) a normalizer or pre-tokenizer that
+// could grow a piece of text more than 16-fold plus 64 bytes (growth_bound.h); BPE then emits at
+// most one token per byte. So a hostile normalizer (" " -> 100 spaces) fails when the tokenizer
+// loads, before any prompt is read, and every caller reports it as a load error.
+//
 // Decoding: ids -> token strings (added token contents or vocabulary pieces; unknown ids are
 // skipped, special tokens optionally) -> decoder chain (decoder.h). Output is valid UTF-8.
 //
@@ -62,7 +68,8 @@ struct TokenizerSpec {
 
 class Tokenizer {
  public:
-  // kMalformed when ids are out of range or the vocabulary has duplicates.
+  // kMalformed when ids are out of range, the vocabulary has duplicates, or the normalizer or
+  // pre-tokenizer can grow text past the limits of growth_bound.h.
   static Result<Tokenizer> Create(TokenizerSpec spec);
 
   std::vector<TokenId> Encode(std::string_view text, const EncodeOptions& options = {}) const;
@@ -76,6 +83,8 @@ class Tokenizer {
   std::optional<TokenId> PieceToId(std::string_view piece) const;
   bool IsSpecial(TokenId id) const;
   bool IsAddedToken(TokenId id) const;
+  const Normalizer& normalizer() const { return normalizer_; }
+  const PreTokenizer& pre_tokenizer() const { return pre_tokenizer_; }
   const Decoder& decoder() const { return decoder_; }
   const std::vector<TokenId>& prefix_ids() const { return prefix_ids_; }
   const std::vector<TokenId>& suffix_ids() const { return suffix_ids_; }
