@@ -335,4 +335,8 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace kiln
 
-int main(int argc, char** argv) { return kiln::Main(argc, argv); }
+int main(int argc, char** argv) {
+  // Each row as soon as it is measured, into a pipe or a log too (Ctrl-C keeps the rows printed).
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  return kiln::Main(argc, argv);
+}

@@ -1,7 +1,10 @@
-// kiln bench MODEL [-p 512[,..]] [-g 128[,..]] [-r 5] [--seed S] [--json FILE]
+// kiln bench [MODEL] [-p 512[,..]] [-g 128[,..]] [-r 5] [--seed S] [--json FILE]
 // Prompt processing (pp) and text generation (tg) throughput, as llama-bench measures them:
 // each test runs once as a warm-up, then -r times; the table shows the median and the spread
-// (min and max). Prompts are synthetic, drawn from --seed, so runs are comparable.
+// (min and max). Prompts are synthetic, drawn from --seed, so runs are comparable. Each row is
+// printed when its test is measured (a line on a terminal's stderr says which run is going on);
+// Ctrl-C stops measuring, keeps the rows measured (the test in progress with the repetitions it
+// finished), writes --json with them and exits with status 130.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -17,13 +20,15 @@
 #include "generation_flags.h"
 #include "model_options.h"
 #include "output_paths.h"
+#include "progress.h"
 
 namespace kiln::cli {
 
 namespace {
 
 const char kUsage[] =
-    "usage: kiln bench MODEL [-p N[,N..]] [-g N[,N..]] [-r N] [--seed S] [--json FILE] [options]\n"
+    "usage: kiln bench [MODEL] [-p N[,N..]] [-g N[,N..]] [-r N] [--seed S] [--json FILE] [options]\n"
+    "  MODEL: a checkpoint directory or .kiln file (default: the bundled models/brown-gemma4)\n"
     "  -p   prompt lengths to prefill (pp tests, default 512)\n"
     "  -g   tokens to generate after a one-token prompt (tg tests, default 128)\n"
     "  -r   repetitions after one warm-up run (default 5)\n"
@@ -32,7 +37,8 @@ const char kUsage[] =
     "  --parallel N[,N..]  batched decoding instead (llama-batched-bench style): for each N, N sequences\n"
     "               prefill a -p prompt each (packed into steps of --chunk tokens), then decode -g tokens\n"
     "               together; reports time to first token, aggregate and per-sequence generation tok/s\n"
-    "  --ctx N (default: the largest test)  --chunk N  --threads N  --num-layers N\n";
+    "  --ctx N (default: the largest test)  --chunk N  --threads N  --num-layers N\n"
+    "  Rows are printed as they are measured; Ctrl-C stops, keeps them (and --json) and exits with 130.\n";
 
 struct Test {
   std::string name;  // "pp512", "tg128"
@@ -73,6 +79,16 @@ Status WriteJson(const std::string& path, const nlohmann::ordered_json& document
   return WriteTextFile(path, document.dump(2) + "\n");
 }
 
+// "bench pp512: warm-up", "bench pp512: run 3/5" (the progress line).
+std::string RunProgressText(const std::string& test, int64_t run, int64_t repetitions) {
+  return "bench " + test + ": " + (run == 0 ? "warm-up" : "run " + std::to_string(run) + "/" + std::to_string(repetitions));
+}
+
+// After Ctrl-C, on stderr below the table.
+void ReportStopped(size_t measured, size_t tests) {
+  std::fprintf(stderr, "kiln bench: stopped by the user; %zu of %zu tests measured\n", measured, tests);
+}
+
 // One batched run: `parallel` sequences prefill `prompt` tokens each, packed into steps of up to
 // Tmax tokens (oldest first, like the scheduler), then decode `generate` tokens each, all
 // sequences in every step, greedily on the host.
@@ -80,9 +96,11 @@ struct BatchedRun {
   double prefill_seconds = 0;              // until the last prompt is in
   std::vector<double> first_token_seconds;  // per sequence
   double decode_seconds = 0;                // the decode steps
+  bool cancelled = false;                   // stopped by `cancel`: not a measurement
 };
 
-Result<BatchedRun> RunBatched(Runner& runner, int64_t parallel, int64_t prompt_length, int64_t generate, uint64_t seed) {
+Result<BatchedRun> RunBatched(Runner& runner, int64_t parallel, int64_t prompt_length, int64_t generate, uint64_t seed,
+                              const std::atomic<bool>& cancel) {
   using Clock = std::chrono::steady_clock;
   const int64_t vocab = runner.vocab_size(), tmax = runner.program().max_tokens;
   std::vector<std::unique_ptr<Sequence>> sequences;
@@ -98,6 +116,10 @@ Result<BatchedRun> RunBatched(Runner& runner, int64_t parallel, int64_t prompt_l
   const auto start = Clock::now();
   std::vector<int64_t> fed(static_cast<size_t>(parallel), 0);
   for (int64_t done = 0; done < parallel;) {
+    if (cancel) {
+      run.cancelled = true;
+      return run;
+    }
     batch.clear();
     std::vector<int64_t> owner;
     int64_t budget = tmax;
@@ -123,6 +145,10 @@ Result<BatchedRun> RunBatched(Runner& runner, int64_t parallel, int64_t prompt_l
   run.prefill_seconds = std::chrono::duration<double>(Clock::now() - start).count();
   const auto decode_start = Clock::now();
   for (int64_t step = 1; step < generate; ++step) {  // the first token came from the prefill
+    if (cancel) {
+      run.cancelled = true;
+      return run;
+    }
     batch.clear();
     for (int64_t s = 0; s < parallel; ++s) batch.push_back({sequences[static_cast<size_t>(s)].get(), std::span<const int32_t>(&next[static_cast<size_t>(s)], 1)});
     TRY(runner.Run(batch, logits));
@@ -159,33 +185,47 @@ int RunParallelBench(const Args& args, const std::string& path, LoadOptions load
               static_cast<long long>((*model)->program().max_tokens), static_cast<long long>((*model)->program().max_context));
   std::printf("| %8s | %10s | %12s | %14s | %14s |\n", "parallel", "pp t/s", "ttft median", "tg t/s total", "tg t/s per seq");
   std::printf("| %8s | %10s | %12s | %14s | %14s |\n", "-------:", "---------:", "-----------:", "-------------:", "-------------:");
+  std::fflush(stdout);
+  Interrupts& interrupts = InstallInterruptHandler();
+  interrupts.generating = true;
+  TerminalLine line;
   nlohmann::ordered_json results = nlohmann::ordered_json::array();
   for (int64_t parallel : parallels) {
     std::vector<double> pp, ttft, tg;
-    for (int64_t rep = 0; rep <= repetitions; ++rep) {
-      auto run = RunBatched(**runner, parallel, prompt_length, generate, seed);
-      if (!run) return ReportError("bench", run.error());
-      if (rep == 0) continue;  // warm-up
+    for (int64_t rep = 0; rep <= repetitions && !interrupts.cancel; ++rep) {
+      line.Show(RunProgressText("parallel " + std::to_string(parallel), rep, repetitions));
+      auto run = RunBatched(**runner, parallel, prompt_length, generate, seed, interrupts.cancel);
+      if (!run) {
+        line.Clear();
+        return ReportError("bench", run.error());
+      }
+      if (run->cancelled || rep == 0) continue;  // stopped, or the warm-up
       pp.push_back(static_cast<double>(parallel * prompt_length) / run->prefill_seconds);
       ttft.push_back(Median(run->first_token_seconds));
       tg.push_back(run->decode_seconds > 0 ? static_cast<double>(parallel * (generate - 1)) / run->decode_seconds : 0);
     }
+    line.Clear();
+    if (pp.empty()) break;  // stopped before a measured repetition
     const double tg_total = Median(tg);
     std::printf("| %8lld | %10.1f | %10.3f s | %14.1f | %14.1f |\n", static_cast<long long>(parallel), Median(pp), Median(ttft), tg_total,
                 tg_total / static_cast<double>(parallel));
     results.push_back({{"parallel", parallel}, {"prompt_tokens_per_second", Median(pp)}, {"time_to_first_token_seconds", Median(ttft)},
                        {"generation_tokens_per_second", tg_total}, {"generation_tokens_per_second_per_sequence", tg_total / static_cast<double>(parallel)},
                        {"values", {{"pp", pp}, {"ttft", ttft}, {"tg", tg}}}});
+    std::fflush(stdout);
+    if (interrupts.cancel) break;
   }
+  interrupts.generating = false;
+  if (interrupts.cancel) ReportStopped(results.size(), parallels.size());
   if (args.Has("--json")) {
     nlohmann::ordered_json document = {{"model", path}, {"backend", (*model)->program().target}, {"prompt_tokens", prompt_length},
                                        {"generated_tokens", generate}, {"chunk", (*model)->program().max_tokens},
                                        {"context", (*model)->program().max_context}, {"repetitions", repetitions},
-                                       {"results", results}};
+                                       {"interrupted", interrupts.cancel.load()}, {"results", results}};
     Status written = WriteJson(args.Get("--json"), document);
     if (!written.ok()) return ReportError("bench", written.error());
   }
-  return 0;
+  return interrupts.cancel ? kInterruptedExitStatus : 0;
 }
 
 }  // namespace
@@ -265,7 +305,19 @@ int RunBench(int argc, char** argv) {
   std::vector<Test> tests;
   for (int64_t p : *prompts) tests.push_back({"pp" + std::to_string(p), p, 0, {}, {}});
   for (int64_t g : *generations) tests.push_back({"tg" + std::to_string(g), 1, g, {}, {}});
+  std::printf("model    %s\nbackend  %s, %d threads\nprepare  %.2f s (load, compile, plan check)\n\n", path->c_str(),
+              (*model)->program().target.c_str(), threads, prepare_seconds);
+  std::printf("| %-8s | %4s | %12s | %12s | %12s |\n", "test", "reps", "t/s median", "min", "max");
+  std::printf("| %-8s | %4s | %12s | %12s | %12s |\n", "--------", "---:", "-----------:", "-----------:",
+              "-----------:");
+  std::fflush(stdout);
+
+  // Each test: a warm-up, then the repetitions; its row as soon as they are done.
+  Interrupts& interrupts = InstallInterruptHandler();
+  interrupts.generating = true;
+  TerminalLine line;
   Generator generator(*session, nullptr);
+  nlohmann::ordered_json results = nlohmann::ordered_json::array();
   for (Test& test : tests) {
     const std::vector<int32_t> prompt =
         SyntheticPrompt(test.prompt_tokens, session->vocab_size(), static_cast<uint64_t>(*seed));
@@ -274,10 +326,16 @@ int RunBench(int argc, char** argv) {
     options.ignore_eos = true;
     options.prefill_chunk = load_options->max_tokens;
     options.decode_depth = static_cast<int>(*depth);
-    for (int64_t run = 0; run <= *repetitions; ++run) {  // run 0 is the warm-up
+    options.cancel = &interrupts.cancel;
+    for (int64_t run = 0; run <= *repetitions && !interrupts.cancel; ++run) {  // run 0 is the warm-up
+      line.Show(RunProgressText(test.name, run, *repetitions));
       generator.Reset();
       auto result = generator.Generate(prompt, options);
-      if (!result) return ReportError("bench", result.error());
+      if (!result) {
+        line.Clear();
+        return ReportError("bench", result.error());
+      }
+      if (result->stop_reason == StopReason::kCancelled) break;  // a partial run is not a measurement
       // pp: the prefill alone; tg: every generated token, the first one's step included.
       const double seconds = test.generated_tokens == 0 ? result->prefill_seconds
                                                         : result->first_token_seconds + result->decode_seconds;
@@ -286,27 +344,25 @@ int RunBench(int argc, char** argv) {
       test.seconds.push_back(seconds);
       test.tokens_per_second.push_back(seconds > 0 ? static_cast<double>(tokens) / seconds : 0);
     }
-  }
-
-  const int64_t peak = PeakMemoryBytes();
-  std::printf("model    %s\nbackend  %s, %d threads\nprepare  %.2f s (load, compile, plan check)\npeak     %s\n\n",
-              path->c_str(), (*model)->program().target.c_str(), threads, prepare_seconds, FormatBytes(peak).c_str());
-  std::printf("| %-8s | %4s | %12s | %12s | %12s |\n", "test", "reps", "t/s median", "min", "max");
-  std::printf("| %-8s | %4s | %12s | %12s | %12s |\n", "--------", "---:", "-----------:", "-----------:",
-              "-----------:");
-  nlohmann::ordered_json results = nlohmann::ordered_json::array();
-  for (const Test& test : tests) {
+    line.Clear();
+    if (test.tokens_per_second.empty()) break;  // stopped before a measured repetition
     const auto [low, high] = std::minmax_element(test.tokens_per_second.begin(), test.tokens_per_second.end());
     const double median = Median(test.tokens_per_second);
     std::printf("| %-8s | %4zu | %12.2f | %12.2f | %12.2f |\n", test.name.c_str(), test.tokens_per_second.size(), median,
                 *low, *high);
+    std::fflush(stdout);
     results.push_back({{"test", test.name},
                        {"prompt_tokens", test.prompt_tokens},
                        {"generated_tokens", test.generated_tokens},
                        {"repetitions", test.tokens_per_second.size()},
                        {"tokens_per_second", {{"median", median}, {"min", *low}, {"max", *high}, {"values", test.tokens_per_second}}},
                        {"seconds", test.seconds}});
+    if (interrupts.cancel) break;
   }
+  interrupts.generating = false;
+  const int64_t peak = PeakMemoryBytes();
+  std::printf("\npeak     %s\n", FormatBytes(peak).c_str());
+  if (interrupts.cancel) ReportStopped(results.size(), tests.size());
   if (args->Has("--json")) {
     nlohmann::ordered_json document = {{"model", *path},
                                        {"backend", (*model)->program().target},
@@ -317,11 +373,12 @@ int RunBench(int argc, char** argv) {
                                        {"warmup_runs", 1},
                                        {"prepare_seconds", prepare_seconds},
                                        {"peak_memory_bytes", peak},
+                                       {"interrupted", interrupts.cancel.load()},
                                        {"results", results}};
     Status written = WriteJson(args->Get("--json"), document);
     if (!written.ok()) return ReportError("bench", written.error());
   }
-  return 0;
+  return interrupts.cancel ? kInterruptedExitStatus : 0;
 }
 
 }  // namespace kiln::cli

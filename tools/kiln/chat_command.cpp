@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "generation_flags.h"
 #include "model_options.h"
+#include "progress.h"
 
 namespace kiln::cli {
 
@@ -118,7 +119,7 @@ int RunChat(int argc, char** argv) {
     transcript = args->Has("--system") ? args->Get("--system") + "\n" : "";
   };
   start_over();
-  std::optional<GenerationResult> last;
+  std::optional<Generation> last;
   if (terminal) std::fprintf(stderr, "kiln chat: %s. /reset, /stats, /exit\n", path->c_str());
 
   std::string line;
@@ -153,24 +154,25 @@ int RunChat(int argc, char** argv) {
     }
     if (!prompt) return ReportError("chat", prompt.error());
     interrupts.cancel = false;
+    interrupts.interrupted = false;
     interrupts.generating = true;
-    auto result = generator.Generate(*prompt, *options);
+    auto generation = GenerateWithProgress(generator, *prompt, *options, interrupts);
     interrupts.generating = false;
-    if (!result) {
+    if (!generation) {
       // Most likely the conversation outgrew the context: say so and let the user go on.
-      std::fprintf(stderr, "kiln chat: %s (/reset starts over)\n", result.error().ToString().c_str());
+      std::fprintf(stderr, "kiln chat: %s (/reset starts over)\n", generation.error().ToString().c_str());
       if (!plain) messages.erase(messages.size() - 1);
       continue;
     }
     std::fputc('\n', stdout);
     std::fflush(stdout);  // the reply before any summary on stderr
     if (plain) {
-      transcript += result->text + "\n";
+      transcript += generation->result.text + "\n";
     } else {
-      messages.push_back({{"role", "assistant"}, {"content", result->text}});
+      messages.push_back({{"role", "assistant"}, {"content", generation->result.text}});
     }
-    if (verbose) PrintSummary(stderr, load_seconds, *result);
-    last = std::move(*result);
+    if (verbose) PrintSummary(stderr, load_seconds, *generation);
+    last = std::move(*generation);
   }
   if (terminal) std::fputc('\n', stdout);
   return 0;

@@ -243,22 +243,39 @@ std::string FormatBytes(int64_t bytes) {
   return buffer;
 }
 
-void PrintSummary(FILE* out, double load_seconds, const GenerationResult& result) {
-  const int64_t prefilled = result.prompt_tokens - result.reused_tokens;
+void PrintSummary(FILE* out, double load_seconds, const Generation& generation) {
+  const GenerationResult& result = generation.result;
+  const bool whole_prompt = generation.prompt_processed >= result.prompt_tokens;
+  const int64_t prefilled = std::max<int64_t>(0, generation.prompt_processed - result.reused_tokens);
   const double prompt_rate = result.prefill_seconds > 0 ? static_cast<double>(prefilled) / result.prefill_seconds : 0;
   // Tokens after the first over the time after it (a speculative step emits several).
   const int64_t decoded = std::max<int64_t>(0, static_cast<int64_t>(result.tokens.size()) - 1);
   const double decode_rate = result.decode_seconds > 0 ? static_cast<double>(decoded) / result.decode_seconds : 0;
-  std::fprintf(out, "stop reason  %s after %zu tokens%s%s\n", StopReasonName(result.stop_reason), result.tokens.size(),
-               result.stop_string.empty() ? "" : ": ", result.stop_string.c_str());
+  const char* by_user = generation.interrupted ? " (stopped by the user)" : "";
+  if (!whole_prompt) {
+    std::fprintf(out, "stop reason  %s during the prompt%s\n", StopReasonName(result.stop_reason), by_user);
+  } else {
+    std::fprintf(out, "stop reason  %s after %zu tokens%s%s%s\n", StopReasonName(result.stop_reason), result.tokens.size(),
+                 result.stop_string.empty() ? "" : ": ", result.stop_string.c_str(), by_user);
+  }
   if (load_seconds >= 0) std::fprintf(out, "load         %.2f s\n", load_seconds);
-  std::fprintf(out, "prompt       %lld tokens (%lld reused), %.3f s, %.1f tok/s\n",
-               static_cast<long long>(result.prompt_tokens), static_cast<long long>(result.reused_tokens),
-               result.prefill_seconds, prompt_rate);
+  if (whole_prompt) {
+    std::fprintf(out, "prompt       %lld tokens (%lld reused), %.3f s, %.1f tok/s\n",
+                 static_cast<long long>(result.prompt_tokens), static_cast<long long>(result.reused_tokens),
+                 result.prefill_seconds, prompt_rate);
+  } else {
+    std::fprintf(out, "prompt       %lld of %lld tokens (%lld reused), %.3f s, %.1f tok/s\n",
+                 static_cast<long long>(generation.prompt_processed), static_cast<long long>(result.prompt_tokens),
+                 static_cast<long long>(result.reused_tokens), result.prefill_seconds, prompt_rate);
+  }
   // The first token comes from the prefill's logits; the rate counts the decode steps after it.
   std::fprintf(out, "generation   %zu tokens, %.3f s, %.1f tok/s\n", result.tokens.size(), result.decode_seconds,
                decode_rate);
-  std::fprintf(out, "first token  %.3f s\n", result.first_token_seconds);
+  if (result.tokens.empty()) {
+    std::fprintf(out, "first token  none\n");
+  } else {
+    std::fprintf(out, "first token  %.3f s\n", result.first_token_seconds);
+  }
   if (result.draft_tokens > 0) {
     std::fprintf(out, "speculative  %lld drafted, %lld accepted (%.1f%%), %lld steps for %zu tokens\n",
                  static_cast<long long>(result.draft_tokens), static_cast<long long>(result.accepted_draft_tokens),
@@ -275,10 +292,11 @@ Interrupts g_interrupts;
 extern "C" void OnInterrupt(int) {
   // Async-signal-safe: lock-free atomics and _exit only.
   if (g_interrupts.generating.load() && !g_interrupts.cancel.load()) {
+    g_interrupts.interrupted.store(true);
     g_interrupts.cancel.store(true);
     return;
   }
-  _exit(130);
+  _exit(kInterruptedExitStatus);
 }
 
 }  // namespace

@@ -87,6 +87,14 @@ int64_t PeakMemoryBytes();
 // "1.50 GiB", "12.3 MiB", "900 B".
 std::string FormatBytes(int64_t bytes);
 
+// A generation as the CLI reports it: the engine's result (generator.h) and how much of the
+// prompt was run. After Ctrl-C during the prompt, `prompt_processed` < result.prompt_tokens.
+struct Generation {
+  GenerationResult result;
+  int64_t prompt_processed = 0;  // prompt tokens in the cache at the end: reused + prefilled
+  bool interrupted = false;      // result.stop_reason is kCancelled because of Ctrl-C
+};
+
 // The summary after a generation:
 //   stop reason  eos after 12 tokens
 //   load         0.42 s
@@ -94,12 +102,20 @@ std::string FormatBytes(int64_t bytes);
 //   generation   12 tokens, 0.050 s, 220.0 tok/s
 //   first token  0.012 s
 //   peak memory  123.4 MiB
-void PrintSummary(FILE* out, double load_seconds, const GenerationResult& result);
+// After Ctrl-C during the prompt (rates over the tokens actually prefilled; no first token):
+//   stop reason  cancelled during the prompt (stopped by the user)
+//   prompt       1536 of 16000 tokens (0 reused), 1.900 s, 808.4 tok/s
+//   first token  none
+// load_seconds < 0 leaves out the load line.
+void PrintSummary(FILE* out, double load_seconds, const Generation& generation);
 
-// Ctrl-C: the first SIGINT while `generating` sets `cancel` (generation stops with reason
-// "cancelled"); a second one, or one outside generation, exits with status 130.
+// Ctrl-C: the first SIGINT while `generating` sets `cancel` and `interrupted` (generation stops
+// with reason "cancelled"; `kiln run` and `kiln bench` then report what they have and exit with
+// kInterruptedExitStatus); a second one, or one outside generation, exits with that status at once.
+inline constexpr int kInterruptedExitStatus = 130;  // 128 + SIGINT, as shells report it
 struct Interrupts {
   std::atomic<bool> cancel{false};
+  std::atomic<bool> interrupted{false};
   std::atomic<bool> generating{false};
 };
 Interrupts& InstallInterruptHandler();

@@ -22,7 +22,7 @@ const char kHelp[] =
     "  chat [MODEL]                      interactive multi-turn chat\n"
     "  batch [MODEL] --prompts F.jsonl   many prompts at once through the scheduler (JSON lines out)\n"
     "  serve [MODEL] [--port 8080]       OpenAI-compatible HTTP server (chat, completions, SSE)\n"
-    "  bench MODEL [-p 512] [-g 128]     prompt and generation throughput (llama-bench style)\n"
+    "  bench [MODEL] [-p 512] [-g 128]   prompt and generation throughput (llama-bench style)\n"
     "  inspect MODEL [--plan]            config, weights, KV cache and memory plans\n"
     "  logits MODEL --tokens .. --out F  logits of every position as a .npy file\n"
     "  compile MODEL -o OUT.kiln         compile ahead of time into one file\n"

@@ -13,6 +13,7 @@
 #include "io/npy.h"
 #include "model_options.h"
 #include "output_paths.h"
+#include "progress.h"
 
 namespace kiln::cli {
 
@@ -40,7 +41,9 @@ const char kUsage[] =
     "  --chunk-threshold N --num-layers N  --threads N  --guard  --verbose\n"
     "  --quant R           weights quantized by recipe R: q8_0, q4_0, q4_k_m, q6_k, fp8 (docs/quantization.md)\n"
     "  llama.cpp's short flags: -m MODEL -p PROMPT -f FILE -n N -c N -t N, -ngl N (N > 0: --device cuda)\n"
-    "  Ctrl-C stops generating (stop reason 'cancelled'); a second Ctrl-C exits.\n";
+    "  A prompt longer than a chunk shows its progress on a terminal's stderr. Ctrl-C stops the prompt or\n"
+    "  the generation: the summary says what was done (stop reason 'cancelled') and kiln exits with status\n"
+    "  130; a second Ctrl-C exits at once.\n";
 
 // The prompt's token ids from whichever of the three flags was given.
 Result<std::vector<int32_t>> BuildPrompt(const Args& args, const ModelText& text, bool verbose) {
@@ -168,17 +171,19 @@ int RunRun(int argc, char** argv) {
   };
   Generator generator(*session, text->tokenizer ? &text->tokenizer->tokenizer : nullptr);
   interrupts.generating = true;
-  auto result = generator.Generate(*prompt, *options);
+  auto generation = GenerateWithProgress(generator, *prompt, *options, interrupts);
   interrupts.generating = false;
-  if (!result) return ReportError("run", result.error());
+  if (!generation) return ReportError("run", generation.error());
+  const GenerationResult& result = generation->result;
   std::fputc('\n', stdout);
   std::fflush(stdout);
   if (options->keep_logits) {
-    const int64_t rows = static_cast<int64_t>(result->tokens.size());
-    Status written = WriteNpyF32(args->Get("--save-logits"), result->logits.data(), {rows, session->vocab_size()});
+    const int64_t rows = static_cast<int64_t>(result.tokens.size());
+    Status written = WriteNpyF32(args->Get("--save-logits"), result.logits.data(), {rows, session->vocab_size()});
     if (!written.ok()) return ReportError("run", written.error());
   }
-  PrintSummary(stderr, load_seconds, *result);
+  PrintSummary(stderr, load_seconds, *generation);
+  if (generation->interrupted) return kInterruptedExitStatus;
   return 0;
 }
 
