@@ -58,12 +58,15 @@ Result<int64_t> Generator::Prefill(std::span<const int32_t> prompt, const Genera
   const int64_t threshold = options.prefill_chunk_threshold > 0 ? options.prefill_chunk_threshold : tmax;
   int64_t chunk = suffix <= threshold ? tmax : (options.prefill_chunk > 0 ? options.prefill_chunk : tmax);
   chunk = std::clamp<int64_t>(chunk, 1, tmax);
+  const bool progress = options.on_prefill_progress && chunk < suffix;
+  if (progress) options.on_prefill_progress(reuse, static_cast<int64_t>(prompt.size()), reuse);
   for (int64_t begin = reuse; begin < static_cast<int64_t>(prompt.size()); begin += chunk) {
     if (Cancelled(options)) return reuse;  // the caller sees cancel and stops
     const int64_t count = std::min<int64_t>(chunk, static_cast<int64_t>(prompt.size()) - begin);
     const auto part = prompt.subspan(static_cast<size_t>(begin), static_cast<size_t>(count));
     TRY(session_.StepInto(part, /*all_positions=*/false, logits_));
     cached_.insert(cached_.end(), part.begin(), part.end());
+    if (progress) options.on_prefill_progress(static_cast<int64_t>(cached_.size()), static_cast<int64_t>(prompt.size()), reuse);
   }
   return reuse;
 }
@@ -94,6 +97,7 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
     return reused.error();
   }
   result.reused_tokens = *reused;
+  result.prefilled_tokens = static_cast<int64_t>(cached_.size());
   result.prefill_seconds = SecondsSince(start);
   if (Cancelled(options)) {
     // A partly prefilled prompt is still a valid prefix of the cache.

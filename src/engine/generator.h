@@ -94,6 +94,10 @@ struct GenerateOptions {
   std::function<void(const GeneratedToken&)> on_token;
   // Called once after the prompt is prefilled, before the first token is sampled.
   std::function<void()> on_prefilled;
+  // For a prompt that takes more than one prefill step (progress for long prompts): called
+  // before the first step and after each, with `done` of the prompt's `total` tokens in the
+  // cache, `reused` of them taken from it before the first step.
+  std::function<void(int64_t done, int64_t total, int64_t reused)> on_prefill_progress;
 };
 
 struct GenerationResult {
@@ -103,6 +107,8 @@ struct GenerationResult {
   std::string stop_string;      // which one matched (kStopString)
   int64_t prompt_tokens = 0;    // the whole prompt
   int64_t reused_tokens = 0;    // of those, taken from the cache (not prefilled)
+  int64_t prefilled_tokens = 0;  // of those, in the cache when the prefill ended: all of them,
+                                 // unless it was cancelled part way (reused ones included)
   double prefill_seconds = 0;   // prompt suffix prefill
   double first_token_seconds = 0;  // from the call to the first token (time to first token)
   double decode_seconds = 0;    // the decode steps after the first token

@@ -3,6 +3,8 @@
 // context limits, cancellation, and the text path with a test tokenizer (tiny_text_model.h).
 #include <gtest/gtest.h>
 
+#include <array>
+#include <atomic>
 #include <filesystem>
 
 #include "engine/generator.h"
@@ -226,6 +228,42 @@ TEST(Generator, StopsOnEosAndOnCancel) {
   EXPECT_EQ(cancelled->tokens.size(), 3u);
   EXPECT_EQ(cancelled->stop_reason, StopReason::kCancelled);
   EXPECT_EQ(cancelled->reused_tokens, 23);  // the prompt was cached by the previous call
+}
+
+// A prompt of several prefill steps reports its progress before the first step and after each;
+// cancelled part way, the result says how much of the prompt the cache holds.
+TEST(Generator, PrefillProgressAndACancelDuringThePrompt) {
+  auto model = Load(FixtureDir("g12b"), 8);  // steps of at most 8 tokens
+  ASSERT_NE(model, nullptr);
+  auto session = model->NewSession();
+  ASSERT_TRUE(session.has_value());
+  Generator generator(*session, nullptr);
+  const std::vector<int32_t> prompt = Ids(FixtureDir("g12b"), "greedy_prompt");  // 24 tokens
+  ASSERT_EQ(prompt.size(), 24u);
+  std::vector<std::array<int64_t, 3>> calls;
+  GenerateOptions options;
+  options.max_new_tokens = 1;
+  options.on_prefill_progress = [&](int64_t done, int64_t total, int64_t reused) { calls.push_back({done, total, reused}); };
+  auto whole = generator.Generate(prompt, options);
+  ASSERT_TRUE(whole.has_value());
+  EXPECT_EQ(calls, (std::vector<std::array<int64_t, 3>>{{0, 24, 0}, {8, 24, 0}, {16, 24, 0}, {24, 24, 0}}));
+  EXPECT_EQ(whole->prefilled_tokens, 24);
+  // The same prompt again: 23 tokens reused, one step, no progress.
+  calls.clear();
+  auto again = generator.Generate(prompt, options);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_TRUE(calls.empty());
+  EXPECT_EQ(again->prefilled_tokens, 24);
+  // Cancelled after the second step of a fresh prefill.
+  generator.Reset();
+  std::atomic<bool> cancel{false};
+  options.cancel = &cancel;
+  options.on_prefill_progress = [&](int64_t done, int64_t, int64_t) { cancel = done >= 16; };
+  auto cancelled = generator.Generate(prompt, options);
+  ASSERT_TRUE(cancelled.has_value());
+  EXPECT_EQ(cancelled->stop_reason, StopReason::kCancelled);
+  EXPECT_EQ(cancelled->prefilled_tokens, 16);
+  EXPECT_TRUE(cancelled->tokens.empty());
 }
 
 TEST(Generator, TextStreamsAndStopStringsSpanTokens) {

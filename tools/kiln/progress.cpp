@@ -39,70 +39,24 @@ Result<Generation> GenerateWithProgress(Generator& generator, std::span<const in
                                         const GenerateOptions& options, const Interrupts& interrupts) {
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
-  auto seconds = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
-  const int64_t total = static_cast<int64_t>(prompt.size());
-  // The Generator's own choice (generator.h): the suffix past the reusable prefix runs in steps
-  // of `chunk`; a suffix of one chunk or less needs no progress.
-  const std::vector<int32_t>& cached = generator.cached_tokens();
-  const int64_t common = std::min<int64_t>(
-      std::mismatch(cached.begin(), cached.end(), prompt.begin(), prompt.end()).first - cached.begin(),
-      std::max<int64_t>(0, total - 1));
-  const int64_t tmax = generator.session().program().max_tokens;
-  const int64_t threshold = options.prefill_chunk_threshold > 0 ? options.prefill_chunk_threshold : tmax;
-  int64_t chunk = total - common <= threshold ? tmax : (options.prefill_chunk > 0 ? options.prefill_chunk : tmax);
-  chunk = std::clamp<int64_t>(chunk, 1, tmax);
-
-  // The prefix calls prefill and stop (max_new_tokens 0): nothing sampled, streamed or kept.
-  GenerateOptions prefix_options;
-  prefix_options.sampling = options.sampling;
-  prefix_options.prefill_chunk = chunk;
-  prefix_options.prefill_chunk_threshold = chunk;
-  prefix_options.max_new_tokens = 0;
-  prefix_options.cancel = options.cancel;
-
   TerminalLine line;
-  Generation generation;
-  int64_t reused = -1;  // from the first call: what the cache held before this prompt
-  for (int64_t end = common + chunk; end < total; end += chunk) {
-    if (end == common + chunk) line.Show(PromptProgressText(common, total, 0));
-    TRY_ASSIGN(GenerationResult part, generator.Generate(prompt.first(static_cast<size_t>(end)), prefix_options));
-    if (reused < 0) reused = part.reused_tokens;
-    const int64_t done = static_cast<int64_t>(cached.size());
-    if (part.stop_reason == StopReason::kCancelled) {
-      line.Clear();
-      generation.result.stop_reason = StopReason::kCancelled;
-      generation.result.prompt_tokens = total;
-      generation.result.reused_tokens = reused;
-      generation.result.prefill_seconds = seconds();
-      generation.prompt_processed = done;
-      generation.interrupted = interrupts.interrupted.load();
-      return generation;
-    }
-    line.Show(PromptProgressText(done, total, static_cast<double>(done - reused) / std::max(seconds(), 1e-9)));
-  }
-
-  // The last chunk and the generation; the line goes when the first token is about to come.
-  const double before = seconds();
-  bool prefilled = false;
-  GenerateOptions last_options = options;
-  last_options.on_prefilled = [&] {
-    prefilled = true;
-    line.Clear();
+  GenerateOptions with_progress = options;
+  with_progress.on_prefill_progress = [&](int64_t done, int64_t total, int64_t reused) {
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    line.Show(PromptProgressText(done, total, seconds > 0 ? static_cast<double>(done - reused) / seconds : 0));
+    if (options.on_prefill_progress) options.on_prefill_progress(done, total, reused);
+  };
+  with_progress.on_prefilled = [&] {
+    line.Clear();  // the first token is about to come
     if (options.on_prefilled) options.on_prefilled();
   };
-  Result<GenerationResult> last = generator.Generate(prompt, last_options);
+  Result<GenerationResult> result = generator.Generate(prompt, with_progress);
   line.Clear();
-  if (!last.has_value()) return last.error();
-  generation.result = std::move(*last);
-  GenerationResult& result = generation.result;
-  if (reused >= 0) {
-    result.reused_tokens = reused;
-    result.prefill_seconds += before;
-    if (!result.tokens.empty()) result.first_token_seconds += before;
-  }
-  // Stopped during the last chunk's prefill: the cache holds the prompt's processed prefix.
-  generation.prompt_processed = prefilled ? total : static_cast<int64_t>(cached.size());
-  generation.interrupted = result.stop_reason == StopReason::kCancelled && interrupts.interrupted.load();
+  if (!result.has_value()) return result.error();
+  Generation generation;
+  generation.result = std::move(*result);
+  generation.prompt_processed = generation.result.prefilled_tokens;
+  generation.interrupted = generation.result.stop_reason == StopReason::kCancelled && interrupts.interrupted.load();
   return generation;
 }
 

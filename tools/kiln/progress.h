@@ -40,15 +40,10 @@ class TerminalLine {
 // "prompt 4096/16384 tokens (25%), 812 tok/s"; the rate is left out while it is unknown (0).
 std::string PromptProgressText(int64_t done, int64_t total, double tokens_per_second);
 
-// generator.Generate(prompt, options), with the prompt prefilled one chunk per call when it spans
-// more than one (the chunk the Generator itself would use: prefill_chunk, prefill_chunk_threshold,
-// Tmax), so that a progress line can follow it on a terminal; the computation is the same steps
-// in the same order. The line is cleared when generation starts.
-//
-// The result's timings cover all the calls (prefill_seconds from the start; first_token_seconds
-// from the start), reused_tokens counts the prefix taken from the cache before the first chunk,
-// and prompt_processed says how many prompt tokens the cache holds when Ctrl-C
-// (options.cancel) stopped the prefill. `interrupts.interrupted` marks a cancel as the user's.
+// generator.Generate(prompt, options) with a progress line on a terminal while a prompt of more
+// than one prefill step runs (GenerateOptions::on_prefill_progress), cleared when generation
+// starts. prompt_processed says how many prompt tokens the cache holds when Ctrl-C
+// (options.cancel) stopped the prefill; `interrupts.interrupted` marks a cancel as the user's.
 // Errors are the Generator's.
 Result<Generation> GenerateWithProgress(Generator& generator, std::span<const int32_t> prompt,
                                         const GenerateOptions& options, const Interrupts& interrupts);
