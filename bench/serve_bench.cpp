@@ -120,6 +120,7 @@ kiln::Result<std::filesystem::path> WriteShapedModel(const std::string& shapes, 
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each line as it is printed, even into a file cut short
   Config config;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
