@@ -21,7 +21,7 @@
 namespace kiln {
 
 namespace constraint {
-class Grammar;
+struct Grammar;
 class TokenVocabulary;
 class Matcher;
 }  // namespace constraint
