@@ -96,19 +96,25 @@ inline SseStream ParseSse(const std::string& body) {
   return out;
 }
 
+// Starts `*server` with `options` and gives it the bundled model as "brown-gemma4"; `*port` is
+// the port it listens on. For a test suite's SetUpTestSuite (fatal failures return early).
+inline void StartBundledServer(const ServerOptions& options, Server** server, int* port) {
+  *server = new Server(options);
+  auto started = (*server)->Start();
+  ASSERT_TRUE(started.has_value()) << started.error().message();
+  *port = *started;
+  auto model = Model::Load(kModelDir, TestModelOptions());
+  ASSERT_TRUE(model.has_value()) << model.error().message();
+  (*server)->SetModel(std::move(*model), "brown-gemma4");
+}
+
 class ServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     auto oracle = Model::Load(kModelDir, TestModelOptions());
     ASSERT_TRUE(oracle.has_value()) << oracle.error().message();
     oracle_ = std::move(*oracle).release();
-    server_ = new Server(LocalOptions());
-    auto port = server_->Start();
-    ASSERT_TRUE(port.has_value()) << port.error().message();
-    port_ = *port;
-    auto model = Model::Load(kModelDir, TestModelOptions());
-    ASSERT_TRUE(model.has_value()) << model.error().message();
-    server_->SetModel(std::move(*model), "brown-gemma4");
+    StartBundledServer(LocalOptions(), &server_, &port_);
   }
   static void TearDownTestSuite() {
     delete server_;

@@ -14,15 +14,7 @@ const httplib::Headers kKey = {{"Authorization", "Bearer secret"}};
 
 class WebPageTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    server_ = new Server(LocalOptions(0, "secret"));
-    auto port = server_->Start();
-    ASSERT_TRUE(port.has_value()) << port.error().message();
-    port_ = *port;
-    auto model = Model::Load(kModelDir, TestModelOptions());
-    ASSERT_TRUE(model.has_value()) << model.error().message();
-    server_->SetModel(std::move(*model), "brown-gemma4");
-  }
+  static void SetUpTestSuite() { StartBundledServer(LocalOptions(0, "secret"), &server_, &port_); }
   static void TearDownTestSuite() { delete server_; }
 
   // GET `path` with `headers`; the status of a failed connection is -1.
