@@ -14,10 +14,12 @@ bool EndsWith(std::string_view text, std::string_view suffix) {
   return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
 }
 
-// The dtype and the shape fallbacks after it, best first.
+// The dtype and the shape fallbacks after it, best first: llama-quantize's (q4_k -> q5_0,
+// q6_k -> q8_0 where rows are not whole 256-element blocks), then q4_0 for a target without
+// q5_0 kernels.
 std::vector<DType> WithFallbacks(DType dtype) {
   switch (dtype) {
-    case DType::kQ4_K: return {DType::kQ4_K, DType::kQ4_0};
+    case DType::kQ4_K: return {DType::kQ4_K, DType::kQ5_0, DType::kQ4_0};
     case DType::kQ6_K: return {DType::kQ6_K, DType::kQ8_0};
     default: return {dtype};
   }

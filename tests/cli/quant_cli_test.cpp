@@ -42,9 +42,9 @@ TEST(QuantCliTest, InspectReportsWhatTheRecipeChose) {
   const auto quantized = Kiln("inspect " + kBrownModel + " --quant q4_k_m");
   ASSERT_EQ(quantized.exit_code, 0) << quantized.output;
   EXPECT_NE(quantized.output.find("quant     q4_k_m: "), std::string::npos) << quantized.output;
-  // 384-element rows: the embedding's q6_k falls back to q8_0, most matrices' q4_k to q4_0; the
-  // full layers' o_proj (rows of 768) stays q4_k.
-  for (const char* line : {"token embedding  q8_0", "matrices         q4_0", "matrices         q4_k", "ffn down         q8_0",
+  // 384-element rows: the embedding's q6_k falls back to q8_0, most matrices' q4_k to q5_0 (as
+  // llama-quantize does); the full layers' o_proj (rows of 768) stays q4_k.
+  for (const char* line : {"token embedding  q8_0", "matrices         q5_0", "matrices         q4_k", "ffn down         q8_0",
                            "kept             bf16"}) {
     EXPECT_NE(quantized.output.find(line), std::string::npos) << line << "\n" << quantized.output;
   }

@@ -90,7 +90,7 @@ TEST(QuantRecipeTest, KQuantsFallBackToThirtyTwoElementBlocks) {
   const std::vector<WeightUse> uses = TinyModel();
   auto proposals = ProposeDTypes(QuantRecipe::kQ4_K_M, uses);
   ASSERT_TRUE(proposals.has_value());
-  EXPECT_EQ((*proposals)[2], (std::vector<DType>{DType::kQ4_K, DType::kQ4_0}));
+  EXPECT_EQ((*proposals)[2], (std::vector<DType>{DType::kQ4_K, DType::kQ5_0, DType::kQ4_0}));
   EXPECT_EQ((*proposals)[0], (std::vector<DType>{DType::kQ6_K, DType::kQ8_0}));
 }
 
@@ -153,7 +153,7 @@ TEST(QuantRecipeTest, Gemma4_26BFallsBackWhereRowsAreNotWholeKBlocks) {
   for (const WeightBinding& w : (*model)->program().weights) {
     const bool more_bits = UseMoreBits(LayerOf(w.name), 30);
     if (w.name.ends_with("mlp.down_proj.weight") || w.name.ends_with("experts.down_proj")) {
-      EXPECT_EQ(w.dtype, more_bits ? DType::kQ8_0 : DType::kQ4_0) << w.name;
+      EXPECT_EQ(w.dtype, more_bits ? DType::kQ8_0 : DType::kQ5_0) << w.name;
       experts += w.name.ends_with("experts.down_proj");
     }
     if (w.name.ends_with("router.proj.weight")) {

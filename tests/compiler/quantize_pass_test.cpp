@@ -107,8 +107,13 @@ TEST(QuantizePassTest, ARefusedKQuantFallsBackAlongItsChain) {
   catalog.refused = {{OpKind::kLinear, DType::kQ4_K}, {OpKind::kEmbed, DType::kQ6_K}};
   auto program = Compile(catalog, QuantRecipe::kQ4_K_M);
   ASSERT_TRUE(program.has_value()) << program.error().ToString();
-  EXPECT_EQ(DTypeOf(*program, "layers.0.self_attn.q_proj.weight"), DType::kQ4_0);  // q4_k -> q4_0
+  EXPECT_EQ(DTypeOf(*program, "layers.0.self_attn.q_proj.weight"), DType::kQ5_0);  // q4_k -> q5_0
   EXPECT_EQ(DTypeOf(*program, "embed_tokens.weight"), DType::kQ8_0);               // q6_k -> q8_0
+  // A target without q5_0 linears either: the next in the chain.
+  catalog.refused.push_back({OpKind::kLinear, DType::kQ5_0});
+  auto without_q5 = Compile(catalog, QuantRecipe::kQ4_K_M);
+  ASSERT_TRUE(without_q5.has_value()) << without_q5.error().ToString();
+  EXPECT_EQ(DTypeOf(*without_q5, "layers.0.self_attn.q_proj.weight"), DType::kQ4_0);  // q4_k -> q5_0 -> q4_0
 }
 
 TEST(QuantizePassTest, TheChoiceReachesEveryStepAndTheCacheFollowsTheCheckpoint) {
