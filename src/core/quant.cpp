@@ -237,13 +237,22 @@ void QuantizeQ4_K(const float* x, BlockQ4_K* block) {
   }
 }
 
+// Chunk c (64 elements) of a Q4_K / Q5_K block: the scales and minimums of its two 32-element
+// sub-blocks, d * sc and dmin * m.
+struct KChunkScales {
+  float d0, o0, d1, o1;
+};
+KChunkScales KChunk(uint16_t d_bits, uint16_t dmin_bits, const uint8_t* scales, int c) {
+  const float d = F16ToF32(d_bits), dmin = F16ToF32(dmin_bits);
+  uint8_t sc0, m0, sc1, m1;
+  Q4KScaleMin(scales, 2 * c, &sc0, &m0);
+  Q4KScaleMin(scales, 2 * c + 1, &sc1, &m1);
+  return {d * sc0, dmin * m0, d * sc1, dmin * m1};
+}
+
 void DequantizeQ4_K(const BlockQ4_K& block, float* y) {
-  const float d = F16ToF32(block.d), dmin = F16ToF32(block.dmin);
   for (int c = 0; c < 4; ++c) {
-    uint8_t sc0, m0, sc1, m1;
-    Q4KScaleMin(block.scales, 2 * c, &sc0, &m0);
-    Q4KScaleMin(block.scales, 2 * c + 1, &sc1, &m1);
-    const float d0 = d * sc0, o0 = dmin * m0, d1 = d * sc1, o1 = dmin * m1;
+    const auto [d0, o0, d1, o1] = KChunk(block.d, block.dmin, block.scales, c);
     for (int l = 0; l < 32; ++l) {
       y[64 * c + l] = d0 * static_cast<float>(block.qs[32 * c + l] & 0xF) - o0;
       y[64 * c + 32 + l] = d1 * static_cast<float>(block.qs[32 * c + l] >> 4) - o1;
@@ -267,12 +276,8 @@ void QuantizeQ5_K(const float* x, BlockQ5_K* block) {
 }
 
 void DequantizeQ5_K(const BlockQ5_K& block, float* y) {
-  const float d = F16ToF32(block.d), dmin = F16ToF32(block.dmin);
   for (int c = 0; c < 4; ++c) {
-    uint8_t sc0, m0, sc1, m1;
-    Q4KScaleMin(block.scales, 2 * c, &sc0, &m0);
-    Q4KScaleMin(block.scales, 2 * c + 1, &sc1, &m1);
-    const float d0 = d * sc0, o0 = dmin * m0, d1 = d * sc1, o1 = dmin * m1;
+    const auto [d0, o0, d1, o1] = KChunk(block.d, block.dmin, block.scales, c);
     for (int l = 0; l < 32; ++l) {
       const int low = (block.qs[32 * c + l] & 0xF) | (((block.qh[l] >> (2 * c)) & 1) << 4);
       const int high = (block.qs[32 * c + l] >> 4) | (((block.qh[l] >> (2 * c + 1)) & 1) << 4);

@@ -104,23 +104,31 @@ struct Q4_1Format {
   }
 };
 
+// The 5-bit values of a Q5_0 / Q5_1 block, kLanes at a time: emit(e, low, high) with elements
+// [e, e + kLanes) in `low` and [e + 16, e + 16 + kLanes) in `high`, as i32 lanes.
+template <class V, class Emit>
+void ForEachQ5Lanes(const uint8_t* qs, const uint8_t* qh, Emit&& emit) {
+  alignas(32) uint8_t high_bits[32];
+  ExpandQ5HighBits(qh, high_bits);
+#pragma GCC unroll 8
+  for (int e = 0; e < 16; e += V::kLanes) {
+    const typename V::I packed = V::LoadU8(qs + e);
+    emit(e, V::Or(V::And(packed, 0xF), V::LoadU8(high_bits + e)),
+         V::Or(V::template ShiftRight<4>(packed), V::LoadU8(high_bits + 16 + e)));
+  }
+}
+
 struct Q5_0Format {
   static constexpr int kElements = 32, kBytes = sizeof(BlockQ5_0);
   template <class V, class Sink>
   static void Decode(const uint8_t* block, const float* half, Sink&& sink) {
     const auto* b = reinterpret_cast<const BlockQ5_0*>(block);
-    alignas(32) uint8_t high_bits[32];
-    ExpandQ5HighBits(b->qh, high_bits);
     // d * (q - 16) as q * d - 16d in one rounding: the same f32 as the reference (16d is exact).
     const typename V::F d = V::Broadcast(half + b->d), d16 = V::Mul(d, V::Set1(16.0f));
-#pragma GCC unroll 8
-    for (int e = 0; e < 16; e += V::kLanes) {
-      const typename V::I packed = V::LoadU8(b->qs + e);
-      const typename V::I low = V::Or(V::And(packed, 0xF), V::LoadU8(high_bits + e));
-      const typename V::I high = V::Or(V::template ShiftRight<4>(packed), V::LoadU8(high_bits + 16 + e));
+    ForEachQ5Lanes<V>(b->qs, b->qh, [&](int e, typename V::I low, typename V::I high) {
       sink(e, V::FmSub(V::ToFloat(low), d, d16));
       sink(e + 16, V::FmSub(V::ToFloat(high), d, d16));
-    }
+    });
   }
 };
 
@@ -129,17 +137,11 @@ struct Q5_1Format {
   template <class V, class Sink>
   static void Decode(const uint8_t* block, const float* half, Sink&& sink) {
     const auto* b = reinterpret_cast<const BlockQ5_1*>(block);
-    alignas(32) uint8_t high_bits[32];
-    ExpandQ5HighBits(b->qh, high_bits);
     const typename V::F d = V::Broadcast(half + b->d), m = V::Broadcast(half + b->m);
-#pragma GCC unroll 8
-    for (int e = 0; e < 16; e += V::kLanes) {
-      const typename V::I packed = V::LoadU8(b->qs + e);
-      const typename V::I low = V::Or(V::And(packed, 0xF), V::LoadU8(high_bits + e));
-      const typename V::I high = V::Or(V::template ShiftRight<4>(packed), V::LoadU8(high_bits + 16 + e));
+    ForEachQ5Lanes<V>(b->qs, b->qh, [&](int e, typename V::I low, typename V::I high) {
       sink(e, V::Fma(V::ToFloat(low), d, m));
       sink(e + 16, V::Fma(V::ToFloat(high), d, m));
-    }
+    });
   }
 };
 
