@@ -3,7 +3,7 @@
 //
 //   kiln_cuda_bench [--config PATH]... [--ctx 512,4096,32768] [--prefill 512,2048] [--steps N]
 //                   [--batch 1,4,16,64 [--batch-ctx 4096]] [--weights bf16,q8_0,q4_0,q4_k,q6_k,f8_e4m3]
-//                   [--gemv [--gemv-rows 1,2,4,8]] [--no-models] [--json OUT]
+//                   [--gemv [--gemv-rows 1,2,4,8]] [--no-models] [--constraint-vocab GGUF] [--json OUT]
 //
 // Default configs: the Gemma 4 E4B, 12B and 31B config.json files in tests/data. Each model is
 // built on the GPU with pseudo-random weights (no download; speed does not depend on the values)
@@ -37,6 +37,9 @@
 // also the time to first token (the last position's logits reach the host, which samples the
 // first token), printed against performance.md's target: 1.3 x the prefill floor plus one
 // decode step's floor (that row's ratio is target / measured).
+// --constraint-vocab GGUF (a tokenizer, e.g. llama.cpp's ggml-vocab-gemma-4.gguf): after each
+// context's pipelined row, the same loop under an output constraint, any JSON object and a
+// tool-call schema (cuda_constrained_decode.h), with the host's mask time per token.
 // Memory: what the session took from the card (cudaMemGetInfo around its creation) next to the
 // plan (Backend::PlanMemory: weights + KV + arena + other).
 // Batched decode (--batch): one placed model (Runner) for the largest batch, its KV pool sized
@@ -79,6 +82,7 @@
 #include "decode_bytes.h"
 #include "runtime/runner.h"
 #include "runtime/session.h"
+#include "cuda_constrained_decode.h"
 
 namespace kiln {
 namespace {
@@ -306,7 +310,7 @@ int Run(int argc, char** argv) {
   std::vector<int64_t> batches, gemv_rows = {1, 2, 4, 8};
   std::vector<DType> weight_dtypes = {DType::kBF16};
   bool gemv = false, models = true;
-  std::string json_path;
+  std::string json_path, constraint_vocab_path;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto next = [&]() -> std::string {
@@ -338,10 +342,11 @@ int Run(int argc, char** argv) {
     else if (arg == "--gemv") gemv = true;
     else if (arg == "--gemv-rows") gemv_rows = ParseList(next());
     else if (arg == "--no-models") models = false;
+    else if (arg == "--constraint-vocab") constraint_vocab_path = next();
     else {
       std::fprintf(stderr, "usage: kiln_cuda_bench [--config PATH]... [--ctx 512,4096,32768] [--prefill 512,2048] [--steps N] "
                            "[--batch 1,4,16,64 [--batch-ctx 4096]] [--weights bf16,q8_0,q4_0,q4_k,q6_k,f8_e4m3] "
-                           "[--gemv [--gemv-rows 1,2,4,8]] [--no-models] [--json OUT]\n");
+                           "[--gemv [--gemv-rows 1,2,4,8]] [--no-models] [--constraint-vocab GGUF] [--json OUT]\n");
       return 2;
     }
   }
@@ -354,6 +359,15 @@ int Run(int argc, char** argv) {
   if (!device) {
     std::fprintf(stderr, "kiln_cuda_bench: %s\n", device.error().message().c_str());
     return 1;
+  }
+  std::shared_ptr<const constraint::TokenVocabulary> constraint_vocab;
+  if (!constraint_vocab_path.empty()) {
+    auto loaded = LoadConstraintVocabulary(constraint_vocab_path);
+    if (!loaded) {
+      std::fprintf(stderr, "kiln_cuda_bench: --constraint-vocab: %s\n", loaded.error().ToString().c_str());
+      return 2;
+    }
+    constraint_vocab = *loaded;
   }
   const double bandwidth = CopyBandwidth();
   const double gemm = GemmRate();
@@ -485,7 +499,22 @@ int Run(int argc, char** argv) {
         }
         const double pipelined = static_cast<double>(*decoded) / pipelined_seconds;
         rows.push_back({"  pipelined", pipelined, floor, "tok/s"});
-        model["decode"][std::to_string(context)] = {{"tokens_per_second", measured}, {"pipelined_tokens_per_second", pipelined}, {"floor", floor}, {"bytes_per_step", bytes}};
+        if (constraint_vocab) {
+          auto runs = RunConstrainedDecodes(*session, context - 1, next, steps, constraint_vocab);
+          if (!runs) {
+            std::fprintf(stderr, "kiln_cuda_bench: constrained decode: %s\n", runs.error().ToString().c_str());
+            return 1;
+          }
+          for (const ConstrainedDecodeRun& run : *runs) {
+            rows.push_back({"  pipelined " + run.name, run.tokens_per_second, floor, "tok/s"});
+            std::printf("  [constraint %s @%lld: %lld tokens, %.1f%% of unconstrained, mask median %.1f us, p99 %.1f us]\n",
+                        run.name.c_str(), static_cast<long long>(context), static_cast<long long>(run.tokens),
+                        100.0 * run.tokens_per_second / pipelined, run.mask_median_us, run.mask_p99_us);
+            model["decode"][std::to_string(context)]["constrained"][run.name] = {
+                {"tokens_per_second", run.tokens_per_second}, {"mask_median_us", run.mask_median_us}, {"mask_p99_us", run.mask_p99_us}};
+          }
+        }
+        model["decode"][std::to_string(context)].update({{"tokens_per_second", measured}, {"pipelined_tokens_per_second", pipelined}, {"floor", floor}, {"bytes_per_step", bytes}});
       }
       std::printf("  %-18s %12s %12s %7s\n", "", "measured", "floor", "ratio");
       for (const Row& row : rows) {

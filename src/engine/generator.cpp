@@ -156,7 +156,7 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
   };
 
   const bool speculate = options.speculative.enabled();
-  const bool on_device = options.decode_depth > 0 && session_.SupportsDecodeOnDevice() && !options.constraint && !speculate &&
+  const bool on_device = options.decode_depth > 0 && session_.SupportsDecodeOnDevice() && !speculate &&
                          !options.sampling.penalized() && options.top_logprobs == 0 && !options.keep_logits;
   result.stop_reason = StopReason::kMaxTokens;
   if (options.max_new_tokens == 0) {
@@ -184,17 +184,26 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
     DeviceSampling sampling{options.sampling.temperature, options.sampling.top_k, options.sampling.top_p, options.sampling.min_p,
                             options.sampling.seed};
     const int64_t steps = options.max_new_tokens - static_cast<int64_t>(result.tokens.size());
+    // A constraint masks each draw on the device; its matcher follows the tokens here.
+    Status constraint_status = Status::Ok();
+    Runner::AllowedTokensFn allowed;
+    if (constraint) allowed = [&](std::span<uint64_t> bits) { return constraint->FillAllowed(bits); };
     auto decoded = session_.DecodeOnDevice(fed, sampling, steps, options.decode_depth, [&](const SampledToken& sampled) {
       cached_.push_back(fed);
       ++result.decode_steps;
       fed = sampled.id;
+      if (constraint) {
+        constraint_status = constraint->Accept(sampled.id);
+        if (!constraint_status.ok()) return false;
+      }
       GeneratedToken next;
       next.index = static_cast<int64_t>(result.tokens.size());
       next.id = sampled.id;
       next.logprob = sampled.logprob;
       return accept(next, session_.length());
-    });
+    }, allowed);
     if (!decoded.has_value()) return fail(decoded.error());
+    if (!constraint_status.ok()) return fail(constraint_status.error());
     // Ran out of steps with every token accepted: the context is full (or max tokens reached).
     if (static_cast<int64_t>(result.tokens.size()) < options.max_new_tokens && result.stop_reason == StopReason::kMaxTokens &&
         session_.length() >= context) {

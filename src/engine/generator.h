@@ -79,8 +79,9 @@ struct GenerateOptions {
   int64_t top_logprobs = 0;             // > 0: report this many log-probabilities per token
   bool keep_logits = false;             // GenerationResult::logits: every sampled step's logits
   const std::atomic<bool>* cancel = nullptr;
-  // Structured output: only tokens the grammar allows are sampled (output_constraint.h); the
-  // device-sampling path is not taken.
+  // Structured output: only tokens the grammar allows are sampled (output_constraint.h). On the
+  // device each draw is masked there, the mask of step k+1 computed on the host from token k
+  // while step k+1 runs (one step in flight ahead of its mask, whatever decode_depth says).
   ConstraintSpec constraint;
   // Steps kept in flight when the backend samples on the device (Session::DecodeOnDevice): the
   // CUDA backend, when neither the repetition penalty, top_logprobs nor keep_logits need the

@@ -1,5 +1,6 @@
 #include "engine/output_constraint.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "constraint/constraint.h"
@@ -12,6 +13,14 @@ OutputConstraint::OutputConstraint(const ConstraintSpec& spec)
 
 OutputConstraint::~OutputConstraint() = default;
 
+namespace {
+
+Error NothingAllowed() {
+  return Error(ErrorCode::kInvalidArgument, "the output constraint allows no further token (the grammar cannot be completed)");
+}
+
+}  // namespace
+
 Status OutputConstraint::Mask(std::span<float> logits) {
   TRY(matcher_->FillMask(mask_));
   bool any = false;
@@ -21,7 +30,16 @@ Status OutputConstraint::Mask(std::span<float> logits) {
     if (!allowed) logits[t] = -std::numeric_limits<float>::infinity();
     any |= allowed;
   }
-  if (!any) return Error(ErrorCode::kInvalidArgument, "the output constraint allows no further token (the grammar cannot be completed)");
+  if (!any) return NothingAllowed();
+  return Status::Ok();
+}
+
+Status OutputConstraint::FillAllowed(std::span<uint64_t> allowed) {
+  TRY(matcher_->FillMask(mask_));
+  const size_t common = std::min(allowed.size(), mask_.size());
+  std::copy_n(mask_.begin(), common, allowed.begin());
+  std::fill(allowed.begin() + static_cast<std::ptrdiff_t>(common), allowed.end(), 0);
+  if (std::all_of(allowed.begin(), allowed.end(), [](uint64_t word) { return word == 0; })) return NothingAllowed();
   return Status::Ok();
 }
 

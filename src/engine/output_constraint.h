@@ -1,8 +1,8 @@
 // An output constraint applied where sampling happens (docs/constraints.md): before each draw the
 // tokens the grammar does not allow next get -inf logits, after it the token advances the grammar.
 // Works with every sampler setting (the filters only ever see allowed tokens) and per sequence
-// (the Generator's one, each scheduler request's own). Sampling must be on the host: a
-// constrained generation never takes the device-sampling path.
+// (the Generator's one, each scheduler request's own). Where sampling happens on the device,
+// FillAllowed gives the same set as a bitset for the backend to apply there (runtime/backend.h).
 //
 //   TRY_ASSIGN(auto grammar, constraint::CompileJsonSchema(schema));
 //   ConstraintSpec spec{grammar, vocabulary};         // vocabulary: once per model
@@ -40,6 +40,10 @@ class OutputConstraint {
   // Sets every disallowed token's logit to -inf (ids past the tokenizer's vocabulary too).
   // kInvalidArgument when the grammar allows nothing more (it cannot be completed).
   Status Mask(std::span<float> logits);
+  // The same set as a bitset: bit t of allowed[t / 64] is set when token t may come next. Words
+  // past the tokenizer's vocabulary are cleared (a wider logit row's extra ids are never allowed).
+  // kInvalidArgument as Mask.
+  Status FillAllowed(std::span<uint64_t> allowed);
   // Advances past the sampled token (it was allowed by the last Mask).
   Status Accept(int32_t token);
   // The output so far is complete and nothing may follow: only end-of-sequence remains.

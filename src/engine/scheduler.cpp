@@ -242,7 +242,7 @@ Result<bool> Scheduler::Sample(Active& active, std::span<float> logits) {
 
 bool Scheduler::DeviceSampleable(const Active& active) const {
   const GenerateOptions& options = active.request.options;
-  return !active.speculative.enabled() && !options.sampling.penalized() && options.top_logprobs == 0 && !options.keep_logits && !active.constraint;
+  return !active.speculative.enabled() && !options.sampling.penalized() && options.top_logprobs == 0 && !options.keep_logits;
 }
 
 bool Scheduler::Take(Active& active, GeneratedToken& token) {
@@ -408,6 +408,14 @@ Result<bool> Scheduler::StepOnce() {
     const bool samples = active.pending() == static_cast<int64_t>(batch_[b].tokens.size());
     on_device = !samples || (DeviceSampleable(active) && !batch_[b].all_logits);
   }
+  // A constrained row's mask, computed before the step; a grammar that allows nothing more is
+  // reported by the host path (Sample), so such a step samples there.
+  for (size_t b = 0; b < batch_.size() && on_device; ++b) {
+    Active& active = *batch_owner_[b];
+    if (!active.constraint || active.pending() != static_cast<int64_t>(batch_[b].tokens.size())) continue;
+    active.allowed.resize(static_cast<size_t>((runner_.vocab_size() + 63) / 64));
+    on_device = active.constraint->FillAllowed(active.allowed).ok();
+  }
   Status ran = Status::Ok();
   if (on_device) {
     row_sampling_.assign(batch_.size(), RowSampling{});
@@ -415,7 +423,9 @@ Result<bool> Scheduler::StepOnce() {
     for (size_t b = 0; b < batch_.size(); ++b) {
       const Active& active = *batch_owner_[b];
       const SamplingOptions& o = active.request.options.sampling;
-      row_sampling_[b] = {DeviceSampling{o.temperature, o.top_k, o.top_p, o.min_p, o.seed}, active.device_draws};
+      const bool samples = active.pending() == static_cast<int64_t>(batch_[b].tokens.size());
+      row_sampling_[b] = {DeviceSampling{o.temperature, o.top_k, o.top_p, o.min_p, o.seed}, active.device_draws,
+                          samples && active.constraint ? active.allowed.data() : nullptr};
     }
     ran = runner_.Run(batch_, row_sampling_, sampled_);
   } else {
@@ -456,6 +466,12 @@ Result<bool> Scheduler::StepOnce() {
       GeneratedToken token;
       token.id = sampled_[b].id;
       token.logprob = sampled_[b].logprob;
+      if (active.constraint) {
+        if (Status accepted = active.constraint->Accept(token.id); !accepted.ok()) {
+          Finish(active, accepted.error());
+          continue;
+        }
+      }
       Take(active, token);
       continue;
     }

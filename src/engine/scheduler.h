@@ -66,8 +66,9 @@ struct Request {
 struct SchedulerOptions {
   bool prefix_cache = true;
   // Where the backend can (Runner::SupportsRowSampling), a step whose sampled rows need no
-  // logits on the host (no penalty, logprobs, kept logits or output constraint) draws
-  // them on the device; the device sampler's numbers differ from the host's for the same seed.
+  // logits on the host (no penalty, logprobs or kept logits) draws them on the device, an output
+  // constraint's mask applied there; the device sampler's numbers differ from the host's for the
+  // same seed.
   bool device_sampling = true;
   // Speculative decoding for requests that do not ask for it themselves (speculative.h): each
   // decoding sequence's step carries its drafts; rows are sampled on the host.
@@ -132,6 +133,7 @@ class Scheduler {
     std::unique_ptr<Sampler> sampler;
     std::unique_ptr<TokenStream> stream;
     std::unique_ptr<OutputConstraint> constraint;  // structured output, when asked for
+    std::vector<uint64_t> allowed;                 // its bitset for a draw on the device
     std::chrono::steady_clock::time_point submitted, first_token;
     bool cancelled = false;
     bool prefix_cached = false;  // its prompt's prefix went into the cache (or never will)

@@ -52,9 +52,12 @@ struct SampledToken {
 // One logit row's draw on the device: its sequence's options, and which draw of that sequence's
 // seed this is (the device sampler's numbers are counter-based: draw k of seed s is the same
 // whatever batch it lands in).
+// `allowed` (structured output): only the ids whose bit is set may be drawn, bit t of word t / 64,
+// ceil(vocab / 64) words in host memory that stay valid until the step returns; null: any id.
 struct RowSampling {
   DeviceSampling options;
   uint64_t draw = 0;
+  const uint64_t* allowed = nullptr;
 };
 
 // One step over a batch: T tokens of S sequences. Token t belongs to sequence sequences[t] (an
@@ -103,13 +106,21 @@ class PlacedModel {
   // will write. EnqueueDecode: one more step. NextDecoded: waits for the oldest enqueued step not
   // yet returned and returns the token it sampled. EndDecode: waits for what is in flight and drops
   // it. At most kMaxDecodeInFlight steps are enqueued and not yet returned.
+  // Constrained (BeginDecode with `masked`): EnqueueDecode queues only the step's model; its draw
+  // waits for SubmitDecodeMask, called once per enqueued step in order, with the bitset of the ids
+  // it may draw (as RowSampling::allowed; copied, so the caller may reuse it at once). One step may
+  // be enqueued ahead of its mask: the host computes the mask of step k+1 from token k while step
+  // k+1's model runs.
   static constexpr int kMaxDecodeInFlight = 8;
   virtual bool SupportsDecodeOnDevice() const { return false; }
   virtual Status BeginDecode(const StepFunction& /*step*/, int32_t /*token*/, int64_t /*position*/,
-                             std::span<const int32_t> /*block_table*/, const DeviceSampling& /*sampling*/) {
+                             std::span<const int32_t> /*block_table*/, const DeviceSampling& /*sampling*/, bool /*masked*/) {
     return Error(ErrorCode::kUnsupported, "this backend samples on the host");
   }
   virtual Status EnqueueDecode() { return Error(ErrorCode::kUnsupported, "this backend samples on the host"); }
+  virtual Status SubmitDecodeMask(std::span<const uint64_t> /*allowed*/) {
+    return Error(ErrorCode::kUnsupported, "this backend samples on the host");
+  }
   virtual Result<SampledToken> NextDecoded() { return Error(ErrorCode::kUnsupported, "this backend samples on the host"); }
   virtual void EndDecode() {}
 };

@@ -197,7 +197,8 @@ Status Runner::RunStep(std::span<const BatchEntry> batch, std::span<float> logit
 }
 
 Result<int64_t> Runner::DecodeOnDevice(Sequence& sequence, int32_t first, const DeviceSampling& sampling, int64_t max_steps,
-                                       int depth, const std::function<bool(const SampledToken&)>& on_token) {
+                                       int depth, const std::function<bool(const SampledToken&)>& on_token,
+                                       const AllowedTokensFn& allowed) {
   if (first < 0 || first >= vocab_size_) {
     return Error(ErrorCode::kInvalidArgument, "token id " + std::to_string(first) + " is outside the vocabulary [0, " +
                                                   std::to_string(vocab_size_) + ")");
@@ -215,7 +216,7 @@ Result<int64_t> Runner::DecodeOnDevice(Sequence& sequence, int32_t first, const 
   if (max_steps <= 0) return int64_t{0};
   // The device reads the block table once: every block the steps may write is taken up front.
   TRY(sequence.Reserve(length + max_steps));
-  TRY(placed_->BeginDecode(*decode_, first, length, sequence.block_table(), sampling));
+  TRY(placed_->BeginDecode(*decode_, first, length, sequence.block_table(), sampling, static_cast<bool>(allowed)));
   int64_t enqueued = 0, received = 0;
   Status status = Status::Ok();
   auto enqueue = [&]() {
@@ -223,17 +224,40 @@ Result<int64_t> Runner::DecodeOnDevice(Sequence& sequence, int32_t first, const 
     if (status.ok()) ++enqueued;
     return status.ok();
   };
-  while (enqueued < std::min<int64_t>(depth, max_steps) && enqueue()) {
-  }
-  while (status.ok() && received < enqueued) {
-    Result<SampledToken> token = placed_->NextDecoded();
-    if (!token) {
-      status = token.error();
-      break;
+  if (allowed) {
+    // Step k+1's model is queued before token k reaches the host; its mask follows once on_token
+    // has taken token k, and the device waits for nothing else.
+    mask_.resize(static_cast<size_t>((vocab_size_ + 63) / 64));
+    auto submit_mask = [&]() {
+      status = allowed(mask_);
+      if (status.ok()) status = placed_->SubmitDecodeMask(mask_);
+      return status.ok();
+    };
+    if (enqueue()) submit_mask();
+    while (status.ok() && received < enqueued) {
+      if (enqueued < max_steps && !enqueue()) break;
+      Result<SampledToken> token = placed_->NextDecoded();
+      if (!token) {
+        status = token.error();
+        break;
+      }
+      ++received;
+      if (!on_token(*token)) break;
+      if (received < enqueued && !submit_mask()) break;
     }
-    ++received;
-    if (!on_token(*token)) break;
-    if (enqueued < max_steps) enqueue();
+  } else {
+    while (enqueued < std::min<int64_t>(depth, max_steps) && enqueue()) {
+    }
+    while (status.ok() && received < enqueued) {
+      Result<SampledToken> token = placed_->NextDecoded();
+      if (!token) {
+        status = token.error();
+        break;
+      }
+      ++received;
+      if (!on_token(*token)) break;
+      if (enqueued < max_steps) enqueue();
+    }
   }
   placed_->EndDecode();
   // Steps past the last accepted token ran too: their positions were written.

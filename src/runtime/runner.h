@@ -66,9 +66,15 @@ class Runner {
   // context ends). Steps in flight past a stop are discarded: afterwards the sequence has grown by
   // exactly the number of tokens passed to on_token; their cache positions count as written.
   // Returns that number.
+  // With `allowed` (structured output), each draw is limited to the ids whose bits it sets
+  // (RowSampling::allowed): it is asked for the bitset of step k+1 after on_token has seen token k,
+  // while step k+1's model already runs on the device, so one step runs ahead of its mask whatever
+  // `depth` says. An error from it ends the decode with that error.
+  using AllowedTokensFn = std::function<Status(std::span<uint64_t> allowed)>;
   bool SupportsDecodeOnDevice() const { return placed_->SupportsDecodeOnDevice(); }
   Result<int64_t> DecodeOnDevice(Sequence& sequence, int32_t first, const DeviceSampling& sampling, int64_t max_steps,
-                                 int depth, const std::function<bool(const SampledToken&)>& on_token);
+                                 int depth, const std::function<bool(const SampledToken&)>& on_token,
+                                 const AllowedTokensFn& allowed = {});
 
   KvBlockPool& pool() { return *pool_; }
   const Program& program() const { return *program_; }
@@ -91,6 +97,7 @@ class Runner {
   const StepFunction* score_ = nullptr;    // T <= Tmax, logits of every token
   // Step inputs, sized at the bounds once.
   std::vector<int32_t> token_ids_, positions_, sequences_, logit_rows_, block_tables_;
+  std::vector<uint64_t> mask_;  // the allowed-token bitset of constrained device decoding
 };
 
 }  // namespace kiln

@@ -48,8 +48,9 @@ class Session {
   // Pipelined decode with sampling on the device (Runner::DecodeOnDevice).
   bool SupportsDecodeOnDevice() const { return runner_->SupportsDecodeOnDevice(); }
   Result<int64_t> DecodeOnDevice(int32_t first, const DeviceSampling& sampling, int64_t max_steps, int depth,
-                                 const std::function<bool(const SampledToken&)>& on_token) {
-    return runner_->DecodeOnDevice(*sequence_, first, sampling, max_steps, depth, on_token);
+                                 const std::function<bool(const SampledToken&)>& on_token,
+                                 const Runner::AllowedTokensFn& allowed = {}) {
+    return runner_->DecodeOnDevice(*sequence_, first, sampling, max_steps, depth, on_token, allowed);
   }
 
   // Forgets the sequence and returns its KV blocks (the cache is written from position 0 on).

@@ -128,16 +128,18 @@ struct Outcome {
 };
 
 // Generates every schema with every seed on `model_dir` (all requests queued at once: the
-// scheduler runs them in batches) and checks each output.
-void GenerateAndValidate(const std::string& model_dir, const std::vector<uint64_t>& seeds) {
+// scheduler runs them in batches) and checks each output. On "cuda" the rows are drawn by the
+// device sampler with each request's mask applied there; the test skips where no GPU is.
+void GenerateAndValidate(const std::string& model_dir, const std::vector<uint64_t>& seeds, const std::string& device = "cpu") {
   ModelOptions options;
-  options.device = "cpu";
+  options.device = device;
   options.context = 512;
   options.chunk = 128;
   options.parallel = 16;
   options.threads = 1;  // tiny models: a second thread only spins waiting on a loaded machine
   const auto start = std::chrono::steady_clock::now();
   auto model = Model::Load(model_dir, options);
+  if (!model.has_value() && model.error().code() == ErrorCode::kDeviceUnavailable) GTEST_SKIP() << model.error().message();
   ASSERT_TRUE(model.has_value()) << model.error().message();
   const std::vector<Json> schemas = CorpusSchemas();
   Outcome outcome;
@@ -191,6 +193,14 @@ void GenerateAndValidate(const std::string& model_dir, const std::vector<uint64_
 
 TEST(SchemaCorpusTest, BundledModelGenerationsValidate) {
   GenerateAndValidate(KILN_BUNDLED_MODEL_DIR, {1});
+}
+
+// The same on the GPU: the masks reach the device sampler (scheduler rows, several seeds), and
+// every output still validates.
+TEST(SchemaCorpusTest, CudaGenerationsValidate) {
+  GenerateAndValidate(KILN_BUNDLED_MODEL_DIR, {1, 2, 3}, "cuda");
+  kiln::testing::TextModelDir dir(std::string(KILN_FIXTURES_DIR) + "/g31b", ::testing::TempDir() + "/kiln_corpus_cuda_g31b");
+  GenerateAndValidate(dir.path(), {6, 7}, "cuda");
 }
 
 TEST(SchemaCorpusTest, RandomWeightFixtureGenerationsValidate) {

@@ -6,11 +6,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <regex>
 
 #include "backends/cuda/cuda_device.h"
 #include "engine/generator.h"
 #include "engine/model_loader.h"
 #include "io/json_file.h"
+#include "../engine/synthetic_constraint.h"
 
 namespace kiln {
 namespace {
@@ -149,6 +151,53 @@ TEST_P(CudaDecodeTest, ContextFullEndsTheDeviceDecode) {
   EXPECT_EQ(result->stop_reason, StopReason::kContextFull);
   EXPECT_EQ(result->tokens.size(), 6u);  // 5 steps fit after the prompt, plus the token the last one sampled
   EXPECT_EQ(session->length(), options.max_context);
+}
+
+// Structured output on the device: each draw masked on the GPU, the mask of step k+1 computed
+// while step k+1 runs. Greedy tokens equal the host-sampled constrained run on the same GPU, the
+// text matches the regex, and seeded sampling stays inside the grammar at every depth.
+TEST_P(CudaDecodeTest, AConstraintMasksEachDrawOnTheDevice) {
+  auto model = Load("cuda");
+  ASSERT_NE(model, nullptr);
+  const std::string pattern = "(ab|ba)[01]{3,9}x?y{1,2}";
+  const ConstraintSpec constraint = testing::SyntheticRegexConstraint(model->architecture().vocab_size(), pattern);
+  ASSERT_TRUE(constraint);
+  auto session = model->NewSession();
+  ASSERT_TRUE(session.has_value());
+  Generator generator(*session, nullptr);
+  auto generate = [&](int depth, float temperature, uint64_t seed) {
+    GenerateOptions options;
+    options.max_new_tokens = 24;
+    options.decode_depth = depth;
+    options.constraint = constraint;
+    options.sampling.temperature = temperature;
+    options.sampling.seed = seed;
+    generator.Reset();
+    return generator.Generate(prompt_, options);
+  };
+  auto text_of = [](const std::vector<int32_t>& tokens) {
+    std::string text;
+    for (int32_t id : tokens) {
+      if (id != 1) text += testing::SyntheticTokenText(id);
+    }
+    return text;
+  };
+  auto on_host = generate(0, 0.0f, 0);
+  ASSERT_TRUE(on_host.has_value()) << on_host.error().ToString();
+  for (int depth : {1, 4}) {
+    auto on_device = generate(depth, 0.0f, 0);
+    ASSERT_TRUE(on_device.has_value()) << on_device.error().ToString();
+    EXPECT_EQ(on_device->tokens, on_host->tokens) << "depth " << depth;
+    EXPECT_EQ(on_device->stop_reason, StopReason::kEos);
+    EXPECT_TRUE(std::regex_match(text_of(on_device->tokens), std::regex(pattern))) << text_of(on_device->tokens);
+    EXPECT_EQ(session->length(), static_cast<int64_t>(prompt_.size() + on_device->tokens.size()) - 1);
+  }
+  for (uint64_t seed : {1, 2, 3, 4, 5}) {
+    auto sampled = generate(4, 1.5f, seed);
+    ASSERT_TRUE(sampled.has_value()) << sampled.error().ToString();
+    EXPECT_EQ(sampled->stop_reason, StopReason::kEos) << "seed " << seed;
+    EXPECT_TRUE(std::regex_match(text_of(sampled->tokens), std::regex(pattern))) << "seed " << seed << ": " << text_of(sampled->tokens);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, CudaDecodeTest, ::testing::Values("e2b", "g31b"));

@@ -327,6 +327,57 @@ TEST_F(SamplingKernelTest, ReplaysInACudaGraph) {
 
 // Microseconds per call at Gemma 4's vocabulary: back-to-back launches on a stream, and calls
 // replayed from one captured graph (how a decode loop runs it).
+// The allowed-token mask (structured output): every disallowed logit becomes -inf, allowed ones
+// keep their values, and the draws that follow stay inside the allowed set; its time is printed.
+TEST_F(SamplingKernelTest, MaskLeavesOnlyTheAllowedIds) {
+  for (int64_t vocab : {int64_t{1}, int64_t{70}, int64_t{4097}, kGemma4Vocab}) {
+    SCOPED_TRACE(vocab);
+    const std::vector<float> logits = NormalLogits(vocab, /*stddev=*/4.0f, /*seed=*/11);
+    Upload(logits);
+    std::mt19937_64 bits(static_cast<uint64_t>(vocab));
+    std::vector<uint64_t> allowed(static_cast<size_t>((vocab + 63) / 64));
+    for (uint64_t& word : allowed) word = bits() & bits();  // about a quarter of the ids
+    allowed[0] |= 1;  // at least one
+    if (vocab > 64) allowed[1] = ~uint64_t{0};  // a whole word
+    DeviceMemory mask(allowed.size() * 8);
+    ASSERT_EQ(cudaMemcpy(mask.as<uint64_t>(), allowed.data(), allowed.size() * 8, cudaMemcpyHostToDevice), cudaSuccess);
+    ASSERT_EQ(cuda::LaunchMaskLogits(logits_->as<float>(), vocab, mask.as<uint64_t>(), stream_), cudaSuccess);
+    std::vector<float> masked(logits.size());
+    ASSERT_EQ(cudaMemcpy(masked.data(), logits_->as<float>(), masked.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+    std::vector<float> expected = logits;
+    for (size_t t = 0; t < expected.size(); ++t) {
+      if (!((allowed[t / 64] >> (t % 64)) & 1)) expected[t] = -std::numeric_limits<float>::infinity();
+    }
+    ASSERT_EQ(masked, expected);
+    const std::vector<int32_t> greedy = Draw(DeviceSampling{}, 0, 1);
+    EXPECT_EQ(greedy[0], ArgMax(expected));
+    for (int32_t token : Draw({.temperature = 2.0f, .seed = 9}, 0, 200)) {
+      EXPECT_TRUE((allowed[static_cast<size_t>(token) / 64] >> (token % 64)) & 1) << token;
+    }
+  }
+  EXPECT_EQ(cuda::LaunchMaskLogits(logits_->as<float>(), 0, nullptr, stream_), cudaErrorInvalidValue);
+  // Time at Gemma 4's vocabulary, a mask of about half the ids.
+  Upload(NormalLogits(kGemma4Vocab, 3.0f, 5));
+  std::vector<uint64_t> half(kGemma4Vocab / 64, 0x5555555555555555ull);
+  DeviceMemory mask(half.size() * 8);
+  ASSERT_EQ(cudaMemcpy(mask.as<uint64_t>(), half.data(), half.size() * 8, cudaMemcpyHostToDevice), cudaSuccess);
+  cudaEvent_t start, stop;
+  ASSERT_EQ(cudaEventCreate(&start), cudaSuccess);
+  ASSERT_EQ(cudaEventCreate(&stop), cudaSuccess);
+  ASSERT_EQ(cuda::LaunchMaskLogits(logits_->as<float>(), kGemma4Vocab, mask.as<uint64_t>(), stream_), cudaSuccess);
+  constexpr int kCalls = 1000;
+  ASSERT_EQ(cudaEventRecord(start, stream_), cudaSuccess);
+  for (int i = 0; i < kCalls; ++i) ASSERT_EQ(cuda::LaunchMaskLogits(logits_->as<float>(), kGemma4Vocab, mask.as<uint64_t>(), stream_), cudaSuccess);
+  ASSERT_EQ(cudaEventRecord(stop, stream_), cudaSuccess);
+  ASSERT_EQ(cudaEventSynchronize(stop), cudaSuccess);
+  float ms = 0.0f;
+  ASSERT_EQ(cudaEventElapsedTime(&ms, start, stop), cudaSuccess);
+  std::printf("[ sampling ] vocab %lld, allowed-token mask %7.2f us/call on a stream\n", static_cast<long long>(kGemma4Vocab),
+              1000.0f * ms / kCalls);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+}
+
 TEST_F(SamplingKernelTest, PrintsTimeAtGemma4Vocabulary) {
   Upload(NormalLogits(kGemma4Vocab, /*stddev=*/3.0f, /*seed=*/5));
   DeviceMemory token(sizeof(int32_t)), logprob(sizeof(float));

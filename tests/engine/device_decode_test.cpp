@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <limits>
+#include <regex>
 
 #include "backends/cpu/cpu_backend.h"
 #include "engine/generator.h"
@@ -13,6 +15,7 @@
 #include "engine/model_loader.h"
 #include "engine/sampler.h"
 #include "io/json_file.h"
+#include "synthetic_constraint.h"
 
 namespace kiln {
 namespace {
@@ -26,8 +29,10 @@ class QueuedDecodeSession : public PlacedModel {
   MemoryReport memory() const override { return inner_->memory(); }
   bool SupportsDecodeOnDevice() const override { return true; }
   Status BeginDecode(const StepFunction& step, int32_t token, int64_t position, std::span<const int32_t> block_table,
-                     const DeviceSampling& sampling) override {
+                     const DeviceSampling& sampling, bool masked) override {
     if (sampling.temperature != 0.0f) return Error(ErrorCode::kUnsupported, "the test backend samples greedily");
+    masked_ = masked;
+    awaiting_mask_ = false;
     step_ = &step;
     table_.assign(block_table.begin(), block_table.end());
     token_ = token;
@@ -37,6 +42,7 @@ class QueuedDecodeSession : public PlacedModel {
   }
   Status EnqueueDecode() override {
     if (static_cast<int>(done_.size()) == kMaxDecodeInFlight) return Error(ErrorCode::kInternal, "too many in flight");
+    if (awaiting_mask_) return Error(ErrorCode::kInternal, "a step enqueued before the mask of the one before it");
     ++enqueued;
     if (fail_after >= 0 && enqueued > fail_after) return Error(ErrorCode::kDeviceUnavailable, "step failed");
     StepIo io;
@@ -48,10 +54,24 @@ class QueuedDecodeSession : public PlacedModel {
     io.num_sequences = 1;
     io.logits = logits_.data();
     TRY(inner_->RunStep(*step_, io));
-    token_ = ArgMax(logits_);
-    ++position_;
-    done_.push_back({token_, Logprob(logits_, token_)});
-    max_in_flight = std::max(max_in_flight, static_cast<int>(done_.size()));
+    if (masked_) {
+      // The model ran; the draw waits for its mask. Token k not yet handed back while step
+      // k+1 runs: two steps in flight.
+      awaiting_mask_ = true;
+      max_in_flight = std::max(max_in_flight, static_cast<int>(done_.size()) + 1);
+      return Status::Ok();
+    }
+    Draw();
+    return Status::Ok();
+  }
+  Status SubmitDecodeMask(std::span<const uint64_t> allowed) override {
+    if (!awaiting_mask_) return Error(ErrorCode::kInternal, "a mask without a step waiting for it");
+    awaiting_mask_ = false;
+    ++masks;
+    for (size_t t = 0; t < logits_.size(); ++t) {
+      if (!((allowed[t / 64] >> (t % 64)) & 1)) logits_[t] = -std::numeric_limits<float>::infinity();
+    }
+    Draw();
     return Status::Ok();
   }
   Result<SampledToken> NextDecoded() override {
@@ -62,11 +82,18 @@ class QueuedDecodeSession : public PlacedModel {
   }
   void EndDecode() override { done_.clear(); }
 
-  int64_t enqueued = 0;
+  int64_t enqueued = 0, masks = 0;
   int64_t fail_after = -1;
   int max_in_flight = 0;
 
  private:
+  void Draw() {
+    token_ = ArgMax(logits_);
+    ++position_;
+    done_.push_back({token_, Logprob(logits_, token_)});
+    max_in_flight = std::max(max_in_flight, static_cast<int>(done_.size()));
+  }
+  bool masked_ = false, awaiting_mask_ = false;
   std::unique_ptr<PlacedModel> inner_;
   const StepFunction* step_ = nullptr;
   int32_t token_ = 0, position_ = 0, sequence_ = 0;
@@ -222,6 +249,45 @@ TEST_F(DeviceDecodeTest, AFailedStepIsReportedAndTheCacheForgotten) {
   result = generator.Generate(prompt_, options);
   ASSERT_TRUE(result.has_value()) << result.error().ToString();
   EXPECT_EQ(result->tokens, greedy_);
+}
+
+// Structured output on the device: each draw masked there, the host one step behind. The tokens
+// equal the host path's (the same greedy choice among the allowed ids), the mask of step k+1 is
+// asked for while step k+1 runs, and the text matches the regex.
+TEST_F(DeviceDecodeTest, AConstraintMasksEachDrawOnTheDevice) {
+  Load(8);
+  const std::string pattern = "(ab|ba)[01]{3,9}x?y{1,2}";
+  const ConstraintSpec constraint = testing::SyntheticRegexConstraint(model_->architecture().vocab_size(), pattern);
+  ASSERT_TRUE(constraint);
+  Session session = NewSession();
+  Generator generator(session, nullptr);
+  auto generate = [&](int depth) {
+    GenerateOptions options;
+    options.max_new_tokens = 20;
+    options.decode_depth = depth;
+    options.constraint = constraint;
+    generator.Reset();
+    return generator.Generate(prompt_, options);
+  };
+  auto on_host = generate(0);
+  ASSERT_TRUE(on_host.has_value()) << on_host.error().ToString();
+  EXPECT_EQ(backend_->last->enqueued, 0);
+  auto on_device = generate(4);
+  ASSERT_TRUE(on_device.has_value()) << on_device.error().ToString();
+  EXPECT_EQ(on_device->tokens, on_host->tokens);
+  EXPECT_EQ(on_device->stop_reason, on_host->stop_reason);
+  EXPECT_EQ(on_device->stop_reason, StopReason::kEos);  // the grammar ended: only eos was left
+  // Every token after the first (sampled from the prefill on the host) was drawn on the device.
+  const int64_t drawn = static_cast<int64_t>(on_device->tokens.size()) - 1;
+  EXPECT_GT(drawn, 4);
+  EXPECT_EQ(backend_->last->masks, drawn);
+  EXPECT_EQ(backend_->last->max_in_flight, 2);
+  std::string text;
+  for (int32_t id : on_device->tokens) {
+    if (id != 1) text += testing::SyntheticTokenText(id);
+  }
+  EXPECT_TRUE(std::regex_match(text, std::regex(pattern))) << text;
+  EXPECT_EQ(session.length(), static_cast<int64_t>(prompt_.size() + on_device->tokens.size()) - 1);
 }
 
 TEST_F(DeviceDecodeTest, DecodeOnDeviceChecksItsArguments) {

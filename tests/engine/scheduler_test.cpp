@@ -7,11 +7,13 @@
 #include <cmath>
 #include <map>
 #include <random>
+#include <limits>
 #include <thread>
 
 #include "engine/model_loader.h"
 #include "cpu_backend_with.h"
 #include "engine/scheduler.h"
+#include "synthetic_constraint.h"
 
 namespace kiln {
 namespace {
@@ -253,7 +255,13 @@ class RowSamplingModel : public PlacedModel {
     TRY(inner_->RunStep(step, host));
     for (size_t r = 0; r < io.sample_rows.size(); ++r) {
       if (io.sample_rows[r].options.temperature != 0.0f) return Error(ErrorCode::kUnsupported, "the test backend samples greedily");
-      const std::span<const float> row(logits_.data() + r * static_cast<size_t>(vocab_), static_cast<size_t>(vocab_));
+      const std::span<float> row(logits_.data() + r * static_cast<size_t>(vocab_), static_cast<size_t>(vocab_));
+      if (const uint64_t* allowed = io.sample_rows[r].allowed) {
+        ++masked_rows;
+        for (size_t t = 0; t < row.size(); ++t) {
+          if (!((allowed[t / 64] >> (t % 64)) & 1)) row[t] = -std::numeric_limits<float>::infinity();
+        }
+      }
       io.sampled[r] = {ArgMax(row), Logprob(row, ArgMax(row))};
     }
     return Status::Ok();
@@ -264,7 +272,7 @@ class RowSamplingModel : public PlacedModel {
     return inner_->CopyBlocks(group, src, dst);
   }
   bool SupportsRowSampling() const override { return true; }
-  int64_t sampled_steps = 0;
+  int64_t sampled_steps = 0, masked_rows = 0;
 
  private:
   std::unique_ptr<PlacedModel> inner_;
@@ -304,6 +312,55 @@ TEST_F(SchedulerTest, RowsSampledByTheBackendGiveTheSoloTokens) {
   for (const auto& [id, outcome] : outcomes) {
     ASSERT_TRUE(outcome.result.has_value()) << outcome.result.error().ToString();
     EXPECT_EQ(outcome.result->tokens, Solo(prompts[id], 7)) << "request " << id;
+  }
+}
+
+// Structured output with rows sampled by the backend: each constrained row carries its mask there,
+// and every request gets the tokens the host-only scheduler gives it (constrained or not).
+TEST_F(SchedulerTest, ConstrainedRowsAreMaskedWhereTheyAreSampled) {
+  const int64_t vocab = model_->architecture().vocab_size();
+  const std::string patterns[] = {"(ab|ba)[01]{3,9}x?y{1,2}", "[xy]{2,5}0", "x(a|b){1,4}y"};
+  std::vector<ConstraintSpec> constraints;
+  for (const std::string& pattern : patterns) constraints.push_back(testing::SyntheticRegexConstraint(vocab, pattern));
+  auto run = [&](Runner& runner) {
+    std::map<RequestId, Outcome> outcomes;
+    std::vector<RequestId> order;
+    Scheduler scheduler(runner, nullptr);
+    for (int i = 0; i < 8; ++i) {
+      Request request = Greedy({5, 6, static_cast<int32_t>(7 + i)}, 16, &outcomes);
+      if (i % 4 != 3) request.options.constraint = constraints[static_cast<size_t>(i) % 3];
+      auto id = scheduler.Submit(std::move(request));
+      EXPECT_TRUE(id.has_value());
+      if (id.has_value()) order.push_back(*id);
+    }
+    EXPECT_TRUE(scheduler.RunUntilIdle().ok());
+    std::vector<std::vector<int32_t>> tokens;
+    for (RequestId id : order) {
+      EXPECT_TRUE(outcomes[id].result.has_value()) << outcomes[id].result.error().ToString();
+      tokens.push_back(outcomes[id].result.has_value() ? outcomes[id].result->tokens : std::vector<int32_t>{});
+    }
+    return tokens;
+  };
+  RowSamplingBackend backend(vocab);
+  std::vector<WeightView> views;
+  for (size_t i = 0; i < model_->program().weights.size(); ++i) {
+    const auto bytes = model_->WeightBytes()[i];
+    views.push_back({bytes.data(), model_->program().weights[i].dtype, static_cast<int64_t>(bytes.size())});
+  }
+  auto row_sampling = Runner::Create(model_->program(), backend, std::move(views), {});
+  ASSERT_TRUE(row_sampling.has_value()) << row_sampling.error().ToString();
+  const std::vector<std::vector<int32_t>> on_row_backend = run(**row_sampling);
+  ASSERT_NE(backend.last, nullptr);
+  EXPECT_GE(backend.last->masked_rows, 12) << "no constrained row was sampled by the backend";
+  auto host = NewRunner(kSequences);
+  ASSERT_TRUE(host);
+  const std::vector<std::vector<int32_t>> on_host = run(*host);
+  EXPECT_EQ(on_row_backend, on_host);
+  // The constrained outputs end by their grammar (eos, id 1) before 16 tokens.
+  for (size_t i = 0; i < on_host.size(); ++i) {
+    if (i % 4 != 3) {
+      EXPECT_EQ(on_host[i].back(), 1) << "request " << i;
+    }
   }
 }
 

@@ -30,7 +30,33 @@ int64_t StepInputBytes(const Program& program) {
   return InputLayout::For(tmax, tmax, program.max_sequences * program.block_table_stride()).end * 4;
 }
 
-int64_t OtherBytes(const Program& program) { return StepInputBytes(program) + CublasLtGemm::kWorkspaceBytes; }
+namespace {
+
+// The vocabulary of the decode step's logits; 0 without a decode step (nothing samples).
+int64_t DecodeVocab(const Program& program) {
+  const StepFunction* decode = program.FindStep("decode");
+  return decode ? decode->graph.value(decode->output_value).shape.dims.back().value : 0;
+}
+
+// Allowed-token bitsets on the device: one per pipelined decode step in flight, or one per row of
+// a batched step (a row per sequence when the device samples).
+int64_t MaskSlots(const Program& program) {
+  return std::max<int64_t>(PlacedModel::kMaxDecodeInFlight, program.max_sequences);
+}
+
+int64_t MaskWords(int64_t vocab) { return (vocab + 63) / 64; }
+
+int64_t SamplingBytes(const Program& program) {
+  const int64_t vocab = DecodeVocab(program);
+  if (vocab == 0) return 0;
+  return SampleScratchBytes(vocab) + 256 + MaskSlots(program) * MaskWords(vocab) * 8;
+}
+
+}  // namespace
+
+int64_t OtherBytes(const Program& program) {
+  return StepInputBytes(program) + CublasLtGemm::kWorkspaceBytes + SamplingBytes(program);
+}
 
 namespace {
 
@@ -59,6 +85,7 @@ CudaPlacedModel::~CudaPlacedModel() {
   for (cudaEvent_t event : decoded_events_) cudaEventDestroy(event);
   if (decoded_host_) cudaFreeHost(decoded_host_);
   if (row_slots_host_) cudaFreeHost(row_slots_host_);
+  if (mask_staging_) cudaFreeHost(mask_staging_);
   if (staging_) cudaFreeHost(staging_);
   for (cudaEvent_t event : events_) cudaEventDestroy(event);
   for (auto& [key, graph] : graphs_) cudaGraphExecDestroy(graph);
@@ -317,6 +344,13 @@ Status CudaPlacedModel::SampleRows(const DeviceTensor& logits, const StepIo& io)
   }
   for (int64_t r = 0; r < rows; ++r) row_slots_host_[r].counter = io.sample_rows[static_cast<size_t>(r)].draw;
   for (int64_t r = 0; r < rows; ++r) {
+    if (const uint64_t* allowed = io.sample_rows[static_cast<size_t>(r)].allowed) {
+      if (r >= mask_slots_) {
+        return Error(ErrorCode::kInvalidArgument, "allowed-token masks for " + std::to_string(rows) + " rows; at most " +
+                                                      std::to_string(mask_slots_) + " rows may be masked");
+      }
+      TRY(MaskLogits(logits.f32() + r * logits.columns, allowed, r));
+    }
     const kiln::DeviceSampling& o = io.sample_rows[static_cast<size_t>(r)].options;
     DeviceSampling params;
     params.temperature = o.temperature;
@@ -363,10 +397,17 @@ Status CudaPlacedModel::CopyBlocks(int32_t group, std::span<const int32_t> src, 
 // Device sampling state: the sampler's scratch and counter, and a ring of mapped host slots
 // with one event each, where finished steps leave their tokens.
 Status CudaPlacedModel::InitDecodeOnDevice() {
-  const StepFunction* decode = program_.FindStep("decode");
-  if (!decode) return Status::Ok();
-  vocab_ = decode->graph.value(decode->output_value).shape.dims.back().value;
+  vocab_ = DecodeVocab(program_);
+  if (vocab_ == 0) return Status::Ok();
   TRY_ASSIGN(sampling_, Allocate(SampleScratchBytes(vocab_) + 256, "sampling scratch"));
+  mask_words_ = MaskWords(vocab_);
+  mask_slots_ = MaskSlots(program_);
+  TRY_ASSIGN(masks_, Allocate(mask_slots_ * mask_words_ * 8, "allowed-token masks"));
+  void* mask_host = nullptr;
+  if (cudaError_t s = cudaHostAlloc(&mask_host, static_cast<size_t>(mask_slots_ * mask_words_ * 8), cudaHostAllocDefault); s != cudaSuccess) {
+    return CudaFailure(s, "cannot allocate pinned memory for allowed-token masks");
+  }
+  mask_staging_ = static_cast<uint64_t*>(mask_host);
   void* host = nullptr;
   if (cudaError_t s = cudaHostAlloc(&host, sizeof(SampledSlot) * kMaxDecodeInFlight, cudaHostAllocMapped); s != cudaSuccess) {
     return CudaFailure(s, "cannot allocate pinned memory for sampled tokens");
@@ -391,8 +432,21 @@ Status CudaPlacedModel::InitDecodeOnDevice() {
   return Status::Ok();
 }
 
+Status CudaPlacedModel::MaskLogits(float* logits, const uint64_t* allowed, int64_t slot) {
+  // Staged in pinned memory, so the copy is asynchronous; a slot is written again only after the
+  // draw that read it has finished (the host has seen its token, or the step has synchronized).
+  const size_t bytes = static_cast<size_t>(mask_words_) * 8;
+  uint64_t* host = mask_staging_ + slot * mask_words_;
+  uint64_t* device = reinterpret_cast<uint64_t*>(masks_.get()) + slot * mask_words_;
+  std::memcpy(host, allowed, bytes);
+  cudaError_t s = cudaMemcpyAsync(device, host, bytes, cudaMemcpyHostToDevice, stream_);
+  if (s == cudaSuccess) s = LaunchMaskLogits(logits, vocab_, device, stream_);
+  if (s != cudaSuccess) return CudaFailure(s, "cannot apply the allowed-token mask");
+  return Status::Ok();
+}
+
 Status CudaPlacedModel::BeginDecode(const StepFunction& step, int32_t token, int64_t position, std::span<const int32_t> block_table,
-                                    const kiln::DeviceSampling& sampling) {
+                                    const kiln::DeviceSampling& sampling, bool masked) {
   if (!sampling_) return Error(ErrorCode::kUnsupported, "the program has no decode step");
   const int64_t stride = program_.block_table_stride();
   if (static_cast<int64_t>(block_table.size()) != stride) {
@@ -430,23 +484,46 @@ Status CudaPlacedModel::BeginDecode(const StepFunction& step, int32_t token, int
   sampling_params_.seed = sampling.seed;
   oldest_ = 0;
   in_flight_ = 0;
+  masked_ = masked;
+  awaiting_mask_ = false;
   return Status::Ok();
 }
 
 Status CudaPlacedModel::EnqueueDecode() {
   if (!decode_step_) return Error(ErrorCode::kInternal, "EnqueueDecode before BeginDecode");
   if (in_flight_ == kMaxDecodeInFlight) return Error(ErrorCode::kInternal, "too many decode steps in flight");
+  if (awaiting_mask_) return Error(ErrorCode::kInternal, "a masked decode step was enqueued before the mask of the one before it");
+  if (decode_graph_) {
+    if (cudaError_t s = cudaGraphLaunch(decode_graph_, stream_); s != cudaSuccess) return CudaFailure(s, "cannot enqueue a decode step");
+  } else {
+    TRY(LaunchAll(*decode_step_));
+  }
+  if (masked_) {
+    awaiting_mask_ = true;
+    return Status::Ok();
+  }
+  return EnqueueDraw();
+}
+
+Status CudaPlacedModel::SubmitDecodeMask(std::span<const uint64_t> allowed) {
+  if (!masked_ || !awaiting_mask_) return Error(ErrorCode::kInternal, "a mask without a masked decode step waiting for it");
+  if (static_cast<int64_t>(allowed.size()) != mask_words_) {
+    return Error(ErrorCode::kInvalidArgument, "an allowed-token mask of " + std::to_string(allowed.size()) + " words; the vocabulary of " +
+                                                  std::to_string(vocab_) + " needs " + std::to_string(mask_words_));
+  }
+  awaiting_mask_ = false;
+  TRY(MaskLogits(decode_logits_, allowed.data(), (oldest_ + in_flight_) % kMaxDecodeInFlight));
+  return EnqueueDraw();
+}
+
+// The draw of the step just enqueued: it feeds its token and position to the next step on the
+// device, and leaves them in the next slot of the mapped ring for NextDecoded.
+Status CudaPlacedModel::EnqueueDraw() {
   const int slot = (oldest_ + in_flight_) % kMaxDecodeInFlight;
   int32_t* token = Input(shape_.layout.token_ids);
   int32_t* position = Input(shape_.layout.positions);
   float* logprob = reinterpret_cast<float*>(Counter() + 1);
-  cudaError_t s = cudaSuccess;
-  if (decode_graph_) {
-    s = cudaGraphLaunch(decode_graph_, stream_);
-  } else {
-    TRY(LaunchAll(*decode_step_));
-  }
-  if (s == cudaSuccess) s = LaunchSample(decode_logits_, vocab_, sampling_params_, Counter(), token, logprob, position, SamplerScratch(), stream_);
+  cudaError_t s = LaunchSample(decode_logits_, vocab_, sampling_params_, Counter(), token, logprob, position, SamplerScratch(), stream_);
   if (s == cudaSuccess) s = LaunchRecordSample(token, logprob, decoded_device_ + slot, stream_);
   if (s == cudaSuccess) s = cudaEventRecord(decoded_events_[static_cast<size_t>(slot)], stream_);
   if (s != cudaSuccess) return CudaFailure(s, "cannot enqueue a decode step");
@@ -466,6 +543,7 @@ Result<SampledToken> CudaPlacedModel::NextDecoded() {
 void CudaPlacedModel::EndDecode() {
   cudaStreamSynchronize(stream_);
   in_flight_ = 0;
+  awaiting_mask_ = false;
   decode_graph_ = nullptr;
   decode_step_ = nullptr;
 }

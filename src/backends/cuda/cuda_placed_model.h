@@ -121,8 +121,9 @@ class CudaPlacedModel : public PlacedModel {
   bool SupportsDecodeOnDevice() const override { return sampling_ != nullptr; }
   bool SupportsRowSampling() const override { return row_slots_host_ != nullptr; }
   Status BeginDecode(const StepFunction& step, int32_t token, int64_t position, std::span<const int32_t> block_table,
-                     const kiln::DeviceSampling& sampling) override;
+                     const kiln::DeviceSampling& sampling, bool masked) override;
   Status EnqueueDecode() override;
+  Status SubmitDecodeMask(std::span<const uint64_t> allowed) override;
   Result<SampledToken> NextDecoded() override;
   void EndDecode() override;
 
@@ -201,7 +202,7 @@ class CudaPlacedModel : public PlacedModel {
   std::vector<cudaEvent_t> decoded_events_;
   const StepFunction* decode_step_ = nullptr;
   cudaGraphExec_t decode_graph_ = nullptr;  // null: launched op by op (graphs off)
-  const float* decode_logits_ = nullptr;
+  float* decode_logits_ = nullptr;
   DeviceSampling sampling_params_;  // cuda::DeviceSampling
   uint64_t staged_counter_ = 0;
   // Per-row sampling of a batched step: a draw counter and the sampled token of each row, in
@@ -214,6 +215,15 @@ class CudaPlacedModel : public PlacedModel {
   RowSlot* row_slots_host_ = nullptr;
   RowSlot* row_slots_device_ = nullptr;
   Status SampleRows(const DeviceTensor& logits, const StepIo& io);
+  // Allowed-token masks: mask_slots_ bitsets of mask_words_ words on the device, staged through
+  // their pinned twins. MaskLogits sets the disallowed logits of one row to -inf, through `slot`.
+  DeviceBuffer masks_;
+  uint64_t* mask_staging_ = nullptr;
+  int64_t mask_words_ = 0, mask_slots_ = 0;
+  Status MaskLogits(float* logits, const uint64_t* allowed, int64_t slot);
+  Status EnqueueDraw();
+  bool masked_ = false;         // the decode's draws wait for SubmitDecodeMask
+  bool awaiting_mask_ = false;  // a masked step's model is enqueued, its draw is not
   int oldest_ = 0, in_flight_ = 0;
 };
 

@@ -528,4 +528,30 @@ cudaError_t LaunchSample(const float* logits, int64_t vocab, const DeviceSamplin
   return cudaGetLastError();
 }
 
+
+namespace {
+
+// One thread per 4 logits: the word is read once per 16 threads (from L2), each disallowed logit
+// written once.
+__global__ void MaskLogitsKernel(float* logits, int64_t vocab, const uint64_t* allowed) {
+  const int64_t first = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * 4;
+  if (first >= vocab) return;
+  const uint64_t bits = allowed[first / 64] >> (first % 64);
+  if ((bits & 0xf) == 0xf) return;
+  const int64_t count = vocab - first < 4 ? vocab - first : 4;
+  for (int64_t i = 0; i < count; ++i) {
+    if (!((bits >> i) & 1)) logits[first + i] = -INFINITY;
+  }
+}
+
+}  // namespace
+
+cudaError_t LaunchMaskLogits(float* logits, int64_t vocab, const uint64_t* allowed, cudaStream_t stream) {
+  if (vocab < 1 || vocab > INT_MAX || !logits || !allowed) return cudaErrorInvalidValue;
+  constexpr int kMaskThreads = 256;
+  const int64_t threads = (vocab + 3) / 4;
+  MaskLogitsKernel<<<static_cast<unsigned>((threads + kMaskThreads - 1) / kMaskThreads), kMaskThreads, 0, stream>>>(logits, vocab, allowed);
+  return cudaGetLastError();
+}
+
 }  // namespace kiln::cuda

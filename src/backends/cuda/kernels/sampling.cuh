@@ -81,4 +81,11 @@ cudaError_t LaunchSample(const float* logits, int64_t vocab, const DeviceSamplin
                          int32_t* out_token, float* out_logprob, int32_t* advance_position, void* scratch,
                          cudaStream_t stream);
 
+// Structured output: sets logits[i] to -inf for every id whose bit is clear in `allowed` (bit i of
+// word i / 64; device memory, ceil(vocab / 64) words), so that a LaunchSample after it draws among
+// the allowed ids only (its logprob is then relative to them). At least one id in [0, vocab) must
+// be allowed. One kernel, no sync: capturable. cudaErrorInvalidValue for vocab outside [1, 2^31)
+// or a null pointer.
+cudaError_t LaunchMaskLogits(float* logits, int64_t vocab, const uint64_t* allowed, cudaStream_t stream);
+
 }  // namespace kiln::cuda
