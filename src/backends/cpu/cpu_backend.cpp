@@ -270,8 +270,20 @@ int64_t CpuBackend::ScratchBytes(const Graph& graph, const Op& op, int64_t max_t
       return max_tokens * op.attrs.num_heads * cpu::kAttentionBlock * 4;
     case OpKind::kMoe: {
       const Value& down = graph.value(op.inputs[6]);  // [E, H, M]
+      const DType gate_up = graph.value(op.inputs[5]).dtype;
       const int64_t experts = down.shape.dims[0].value, hidden = down.shape.dims[1].value, width = down.shape.dims[2].value;
-      return (experts + 3 * width + hidden) * 4 + experts * 4;
+      return cpu::MoeFloatScratchBytes(experts, width, hidden) + cpu::Int8ScratchBytes(gate_up, 1, hidden) +
+             cpu::Int8ScratchBytes(down.dtype, 1, width);
+    }
+    case OpKind::kLinear: {
+      // Block-format weights: the activation rows rounded to int8 (quant_int8.h), planned for
+      // every such weight whatever the CPU, so the plan does not depend on the machine.
+      const Value& x = graph.value(op.inputs[0]);
+      const Value& w = graph.value(op.inputs[1]);
+      if (w.kind != ValueKind::kWeight || !IsBlockDType(w.dtype)) return 0;
+      const int64_t k = x.shape.dims.back().value;
+      const int64_t rows = x.shape.NumElements(max_tokens, max_tokens) / std::max<int64_t>(k, 1);
+      return cpu::Int8ScratchBytes(w.dtype, rows, k);
     }
     default:
       return 0;

@@ -90,6 +90,20 @@ void MoeKernel(const KernelContext& c);
 void MatVec(const KernelContext& c, const float* x, const TensorArg& w, int64_t element_offset, int64_t rows,
             int64_t columns, float* y);
 
+// The int8-activation path of block-format weights (quant_int8.h). QuantizeActivations rounds
+// `rows` rows of x (k floats, rows k apart) into `scratch` (Int8ScratchBytes(dtype, rows, k)
+// bytes) and returns it, or returns nullptr when there is no scratch or the table has no int8
+// kernel for `dtype`: the caller then takes the f32 path (MatVec). MatVecInt8 is MatVec on one
+// such row.
+int64_t Int8ScratchBytes(DType dtype, int64_t rows, int64_t k);
+// The MoE kernel's f32 / i32 scratch (moe.cpp), 64-byte aligned; its int8 rows follow.
+inline int64_t MoeFloatScratchBytes(int64_t experts, int64_t width, int64_t hidden) {
+  return ((experts + 3 * width + hidden) * 4 + experts * 4 + 63) / 64 * 64;
+}
+const void* QuantizeActivations(const KernelContext& c, DType dtype, const float* x, int64_t rows, int64_t k, void* scratch);
+void MatVecInt8(const KernelContext& c, const void* xq, const TensorArg& w, int64_t element_offset, int64_t rows,
+                int64_t columns, float* y);
+
 // Scalar value of element i of a weight of an element dtype (block formats: see ReadsBlockRows).
 float WeightAt(const TensorArg& weight, int64_t index);
 

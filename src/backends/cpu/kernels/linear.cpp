@@ -1,5 +1,5 @@
 // y[R, N] = x[R, K] @ w[N, K]^T, fp32 accumulation, w in f32/bf16/f16 or a block format
-// (q8_0, q4_0, q4_k, q6_k, f8_e4m3: quant_dot.h, rows of whole blocks).
+// (quant_dot.h, rows of whole blocks; with scratch, the int8-activation kernels of quant_int8.h).
 // Parallel over output columns (weight rows); each weight row is converted once per group of
 // kMaxRows activation rows. Activations are walked in tiles so a tile stays in cache while the
 // whole weight streams past it.
@@ -11,6 +11,35 @@ namespace kiln::cpu {
 
 namespace {
 constexpr int64_t kRowTile = 64;
+}
+
+int64_t Int8ScratchBytes(DType dtype, int64_t rows, int64_t k) {
+  return (rows * Int8ActRowBytes(dtype, k) + 63) / 64 * 64;
+}
+
+const void* QuantizeActivations(const KernelContext& c, DType dtype, const float* x, int64_t rows, int64_t k, void* scratch) {
+  const Int8DotKernels* int8 = c.dot->quant->int8;
+  if (scratch == nullptr || int8 == nullptr || int8->For(dtype) == nullptr) return nullptr;
+  const QuantizeActFn quantize = int8->QuantizerFor(dtype);
+  const int64_t row_bytes = Int8ActRowBytes(dtype, k);
+  auto* out = static_cast<uint8_t*>(scratch);
+  if (rows == 1) {
+    quantize(x, k, 1, k, out);  // a few thousand values: not worth waking the pool
+  } else {
+    c.pool->ParallelFor(rows, [&](int64_t begin, int64_t end) { quantize(x + begin * k, k, end - begin, k, out + begin * row_bytes); });
+  }
+  return out;
+}
+
+void MatVecInt8(const KernelContext& c, const void* xq, const TensorArg& w, int64_t element_offset, int64_t rows,
+                int64_t columns, float* y) {
+  const Int8DotFn dot = c.dot->quant->int8->For(w.dtype);
+  const uint8_t* base = static_cast<const uint8_t*>(w.data) + DTypeBytes(w.dtype, element_offset);
+  const int64_t row_bytes = DTypeBytes(w.dtype, columns);
+  c.pool->ParallelFor((rows + kMaxRows - 1) / kMaxRows, [&](int64_t begin, int64_t end) {
+    const int64_t n = begin * kMaxRows, count = std::min(end * kMaxRows, rows) - n;
+    dot(xq, 1, base + n * row_bytes, row_bytes, count, columns, y + n, 1);
+  }, 4);
 }
 
 // One activation row (decode): blocks of kMaxRows weight rows through the gemv kernel.
@@ -64,6 +93,23 @@ void LinearKernel(const KernelContext& c) {
   const TensorArg& w = c.inputs[1];
   const int64_t K = x.columns, N = w.rows;
   float* y = c.output.f32();
+  // Block formats round the activations to int8 once, in the op's scratch (quant_int8.h); rows
+  // then share it across every weight row.
+  if (const void* xq = QuantizeActivations(c, w.dtype, x.f32(), x.rows, K, c.scratch)) {
+    if (x.rows == 1) return MatVecInt8(c, xq, w, 0, N, K, y);
+    const Int8DotFn dot = c.dot->quant->int8->For(w.dtype);
+    const uint8_t* base = static_cast<const uint8_t*>(w.data);
+    const int64_t row_bytes = DTypeBytes(w.dtype, K), xq_row_bytes = Int8ActRowBytes(w.dtype, K);
+    for (int64_t tile = 0; tile < x.rows; tile += kRowTile) {
+      const int64_t tile_rows = std::min(kRowTile, x.rows - tile);
+      const void* xq_tile = static_cast<const uint8_t*>(xq) + tile * xq_row_bytes;
+      c.pool->ParallelFor((N + kMaxRows - 1) / kMaxRows, [&](int64_t begin, int64_t end) {
+        const int64_t n = begin * kMaxRows, count = std::min(end * kMaxRows, N) - n;
+        dot(xq_tile, tile_rows, base + n * row_bytes, row_bytes, count, K, y + tile * N + n, N);
+      }, 4);
+    }
+    return;
+  }
   if (x.rows == 1) return MatVec(c, x.f32(), w, 0, N, K, y);
   if (const QuantDotFn quant = c.dot->quant->For(w.dtype)) {
     const uint8_t* base = static_cast<const uint8_t*>(w.data);

@@ -3,7 +3,8 @@
 //   top-k over probs, renormalised, times per_expert_scale[e]
 //   y = sum_e w_e * down[e] @ (gelu(gate_up[e][:M] @ h) * (gate_up[e][M:] @ h))
 // Scratch: [E + 3M + H] floats (router logits, gate_up output, activation, router input /
-// expert output) and E int32 (expert order). Tokens run one after the
+// expert output) and E int32 (expert order), then, for block-format experts, h and the
+// activation rounded to int8 (quant_int8.h). Tokens run one after the
 // other; each matrix-vector product is parallel over its rows.
 #include <algorithm>
 #include <cmath>
@@ -26,6 +27,10 @@ void MoeKernel(const KernelContext& c) {
   float* activation = gate_up_out + 2 * mi;  // [M]
   float* routed = activation + mi;       // [H]: router input, then each expert's output
   int32_t* order = reinterpret_cast<int32_t*>(routed + H);  // [E]: experts by probability
+  // The int8 activations (quant_int8.h), 64-byte aligned after `order`: h once per token for
+  // every expert's gate_up, each expert's activation for its down.
+  uint8_t* h_int8 = reinterpret_cast<uint8_t*>(c.scratch) + MoeFloatScratchBytes(E, mi, H);
+  uint8_t* activation_int8 = h_int8 + Int8ScratchBytes(gate_up.dtype, 1, H);
   const float gelu_k = std::sqrt(2.0f / std::numbers::pi_v<float>);
   for (int64_t t = 0; t < x.rows; ++t) {
     const float* xt = x.f32() + t * H;
@@ -46,16 +51,26 @@ void MoeKernel(const KernelContext& c) {
     float* yt = c.output.f32() + t * H;
     std::fill(yt, yt + H, 0.0f);
     const float* ht = h.f32() + t * H;
+    const void* h_rounded = QuantizeActivations(c, gate_up.dtype, ht, 1, H, h_int8);
     for (int64_t k = 0; k < top_k; ++k) {
       const int64_t e = order[k];
       const double probability = std::exp(static_cast<double>(logits[e] - max_logit)) / total;
       const float weight = static_cast<float>(probability / chosen_mass) * WeightAt(expert_scale, e);
-      MatVec(c, ht, gate_up, e * 2 * mi * H, 2 * mi, H, gate_up_out);
+      if (h_rounded != nullptr) {
+        MatVecInt8(c, h_rounded, gate_up, e * 2 * mi * H, 2 * mi, H, gate_up_out);
+      } else {
+        MatVec(c, ht, gate_up, e * 2 * mi * H, 2 * mi, H, gate_up_out);
+      }
       for (int64_t j = 0; j < mi; ++j) {
         const float g = gate_up_out[j];
         activation[j] = 0.5f * g * (1.0f + std::tanh(gelu_k * (g + 0.044715f * g * g * g))) * gate_up_out[mi + j];
       }
-      MatVec(c, activation, down, e * H * mi, H, mi, routed);  // reuse `routed` as the expert output
+      // `routed` is reused as the expert output.
+      if (const void* rounded = QuantizeActivations(c, down.dtype, activation, 1, mi, activation_int8)) {
+        MatVecInt8(c, rounded, down, e * H * mi, H, mi, routed);
+      } else {
+        MatVec(c, activation, down, e * H * mi, H, mi, routed);
+      }
       for (int64_t j = 0; j < H; ++j) yt[j] += weight * routed[j];
     }
   }

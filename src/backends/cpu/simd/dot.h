@@ -70,7 +70,9 @@ const DotKernels* Avx512Bf16DotKernels();
 // Every table this build compiled that this CPU can run, best last.
 std::vector<const DotKernels*> SupportedDotKernels();
 // The best supported exact table, probed once. KILN_CPU_ISA=generic|avx2|avx512|avx512bf16
-// picks another supported one.
+// picks another supported one. "Exact" speaks of f32/bf16/f16 weights: block-format weights
+// take the table's int8-activation kernels (quant_int8.h, as llama.cpp always does) unless
+// KILN_CPU_INT8_ACTIVATIONS=0.
 const DotKernels& SelectDotKernels();
 
 }  // namespace kiln::cpu

@@ -80,7 +80,19 @@ const DotKernels& SelectDotKernels() {
     }
     return best;
   }();
-  return *chosen;
+  // Block-format weights multiply int8-rounded activations unless KILN_CPU_INT8_ACTIVATIONS=0
+  // asks for the f32 path (exact products of the dequantized weights; slower): the same table
+  // with its int8 kernels taken out.
+  static const DotKernels* selected = [] {
+    const char* int8 = std::getenv("KILN_CPU_INT8_ACTIVATIONS");
+    if (int8 == nullptr || std::strcmp(int8, "0") != 0 || chosen->quant->int8 == nullptr) return chosen;
+    static QuantDotKernels quant = *chosen->quant;
+    static DotKernels table = *chosen;
+    quant.int8 = nullptr;
+    table.quant = &quant;
+    return static_cast<const DotKernels*>(&table);
+  }();
+  return *selected;
 }
 
 }  // namespace kiln::cpu

@@ -20,6 +20,7 @@
 
 #include <cstdint>
 
+#include "backends/cpu/simd/quant_int8.h"
 #include "core/dtype.h"
 
 namespace kiln::cpu {
@@ -38,6 +39,10 @@ struct QuantDotKernels {
   QuantDotFn q5_1 = nullptr;
   QuantDotFn q4_1 = nullptr;
   QuantDotFn q5_k = nullptr;
+  // The int8-activation kernels (quant_int8.h) for this CPU, or nullptr (the generic table, and
+  // tables with them switched off: dot.h SelectDotKernels). Linear and MoE take them for the
+  // formats they cover whenever the op has scratch for the rounded activations.
+  const Int8DotKernels* int8 = nullptr;
   // The kernel for `dtype`; nullptr for element types.
   QuantDotFn For(DType dtype) const {
     switch (dtype) {

@@ -40,7 +40,11 @@ struct Avx2Vectors {
 }  // namespace
 
 const QuantDotKernels* Avx2QuantDotKernels() {
-  static const QuantDotKernels kernels = MakeQuantDotKernels<Avx2Vectors>();
+  static const QuantDotKernels kernels = [] {
+    QuantDotKernels table = MakeQuantDotKernels<Avx2Vectors>();
+    table.int8 = Avx2Int8DotKernels();
+    return table;
+  }();
   return &kernels;
 }
 
