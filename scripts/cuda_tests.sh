@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # Runs the CUDA test suite on a GPU machine and prints a summary.
 #   scripts/cuda_tests.sh [BIN_DIR]
-# BIN_DIR holds cuda_tests, cuda_kernel_tests, artifact_tests and kiln built elsewhere (default:
-# build them here first).
+# BIN_DIR holds cuda_tests, cuda_kernel_tests, artifact_tests, constraint_corpus_tests and kiln
+# built elsewhere (default: build them here first).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bin="${1:-}"
 if [ -z "$bin" ]; then
   cmake -S . -B build-cuda -G Ninja -DKILN_CUDA=ON >/dev/null &&
-    cmake --build build-cuda --target cuda_tests cuda_kernel_tests artifact_tests kiln || exit 1
+    cmake --build build-cuda --target cuda_tests cuda_kernel_tests artifact_tests constraint_corpus_tests kiln || exit 1
   tests=build-cuda/tests/cuda/cuda_tests
   kernel_tests=build-cuda/tests/cuda/cuda_kernel_tests
   artifact_tests=build-cuda/tests/artifact/artifact_tests
+  corpus_tests=build-cuda/tests/constraint/constraint_corpus_tests
   kiln=build-cuda/tools/kiln/kiln
 else
   tests="$bin/cuda_tests"
   kernel_tests="$bin/cuda_kernel_tests"
   artifact_tests="$bin/artifact_tests"
+  corpus_tests="$bin/constraint_corpus_tests"
   kiln="$bin/kiln"
   export LD_LIBRARY_PATH="/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
   # Binaries built on a newer distribution may need the libstdc++ carried beside them.
@@ -32,6 +34,8 @@ status=$?
 # core/quant's scalar reference (QuantKernelTest); CUDA artifacts (AOT = JIT on the GPU).
 if [ -x "$kernel_tests" ]; then "$kernel_tests" --gtest_brief=1 || status=1; fi
 if [ -x "$artifact_tests" ]; then "$artifact_tests" --gtest_brief=1 --gtest_filter='CudaTargetTest.*' || status=1; fi
+# Structured output on the GPU: the schema corpus with masks applied by the device sampler.
+if [ -x "$corpus_tests" ]; then "$corpus_tests" --gtest_brief=1 --gtest_filter='*Cuda*' || status=1; fi
 # End to end through the CLI: greedy ids on the GPU equal the CPU's.
 prompt=$(python3 -c "import json;print(','.join(map(str,json.load(open('tests/fixtures/g31b/reference.json'))['prompt'])))")
 errors="$(mktemp)"
