@@ -94,10 +94,12 @@ void QuantizeAct256(const float* x, int64_t x_stride, int64_t rows, int64_t k, v
 
 inline __m256i LoadBytes(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
-// 16 bytes of packed 4-bit values as 32 bytes: low nibbles (elements 0-15), then high ones.
+// 16 bytes of packed 4-bit values as 32 bytes: low nibbles (elements 0-15), then high ones. The
+// bytes are loaded into both halves (a load, no shuffle) and only the upper half is shifted: two
+// vector instructions per block, where a shift and an insert would take three.
 inline __m256i Nibbles(const uint8_t* qs) {
-  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0F));
+  const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
+  return _mm256_and_si256(_mm256_srlv_epi64(both, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
 }
 
 // The 5th bits of a q5_0 / q5_1 block (bit i of qh = element i) as bytes 0 or 16.
@@ -117,8 +119,22 @@ inline __m256 Scale(const float* weight_scale, const float* act_scale) {
   return _mm256_mul_ps(_mm256_broadcast_ss(weight_scale), _mm256_broadcast_ss(act_scale));
 }
 
+// An activation block of 32 in registers, loaded once per block and shared by every weight row
+// of a tile (C of them in decode): the values, -sum and -2 sum in every lane, d broadcast, d sum.
+struct Act32Regs {
+  __m256i q, neg_sum, neg_sum2;
+  __m256 d;
+  float d_sum;
+};
+inline Act32Regs Prepare(const ActBlock32* a) {
+  return {LoadBytes(a->q), _mm256_set1_epi32(-a->sum), _mm256_set1_epi32(-2 * a->sum), _mm256_broadcast_ss(&a->d),
+          a->d * static_cast<float>(a->sum)};
+}
+// 256-element blocks are read in pieces as the weight block is unpacked.
+inline const ActBlock256* Prepare(const ActBlock256* a) { return a; }
+
 // Each format: Dot<T, R>(block, half, a, acc, extra) adds one weight block's products with R
-// activation blocks a[r] into acc[r] (8 partial sums) or extra[r] (a scalar term).
+// prepared activation blocks a[r] into acc[r] (8 partial sums) or extra[r] (a scalar term).
 
 // d * (q - 8): q unsigned, the -8 comes from the activation sum. Each of the 8 lanes starts at
 // -sum, so the lanes together start at -8 * sum.
@@ -126,12 +142,12 @@ struct I8Q4_0 {
   using Act = ActBlock32;
   static constexpr int kElements = 32, kBytes = sizeof(BlockQ4_0);
   template <class T, int R>
-  static void Dot(const uint8_t* block, const float* half, const Act* const* a, __m256* acc, float*) {
+  static void Dot(const uint8_t* block, const float* half, const Act32Regs* a, __m256* acc, float*) {
     const auto* b = reinterpret_cast<const BlockQ4_0*>(block);
     const __m256i q = Nibbles(b->qs);
     for (int r = 0; r < R; ++r) {
-      const __m256i sum = T::DotBytes(_mm256_set1_epi32(-a[r]->sum), q, LoadBytes(a[r]->q));
-      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), Scale(half + b->d, &a[r]->d), acc[r]);
+      const __m256i sum = T::DotBytes(a[r].neg_sum, q, a[r].q);
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(_mm256_broadcast_ss(half + b->d), a[r].d), acc[r]);
     }
   }
 };
@@ -142,12 +158,12 @@ struct I8Q8_0 {
   using Act = ActBlock32;
   static constexpr int kElements = 32, kBytes = sizeof(BlockQ8_0);
   template <class T, int R>
-  static void Dot(const uint8_t* block, const float* half, const Act* const* a, __m256* acc, float*) {
+  static void Dot(const uint8_t* block, const float* half, const Act32Regs* a, __m256* acc, float*) {
     const auto* b = reinterpret_cast<const BlockQ8_0*>(block);
     const __m256i w = LoadBytes(b->qs), magnitude = _mm256_sign_epi8(w, w);
     for (int r = 0; r < R; ++r) {
-      const __m256i sum = T::DotBytes(_mm256_setzero_si256(), magnitude, _mm256_sign_epi8(LoadBytes(a[r]->q), w));
-      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), Scale(half + b->d, &a[r]->d), acc[r]);
+      const __m256i sum = T::DotBytes(_mm256_setzero_si256(), magnitude, _mm256_sign_epi8(a[r].q, w));
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(_mm256_broadcast_ss(half + b->d), a[r].d), acc[r]);
     }
   }
 };
@@ -157,12 +173,12 @@ struct I8Q5_0 {
   using Act = ActBlock32;
   static constexpr int kElements = 32, kBytes = sizeof(BlockQ5_0);
   template <class T, int R>
-  static void Dot(const uint8_t* block, const float* half, const Act* const* a, __m256* acc, float*) {
+  static void Dot(const uint8_t* block, const float* half, const Act32Regs* a, __m256* acc, float*) {
     const auto* b = reinterpret_cast<const BlockQ5_0*>(block);
     const __m256i q = _mm256_or_si256(Nibbles(b->qs), FifthBits(b->qh));
     for (int r = 0; r < R; ++r) {
-      const __m256i sum = T::DotBytes(_mm256_set1_epi32(-2 * a[r]->sum), q, LoadBytes(a[r]->q));
-      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), Scale(half + b->d, &a[r]->d), acc[r]);
+      const __m256i sum = T::DotBytes(a[r].neg_sum2, q, a[r].q);
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(_mm256_broadcast_ss(half + b->d), a[r].d), acc[r]);
     }
   }
 };
@@ -174,15 +190,15 @@ struct I8QMin {
   using Block = std::conditional_t<kFifthBit, BlockQ5_1, BlockQ4_1>;
   static constexpr int kElements = 32, kBytes = sizeof(Block);
   template <class T, int R>
-  static void Dot(const uint8_t* block, const float* half, const Act* const* a, __m256* acc, float* extra) {
+  static void Dot(const uint8_t* block, const float* half, const Act32Regs* a, __m256* acc, float* extra) {
     const auto* b = reinterpret_cast<const Block*>(block);
     __m256i q = Nibbles(b->qs);
     if constexpr (kFifthBit) q = _mm256_or_si256(q, FifthBits(b->qh));
     const float m = half[b->m];
     for (int r = 0; r < R; ++r) {
-      const __m256i sum = T::DotBytes(_mm256_setzero_si256(), q, LoadBytes(a[r]->q));
-      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), Scale(half + b->d, &a[r]->d), acc[r]);
-      extra[r] += m * a[r]->d * static_cast<float>(a[r]->sum);
+      const __m256i sum = T::DotBytes(_mm256_setzero_si256(), q, a[r].q);
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(_mm256_broadcast_ss(half + b->d), a[r].d), acc[r]);
+      extra[r] += m * a[r].d_sum;
     }
   }
 };
@@ -212,7 +228,7 @@ struct I8QK {
   using Block = std::conditional_t<kFifthBit, BlockQ5_K, BlockQ4_K>;
   static constexpr int kElements = 256, kBytes = sizeof(Block);
   template <class T, int R>
-  static void Dot(const uint8_t* block, const float* half, const Act* const* a, __m256* acc, float*) {
+  static void Dot(const uint8_t* block, const float* half, const ActBlock256* const* a, __m256* acc, float*) {
     const auto* b = reinterpret_cast<const Block*>(block);
     const __m256i both = _mm256_cvtepu8_epi16(KScalesAndMins(b->scales));  // sc0..7 | m0..7 as i16
     const __m256i scales = _mm256_permute2x128_si256(both, both, 0x00);
@@ -254,7 +270,7 @@ struct I8Q6_K {
   using Act = ActBlock256;
   static constexpr int kElements = 256, kBytes = sizeof(BlockQ6_K);
   template <class T, int R>
-  static void Dot(const uint8_t* block, const float* half, const Act* const* a, __m256* acc, float*) {
+  static void Dot(const uint8_t* block, const float* half, const ActBlock256* const* a, __m256* acc, float*) {
     const auto* b = reinterpret_cast<const BlockQ6_K*>(block);
     const __m128i scales = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales));
     const __m256i scales16 = _mm256_cvtepi8_epi16(scales);
@@ -309,13 +325,19 @@ void Int8Tile(const uint8_t* xq, int64_t xq_row_bytes, const uint8_t* w, int64_t
   // the hardware prefetcher loses track of several interleaved streams.
   const uint8_t* ahead = w + C * w_row_bytes;
   const float* half = F16ToF32Table();
+  // One prefetch per cache line: blocks smaller than a line ask every kEvery blocks (fewer than
+  // 64 bytes apart, so no line is skipped), larger ones once per line they span.
+  constexpr int kEvery = Format::kBytes >= 64 ? 1 : 64 / Format::kBytes;
+  int countdown = 0;
   for (int64_t b = 0; b < blocks; ++b) {
-    const Act* a[R];
-    for (int r = 0; r < R; ++r) a[r] = reinterpret_cast<const Act*>(xq + r * xq_row_bytes) + b;
+    decltype(Prepare(static_cast<const Act*>(nullptr))) a[R];
+    for (int r = 0; r < R; ++r) a[r] = Prepare(reinterpret_cast<const Act*>(xq + r * xq_row_bytes) + b);
     const int64_t at = b * Format::kBytes;
+    const bool fetch = R == 1 && countdown == 0;
+    countdown = countdown == 0 ? kEvery - 1 : countdown - 1;
 #pragma GCC unroll 4
     for (int j = 0; j < C; ++j) {
-      if constexpr (R == 1) {
+      if (fetch) {
         for (int line = 0; line < Format::kBytes; line += 64) {
           _mm_prefetch(reinterpret_cast<const char*>(ahead + j * w_row_bytes + at + line), _MM_HINT_T0);
         }
