@@ -47,9 +47,15 @@ struct ModelOptions {
   // or a recipe, "q8_0", "q4_0", "q4_k_m", "q6_k" or "fp8". kInvalidArgument for another name,
   // for a .kiln file (its weights were packed when it was compiled) or an already quantized GGUF.
   std::string quant;
-  // Speculative decoding for every request (docs/speculative.md): "" (off) or "ngram" (prompt
-  // lookup: drafts copied from earlier in the prompt and output). Lossless: the same tokens.
+  // Speculative decoding for every request (docs/speculative.md): "" (off), "ngram" (prompt
+  // lookup: drafts copied from earlier in the prompt and output) or "draft" (draft_model's
+  // greedy drafts). Lossless: the same tokens.
   std::string speculative;
+  // A smaller model with the same vocabulary (a checkpoint directory, GGUF or .kiln file) that
+  // drafts for every request; implies speculative "draft". It is loaded with this model's device,
+  // context, chunk, parallel, threads, kv_cache and quant, and given its own KV pool for the
+  // same number of sequences at the full context.
+  std::string draft_model;
   int draft_max = 8;            // tokens drafted per step
 };
 

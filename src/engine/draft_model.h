@@ -1,39 +1,104 @@
 // A draft model for speculative decoding (speculative.h, SpeculativeType::kDraft): a smaller
-// model with the same vocabulary on its own Session, decoding greedily from the target's tokens.
+// model with the target's vocabulary, placed once (its own Runner and KV pool), drafting greedily
+// for many sequences at once.
 //
-//   TRY_ASSIGN(auto draft, LoadedModel::Load("/models/small", options));
-//   TRY_ASSIGN(auto drafter, ModelDrafter::Create(std::move(draft), target_vocab));
-//   generate_options.speculative.type = SpeculativeType::kDraft;
-//   generate_options.speculative.drafter = drafter.get();
+//   TRY_ASSIGN(auto loaded, LoadedModel::Load("/models/small", options));
+//   TRY_ASSIGN(auto draft, DraftModel::Create(std::move(loaded), target_vocab));
+//   auto a = draft->NewSequence(), b = draft->NewSequence();    // one per speculating request
+//   std::vector<int32_t> drafts_a, drafts_b;
+//   DraftModel::Job jobs[] = {{a.get(), history_a, 4, &drafts_a}, {b.get(), history_b, 4, &drafts_b}};
+//   TRY(draft->Draft(jobs));
 //
-// Each Draft(history) call is one Generate on the draft session: its cache keeps the longest
-// common prefix of what it held and `history` (the rejected drafts of the last round fall away,
-// the accepted ones and the target's own token are prefilled in one step), then k greedy steps.
+// A DraftSequence is one sequence's cache on the draft model: the tokens whose K/V it holds.
+// Draft() keeps, for each job, the longest common prefix of those and the job's history (the
+// rejected drafts of the last round fall away; the accepted ones and the target's own token are
+// fed next), runs the rest of the history, and then decodes greedily: one batched Runner::Run
+// over every job per draft position, the argmax of each row taken on the host. The last draft is
+// never fed (the next round feeds what the target kept).
+//
+// Memory: a job whose next tokens need KV blocks the draft pool cannot give stops drafting there
+// (with no drafts, or fewer than asked); its cache stays, and a later call continues. Drafting
+// never fails for lack of memory. A DraftSequence must not outlive its DraftModel.
+//
+// ModelDrafter is the single-sequence Drafter over one DraftModel (kiln run, chat).
 #pragma once
 
 #include <memory>
+#include <span>
+#include <vector>
 
-#include "engine/generator.h"
 #include "engine/model_loader.h"
 #include "engine/speculative.h"
+#include "runtime/runner.h"
 
 namespace kiln {
 
+class DraftModel;
+
+class DraftSequence {
+ public:
+  // Tokens whose K/V the draft model holds for this sequence.
+  const std::vector<int32_t>& cached_tokens() const { return tokens_; }
+  // Blocks the sequence holds back to the pool; the next Draft feeds the whole history again.
+  void Reset();
+
+ private:
+  friend class DraftModel;
+  explicit DraftSequence(KvBlockPool& pool) : sequence_(pool) {}
+  Sequence sequence_;
+  std::vector<int32_t> tokens_;  // sequence_.length() of them
+};
+
+class DraftModel {
+ public:
+  // Places `model` once. kInvalidArgument naming the draft model when its vocabulary size
+  // differs from the target's: drafts are token ids of the target's vocabulary.
+  static Result<std::unique_ptr<DraftModel>> Create(std::unique_ptr<LoadedModel> model, int64_t target_vocab_size,
+                                                    RunnerOptions options = {});
+
+  std::unique_ptr<DraftSequence> NewSequence() { return std::unique_ptr<DraftSequence>(new DraftSequence(runner_->pool())); }
+
+  struct Job {
+    DraftSequence* sequence = nullptr;
+    std::span<const int32_t> history;   // the prompt and every token so far (the target's pending one last)
+    int64_t max = 0;                    // most tokens to draft
+    std::vector<int32_t>* drafts = nullptr;  // drafts are appended
+  };
+  // Drafts for every job (distinct sequences), batched. The unfed history is run first, in at
+  // most `catch_up_steps` steps of the draft Program's token bound (a job whose history does not
+  // fit in them drafts nothing this time and continues next call), shortest first; then one step
+  // per draft position. A job drafts at most as far as the draft model's context allows. A failed
+  // step forgets the caches of its sequences and returns its error.
+  Status Draft(std::span<const Job> jobs, int64_t catch_up_steps = 1 << 30);
+
+  Runner& runner() { return *runner_; }
+  const Program& program() const { return runner_->program(); }
+  int64_t vocab_size() const { return runner_->vocab_size(); }
+  const LoadedModel& model() const { return *model_; }
+
+ private:
+  DraftModel(std::unique_ptr<LoadedModel> model, std::unique_ptr<Runner> runner)
+      : model_(std::move(model)), runner_(std::move(runner)) {}
+
+  std::unique_ptr<LoadedModel> model_;  // the runner's program and weights
+  std::unique_ptr<Runner> runner_;
+  std::vector<float> logits_;
+};
+
+// The Drafter of one sequence (Generator: kiln run, chat) over a DraftModel placed for one
+// sequence: its cache follows the conversation from round to round and turn to turn.
 class ModelDrafter : public Drafter {
  public:
-  // Places the draft model for one sequence. kInvalidArgument when its vocabulary size differs
-  // from the target's.
+  // kInvalidArgument when the draft model's vocabulary size differs from the target's.
   static Result<std::unique_ptr<ModelDrafter>> Create(std::unique_ptr<LoadedModel> model, int64_t target_vocab_size);
 
   Result<int64_t> Draft(std::span<const int32_t> history, int64_t max, std::vector<int32_t>& drafts) override;
 
  private:
-  ModelDrafter(std::unique_ptr<LoadedModel> model, Session session)
-      : model_(std::move(model)), session_(std::move(session)), generator_(session_, nullptr) {}
+  explicit ModelDrafter(std::unique_ptr<DraftModel> model) : model_(std::move(model)), sequence_(model_->NewSequence()) {}
 
-  std::unique_ptr<LoadedModel> model_;  // the session's program and weights
-  Session session_;
-  Generator generator_;
+  std::unique_ptr<DraftModel> model_;
+  std::unique_ptr<DraftSequence> sequence_;
 };
 
 }  // namespace kiln

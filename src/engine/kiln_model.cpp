@@ -17,6 +17,7 @@ struct Model::Impl {
   std::unique_ptr<LoadedModel> model;
   ModelText text;
   std::unique_ptr<Runner> runner;
+  std::unique_ptr<DraftModel> draft;     // speculative "draft": outlives the scheduler
   std::unique_ptr<Scheduler> scheduler;  // declared last: stopped and destroyed first
   ModelOptions options;
   std::string path;
@@ -178,14 +179,24 @@ Result<std::unique_ptr<Model>> Model::Load(const std::string& path, const ModelO
   TRY_ASSIGN(impl->runner, impl->model->NewRunner());
   SchedulerOptions scheduler;
   scheduler.prefix_cache = options.prefix_cache;
-  if (!options.speculative.empty() && options.speculative != "none") {
-    TRY_ASSIGN(scheduler.speculative.type, ParseSpeculativeType(options.speculative));
-    if (scheduler.speculative.type == SpeculativeType::kDraft) {
-      return Error(ErrorCode::kUnsupported, "speculative 'draft' runs one sequence at a time (kiln run, chat); a model serving "
-                                            "many takes 'ngram'");
-    }
+  const std::string speculative = options.speculative.empty() && !options.draft_model.empty() ? "draft" : options.speculative;
+  if (!speculative.empty() && speculative != "none") {
+    TRY_ASSIGN(scheduler.speculative.type, ParseSpeculativeType(speculative));
     scheduler.speculative.draft_max = options.draft_max;
     TRY(scheduler.speculative.Validate());
+  }
+  if (scheduler.speculative.type == SpeculativeType::kDraft && options.draft_model.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "speculative 'draft' needs draft_model: a smaller model with the same vocabulary");
+  }
+  if (scheduler.speculative.type != SpeculativeType::kDraft && !options.draft_model.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "draft_model drafts with speculative 'draft', not '" + speculative + "'");
+  }
+  if (!options.draft_model.empty()) {
+    LoadOptions draft_load = load;
+    draft_load.device = impl->model->device();
+    TRY_ASSIGN(std::unique_ptr<LoadedModel> draft, LoadedModel::Load(options.draft_model, draft_load));
+    TRY_ASSIGN(impl->draft, DraftModel::Create(std::move(draft), impl->runner->vocab_size()));
+    scheduler.draft_model = impl->draft.get();
   }
   impl->scheduler = std::make_unique<Scheduler>(*impl->runner, impl->tokenizer(), scheduler);
   impl->scheduler->Start();

@@ -50,8 +50,19 @@ Status Scheduler::Check(const Request& request) const {
   const SpeculativeType speculative =
       request.options.speculative.enabled() ? request.options.speculative.type : options_.speculative.type;
   if (speculative == SpeculativeType::kDraft) {
-    return Error(ErrorCode::kUnsupported, "a draft model speculates for one sequence at a time (kiln run, chat, bench); "
-                                          "batched requests take --spec-type ngram");
+    if (options_.draft_model == nullptr) {
+      return Error(ErrorCode::kInvalidArgument, "speculative type draft needs the scheduler's draft model "
+                                                "(SchedulerOptions::draft_model; --draft MODEL)");
+    }
+    if (request.options.speculative.drafter != nullptr) {
+      return Error(ErrorCode::kInvalidArgument, "a Drafter drafts for one sequence (Generator); scheduled requests draft "
+                                                "with the scheduler's draft model: leave SpeculativeOptions::drafter unset");
+    }
+    if (options_.draft_model->vocab_size() != runner_.vocab_size()) {
+      return Error(ErrorCode::kInvalidArgument, "the draft model " + options_.draft_model->model().source() + " has a vocabulary of " +
+                                                    std::to_string(options_.draft_model->vocab_size()) + " tokens, the target's has " +
+                                                    std::to_string(runner_.vocab_size()));
+    }
   }
   if (request.prompt.empty()) return Error(ErrorCode::kInvalidArgument, "the prompt is empty: give at least one token");
   if (request.options.max_new_tokens < 0) {
@@ -150,6 +161,7 @@ void Scheduler::Finish(Active& active, std::optional<Error> error) {
     if (!active.result.tokens.empty()) active.result.decode_seconds = Seconds(active.first_token, now);
   }
   if (active.sequence) active.sequence->Release();
+  active.draft_sequence.reset();
   {
     std::lock_guard<std::mutex> lock(mutex_);
     ++stats_.finished;
@@ -181,6 +193,7 @@ void Scheduler::Finish(Active& active, std::optional<Error> error) {
 
 void Scheduler::Preempt(Active& active) {
   active.sequence.reset();  // returns its blocks
+  active.draft_sequence.reset();  // and the draft model's, for the requests still running
   active.fed = 0;
   for (auto it = running_.begin(); it != running_.end(); ++it) {
     if (it->get() == &active) {
@@ -266,13 +279,51 @@ bool Scheduler::Take(Active& active, GeneratedToken& token) {
   return more;
 }
 
-int64_t Scheduler::Draft(Active& active, int64_t room) {
-  active.step_tokens.assign(1, active.tokens[static_cast<size_t>(active.fed)]);
+int64_t Scheduler::DraftRoom(const Active& active, int64_t room) const {
   if (!active.speculative.enabled()) return 0;
   // The step's last row samples a token too: max tokens and the context bound the drafts.
   room = std::min({room, static_cast<int64_t>(active.draft_limit), program_.max_context - active.fed - 1,
                    active.request.options.max_new_tokens - static_cast<int64_t>(active.result.tokens.size()) - 1});
-  const int64_t drafted = DraftByPromptLookup(active.tokens, active.speculative, room, active.step_tokens);
+  return std::max<int64_t>(room, 0);
+}
+
+bool Scheduler::DraftWithModel(const std::vector<Active*>& decoding) {
+  if (options_.draft_model == nullptr) return true;
+  // Each request's room as the step will leave it if every decoding request joins it in order
+  // (the loop in StepOnce): the drafts are cut to what the step really takes.
+  std::vector<DraftModel::Job> jobs;
+  std::vector<Active*> owners;
+  int64_t budget = program_.max_tokens;
+  for (Active* active : decoding) active->model_drafts.clear();
+  for (Active* active : decoding) {
+    if (budget == 0) break;
+    const int64_t room = DraftRoom(*active, budget - 1);
+    budget -= 1 + room;
+    if (room == 0 || active->speculative.type != SpeculativeType::kDraft) continue;
+    if (!active->draft_sequence) active->draft_sequence = options_.draft_model->NewSequence();
+    jobs.push_back({active->draft_sequence.get(), active->tokens, room, &active->model_drafts});
+    owners.push_back(active);
+  }
+  if (jobs.empty()) return true;
+  // The draft model catches up a new request's prompt one chunk per step, as the target prefills.
+  Status drafted = options_.draft_model->Draft(jobs, /*catch_up_steps=*/1);
+  if (drafted.ok()) return true;
+  for (Active* active : owners) Finish(*active, drafted.error());
+  return false;
+}
+
+int64_t Scheduler::Draft(Active& active, int64_t room) {
+  active.step_tokens.assign(1, active.tokens[static_cast<size_t>(active.fed)]);
+  room = DraftRoom(active, room);
+  int64_t drafted = 0;
+  if (room == 0) {
+  } else if (active.speculative.type == SpeculativeType::kDraft) {
+    drafted = std::min(room, static_cast<int64_t>(active.model_drafts.size()));
+    active.step_tokens.insert(active.step_tokens.end(), active.model_drafts.begin(), active.model_drafts.begin() + drafted);
+  } else {
+    drafted = DraftByPromptLookup(active.tokens, active.speculative, room, active.step_tokens);
+  }
+  active.model_drafts.clear();
   active.result.draft_tokens += drafted;
   return drafted;
 }
@@ -346,6 +397,8 @@ Result<bool> Scheduler::StepOnce() {
   for (auto& owned : running_) {
     if (!owned->prefilling() && owned->pending() == 1) decoding.push_back(owned.get());
   }
+  // A failed draft step ended its requests: this step is done (the next one starts afresh).
+  if (!DraftWithModel(decoding)) return true;
   for (Active* candidate : decoding) {
     Active& active = *candidate;
     if (budget == 0) break;

@@ -47,6 +47,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/draft_model.h"
 #include "engine/generator.h"
 #include "engine/sampler.h"
 #include "engine/speculative.h"
@@ -73,6 +74,10 @@ struct SchedulerOptions {
   // Speculative decoding for requests that do not ask for it themselves (speculative.h): each
   // decoding sequence's step carries its drafts; rows are sampled on the host.
   SpeculativeOptions speculative;
+  // Drafts of the requests that speculate with SpeculativeType::kDraft (not owned; it must
+  // outlive the scheduler). Each such request has its own sequence on the draft model's pool;
+  // every step, the drafts of all of them run batched before the target's step (docs/speculative.md).
+  DraftModel* draft_model = nullptr;
 };
 
 struct SchedulerStats {
@@ -126,6 +131,9 @@ class Scheduler {
     std::unique_ptr<Sequence> sequence;  // while admitted
     std::vector<int32_t> tokens;         // the prompt, then every sampled token
     std::vector<int32_t> step_tokens;    // a speculative step: the pending token, then its drafts
+    std::unique_ptr<DraftSequence> draft_sequence;  // kDraft: its cache on the draft model
+    std::vector<int32_t> model_drafts;   // kDraft: the draft model's tokens for this step
+    int64_t draft_room = 0;              // kDraft: drafts this step's token bound leaves room for
     SpeculativeOptions speculative;      // the request's, or the scheduler's default
     int draft_limit = 0;                 // drafts of its next round (NextDraftLimit)
     int64_t fed = 0;                     // tokens whose K/V the sequence holds
@@ -162,6 +170,12 @@ class Scheduler {
   // Records a sampled token: streams it, checks the stops, ends the request when it stops
   // (returns false: it is gone).
   bool Take(Active& active, GeneratedToken& token);
+  // The most drafts the request's next step may carry beside the step's token bound (`room`):
+  // its draft limit, the context and max tokens.
+  int64_t DraftRoom(const Active& active, int64_t room) const;
+  // The draft model's drafts for every decoding request that speculates with it, batched, into
+  // active.model_drafts. A failed draft step ends the requests in it; false when any ended.
+  bool DraftWithModel(const std::vector<Active*>& decoding);
   // Drafts for a decoding request's next step into active.step_tokens (after its pending
   // token), at most `room`; returns how many.
   int64_t Draft(Active& active, int64_t room);
