@@ -23,6 +23,7 @@
 #include "constraint/constraint.h"
 #include "constraint/matcher.h"
 #include "tokenizer/model_tokenizer.h"
+#include "tool_call_schema.h"
 
 namespace {
 
@@ -101,20 +102,7 @@ struct Case {
 };
 
 std::vector<Case> Cases(int documents) {
-  Case schema{"JSON schema (tool call: object, enum, integer range, array, nested object, date)",
-              R"({"type": "object", "properties": {
-                  "name": {"type": "string", "maxLength": 64},
-                  "unit": {"enum": ["celsius", "fahrenheit"]},
-                  "days": {"type": "integer", "minimum": 1, "maximum": 14},
-                  "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 8},
-                  "location": {"type": "object", "properties": {
-                      "city": {"type": "string"}, "country": {"type": "string"},
-                      "lat": {"type": "number"}, "lon": {"type": "number"}},
-                    "required": ["city", "country"]},
-                  "start": {"type": "string", "format": "date"},
-                  "verbose": {"type": "boolean"}},
-                "required": ["name", "unit", "days", "location"]})",
-              {}};
+  Case schema{"JSON schema (tool call: object, enum, integer range, array, nested object, date)", kiln::kToolCallSchema, {}};
   Case any{"any JSON object (json_object mode)", "", {}};
   const char* cities[] = {"Paris", "Zürich", "東京", "São Paulo", "New York", "Reykjavík"};
   for (int i = 0; i < documents; ++i) {

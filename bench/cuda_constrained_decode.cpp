@@ -7,6 +7,7 @@
 #include "cuda_bench_util.h"
 #include "engine/output_constraint.h"
 #include "tokenizer/model_tokenizer.h"
+#include "tool_call_schema.h"
 
 namespace kiln {
 
@@ -15,20 +16,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
-
-// The tool-call schema of constraint_bench's first case.
-constexpr char kToolSchema[] = R"({"type": "object", "properties": {
-    "name": {"type": "string", "maxLength": 64},
-    "unit": {"enum": ["celsius", "fahrenheit"]},
-    "days": {"type": "integer", "minimum": 1, "maximum": 14},
-    "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 8},
-    "location": {"type": "object", "properties": {
-        "city": {"type": "string"}, "country": {"type": "string"},
-        "lat": {"type": "number"}, "lon": {"type": "number"}},
-      "required": ["city", "country"]},
-    "start": {"type": "string", "format": "date"},
-    "verbose": {"type": "boolean"}},
-  "required": ["name", "unit", "days", "location"]})";
 
 }  // namespace
 
@@ -41,7 +28,7 @@ Result<std::vector<ConstrainedDecodeRun>> RunConstrainedDecodes(Session& session
                                                                 const std::shared_ptr<const constraint::TokenVocabulary>& vocabulary) {
   std::vector<ConstrainedDecodeRun> runs;
   for (const char* name : {"json", "schema"}) {
-    TRY_ASSIGN(auto grammar, std::string(name) == "json" ? constraint::CompileAnyJson() : constraint::CompileJsonSchema(kToolSchema));
+    TRY_ASSIGN(auto grammar, std::string(name) == "json" ? constraint::CompileAnyJson() : constraint::CompileJsonSchema(kToolCallSchema));
     const ConstraintSpec spec{grammar, vocabulary};
     std::vector<double> mask_seconds;
     int64_t tokens = 0;

@@ -282,14 +282,19 @@ class RowSamplingModel : public PlacedModel {
 
 using RowSamplingBackend = testing::CpuBackendWith<RowSamplingModel>;
 
+// A runner of `model`'s program and weights on `backend`.
+Result<std::unique_ptr<Runner>> RunnerOn(Backend& backend, const LoadedModel& model) {
+  std::vector<WeightView> views;
+  for (size_t i = 0; i < model.program().weights.size(); ++i) {
+    const auto bytes = model.WeightBytes()[i];
+    views.push_back({bytes.data(), model.program().weights[i].dtype, static_cast<int64_t>(bytes.size())});
+  }
+  return Runner::Create(model.program(), backend, std::move(views), {});
+}
+
 TEST_F(SchedulerTest, RowsSampledByTheBackendGiveTheSoloTokens) {
   RowSamplingBackend backend(model_->architecture().vocab_size());
-  std::vector<WeightView> views;
-  for (size_t i = 0; i < model_->program().weights.size(); ++i) {
-    const auto bytes = model_->WeightBytes()[i];
-    views.push_back({bytes.data(), model_->program().weights[i].dtype, static_cast<int64_t>(bytes.size())});
-  }
-  auto runner = Runner::Create(model_->program(), backend, std::move(views), {});
+  auto runner = RunnerOn(backend, *model_);
   ASSERT_TRUE(runner.has_value()) << runner.error().ToString();
   std::map<RequestId, Outcome> outcomes;
   std::map<RequestId, std::vector<int32_t>> prompts;
@@ -342,12 +347,7 @@ TEST_F(SchedulerTest, ConstrainedRowsAreMaskedWhereTheyAreSampled) {
     return tokens;
   };
   RowSamplingBackend backend(vocab);
-  std::vector<WeightView> views;
-  for (size_t i = 0; i < model_->program().weights.size(); ++i) {
-    const auto bytes = model_->WeightBytes()[i];
-    views.push_back({bytes.data(), model_->program().weights[i].dtype, static_cast<int64_t>(bytes.size())});
-  }
-  auto row_sampling = Runner::Create(model_->program(), backend, std::move(views), {});
+  auto row_sampling = RunnerOn(backend, *model_);
   ASSERT_TRUE(row_sampling.has_value()) << row_sampling.error().ToString();
   const std::vector<std::vector<int32_t>> on_row_backend = run(**row_sampling);
   ASSERT_NE(backend.last, nullptr);
@@ -385,12 +385,7 @@ TEST_F(SchedulerTest, PenalizedRequestsSampleOnTheHost) {
     return tokens;
   };
   RowSamplingBackend backend(model_->architecture().vocab_size());
-  std::vector<WeightView> views;
-  for (size_t i = 0; i < model_->program().weights.size(); ++i) {
-    const auto bytes = model_->WeightBytes()[i];
-    views.push_back({bytes.data(), model_->program().weights[i].dtype, static_cast<int64_t>(bytes.size())});
-  }
-  auto row_sampling = Runner::Create(model_->program(), backend, std::move(views), {});
+  auto row_sampling = RunnerOn(backend, *model_);
   ASSERT_TRUE(row_sampling.has_value()) << row_sampling.error().ToString();
   const std::vector<std::vector<int32_t>> on_row_backend = run(**row_sampling);
   ASSERT_NE(backend.last, nullptr);
