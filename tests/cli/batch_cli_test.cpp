@@ -68,6 +68,38 @@ TEST(BatchCommand, EveryRequestMatchesItsSoloRunInInputOrder) {
   }
 }
 
+// --draft MODEL: a draft model drafts for every request; the outputs are the plain ones.
+TEST(BatchCommand, DraftModelGivesThePlainOutputs) {
+  std::string lines = "{\"prompt_tokens\": " + kGreedyPrompt + ", \"max_tokens\": 10}\n";
+  lines += "{\"prompt_tokens\": [2,17,300,41,5,6,7,8,9,10,11,12,13], \"max_tokens\": 20, \"temperature\": 0.9, \"seed\": 4}\n";
+  lines += "{\"prompt_tokens\": [2,44,45,46,47,48], \"max_tokens\": 15}\n";
+  const std::string path = WriteLines("kiln_batch_draft.jsonl", lines);
+  const std::string common = " --prompts " + path + " --parallel 3 --chunk 8 --ctx 64 --ignore-eos";
+  CommandResult plain = Kiln("batch " + kFixtures + "/g31b" + common, "", true);
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  for (const std::string draft : {"g31b", "e2b"}) {
+    CommandResult drafted = Kiln("batch " + kFixtures + "/g31b" + common + " --draft " + kFixtures + "/" + draft + " --draft-max 3", "", true);
+    ASSERT_EQ(drafted.exit_code, 0) << drafted.output;
+    const std::vector<nlohmann::json> expected = JsonLines(plain.output), got = JsonLines(drafted.output);
+    ASSERT_EQ(got.size(), 3u) << drafted.output;
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i]["tokens"], expected[i]["tokens"]) << draft << " request " << i;
+    EXPECT_EQ(got[0]["tokens"].dump(), kGreedyTokens);
+    ASSERT_TRUE(got[2].contains("draft_tokens")) << got[2].dump();
+    EXPECT_GT(got[2]["draft_tokens"].get<int>(), 0);
+    if (draft == "g31b") {
+      EXPECT_EQ(got[2]["accepted_draft_tokens"], got[2]["draft_tokens"]) << "its own greedy drafts";
+    }
+    EXPECT_FALSE(expected[2].contains("draft_tokens"));
+  }
+  // A draft model of another vocabulary is refused before anything runs, naming it.
+  CommandResult other = Kiln("batch " + kFixtures + "/g31b" + common + " --draft " + kFixtures + "/../../models/brown-gemma4");
+  EXPECT_NE(other.exit_code, 0);
+  EXPECT_NE(other.output.find("brown-gemma4 has a vocabulary of 8192 tokens, the target's has 512"), std::string::npos) << other.output;
+  CommandResult mixed = Kiln("batch " + kFixtures + "/g31b" + common + " --spec-type ngram --draft " + kFixtures + "/e2b");
+  EXPECT_EQ(mixed.exit_code, 2);
+  EXPECT_EQ(mixed.output, "kiln batch: invalid argument: --draft MODEL drafts with --spec-type draft, not ngram\n");
+}
+
 TEST(BatchCommand, ABadLineFailsBeforeAnythingRuns) {
   const std::string path = WriteLines("kiln_batch_bad.jsonl", "{\"prompt_tokens\": [2, 5]}\n{\"promt\": \"x\"}\n");
   CommandResult bad = Kiln("batch " + kFixtures + "/g31b --prompts " + path + " --ctx 64");

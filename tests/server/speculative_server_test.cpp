@@ -1,5 +1,6 @@
-// A server whose model speculates (ModelOptions::speculative, `kiln serve --spec-type ngram`):
-// the same completions as a model that does not, and the draft counters in /metrics.
+// A server whose model speculates (ModelOptions::speculative, `kiln serve --spec-type ngram`, or
+// ModelOptions::draft_model, `kiln serve --draft MODEL`): the same completions as a model that
+// does not, and the draft counters in /metrics.
 #include "server_fixture.h"
 
 namespace kiln::server::testing {
@@ -45,6 +46,57 @@ TEST(SpeculativeServer, CompletionsEqualPlainDecodingAndDraftsAreCounted) {
   const double accepted = MetricValue(metrics.body, "kiln_draft_tokens_accepted_total");
   EXPECT_GT(accepted, 0) << metrics.body;
   EXPECT_GE(drafted, accepted);
+}
+
+// A draft model (ModelOptions::draft_model, `kiln serve --draft MODEL`): the bundled model drafting
+// for itself. Chat completions equal a plain server's, greedy and seeded at 0.9, and /metrics
+// counts the drafts (every greedy draft of a model's own is accepted).
+TEST(SpeculativeServer, DraftModelChatCompletionsEqualAPlainServers) {
+  Server plain_server(LocalOptions());
+  auto plain_port = plain_server.Start();
+  ASSERT_TRUE(plain_port.has_value());
+  auto plain = Model::Load(kModelDir, TestModelOptions());
+  ASSERT_TRUE(plain.has_value());
+  plain_server.SetModel(std::move(*plain), "brown-gemma4");
+  Server server(LocalOptions());
+  auto port = server.Start();
+  ASSERT_TRUE(port.has_value());
+  ModelOptions options = TestModelOptions();
+  options.draft_model = kModelDir;
+  options.draft_max = 4;
+  auto model = Model::Load(kModelDir, options);
+  ASSERT_TRUE(model.has_value()) << model.error().message();
+  server.SetModel(std::move(*model), "brown-gemma4");
+
+  const json messages = json::array({{{"role", "user"}, {"content", "Tell me about the jury and the city election."}}});
+  // Greedy without the model's default repetition penalty: the drafts are plain argmax.
+  const json greedy = {{"model", "brown-gemma4"}, {"messages", messages}, {"max_tokens", 40}, {"temperature", 0},
+                       {"repetition_penalty", 1.0}};
+  HttpReply expected = Send(*plain_port, "POST", "/v1/chat/completions", greedy.dump());
+  HttpReply got = Send(*port, "POST", "/v1/chat/completions", greedy.dump());
+  ASSERT_EQ(expected.status, 200) << expected.body;
+  ASSERT_EQ(got.status, 200) << got.body;
+  EXPECT_EQ(got.Json()["choices"][0]["message"], expected.Json()["choices"][0]["message"]);
+  EXPECT_EQ(got.Json()["usage"]["completion_tokens"], expected.Json()["usage"]["completion_tokens"]);
+
+  HttpReply metrics = Send(*port, "GET", "/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  const double drafted = MetricValue(metrics.body, "kiln_draft_tokens_total");
+  const double accepted = MetricValue(metrics.body, "kiln_draft_tokens_accepted_total");
+  EXPECT_GT(drafted, 0) << metrics.body;
+  EXPECT_EQ(accepted, drafted) << "a model accepts its own greedy drafts";
+
+  json seeded = greedy;  // with the model's repetition penalty: rows the drafts may disagree with
+  seeded.erase("repetition_penalty");
+  seeded["temperature"] = 0.9;
+  seeded["seed"] = 7;
+  expected = Send(*plain_port, "POST", "/v1/chat/completions", seeded.dump());
+  ASSERT_EQ(expected.status, 200) << expected.body;
+  got = Send(*port, "POST", "/v1/chat/completions", seeded.dump());
+  ASSERT_EQ(got.status, 200) << got.body;
+  EXPECT_EQ(got.Json()["choices"][0]["message"], expected.Json()["choices"][0]["message"]);
+  metrics = Send(*port, "GET", "/metrics");
+  EXPECT_GT(MetricValue(metrics.body, "kiln_draft_tokens_total"), drafted);
 }
 
 }  // namespace

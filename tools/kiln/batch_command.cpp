@@ -36,10 +36,11 @@ const char kUsage[] =
     "        repeat_last_n, seed, stop (string or list), ignore_eos, and structured output: json_schema\n"
     "        (object or text), regex, grammar (GBNF text) or json (true: any JSON object)\n"
     "  Output: one JSON line per request, in input order: index, id, text, tokens, stop_reason,\n"
-    "        prompt_tokens, cached_tokens, timings\n"
+    "        prompt_tokens, cached_tokens, draft_tokens and accepted_draft_tokens (when it drafted), timings\n"
     "  --parallel N        sequences per step (default 8)\n"
     "  --no-prefix-cache   prefill every prompt in full\n"
-    "  --spec-type ngram --draft-max N  speculative decoding by prompt lookup (same output)\n"
+    "  --spec-type ngram|draft  --draft MODEL  --draft-max N  speculative decoding (same output): prompt\n"
+    "                      lookup, or a smaller model with the same tokenizer drafting for every request\n"
     "  The generation flags of `kiln run` give every request's defaults: --max-tokens --temperature\n"
     "  --top-k --top-p --min-p --repeat-penalty --repeat-last-n --seed --stop --ignore-eos --system\n"
     "  --no-chat-template; and --ctx --chunk --threads --device --kv-cache --quant.\n";
@@ -179,6 +180,10 @@ Json ResultJson(size_t index, const Json& id, const Completion& result) {
   if (result.stop_reason == "stop_string") out["stop_string"] = result.stop_string;
   out["prompt_tokens"] = result.prompt_tokens;
   out["cached_tokens"] = result.cached_tokens;
+  if (result.draft_tokens > 0) {  // speculative decoding
+    out["draft_tokens"] = result.draft_tokens;
+    out["accepted_draft_tokens"] = result.accepted_draft_tokens;
+  }
   out["timings"] = {{"prompt_seconds", result.prompt_seconds},
                     {"first_token_seconds", result.first_token_seconds},
                     {"generation_seconds", result.generation_seconds}};
@@ -248,6 +253,7 @@ int RunBatch(int argc, char** argv) {
   if (flags->speculative.enabled()) {
     options.speculative = SpeculativeTypeName(flags->speculative.type);
     options.draft_max = flags->speculative.draft_max;
+    if (flags->speculative.type == SpeculativeType::kDraft) options.draft_model = args->Get("--draft");
   }
   const auto start = std::chrono::steady_clock::now();
   auto model = Model::Load(*path, options);
@@ -288,6 +294,7 @@ int RunBatch(int argc, char** argv) {
     ids.push_back(std::move(id));
   }
 
+  const auto loaded = std::chrono::steady_clock::now();
   // Results print in input order, each as soon as those before it are out (callbacks run on the
   // model's driver thread, one at a time).
   std::mutex mutex;
@@ -313,14 +320,22 @@ int RunBatch(int argc, char** argv) {
     std::unique_lock<std::mutex> lock(mutex);
     all_done.wait(lock, [&] { return next == requests.size(); });
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const auto end = std::chrono::steady_clock::now();
+  const double seconds = std::chrono::duration<double>(end - start).count();
+  const double run_seconds = std::chrono::duration<double>(end - loaded).count();
   const ModelStats stats = (*model)->stats();
   std::fprintf(stderr, "requests     %lld, %lld sequences per step, %lld preempted\n", static_cast<long long>(stats.finished),
                static_cast<long long>(info.parallel), static_cast<long long>(stats.preemptions));
   std::fprintf(stderr, "prompt       %lld tokens (%lld from the prefix cache)\n", static_cast<long long>(stats.prompt_tokens),
                static_cast<long long>(stats.cached_tokens));
-  std::fprintf(stderr, "generation   %lld tokens, %.3f s, %.1f tok/s over all requests (load included)\n",
-               static_cast<long long>(stats.generated_tokens), seconds, seconds > 0 ? stats.generated_tokens / seconds : 0.0);
+  std::fprintf(stderr, "generation   %lld tokens, %.3f s, %.1f tok/s over all requests (load included); %.3f s, %.1f tok/s after it\n",
+               static_cast<long long>(stats.generated_tokens), seconds, seconds > 0 ? stats.generated_tokens / seconds : 0.0,
+               run_seconds, run_seconds > 0 ? stats.generated_tokens / run_seconds : 0.0);
+  if (stats.draft_tokens > 0) {
+    std::fprintf(stderr, "speculative  %lld drafted, %lld accepted (%.1f%%)\n", static_cast<long long>(stats.draft_tokens),
+                 static_cast<long long>(stats.accepted_draft_tokens),
+                 100.0 * static_cast<double>(stats.accepted_draft_tokens) / static_cast<double>(stats.draft_tokens));
+  }
   std::fprintf(stderr, "peak memory  %s\n", FormatBytes(PeakMemoryBytes()).c_str());
   return 0;
 }

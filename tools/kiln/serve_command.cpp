@@ -1,6 +1,6 @@
 // kiln serve [MODEL] [--host 127.0.0.1] [--port 8080] [--api-key K | --api-key-file F]
 //            [--parallel N] [--ctx N] [--chunk N] [--threads N] [--device cpu|cuda]
-//            [--spec-type ngram] [--draft-max N]
+//            [--spec-type ngram|draft] [--draft MODEL] [--draft-max N]
 // An OpenAI-compatible HTTP server (src/server/server.h) over one model. The socket listens
 // before the model loads (/health answers 503 "Loading model" until then); SIGINT or SIGTERM
 // stops accepting, lets the requests in flight finish, and exits with status 0.
@@ -37,7 +37,9 @@ const char kUsage[] =
     "  --ctx N --chunk N --threads N --device cpu|cuda --kv-cache f32|bf16\n"
     "  --quant q8_0|q4_0|q4_k_m|q6_k|fp8  weights quantized by that recipe (docs/quantization.md)\n"
     "  --spec-type ngram    speculative decoding by prompt lookup for every request (same output;\n"
-    "                       docs/speculative.md)   --draft-max N  tokens drafted per step (default 8)\n";
+    "                       docs/speculative.md)   --draft-max N  tokens drafted per step (default 8)\n"
+    "  --draft MODEL        speculative decoding with a smaller model of the same tokenizer drafting\n"
+    "                       for every request (--spec-type draft; loaded with the flags above)\n";
 
 // The id /v1/models reports: the directory's name, or the file's stem for a .kiln file.
 std::string ModelName(const std::string& path) {
@@ -64,7 +66,7 @@ Result<std::string> ApiKey(const Args& args) {
 int RunServe(int argc, char** argv) {
   std::set<std::string> value_flags = {"--host", "--port", "--api-key", "--api-key-file", "--cors", "--parallel", "--ctx",
                                        "--chunk", "--threads", "--device", "--kv-cache", "--spec-type", "--draft-max",
-                                       "--quant"};
+                                       "--draft", "--quant"};
   auto args = Args::Parse(argc, argv, value_flags, {"--help"});
   if (!args) return ReportError("serve", args.error());
   if (args->Has("--help")) {
@@ -91,10 +93,13 @@ int RunServe(int argc, char** argv) {
   options.threads = load_options->num_threads;
   options.kv_cache = args->Get("--kv-cache");
   options.quant = args->Get("--quant");
-  if (args->Has("--spec-type") || args->Has("--draft-max")) options.speculative = args->Get("--spec-type", "ngram");
-  auto draft_max = args->GetInt("--draft-max", options.draft_max, 1, 64);
-  if (!draft_max) return ReportError("serve", draft_max.error());
-  options.draft_max = static_cast<int>(*draft_max);
+  auto speculative = SpeculativeOptionsFromArgs(*args);
+  if (!speculative) return ReportError("serve", speculative.error());
+  if (speculative->enabled()) {
+    options.speculative = SpeculativeTypeName(speculative->type);
+    if (speculative->type == SpeculativeType::kDraft) options.draft_model = args->Get("--draft");
+  }
+  options.draft_max = speculative->draft_max;
 
   // SIGINT and SIGTERM are blocked in every thread (the server's threads inherit the mask) and
   // taken by sigwait below, so a signal never interrupts a request half written.
@@ -126,8 +131,9 @@ int RunServe(int argc, char** argv) {
     const ModelInfo info = (*model)->info();
     server.SetModel(std::move(*model), ModelName(*path));
     loaded = true;
-    std::fprintf(stderr, "kiln serve: %s ready (%s, context %lld, %lld parallel)\n", ModelName(*path).c_str(), info.target.c_str(),
-                 static_cast<long long>(info.context), static_cast<long long>(info.parallel));
+    std::fprintf(stderr, "kiln serve: %s ready (%s, context %lld, %lld parallel%s)\n", ModelName(*path).c_str(), info.target.c_str(),
+                 static_cast<long long>(info.context), static_cast<long long>(info.parallel),
+                 options.draft_model.empty() ? "" : (", draft model " + options.draft_model).c_str());
   });
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
