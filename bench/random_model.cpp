@@ -1,10 +1,13 @@
 #include "random_model.h"
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <random>
 
 #include "backends/cpu/kernel_context.h"
+#include "compiler/memory_planner.h"
+#include "compiler/program.h"
 #include "core/quant.h"
 #include "engine/model_loader.h"
 #include "io/safetensors_writer.h"
@@ -105,6 +108,14 @@ Result<std::unique_ptr<RandomQuantizedModel>> RandomQuantizedModel::Create(const
       if (value.kind == ValueKind::kWeight) value.dtype = program.weights[index_of.at(value.name)].dtype;
     }
     for (const Op& op : step.graph.ops()) TRY(model->backend_.CheckOp(step.graph, op));
+  }
+  // Planned again, as the compiler plans a quantized program: the backend's scratch depends on
+  // the weights' dtypes (the CPU's int8 activation rows for block formats).
+  program.arena_bytes = 0;
+  for (StepFunction& step : program.steps) {
+    TRY(BuildRequests(step, model->backend_, program.max_context, step.guard_bytes));
+    TRY(ApplyPlan(step, PlanMemory(step.requests, model->backend_.alignment_bytes()), model->backend_.alignment_bytes()));
+    program.arena_bytes = std::max(program.arena_bytes, step.plan.arena_bytes);
   }
   source.reset();
   fs::remove_all(scratch_dir);

@@ -30,40 +30,62 @@ bool HasMinimum(DType dtype) {
 
 int64_t ActBlockElements(DType dtype) { return DTypeBlockElements(dtype) == 256 ? 256 : 32; }
 
-// The activation scale d of each block of row `r` (rows k apart), by the reference quantizer.
-std::vector<double> ActScales(DType dtype, const float* x, int64_t k) {
+// The activation scale d of each block of a row and the rounded values d * q, by the reference
+// quantizer.
+struct Rounded {
+  std::vector<double> d, values;
+};
+Rounded RoundedActivations(DType dtype, const float* x, int64_t k) {
   const int64_t per = ActBlockElements(dtype);
   std::vector<uint8_t> q(static_cast<size_t>(Int8ActRowBytes(dtype, k)));
-  std::vector<double> d(static_cast<size_t>(k / per));
+  Rounded rounded;
+  rounded.d.resize(static_cast<size_t>(k / per));
+  rounded.values.resize(static_cast<size_t>(k));
+  auto put = [&](size_t b, float d, const int8_t* values) {
+    rounded.d[b] = d;
+    for (int64_t i = 0; i < per; ++i) rounded.values[b * per + i] = static_cast<double>(d) * values[i];
+  };
   if (per == 32) {
     QuantizeAct32Reference(x, k, 1, k, q.data());
-    for (size_t b = 0; b < d.size(); ++b) d[b] = reinterpret_cast<const ActBlock32*>(q.data())[b].d;
+    const auto* blocks = reinterpret_cast<const ActBlock32*>(q.data());
+    for (size_t b = 0; b < rounded.d.size(); ++b) put(b, blocks[b].d, blocks[b].q);
   } else {
     QuantizeAct256Reference(x, k, 1, k, q.data());
-    for (size_t b = 0; b < d.size(); ++b) d[b] = reinterpret_cast<const ActBlock256*>(q.data())[b].d;
+    const auto* blocks = reinterpret_cast<const ActBlock256*>(q.data());
+    for (size_t b = 0; b < rounded.d.size(); ++b) put(b, blocks[b].d, blocks[b].q);
   }
-  return d;
+  return rounded;
 }
 
+// value: sum_i x[i] * w[i], within tolerance (the bound stated at the top of this file).
+// rounded: sum_i (d q)[i] * w[i], what the integer kernels compute, within f32 rounding alone
+// (rounded_tolerance): a kernel that mis-scales a block or drops an offset fails this much
+// tighter check even where the rounding bound would hide it.
 struct Expected {
-  double value = 0, tolerance = 0;
+  double value = 0, tolerance = 0, rounded = 0, rounded_tolerance = 0;
 };
 
-// sum_i x[i] * w[i] and the bound stated at the top of this file.
 Expected Reference(DType dtype, const float* x, const float* w, int64_t k) {
   const int64_t per = ActBlockElements(dtype);
-  const std::vector<double> d = ActScales(dtype, x, k);
+  const Rounded r = RoundedActivations(dtype, x, k);
   Expected e;
-  double rounding = 0, magnitude = 0, sum_x = 0, largest = 0;
+  double rounding = 0, magnitude = 0, rounded_magnitude = 0, sum_x = 0, largest = 0;
   for (int64_t i = 0; i < k; ++i) {
+    const double xr = r.values[static_cast<size_t>(i)];
     e.value += static_cast<double>(x[i]) * w[i];
-    rounding += d[static_cast<size_t>(i / per)] / 2 * std::abs(w[i]);
+    e.rounded += xr * w[i];
+    rounding += r.d[static_cast<size_t>(i / per)] / 2 * std::abs(w[i]);
     magnitude += std::abs(static_cast<double>(x[i]) * w[i]);
+    rounded_magnitude += std::abs(xr * w[i]);
     sum_x += std::abs(x[i]);
     largest = std::max(largest, std::abs(static_cast<double>(w[i])));
   }
   e.tolerance = rounding * (1 + 1e-5) + 1e-5 * magnitude + 1e-7;
-  if (HasMinimum(dtype)) e.tolerance += std::ldexp(sum_x * 2 * largest, -20);
+  e.rounded_tolerance = 1e-5 * rounded_magnitude + 1e-7;
+  if (HasMinimum(dtype)) {
+    e.tolerance += std::ldexp(sum_x * 2 * largest, -20);
+    e.rounded_tolerance += std::ldexp(sum_x * 2 * largest, -20);
+  }
   return e;
 }
 
@@ -146,6 +168,9 @@ TEST(QuantInt8Test, EveryTableAndFormatIsWithinTheRoundingBound) {
                 const Expected& e = want[static_cast<size_t>(r * max_count + j)];
                 ASSERT_NEAR(got, e.value, e.tolerance) << table->isa << " " << DTypeName(dtype) << " k=" << k
                                                        << " rows=" << rows << " count=" << count << " r=" << r << " j=" << j;
+                ASSERT_NEAR(got, e.rounded, e.rounded_tolerance) << table->isa << " " << DTypeName(dtype) << " k=" << k
+                                                                 << " rows=" << rows << " count=" << count << " r=" << r
+                                                                 << " j=" << j << " (against the rounded activations)";
               }
             }
           }
@@ -194,6 +219,8 @@ TEST(QuantInt8Test, LinearOpWithScratchRoundsActivationsWithinTheBound) {
             const Expected e = Reference(dtype, x.data() + r * K, dequantized.data() + n * K, K);
             ASSERT_NEAR(y[static_cast<size_t>(r * N + n)], e.value, e.tolerance)
                 << table->isa << " " << DTypeName(dtype) << " rows=" << rows << " r=" << r << " n=" << n;
+            ASSERT_NEAR(y[static_cast<size_t>(r * N + n)], e.rounded, e.rounded_tolerance)
+                << table->isa << " " << DTypeName(dtype) << " rows=" << rows << " r=" << r << " n=" << n << " (rounded)";
           }
         }
       }

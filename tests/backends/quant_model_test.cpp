@@ -1,6 +1,7 @@
 // A whole random-weight Gemma 4 model with its matrices in each block format, against the same
 // model holding exactly the values those blocks dequantize to, in f32: the quantized run may
-// differ only by the kernels' summation order, through every layer, prefill and decode.
+// differ only by the kernels' summation order (and, on the int8 path, the activation rounding),
+// through every layer, prefill and decode.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <filesystem>
 #include <unistd.h>
 
+#include "backends/cpu/simd/dot.h"
 #include "runtime/session.h"
 
 #include "random_model.h"
@@ -66,7 +68,14 @@ TEST(QuantModelTest, EveryFormatRunsAWholeModelLikeItsDequantizedWeights) {
     }
     // Both runs multiply the same f32 weights; only summation order differs (and q4_k's fused
     // d*sc*q - dmin*m): relative 1e-6 per dot, amplified a little by two layers and a softcap.
-    EXPECT_LE(worst, 1e-4f * largest + 1e-5f) << DTypeName(dtype) << ": largest |logit| " << largest;
+    // Unless the block formats round activations to int8 (quant_int8.h, the default where the
+    // CPU has AVX2): then every matrix's input moves by up to half a rounding step, and with
+    // random weights that adds up to 4-19 % of the largest logit across these 14 matrices
+    // (measured 2026-12-07). quant_int8_test.cpp checks those kernels exactly; ctest also runs
+    // this test with KILN_CPU_INT8_ACTIVATIONS=0 (tests/CMakeLists.txt) for the tight bound.
+    const bool int8 = cpu::SelectDotKernels().quant->int8 != nullptr && dtype != DType::kF8_E4M3;
+    const float tolerance = int8 ? 0.25f * largest : 1e-4f * largest + 1e-5f;
+    EXPECT_LE(worst, tolerance) << DTypeName(dtype) << ": largest |logit| " << largest << (int8 ? " (int8 activations)" : "");
     EXPECT_GT(largest, 0.0f);
   }
   fs::remove_all(root);
