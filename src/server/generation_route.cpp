@@ -7,6 +7,7 @@
 #include "server/gemma4_output.h"
 #include "server/request_channel.h"
 #include "server/json_fields.h"
+#include "server/connection_watch.h"
 #include "server/server_impl.h"
 
 namespace kiln::server {
@@ -86,6 +87,19 @@ std::shared_ptr<RequestChannel> Server::Impl::SubmitGeneration(GenerationRequest
   return channel;
 }
 
+void Server::Impl::WaitForCompletion(RequestChannel& channel, const httplib::Request& request, RequestId id, std::deque<TokenEvent>* tokens,
+                                     std::optional<Completion>* done) {
+  const ConnectionWatch watch = ConnectionWatch::Of(request);
+  bool cancelled = false;
+  while (!*done) {
+    channel.Take(tokens, done, milliseconds(watch.watching() ? 200 : 1000));
+    if (!*done && !cancelled && watch.Closed()) {
+      model->Cancel(id);
+      cancelled = true;
+    }
+  }
+}
+
 void Server::Impl::GenerationRoute(Endpoint endpoint, const httplib::Request& request, httplib::Response& response) {
   Result<ApiRequest> parsed =
       endpoint == Endpoint::kChat ? ParseChatRequest(request.body, limits) : ParseCompletionRequest(request.body, limits);
@@ -109,7 +123,7 @@ void Server::Impl::GenerationRoute(Endpoint endpoint, const httplib::Request& re
   if (!api.stream) {
     std::deque<TokenEvent> tokens;
     std::optional<Completion> done;
-    while (!done) channel->Take(&tokens, &done, milliseconds(1000));
+    WaitForCompletion(*channel, request, id, &tokens, &done);
     if (done->error) return SendError(response, 500, done->error->message(), "server_error");
     json logprobs = nullptr;
     if (api.logprobs) {

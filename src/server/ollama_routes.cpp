@@ -46,7 +46,7 @@ void Server::Impl::OllamaGenerationRoute(OllamaRoute route, const httplib::Reque
   if (!api.stream) {
     std::deque<TokenEvent> tokens;
     std::optional<Completion> done;
-    while (!done) channel->Take(&tokens, &done, milliseconds(1000));
+    WaitForCompletion(*channel, request, id, &tokens, &done);
     if (done->error) return SendOllamaError(response, 500, done->error->message());
     ReplyDelta reply;
     if (api.parse_reply) {

@@ -64,6 +64,11 @@ struct Server::Impl {
   // arrive through the returned channel. Null when refused; the error has then been sent.
   std::shared_ptr<RequestChannel> SubmitGeneration(GenerationRequest generation, httplib::Response& response, ErrorStyle style,
                                                    RequestId* id);
+  // An unstreamed reply's wait: every token and then the completion of request `id` from
+  // `channel`. A client that hangs up meanwhile (connection_watch.h) has the request cancelled, so
+  // its sequence and KV blocks are freed at the next step; the completion still arrives.
+  void WaitForCompletion(RequestChannel& channel, const httplib::Request& request, RequestId id, std::deque<TokenEvent>* tokens,
+                         std::optional<Completion>* done);
 };
 
 // Sets OpenAI's or Ollama's error body and status.

@@ -5,6 +5,11 @@
 #include <cstdio>
 #include <thread>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "server_fixture.h"
 
 namespace kiln::server::testing {
@@ -44,6 +49,54 @@ TEST_F(ServerTest, DisconnectMidStreamCancels) {
   EXPECT_EQ(Metric(metrics, "kiln_requests_cancelled_total"), cancelled_before + 1) << metrics;
   EXPECT_EQ(Metric(metrics, "kiln_requests_processing"), 0) << metrics;
   EXPECT_EQ(Metric(metrics, "kiln_requests_waiting"), 0) << metrics;
+}
+
+// Sends `body` to `path` on a raw connection, waits `wait`, then hangs up without reading.
+void PostAndHangUp(int port, const std::string& path, const std::string& body, std::chrono::milliseconds wait) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)), 0);
+  const std::string message = "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
+                              std::to_string(body.size()) + "\r\n\r\n" + body;
+  ASSERT_EQ(send(fd, message.data(), message.size(), 0), static_cast<ssize_t>(message.size()));
+  std::this_thread::sleep_for(wait);
+  close(fd);
+}
+
+// Unstreamed replies are written only at the end; a client that hangs up before has its request
+// cancelled all the same (OpenAI and Ollama routes), and the server keeps serving.
+TEST_F(ServerTest, DisconnectBeforeAnUnstreamedReplyCancels) {
+  const std::pair<const char*, json> requests[] = {
+      {"/v1/completions", {{"prompt", "The jury"}, {"max_tokens", 480}, {"temperature", 0}, {"ignore_eos", true}}},
+      {"/v1/chat/completions",
+       {{"messages", {{{"role", "user"}, {"content", "Hi"}}}}, {"max_tokens", 480}, {"temperature", 0}, {"ignore_eos", true}}},
+      // Ollama has no ignore_eos: a string of at least 5000 characters cannot end within 480 tokens.
+      {"/api/generate",
+       {{"model", "brown-gemma4"}, {"prompt", "The jury"}, {"stream", false}, {"format", {{"type", "string"}, {"minLength", 5000}}},
+        {"options", {{"num_predict", 480}, {"temperature", 0}}}}}};
+  for (const auto& [path, body] : requests) {
+    SCOPED_TRACE(path);
+    const std::string before = server_->MetricsText();
+    const double cancelled_before = Metric(before, "kiln_requests_cancelled_total");
+    const double tokens_before = Metric(before, "kiln_tokens_predicted_total");
+    PostAndHangUp(port_, path, body.dump(), std::chrono::milliseconds(300));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    std::string metrics;
+    while (std::chrono::steady_clock::now() < deadline) {
+      metrics = server_->MetricsText();
+      if (Metric(metrics, "kiln_requests_cancelled_total") == cancelled_before + 1 && Metric(metrics, "kiln_requests_processing") == 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_EQ(Metric(metrics, "kiln_requests_cancelled_total"), cancelled_before + 1) << metrics;
+    EXPECT_EQ(Metric(metrics, "kiln_requests_processing"), 0) << metrics;
+    // Cut short: fewer than the 480 tokens asked for (the context holds 512).
+    EXPECT_LT(Metric(metrics, "kiln_tokens_predicted_total") - tokens_before, 400) << metrics;
+  }
+  EXPECT_EQ(Post("/v1/completions", {{"prompt", "The jury"}, {"max_tokens", 4}}).status, 200);
 }
 
 // 16 clients x 4 requests (half streamed) at temperature 0: each reply equals the same prompt's
