@@ -316,11 +316,10 @@ int64_t Scheduler::Draft(Active& active, int64_t room) {
   active.step_tokens.assign(1, active.tokens[static_cast<size_t>(active.fed)]);
   room = DraftRoom(active, room);
   int64_t drafted = 0;
-  if (room == 0) {
-  } else if (active.speculative.type == SpeculativeType::kDraft) {
+  if (active.speculative.type == SpeculativeType::kDraft) {  // DraftWithModel's, cut to the room
     drafted = std::min(room, static_cast<int64_t>(active.model_drafts.size()));
     active.step_tokens.insert(active.step_tokens.end(), active.model_drafts.begin(), active.model_drafts.begin() + drafted);
-  } else {
+  } else if (room > 0) {
     drafted = DraftByPromptLookup(active.tokens, active.speculative, room, active.step_tokens);
   }
   active.model_drafts.clear();

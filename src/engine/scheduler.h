@@ -30,6 +30,13 @@
 // window - 1 positions (in blocks of the sliding group), made when the prefix was prefilled, and
 // copies it into the new sequence's ring.
 //
+// Speculative decoding (docs/speculative.md): a decoding request's entry carries its drafts and
+// the step returns the logits of each of them (Verify accepts, then rewinds past the first
+// rejection). Prompt lookup drafts on the host; a draft model (SchedulerOptions::draft_model)
+// drafts for every request that uses it in batched steps of its own Runner before the target's
+// step, each request with its own sequence on the draft model's KV pool. Drafts never preempt:
+// drafts the step or either pool has no room for are dropped.
+//
 // Thread safety: Submit, Cancel and stats may be called from any thread; Step, RunUntilIdle and
 // the driver thread (Start/Stop) drive the device, one at a time.
 #pragma once
