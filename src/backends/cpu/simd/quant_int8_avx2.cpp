@@ -12,6 +12,7 @@ struct Avx2Int8 {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u8, s8), _mm256_set1_epi16(1)));
   }
   static __m256i DotWords(__m256i acc, __m256i a, __m256i b) { return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b)); }
+  static __m256i AddFifthBits(__m256i q, const uint8_t* qh) { return _mm256_or_si256(q, FifthBits(qh)); }
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 // included by quant_int8_avx2.cpp and quant_int8_vnni.cpp, which differ only in the traits T:
 //   T::DotBytes(acc, u8, s8)   acc + the sums of four u8 x s8 products per i32 lane
 //   T::DotWords(acc, a, b)     acc + the sums of two i16 x i16 products per i32 lane
+//   T::AddFifthBits(q, qh)     q + 16 in the bytes whose bit is set in the 32 bits at qh
 // (VNNI: one vpdpbusd / vpdpwssd; AVX2: vpmaddubsw or the i16 product, vpmaddwd, vpaddd).
 // 256-bit vectors on purpose: a 32-element block is one vector, so no lanes are wasted on the
 // formats people use most (q4_0, q8_0), and the AVX2 and VNNI tables share every line but two.
@@ -102,7 +103,8 @@ inline __m256i Nibbles(const uint8_t* qs) {
   return _mm256_and_si256(_mm256_srlv_epi64(both, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
 }
 
-// The 5th bits of a q5_0 / q5_1 block (bit i of qh = element i) as bytes 0 or 16.
+// The 5th bits of a q5_0 / q5_1 block (bit i of qh = element i) as bytes 0 or 16, in AVX2
+// (AVX-512 does it with a mask register: quant_int8_vnni.cpp).
 inline __m256i FifthBits(const uint8_t* qh) {
   uint32_t bits;
   std::memcpy(&bits, qh, 4);
@@ -175,7 +177,7 @@ struct I8Q5_0 {
   template <class T, int R>
   static void Dot(const uint8_t* block, const float* half, const Act32Regs* a, __m256* acc, float*) {
     const auto* b = reinterpret_cast<const BlockQ5_0*>(block);
-    const __m256i q = _mm256_or_si256(Nibbles(b->qs), FifthBits(b->qh));
+    const __m256i q = T::AddFifthBits(Nibbles(b->qs), b->qh);
     for (int r = 0; r < R; ++r) {
       const __m256i sum = T::DotBytes(a[r].neg_sum2, q, a[r].q);
       acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(_mm256_broadcast_ss(half + b->d), a[r].d), acc[r]);
@@ -193,7 +195,7 @@ struct I8QMin {
   static void Dot(const uint8_t* block, const float* half, const Act32Regs* a, __m256* acc, float* extra) {
     const auto* b = reinterpret_cast<const Block*>(block);
     __m256i q = Nibbles(b->qs);
-    if constexpr (kFifthBit) q = _mm256_or_si256(q, FifthBits(b->qh));
+    if constexpr (kFifthBit) q = T::AddFifthBits(q, b->qh);
     const float m = half[b->m];
     for (int r = 0; r < R; ++r) {
       const __m256i sum = T::DotBytes(_mm256_setzero_si256(), q, a[r].q);

@@ -10,6 +10,12 @@ namespace {
 struct VnniInt8 {
   static __m256i DotBytes(__m256i acc, __m256i u8, __m256i s8) { return _mm256_dpbusd_epi32(acc, u8, s8); }
   static __m256i DotWords(__m256i acc, __m256i a, __m256i b) { return _mm256_dpwssd_epi32(acc, a, b); }
+  // The 32 bits are a byte mask as they are: one mask move and one masked OR.
+  static __m256i AddFifthBits(__m256i q, const uint8_t* qh) {
+    uint32_t bits;
+    std::memcpy(&bits, qh, 4);
+    return _mm256_mask_add_epi8(q, _cvtu32_mask32(bits), q, _mm256_set1_epi8(16));
+  }
 };
 
 }  // namespace
