@@ -158,6 +158,18 @@ Status DraftModel::Draft(std::span<const Job> jobs, int64_t catch_up_steps) {
   return Status::Ok();
 }
 
+Status CheckDraftTokenizer(const tokenizer::Tokenizer& target, const tokenizer::Tokenizer& draft, const std::string& draft_name) {
+  const size_t size = std::min(target.vocab_size(), draft.vocab_size());
+  for (size_t id = 0; id < size; ++id) {
+    const auto token = static_cast<tokenizer::TokenId>(id);
+    if (target.IdToPiece(token) == draft.IdToPiece(token)) continue;
+    return Error(ErrorCode::kInvalidArgument, "the draft model " + draft_name + "'s tokenizer differs from the target's: token " +
+                                                  std::to_string(id) + " is '" + std::string(draft.IdToPiece(token)) + "', the target's '" +
+                                                  std::string(target.IdToPiece(token)) + "'; a draft model must share the target's tokenizer");
+  }
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<ModelDrafter>> ModelDrafter::Create(std::unique_ptr<LoadedModel> model, int64_t target_vocab_size) {
   RunnerOptions options;
   options.kv_pool = KvPoolSize::ForSequences(model->program(), 1);

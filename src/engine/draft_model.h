@@ -30,6 +30,7 @@
 #include "engine/model_loader.h"
 #include "engine/speculative.h"
 #include "runtime/runner.h"
+#include "tokenizer/tokenizer.h"
 
 namespace kiln {
 
@@ -84,6 +85,11 @@ class DraftModel {
   std::unique_ptr<Runner> runner_;
   std::vector<float> logits_;
 };
+
+// With both tokenizers at hand: kInvalidArgument naming the draft model and the first id whose
+// token differs (a draft of the same vocabulary size but another tokenizer would be lossless but
+// useless). `draft_name` names the draft model in the message.
+Status CheckDraftTokenizer(const tokenizer::Tokenizer& target, const tokenizer::Tokenizer& draft, const std::string& draft_name);
 
 // The Drafter of one sequence (Generator: kiln run, chat) over a DraftModel placed for one
 // sequence: its cache follows the conversation from round to round and turn to turn.

@@ -195,6 +195,13 @@ Result<std::unique_ptr<Model>> Model::Load(const std::string& path, const ModelO
     LoadOptions draft_load = load;
     draft_load.device = impl->model->device();
     TRY_ASSIGN(std::unique_ptr<LoadedModel> draft, LoadedModel::Load(options.draft_model, draft_load));
+    if (const tokenizer::Tokenizer* target_tokenizer = impl->tokenizer()) {
+      // Same size first (DraftModel::Create), then the same tokens where both tokenizers are known.
+      if (draft->architecture().vocab_size() == impl->runner->vocab_size()) {
+        TRY_ASSIGN(ModelText draft_text, LoadModelText(*draft));
+        if (draft_text.tokenizer) TRY(CheckDraftTokenizer(*target_tokenizer, draft_text.tokenizer->tokenizer, options.draft_model));
+      }
+    }
     TRY_ASSIGN(impl->draft, DraftModel::Create(std::move(draft), impl->runner->vocab_size()));
     scheduler.draft_model = impl->draft.get();
   }

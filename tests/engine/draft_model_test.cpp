@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -17,6 +19,7 @@
 #include "engine/model_loader.h"
 #include "engine/scheduler.h"
 #include "kiln/kiln.h"
+#include <nlohmann/json.hpp>
 
 namespace kiln {
 namespace {
@@ -400,7 +403,28 @@ TEST(DraftModelApi, BundledModelDraftingForItselfEqualsPlainDecoding) {
   options.speculative = "ngram";
   options.draft_model = KILN_BUNDLED_MODEL_DIR;
   EXPECT_EQ(Model::Load(KILN_BUNDLED_MODEL_DIR, options).error().message(), "draft_model drafts with speculative 'draft', not 'ngram'");
+  // The same vocabulary size, another tokenizer: two tokens swapped.
+  const std::filesystem::path swapped = std::filesystem::temp_directory_path() / "kiln_draft_swapped_tokens";
+  std::filesystem::remove_all(swapped);
+  std::filesystem::copy(KILN_BUNDLED_MODEL_DIR, swapped);
+  {
+    std::ifstream in(swapped / "tokenizer.json");
+    nlohmann::ordered_json tokenizer = nlohmann::ordered_json::parse(in);
+    auto& vocab = tokenizer["model"]["vocab"];
+    ASSERT_EQ(vocab["M"], 300);
+    ASSERT_EQ(vocab["N"], 301);
+    vocab["M"] = 301;
+    vocab["N"] = 300;
+    std::ofstream(swapped / "tokenizer.json") << tokenizer.dump();
+  }
   options.speculative = "";
+  options.draft_model = swapped.string();
+  auto other_tokens = Model::Load(KILN_BUNDLED_MODEL_DIR, options);
+  ASSERT_FALSE(other_tokens.has_value());
+  EXPECT_EQ(other_tokens.error().message(), "the draft model " + swapped.string() +
+                                                "'s tokenizer differs from the target's: token 300 is 'N', the target's 'M'; a draft "
+                                                "model must share the target's tokenizer");
+  std::filesystem::remove_all(swapped);
   options.draft_model = FixtureDir("g31b");
   auto other_vocab = Model::Load(KILN_BUNDLED_MODEL_DIR, options);
   ASSERT_FALSE(other_vocab.has_value());

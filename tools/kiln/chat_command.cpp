@@ -98,7 +98,7 @@ int RunChat(int argc, char** argv) {
   const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
   auto options = GenerateOptionsFromArgs(*args, &*text, *stops);
   if (!options) return ReportError("chat", options.error());
-  auto drafter = AttachDrafter(*args, *load_options, **model, *options);
+  auto drafter = AttachDrafter(*args, *load_options, **model, *text, *options);
   if (!drafter) return ReportError("chat", drafter.error());
   options->prefill_chunk = load_options->max_tokens;
 

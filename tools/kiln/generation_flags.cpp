@@ -135,11 +135,15 @@ Result<SpeculativeOptions> SpeculativeOptionsFromArgs(const Args& args) {
 }
 
 Result<std::unique_ptr<Drafter>> AttachDrafter(const Args& args, const LoadOptions& load_options, const LoadedModel& target,
-                                               GenerateOptions& options) {
+                                               const ModelText& target_text, GenerateOptions& options) {
   if (options.speculative.type != SpeculativeType::kDraft) return std::unique_ptr<Drafter>();
   LoadOptions draft_options = load_options;
   draft_options.device = target.device();
   TRY_ASSIGN(std::unique_ptr<LoadedModel> draft, LoadWithProgress(args.Get("--draft"), draft_options));
+  if (target_text.tokenizer && draft->architecture().vocab_size() == target.architecture().vocab_size()) {
+    TRY_ASSIGN(ModelText draft_text, LoadModelText(*draft));
+    if (draft_text.tokenizer) TRY(CheckDraftTokenizer(target_text.tokenizer->tokenizer, draft_text.tokenizer->tokenizer, args.Get("--draft")));
+  }
   TRY_ASSIGN(std::unique_ptr<ModelDrafter> drafter, ModelDrafter::Create(std::move(draft), target.architecture().vocab_size()));
   options.speculative.drafter = drafter.get();
   return std::unique_ptr<Drafter>(std::move(drafter));

@@ -57,10 +57,11 @@ Result<std::vector<std::string>> TakeRepeatedFlag(const std::string& flag, std::
 // --spec-type, --draft-max, --spec-ngram, validated.
 Result<SpeculativeOptions> SpeculativeOptionsFromArgs(const Args& args);
 
-// With --draft MODEL: loads the draft model (the target's load options, on its device) and
-// points options.speculative at it; the returned drafter must outlive generation. Null otherwise.
+// With --draft MODEL: loads the draft model (the target's load options, on its device), checks
+// that it shares the target's vocabulary (and tokenizer, where both have one), and points
+// options.speculative at it; the returned drafter must outlive generation. Null otherwise.
 Result<std::unique_ptr<Drafter>> AttachDrafter(const Args& args, const LoadOptions& load_options, const LoadedModel& target,
-                                               GenerateOptions& options);
+                                               const ModelText& target_text, GenerateOptions& options);
 
 // Sampling and stopping from the flags, on top of the model's defaults. Validates the values
 // (kInvalidArgument: "top-p must be in (0, 1], got 1.5"). `text` may be null before loading:

@@ -129,7 +129,7 @@ int RunRun(int argc, char** argv) {
 
   auto options = GenerateOptionsFromArgs(*args, &*text, *stops);
   if (!options) return ReportError("run", options.error());
-  auto drafter = AttachDrafter(*args, *load_options, **model, *options);
+  auto drafter = AttachDrafter(*args, *load_options, **model, *text, *options);
   if (!drafter) return ReportError("run", drafter.error());
   auto prompt = BuildPrompt(*args, *text, verbose);
   if (!prompt) return ReportError("run", prompt.error());
