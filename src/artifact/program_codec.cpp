@@ -252,8 +252,10 @@ Result<DecodedProgram> DecodeProgram(std::span<const uint8_t> bytes, const Kerne
     TRY(BuildRequests(step, catalog, program.max_context, guard));
     if (step.guard_bytes != guard) return Malformed(where + "guard bytes are not aligned");
     if (plan.offsets_bytes.size() != step.requests.size()) {
+      // The usual cause: a file compiled by a kiln whose backend planned other scratch (the CPU
+      // int8 activation rows of block formats arrived on 2026-12-07).
       return Malformed(where + "plan has " + std::to_string(plan.offsets_bytes.size()) + " offsets for " +
-                       std::to_string(step.requests.size()) + " tensors");
+                       std::to_string(step.requests.size()) + " tensors (planned by another kiln version? recompile it)");
     }
     uint64_t total = 0;
     for (const BufferRequest& request : step.requests) total += static_cast<uint64_t>(request.size_bytes);
