@@ -8,6 +8,7 @@
 #include <string>
 
 #include "backends/cuda/cuda_placed_model.h"
+#include "backends/cuda/kernels/block_gemv.cuh"
 #include "backends/cuda/kernels/block_layout.h"
 #include "backends/cuda/kernels/block_weights.cuh"
 #include "backends/cuda/kernels/gemv.cuh"
@@ -53,9 +54,19 @@ Status BenchGemv(const std::vector<DType>& formats, const std::vector<int64_t>& 
         CHECK_CUDA(cuda::IsBlockWeight(type) ? cuda::LaunchRandomBlocks(weights[i], type, shape.n, shape.k, 11 + i, spread, stream)
                                              : cuda::LaunchRandomFill(weights[i], type, shape.n * shape.k, 11 + i, 0.0f, spread, stream));
       }
-      for (int64_t rows : row_counts) {
+      // Where one x row takes the int8-activation kernels, the f32 ones (BlockGemvMath::kF32) run
+      // beside them, as "<format> f32x".
+      for (int64_t run = 0; run < 2 * static_cast<int64_t>(row_counts.size()); ++run) {
+        const int64_t rows = row_counts[static_cast<size_t>(run / 2)];
+        const bool f32x = run % 2 == 1;
+        if (f32x && !cuda::BlockGemvInt8Supports(type, rows, shape.k)) continue;
         auto launch = [&](int64_t i) {
           void* const* w = &weights[static_cast<size_t>((i % copies) * matrices)];
+          if (f32x) {
+            float* outputs[1] = {static_cast<float*>(y)};
+            return cuda::LaunchBlockGemv(static_cast<const float*>(x), w, outputs, &shape.n, 1, shape.gelu_mul ? w[1] : nullptr, type, rows,
+                                         shape.k, stream, cuda::BlockGemvMath::kF32);
+          }
           if (shape.gelu_mul) return cuda::LaunchGemvGeluMul(static_cast<const float*>(x), w[0], w[1], type, rows, shape.n, shape.k, static_cast<float*>(y), stream);
           return cuda::LaunchGemv(static_cast<const float*>(x), w[0], type, rows, shape.n, shape.k, static_cast<float*>(y), stream);
         };
@@ -73,9 +84,10 @@ Status BenchGemv(const std::vector<DType>& formats, const std::vector<int64_t>& 
         }
         const double median = Median(seconds);
         const double rate = static_cast<double>(bytes) / median;
-        std::printf("  %-9s %-22s %4lld %10.1f %10.0f %7.1f%%\n", DTypeName(dtype), shape.what, static_cast<long long>(rows), median * 1e6,
+        const std::string name = std::string(DTypeName(dtype)) + (f32x ? " f32x" : "");
+        std::printf("  %-9s %-22s %4lld %10.1f %10.0f %7.1f%%\n", name.c_str(), shape.what, static_cast<long long>(rows), median * 1e6,
                     rate / 1e9, 100.0 * rate / bandwidth);
-        (*out)[DTypeName(dtype)][shape.what][std::to_string(rows)] = {{"seconds", median}, {"bytes", bytes}, {"bytes_per_second", rate}};
+        (*out)[name][shape.what][std::to_string(rows)] = {{"seconds", median}, {"bytes", bytes}, {"bytes_per_second", rate}};
       }
       for (void* w : weights) cudaFree(w);
     }

@@ -21,6 +21,8 @@
 
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_device.h"
+#include "backends/cuda/cuda_placed_model.h"
+#include "backends/cuda/kernels/block_gemv.cuh"
 #include "core/quant.h"
 #include "models/model_family.h"
 #include "random_model.h"
@@ -133,7 +135,12 @@ TEST(CudaQuantModelTest, EveryFormatRunsAWholeModelLikeItsDequantizedWeights) {
     SCOPED_TRACE(DTypeName(formats[f]));
     Weights quantized, twin;
     MakeWeights(programs[f], &quantized, &twin);
-    for (const auto& [prompt, tolerance] : {std::pair{short_prompt, 1e-4f}, std::pair{long_prompt, 8e-2f}}) {
+    // The short prompt's decode step runs the one-row GEMV: exact products for most formats
+    // (1e-4), int8 activations for Q8_0, Q4_0 and Q4_K (block_gemv.cuh), whose rounding of x by up
+    // to 1/254 of each 32-element block's largest value compounds over the two layers: 0.6-1.1% of
+    // the largest logit measured on an H200, bound 3%.
+    const bool int8 = cuda::BlockGemvInt8Supports(cuda::TypeOf(formats[f]), 1, 256);
+    for (const auto& [prompt, tolerance] : {std::pair{short_prompt, int8 ? 3e-2f : 1e-4f}, std::pair{long_prompt, 8e-2f}}) {
       SCOPED_TRACE(std::to_string(prompt.size()) + "-token prompt");
       auto session = Session::Create(programs[f], backend, quantized.Views(programs[f]), {});
       ASSERT_TRUE(session.has_value()) << session.error().ToString();

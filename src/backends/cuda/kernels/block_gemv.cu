@@ -1,6 +1,7 @@
 #include "backends/cuda/kernels/block_gemv.cuh"
 
 #include "backends/cuda/kernels/block_formats.cuh"
+#include "backends/cuda/kernels/block_gemv_targets.cuh"
 #include "backends/cuda/kernels/device_math.cuh"
 
 namespace kiln::cuda {
@@ -126,16 +127,6 @@ constexpr bool StagesX(WeightType type, int64_t rows) {
   return rows > 1 || type == WeightType::kQ4_0 || type == WeightType::kQ4_1 || type == WeightType::kQ5_0 || type == WeightType::kQ5_1;
 }
 
-// The matrices a launch streams (as Targets in gemv.cu), each in thread blocks of GemvWarps * P
-// rows numbered one after another over the targets.
-struct BlockTargets {
-  const void* w[kGemvMaxTargets];
-  float* y[kGemvMaxTargets];
-  int64_t n[kGemvMaxTargets];
-  int64_t end[kGemvMaxTargets];  // thread blocks of targets 0..i together
-  int count;
-};
-
 template <WeightType F, int R, bool kGeluMul, bool kStaged>
 __global__ void __launch_bounds__(GemvWarps<kStaged>() * 32)
     BlockGemvKernel(const float* __restrict__ x, BlockTargets targets, const void* up, int64_t k) {
@@ -143,13 +134,11 @@ __global__ void __launch_bounds__(GemvWarps<kStaged>() * 32)
   constexpr int kUnit = BlockFormat<F>::kUnitElements;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t block = blockIdx.x;
-  // Constant indices only: a parameter array indexed at run time would be copied to local memory.
-  const void* w = targets.w[0];
-  float* __restrict__ y = targets.y[0];
-  int64_t n = targets.n[0], first = 0;
-  if (targets.count > 1 && block >= targets.end[0]) w = targets.w[1], y = targets.y[1], n = targets.n[1], first = targets.end[0];
-  if (targets.count > 2 && block >= targets.end[1]) w = targets.w[2], y = targets.y[2], n = targets.n[2], first = targets.end[1];
-  const int64_t base = ((block - first) * kWarps + warp) * P;
+  const BlockTarget target = TargetOf(targets, block);
+  const void* w = target.w;
+  float* __restrict__ y = target.y;
+  const int64_t n = target.n;
+  const int64_t base = ((block - target.first) * kWarps + warp) * P;
   const bool active = base < n;  // a warp past the last row still stages x and meets the barriers
   BlockMatrix m[S];
   int64_t rows[S];
@@ -200,17 +189,9 @@ cudaError_t LaunchFor(const float* x, const void* const* w, float* const* y, con
     constexpr int R = decltype(rows_constant)::value;
     constexpr bool kStaged = decltype(staged_constant)::value;
     constexpr int64_t kBlockRows = GemvWarps<kStaged>() * RowsPerWarp<R, kGeluMul, kStaged>();
-    BlockTargets targets{};
-    int64_t end = 0;
-    for (int i = 0; i < count; ++i) {
-      targets.w[i] = w[i];
-      targets.y[i] = y[i];
-      targets.n[i] = n[i];
-      targets.end[i] = end += (n[i] + kBlockRows - 1) / kBlockRows;
-    }
-    targets.count = count;
-    if (end == 0) return cudaSuccess;
-    BlockGemvKernel<F, R, kGeluMul, kStaged><<<static_cast<unsigned>(end), GemvWarps<kStaged>() * 32, 0, stream>>>(x, targets, up, k);
+    const BlockTargets targets = MakeBlockTargets(w, y, n, count, kBlockRows);
+    if (targets.blocks() == 0) return cudaSuccess;
+    BlockGemvKernel<F, R, kGeluMul, kStaged><<<static_cast<unsigned>(targets.blocks()), GemvWarps<kStaged>() * 32, 0, stream>>>(x, targets, up, k);
     return cudaGetLastError();
   };
   using Staged = std::true_type;
@@ -279,8 +260,9 @@ bool BlockGemvSupports(WeightType type, int64_t rows, int64_t k) {
 }
 
 cudaError_t LaunchBlockGemv(const float* x, const void* const* w, float* const* y, const int64_t* n, int count, const void* up,
-                            WeightType type, int64_t rows, int64_t k, cudaStream_t stream) {
+                            WeightType type, int64_t rows, int64_t k, cudaStream_t stream, BlockGemvMath math) {
   if (!BlockGemvSupports(type, rows, k) || count < 1 || count > kGemvMaxTargets || (up && count != 1)) return cudaErrorInvalidValue;
+  if (math == BlockGemvMath::kInt8 && BlockGemvInt8Supports(type, rows, k)) return LaunchBlockGemvInt8(x, w, y, n, count, up, type, rows, k, stream);
   return WithBlockFormat(type, [&](auto format) {
     constexpr WeightType F = decltype(format)::value;
     return up ? LaunchFor<F, true>(x, w, y, n, count, up, rows, k, stream) : LaunchFor<F, false>(x, w, y, n, count, nullptr, rows, k, stream);

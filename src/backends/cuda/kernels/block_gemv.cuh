@@ -30,11 +30,24 @@ inline constexpr int64_t kBlockGemvMaxRows = 8;
 // True for a block format, 1 <= rows <= kBlockGemvMaxRows and rows of whole blocks.
 bool BlockGemvSupports(WeightType type, int64_t rows, int64_t k);
 
+// How the products are formed. kF32: every weight expanded to f32 and multiplied with f32 x, the
+// reference's products. kInt8, for one x row of Q4_0, Q8_0 or Q4_K (BlockGemvInt8Supports; other
+// shapes take kF32): x quantized to int8 per 32-element block, as llama.cpp quantizes activations,
+// and integer dot products (block_gemv_int8.cu): each element of x rounded by at most 1/254 of its
+// block's largest magnitude, for several times fewer instructions a weight.
+enum class BlockGemvMath { kF32, kInt8 };
+
+bool BlockGemvInt8Supports(WeightType type, int64_t rows, int64_t k);
+
 // count (1..kGemvMaxTargets) placed weights w[i] of n[i] rows read the same x: y[i][rows, n[i]] =
 // x . w[i]^T. With `up` (count 1): y = gelu_tanh(x . w[0]^T) * (x . up^T), the feed-forward's gate
 // and up in one pass. x and y are f32, x 16-byte aligned.
 cudaError_t LaunchBlockGemv(const float* x, const void* const* w, float* const* y, const int64_t* n, int count, const void* up,
-                            WeightType type, int64_t rows, int64_t k, cudaStream_t stream);
+                            WeightType type, int64_t rows, int64_t k, cudaStream_t stream, BlockGemvMath math = BlockGemvMath::kInt8);
+
+// The kInt8 kernels alone (block_gemv_int8.cu); cudaErrorInvalidValue where !BlockGemvInt8Supports.
+cudaError_t LaunchBlockGemvInt8(const float* x, const void* const* w, float* const* y, const int64_t* n, int count, const void* up,
+                                WeightType type, int64_t rows, int64_t k, cudaStream_t stream);
 
 // The experts of a routed MoE layer (slots filled by the routing kernel): per token t and chosen
 // expert i, act = gelu(gate . h_t) * (up . h_t) from gate_up [experts, 2 * width, hidden], then

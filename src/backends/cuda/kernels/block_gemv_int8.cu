@@ -1,0 +1,240 @@
+// The decode GEMV of Q4_0, Q8_0 and Q4_K weights with int8 activations (block_gemv.cuh,
+// LaunchBlockGemvInt8): integer dot products (dp4a) instead of expanding every weight to a float.
+//
+// Why: the f32 kernel (block_gemv.cu) expands each 4-bit weight with a byte permute and a
+// subtraction and multiplies it in f32, about 2 instructions an element: on an H100 that bounds
+// a one-row Q4_0 GEMV by issue, not by memory (ncu: SM 51% busy, DRAM 37%). A dp4a multiplies 4
+// int8 pairs and accumulates them in one instruction, so a 32-element block costs 8 dp4a and a few
+// masks and shifts.
+//
+// x is quantized as llama.cpp quantizes activations (its Q8_1): per 32-element block, d = max|x| /
+// 127, q = round(x / d) in [-127, 127], and s = d * sum(q). Then, for a weight block of scale d_w:
+//   Q4_0: w = d_w (v - 8), v in [0, 15]:  dot = d_w (d sum(v q) - 8 s)
+//   Q8_0: w = d_w v,       v in [-127, 127]: dot = d_w d sum(v q)
+//   Q4_K: w = a v - b per 32-element sub-block: dot = a d sum(v q) - b s   (s over 16 elements at a time)
+// Q6_K stays on the f32 kernel: its int8 variant measured slower (one 3840 x 15360 matrix on an
+// H200: 33% of the copy bandwidth against 42%; bench/RESULTS.md).
+// The integer sums are exact; the error is x's rounding, at most d / 2 an element (relative to
+// the block's largest |x|, 1/254), which the tests bound (QuantKernelTest).
+//
+// Each thread block quantizes the x tile it works on into shared memory (x is small and in L2;
+// every block reads all of it, as the staged f32 kernel does), then 8 warps stream their weight
+// rows' 16-byte units against it, 4 rows a warp (2 gate rows and their up rows with kGeluMul).
+#include "backends/cuda/kernels/block_gemv.cuh"
+
+#include "backends/cuda/kernels/block_formats.cuh"
+#include "backends/cuda/kernels/block_gemv_targets.cuh"
+#include "backends/cuda/kernels/device_math.cuh"
+
+namespace kiln::cuda {
+
+namespace {
+
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+constexpr int64_t kTile = 4096;  // x elements staged at a time (a multiple of every block)
+constexpr int64_t kTileBlocks = kTile / 32;
+
+// x's int8 bytes in shared memory with 16 bytes of padding after every 128: a lane reads the 32
+// bytes of its Q4_0 block as two 16-byte loads, lanes 32 bytes apart, so 8 lanes of a phase
+// would hit each bank group twice without it.
+__host__ __device__ constexpr int64_t PaddedByte(int64_t byte) { return byte + 16 * (byte >> 7); }
+constexpr int64_t kTileBytes = PaddedByte(kTile);
+
+// Per 32-element block of x: its scale d and d * sum(q) over each 16-element half (the K-quants'
+// minimums and Q6_K's bias multiply a half at a time).
+struct XBlock {
+  float d, low_sum, high_sum, unused;
+};
+
+struct StagedX {
+  const int8_t* q;      // PaddedByte layout
+  const XBlock* block;  // per 32-element block of the tile
+  __device__ uint4 Load16(int64_t element) const { return *reinterpret_cast<const uint4*>(q + PaddedByte(element)); }
+  // d * sum(q) over the 16 elements from `element` (a multiple of 16).
+  __device__ float HalfSum(int64_t element) const {
+    const XBlock& b = block[element / 32];
+    return element & 16 ? b.high_sum : b.low_sum;
+  }
+};
+
+// sum_j a_j b_j over 16 int8 pairs (b the staged x).
+__device__ __forceinline__ int Dot16(uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, const uint4& b) {
+  int sum = __dp4a(static_cast<int>(a0), static_cast<int>(b.x), 0);
+  sum = __dp4a(static_cast<int>(a1), static_cast<int>(b.y), sum);
+  sum = __dp4a(static_cast<int>(a2), static_cast<int>(b.z), sum);
+  return __dp4a(static_cast<int>(a3), static_cast<int>(b.w), sum);
+}
+
+// Quantizes x[start, start + width) into the tile: each thread 4 elements a pass, the 8 threads of
+// a 32-element block meeting by shuffles (they are 8 consecutive lanes of one warp).
+__device__ __forceinline__ void QuantizeTile(const float* __restrict__ x, int64_t start, int64_t width, int8_t* q, XBlock* blocks) {
+  for (int64_t e = 4 * static_cast<int64_t>(threadIdx.x); e < width; e += 4 * kThreads) {
+    const float4 v = __ldg(reinterpret_cast<const float4*>(x + start + e));
+    // Whole 32-element blocks are in or out of the tile together: the 8 lanes of one meet alone.
+    const unsigned group = 0xFFu << (threadIdx.x & 24);
+    float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+#pragma unroll
+    for (int mask = 1; mask < 8; mask <<= 1) amax = fmaxf(amax, __shfl_xor_sync(group, amax, mask));
+    const float d = amax / 127.0f;
+    const float inverse = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const int q0 = __float2int_rn(v.x * inverse), q1 = __float2int_rn(v.y * inverse);
+    const int q2 = __float2int_rn(v.z * inverse), q3 = __float2int_rn(v.w * inverse);
+    const uint32_t packed = (static_cast<uint32_t>(q0) & 0xFFu) | ((static_cast<uint32_t>(q1) & 0xFFu) << 8) |
+                            ((static_cast<uint32_t>(q2) & 0xFFu) << 16) | (static_cast<uint32_t>(q3) << 24);
+    *reinterpret_cast<uint32_t*>(q + PaddedByte(e)) = packed;
+    // Sums over each half: lanes 0-3 of the 8 hold the low 16 elements, lanes 4-7 the high.
+    int sum = q0 + q1 + q2 + q3;
+    sum += __shfl_xor_sync(group, sum, 1);
+    sum += __shfl_xor_sync(group, sum, 2);
+    const int other = __shfl_xor_sync(group, sum, 4);
+    if ((threadIdx.x & 7) == 0) blocks[e / 32] = {d, d * static_cast<float>(sum), d * static_cast<float>(other), 0.0f};
+  }
+}
+
+template <WeightType F>
+struct Int8Dot;
+
+// A unit is a block: 16 bytes of nibbles, low nibbles elements 0-15, high 16-31.
+template <>
+struct Int8Dot<WeightType::kQ4_0> {
+  static constexpr int kUnitElements = 32;
+  static constexpr int kLoads = 4;  // units in flight per stream
+  using Unit = BlockFormat<WeightType::kQ4_0>::Unit;
+  __device__ static float Dot(const Unit& u, int64_t unit, int64_t tile_start, const StagedX& x) {
+    const int64_t element = 32 * unit - tile_start;
+    const int sum = Dot16(u.q.x & 0x0F0F0F0Fu, u.q.y & 0x0F0F0F0Fu, u.q.z & 0x0F0F0F0Fu, u.q.w & 0x0F0F0F0Fu, x.Load16(element)) +
+                    Dot16((u.q.x >> 4) & 0x0F0F0F0Fu, (u.q.y >> 4) & 0x0F0F0F0Fu, (u.q.z >> 4) & 0x0F0F0F0Fu, (u.q.w >> 4) & 0x0F0F0F0Fu,
+                          x.Load16(element + 16));
+    const XBlock& b = x.block[element / 32];
+    return u.d * fmaf(b.d, static_cast<float>(sum), -8.0f * (b.low_sum + b.high_sum));
+  }
+};
+
+// A unit is 16 bytes of a 256-element block (block_formats.cuh): low nibbles 16 elements of
+// sub-block 2c, high nibbles the same 16 positions of sub-block 2c + 1; w = d sc q - dmin m.
+template <>
+struct Int8Dot<WeightType::kQ4_K> {
+  static constexpr int kUnitElements = 32;
+  static constexpr int kLoads = 2;
+  using Format = BlockFormat<WeightType::kQ4_K>;
+  using Unit = Format::Unit;
+  __device__ static float Dot(const Unit& u, int64_t unit, int64_t tile_start, const StagedX& x) {
+    const int64_t low = Format::Offset(unit, 0) - tile_start, high = Format::Offset(unit, 1) - tile_start;
+    const int low_sum = Dot16(u.q.x & 0x0F0F0F0Fu, u.q.y & 0x0F0F0F0Fu, u.q.z & 0x0F0F0F0Fu, u.q.w & 0x0F0F0F0Fu, x.Load16(low));
+    const int high_sum = Dot16((u.q.x >> 4) & 0x0F0F0F0Fu, (u.q.y >> 4) & 0x0F0F0F0Fu, (u.q.z >> 4) & 0x0F0F0F0Fu,
+                               (u.q.w >> 4) & 0x0F0F0F0Fu, x.Load16(high));
+    const int sub = 2 * static_cast<int>((unit & 7) >> 1);
+    float low_scale, low_offset, high_scale, high_offset;
+    KScaleOffset(u.meta, sub, &low_scale, &low_offset);
+    KScaleOffset(u.meta, sub + 1, &high_scale, &high_offset);
+    return low_scale * x.block[low / 32].d * static_cast<float>(low_sum) - low_offset * x.HalfSum(low) +
+           high_scale * x.block[high / 32].d * static_cast<float>(high_sum) - high_offset * x.HalfSum(high);
+  }
+};
+
+// A unit is half a block: 16 signed bytes.
+template <>
+struct Int8Dot<WeightType::kQ8_0> {
+  static constexpr int kUnitElements = 16;
+  static constexpr int kLoads = 4;
+  using Unit = BlockFormat<WeightType::kQ8_0>::Unit;
+  __device__ static float Dot(const Unit& u, int64_t unit, int64_t tile_start, const StagedX& x) {
+    const int64_t element = 16 * unit - tile_start;
+    const int sum = Dot16(u.q.x, u.q.y, u.q.z, u.q.w, x.Load16(element));
+    return u.d * x.block[element / 32].d * static_cast<float>(sum);
+  }
+};
+
+template <WeightType F, bool kGeluMul>
+__global__ void __launch_bounds__(kThreads) BlockGemvInt8Kernel(const float* __restrict__ x, BlockTargets targets, const void* up, int64_t k) {
+  constexpr int P = kGeluMul ? 2 : 4, S = kGeluMul ? 2 * P : P;
+  using Dot = Int8Dot<F>;
+  using Format = BlockFormat<F>;
+  constexpr int U = Dot::kLoads;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const BlockTarget target = TargetOf(targets, blockIdx.x);
+  const int64_t base = ((static_cast<int64_t>(blockIdx.x) - target.first) * kWarps + warp) * P;
+  const bool active = base < target.n;  // a warp past the last row still quantizes x and meets the barriers
+  BlockMatrix m[S];
+  int64_t rows[S];
+  const BlockMatrix a = MakeBlockMatrix(F, target.w, target.n, k);
+#pragma unroll
+  for (int p = 0; p < P; ++p) {
+    m[p] = a;
+    rows[p] = base + p < target.n ? base + p : target.n - 1;  // rows past the end read the last row, are not written
+  }
+  if constexpr (kGeluMul) {
+    const BlockMatrix b = MakeBlockMatrix(F, up, target.n, k);
+#pragma unroll
+    for (int p = 0; p < P; ++p) m[P + p] = b, rows[P + p] = rows[p];
+  }
+  __shared__ __align__(16) int8_t xq[kTileBytes];
+  __shared__ XBlock xs[kTileBlocks];
+  const StagedX staged{xq, xs};
+  float acc[S] = {};
+  for (int64_t start = 0; start < k; start += kTile) {
+    const int64_t width = k - start < kTile ? k - start : kTile;
+    __syncthreads();  // the previous tile's reads are done
+    QuantizeTile(x, start, width, xq, xs);
+    __syncthreads();
+    if (!active) continue;
+    const int64_t unit_end = (start + width) / Dot::kUnitElements;
+    for (int64_t c = start / Dot::kUnitElements + lane; c < unit_end; c += 32 * U) {
+      typename Format::Unit unit[U][S];
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int64_t at = c + 32 * u;
+#pragma unroll
+        for (int s = 0; s < S; ++s) unit[u][s] = at < unit_end ? Format::Load(m[s], rows[s], at) : typename Format::Unit{};
+      }
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int64_t at = c + 32 * u;
+        if (at >= unit_end) break;
+#pragma unroll
+        for (int s = 0; s < S; ++s) acc[s] += Dot::Dot(unit[u][s], at, start, staged);
+      }
+    }
+  }
+  if (!active) return;
+#pragma unroll
+  for (int p = 0; p < P; ++p) {
+    float value = WarpSum(acc[p]);
+    if constexpr (kGeluMul) value = GeluTanh(value) * WarpSum(acc[P + p]);
+    if (lane == 0 && base + p < target.n) target.y[base + p] = value;
+  }
+}
+
+template <WeightType F>
+cudaError_t LaunchInt8(const float* x, const void* const* w, float* const* y, const int64_t* n, int count, const void* up, int64_t k,
+                       cudaStream_t stream) {
+  const BlockTargets targets = MakeBlockTargets(w, y, n, count, kWarps * (up ? 2 : 4));
+  if (targets.blocks() == 0) return cudaSuccess;
+  const unsigned grid = static_cast<unsigned>(targets.blocks());
+  if (up) {
+    BlockGemvInt8Kernel<F, true><<<grid, kThreads, 0, stream>>>(x, targets, up, k);
+  } else {
+    BlockGemvInt8Kernel<F, false><<<grid, kThreads, 0, stream>>>(x, targets, nullptr, k);
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+bool BlockGemvInt8Supports(WeightType type, int64_t rows, int64_t k) {
+  const bool format = type == WeightType::kQ4_0 || type == WeightType::kQ8_0 || type == WeightType::kQ4_K;
+  return format && rows == 1 && k > 0 && k % BlockShapeOf(type).elements == 0;
+}
+
+cudaError_t LaunchBlockGemvInt8(const float* x, const void* const* w, float* const* y, const int64_t* n, int count, const void* up,
+                                WeightType type, int64_t rows, int64_t k, cudaStream_t stream) {
+  if (!BlockGemvInt8Supports(type, rows, k) || count < 1 || count > kGemvMaxTargets || (up && count != 1)) return cudaErrorInvalidValue;
+  switch (type) {
+    case WeightType::kQ4_0: return LaunchInt8<WeightType::kQ4_0>(x, w, y, n, count, up, k, stream);
+    case WeightType::kQ8_0: return LaunchInt8<WeightType::kQ8_0>(x, w, y, n, count, up, k, stream);
+    default: return LaunchInt8<WeightType::kQ4_K>(x, w, y, n, count, up, k, stream);
+  }
+}
+
+}  // namespace kiln::cuda

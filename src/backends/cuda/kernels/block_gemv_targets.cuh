@@ -1,0 +1,52 @@
+// The matrices one block-format GEMV launch streams (as Targets in gemv.cu): up to
+// kGemvMaxTargets weights that read the same x, each in thread blocks of `rows_per_block` output
+// rows numbered one after another over the targets. Shared by the f32-x kernels (block_gemv.cu)
+// and the int8-x kernels (block_gemv_int8.cu).
+#pragma once
+
+#include <cstdint>
+
+#include "backends/cuda/kernels/gemv.cuh"
+
+namespace kiln::cuda {
+
+struct BlockTargets {
+  const void* w[kGemvMaxTargets];
+  float* y[kGemvMaxTargets];
+  int64_t n[kGemvMaxTargets];
+  int64_t end[kGemvMaxTargets];  // thread blocks of targets 0..i together
+  int count;
+  // Thread blocks of the whole launch.
+  int64_t blocks() const { return count > 0 ? end[count - 1] : 0; }
+};
+
+inline BlockTargets MakeBlockTargets(const void* const* w, float* const* y, const int64_t* n, int count, int64_t rows_per_block) {
+  BlockTargets targets{};
+  int64_t end = 0;
+  for (int i = 0; i < count; ++i) {
+    targets.w[i] = w[i];
+    targets.y[i] = y[i];
+    targets.n[i] = n[i];
+    targets.end[i] = end += (n[i] + rows_per_block - 1) / rows_per_block;
+  }
+  targets.count = count;
+  return targets;
+}
+
+// The target of thread block `block`: its weight, output and rows, and the first thread block of
+// that target. Constant indices only: a parameter array indexed at run time would be copied to
+// local memory.
+struct BlockTarget {
+  const void* w;
+  float* y;
+  int64_t n, first;
+};
+
+__device__ __forceinline__ BlockTarget TargetOf(const BlockTargets& targets, int64_t block) {
+  BlockTarget t{targets.w[0], targets.y[0], targets.n[0], 0};
+  if (targets.count > 1 && block >= targets.end[0]) t = {targets.w[1], targets.y[1], targets.n[1], targets.end[0]};
+  if (targets.count > 2 && block >= targets.end[1]) t = {targets.w[2], targets.y[2], targets.n[2], targets.end[1]};
+  return t;
+}
+
+}  // namespace kiln::cuda
