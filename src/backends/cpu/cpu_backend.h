@@ -1,8 +1,10 @@
 // The CPU backend: complete, not a fallback. f32 activations and KV cache, f32/bf16/f16 weights
 // used in place from the mmap'd source, a persistent thread pool, dot products dispatched once
 // to the best ISA this CPU has (generic, AVX2, AVX-512). Linear, embedding and MoE weights may
-// also be in a block format (q8_0, q4_0, q4_k, q6_k, f8_e4m3), dequantized in registers as they
-// stream (simd/quant_dot.h); ops that read weights element by element refuse block formats.
+// also be in a block format (q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k, f8_e4m3): linear and
+// MoE multiply them with activations rounded to int8 in planned scratch (simd/quant_int8.h; not
+// f8_e4m3, the generic table or KILN_CPU_INT8_ACTIVATIONS=0, which dequantize in registers as
+// the weights stream: simd/quant_dot.h); ops that read weights element by element refuse them.
 //
 // Guard mode (a Program compiled with CompileOptions::guard): every arena tensor is surrounded
 // by canary bytes, written when the tensor is first produced and checked after every op; a

@@ -1,5 +1,6 @@
 // Dot products of f32 activations with weights in a block format (core/quant.h): the inner loop
-// of linear and MoE when a weight is q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k or f8_e4m3.
+// of linear and MoE when a weight is q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k or f8_e4m3,
+// and no int8 kernel (quant_int8.h, reached through QuantDotKernels::int8) takes it.
 //
 // One call covers `rows` activation rows against `count` weight rows:
 //   out[r * out_stride + j] = sum_i x[r * x_stride + i] * W_j[i]      r < rows, j < count
