@@ -52,6 +52,8 @@ struct Config {
 struct Run {
   double seconds = 0;
   int64_t requests = 0, tokens = 0, failures = 0;
+  // The model's steps during the run: all, those that ran prompt tokens, and sequences over them.
+  int64_t steps = 0, prompt_steps = 0, step_rows = 0;
 };
 
 std::string Prompt(int client, int request) {
@@ -60,7 +62,8 @@ std::string Prompt(int client, int request) {
 
 // `one(client, request)` returns the generated token count, or -1 on failure.
 template <typename OneRequest>
-Run Measure(int clients, int per_client, OneRequest one) {
+Run Measure(const kiln::Model& model, int clients, int per_client, OneRequest one) {
+  const kiln::ModelStats before = model.stats();
   std::atomic<int64_t> tokens{0}, failures{0};
   const auto start = Clock::now();
   std::vector<std::thread> threads;
@@ -78,6 +81,10 @@ Run Measure(int clients, int per_client, OneRequest one) {
   run.requests = static_cast<int64_t>(clients) * per_client;
   run.tokens = tokens;
   run.failures = failures;
+  const kiln::ModelStats after = model.stats();
+  run.steps = after.steps - before.steps;
+  run.prompt_steps = after.prompt_steps - before.prompt_steps;
+  run.step_rows = after.step_rows - before.step_rows;
   return run;
 }
 
@@ -187,8 +194,8 @@ int main(int argc, char** argv) {
       auto done = (*direct)->Generate(request);
       return done ? static_cast<int64_t>(done->tokens.size()) : -1;
     };
-    Measure(config.clients.back(), 1, model_request);  // warm-up: first touch of every KV page
-    for (int clients : config.clients) direct_runs.push_back(Measure(clients, config.requests_per_client, model_request));
+    Measure(**direct, config.clients.back(), 1, model_request);  // warm-up: first touch of every KV page
+    for (int clients : config.clients) direct_runs.push_back(Measure(**direct, clients, config.requests_per_client, model_request));
   }
   {
     auto served = kiln::Model::Load(config.model, options);
@@ -205,6 +212,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "kiln_serve_bench: %s\n", port.error().message().c_str());
       return 1;
     }
+    const kiln::Model& served_model = **served;  // owned by the server from here on
     server.SetModel(std::move(*served), "bench");
     auto http_request = [&](int c, int r) -> int64_t {
       httplib::Client client("127.0.0.1", *port);
@@ -216,18 +224,21 @@ int main(int argc, char** argv) {
       auto reply = nlohmann::json::parse(result->body, nullptr, false);
       return reply.is_discarded() ? -1 : reply["usage"]["completion_tokens"].get<int64_t>();
     };
-    Measure(config.clients.back(), 1, http_request);
-    for (int clients : config.clients) http_runs.push_back(Measure(clients, config.requests_per_client, http_request));
+    Measure(served_model, config.clients.back(), 1, http_request);
+    for (int clients : config.clients) http_runs.push_back(Measure(served_model, clients, config.requests_per_client, http_request));
   }
 
-  std::printf("| clients | requests | path | seconds | requests/s | tokens/s | failures |\n");
-  std::printf("|---:|---:|---|---:|---:|---:|---:|\n");
+  // Steps, prompt steps (a prefill ran in them) and the mean batch say whether a path's requests
+  // reached the scheduler together or staggered.
+  std::printf("| clients | requests | path | seconds | requests/s | tokens/s | failures | steps | prompt steps | mean batch |\n");
+  std::printf("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
   for (size_t i = 0; i < config.clients.size(); ++i) {
     for (int path = 0; path < 2; ++path) {
       const Run& run = path == 0 ? direct_runs[i] : http_runs[i];
-      std::printf("| %d | %lld | %s | %.2f | %.2f | %.1f | %lld |\n", config.clients[i], static_cast<long long>(run.requests),
+      std::printf("| %d | %lld | %s | %.2f | %.2f | %.1f | %lld | %lld | %lld | %.1f |\n", config.clients[i], static_cast<long long>(run.requests),
                   path == 0 ? "kiln::Model" : "HTTP", run.seconds, run.requests / run.seconds, run.tokens / run.seconds,
-                  static_cast<long long>(run.failures));
+                  static_cast<long long>(run.failures), static_cast<long long>(run.steps), static_cast<long long>(run.prompt_steps),
+                  run.steps > 0 ? static_cast<double>(run.step_rows) / static_cast<double>(run.steps) : 0.0);
     }
   }
   return 0;

@@ -160,6 +160,9 @@ struct ModelStats {
   int64_t waiting = 0, running = 0, finished = 0, cancelled = 0, preemptions = 0;
   int64_t prompt_tokens = 0, cached_tokens = 0, generated_tokens = 0;
   int64_t draft_tokens = 0, accepted_draft_tokens = 0;  // speculative decoding
+  // Model steps run; those that ran prompt tokens (a new request's prefill, alone or beside
+  // decoding sequences); sequences over all steps (step_rows / steps: the mean batch).
+  int64_t steps = 0, prompt_steps = 0, step_rows = 0;
 };
 
 class Model {

@@ -486,8 +486,12 @@ Result<bool> Scheduler::StepOnce() {
     ran = runner_.Run(batch_, std::span<float>(logits_.data(), floats));
   }
   {
+    bool prompt_step = false;
+    for (const Active* active : batch_owner_) prompt_step |= active->fed < static_cast<int64_t>(active->request.prompt.size());
     std::lock_guard<std::mutex> lock(mutex_);
     ++stats_.steps;
+    stats_.prompt_steps += prompt_step;
+    stats_.step_rows += static_cast<int64_t>(batch_.size());
   }
   if (!ran.ok()) {
     // A failed step leaves the caches of its sequences unknown: end every request in it.

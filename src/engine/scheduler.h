@@ -94,6 +94,8 @@ struct SchedulerStats {
   int64_t cancelled = 0;       // of the finished ones
   int64_t preemptions = 0;
   int64_t steps = 0;
+  int64_t prompt_steps = 0;    // steps that ran prompt tokens (alone or beside decoding sequences)
+  int64_t step_rows = 0;       // batch entries (sequences) over all steps: step_rows / steps is the mean batch
   int64_t prompt_tokens = 0;   // over finished requests
   int64_t cached_tokens = 0;   // prompt tokens taken from the prefix cache
   int64_t generated_tokens = 0;

@@ -261,6 +261,11 @@ std::string Server::Impl::Metrics() const {
          static_cast<double>(stats.draft_tokens));
   metric("kiln_draft_tokens_accepted_total", "counter", "Speculative decoding: drafted tokens accepted.",
          static_cast<double>(stats.accepted_draft_tokens));
+  metric("kiln_steps_total", "counter", "Model steps run.", static_cast<double>(stats.steps));
+  metric("kiln_prompt_steps_total", "counter", "Model steps that ran prompt tokens (a prefill, alone or beside decoding).",
+         static_cast<double>(stats.prompt_steps));
+  metric("kiln_step_sequences_total", "counter", "Sequences over all model steps (divided by kiln_steps_total: the mean batch).",
+         static_cast<double>(stats.step_rows));
   return out.str();
 }
 

@@ -397,6 +397,36 @@ TEST_F(SchedulerTest, PenalizedRequestsSampleOnTheHost) {
   for (const auto& tokens : on_host) EXPECT_EQ(tokens.size(), 12u);
 }
 
+// The step counters: requests that arrive together share their prefill step; one that arrives
+// while another decodes runs its prefill beside it, one more step with prompt tokens.
+TEST_F(SchedulerTest, StepCountersTellTogetherFromStaggered) {
+  auto runner = NewRunner(kSequences);
+  ASSERT_TRUE(runner);
+  std::map<RequestId, Outcome> outcomes;
+  {
+    Scheduler scheduler(*runner, nullptr);
+    ASSERT_TRUE(scheduler.Submit(Greedy({5, 6, 7}, 5, &outcomes)).has_value());
+    ASSERT_TRUE(scheduler.Submit(Greedy({8, 9, 10}, 5, &outcomes)).has_value());
+    ASSERT_TRUE(scheduler.RunUntilIdle().ok());
+    const SchedulerStats stats = scheduler.stats();
+    EXPECT_EQ(stats.steps, 5);  // one prefill step (both first tokens), four decode steps
+    EXPECT_EQ(stats.prompt_steps, 1);
+    EXPECT_EQ(stats.step_rows, 10);
+  }
+  {
+    Scheduler scheduler(*runner, nullptr);
+    ASSERT_TRUE(scheduler.Submit(Greedy({5, 6, 7}, 5, &outcomes)).has_value());
+    ASSERT_TRUE(scheduler.Step().has_value());
+    ASSERT_TRUE(scheduler.Submit(Greedy({8, 9, 10}, 5, &outcomes)).has_value());
+    ASSERT_TRUE(scheduler.RunUntilIdle().ok());
+    const SchedulerStats stats = scheduler.stats();
+    // A: steps 1-5; B: prefill beside A's decode at step 2, then to step 6.
+    EXPECT_EQ(stats.steps, 6);
+    EXPECT_EQ(stats.prompt_steps, 2);
+    EXPECT_EQ(stats.step_rows, 1 + 2 * 4 + 1);
+  }
+}
+
 TEST_F(SchedulerTest, RequestsThatCanNeverRunAreRefused) {
   auto runner = NewRunner(1);
   ASSERT_TRUE(runner);
