@@ -224,6 +224,16 @@ Result<int64_t> Runner::DecodeOnDevice(Sequence& sequence, int32_t first, const 
     if (status.ok()) ++enqueued;
     return status.ok();
   };
+  // Takes the oldest step's token to on_token; false when decoding ends (stopped or failed).
+  auto receive = [&]() {
+    Result<SampledToken> token = placed_->NextDecoded();
+    if (!token) {
+      status = token.error();
+      return false;
+    }
+    ++received;
+    return on_token(*token);
+  };
   if (allowed) {
     // Step k+1's model is queued before token k reaches the host; its mask follows once on_token
     // has taken token k, and the device waits for nothing else.
@@ -236,26 +246,14 @@ Result<int64_t> Runner::DecodeOnDevice(Sequence& sequence, int32_t first, const 
     if (enqueue()) submit_mask();
     while (status.ok() && received < enqueued) {
       if (enqueued < max_steps && !enqueue()) break;
-      Result<SampledToken> token = placed_->NextDecoded();
-      if (!token) {
-        status = token.error();
-        break;
-      }
-      ++received;
-      if (!on_token(*token)) break;
+      if (!receive()) break;
       if (received < enqueued && !submit_mask()) break;
     }
   } else {
     while (enqueued < std::min<int64_t>(depth, max_steps) && enqueue()) {
     }
     while (status.ok() && received < enqueued) {
-      Result<SampledToken> token = placed_->NextDecoded();
-      if (!token) {
-        status = token.error();
-        break;
-      }
-      ++received;
-      if (!on_token(*token)) break;
+      if (!receive()) break;
       if (enqueued < max_steps) enqueue();
     }
   }

@@ -21,6 +21,19 @@ double Metric(const std::string& text, const std::string& name) {
   return at == std::string::npos ? -1 : std::stod(text.substr(at + name.size() + 2));
 }
 
+// The metrics once one more request than `cancelled_before` was cancelled and none runs (or
+// after 10 s, for the test to report).
+std::string MetricsOnceCancelled(Server& server, double cancelled_before) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  std::string metrics;
+  while (std::chrono::steady_clock::now() < deadline) {
+    metrics = server.MetricsText();
+    if (Metric(metrics, "kiln_requests_cancelled_total") == cancelled_before + 1 && Metric(metrics, "kiln_requests_processing") == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return metrics;
+}
+
 TEST_F(ServerTest, DisconnectMidStreamCancels) {
   const double cancelled_before = Metric(server_->MetricsText(), "kiln_requests_cancelled_total");
   httplib::Client client("127.0.0.1", port_);
@@ -39,13 +52,7 @@ TEST_F(ServerTest, DisconnectMidStreamCancels) {
   httplib::Error error = httplib::Error::Success;
   client.send(request, response, error);
   EXPECT_GE(received, 2000u);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  std::string metrics;
-  while (std::chrono::steady_clock::now() < deadline) {
-    metrics = server_->MetricsText();
-    if (Metric(metrics, "kiln_requests_cancelled_total") == cancelled_before + 1 && Metric(metrics, "kiln_requests_processing") == 0) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  const std::string metrics = MetricsOnceCancelled(*server_, cancelled_before);
   EXPECT_EQ(Metric(metrics, "kiln_requests_cancelled_total"), cancelled_before + 1) << metrics;
   EXPECT_EQ(Metric(metrics, "kiln_requests_processing"), 0) << metrics;
   EXPECT_EQ(Metric(metrics, "kiln_requests_waiting"), 0) << metrics;
@@ -84,13 +91,7 @@ TEST_F(ServerTest, DisconnectBeforeAnUnstreamedReplyCancels) {
     const double cancelled_before = Metric(before, "kiln_requests_cancelled_total");
     const double tokens_before = Metric(before, "kiln_tokens_predicted_total");
     PostAndHangUp(port_, path, body.dump(), std::chrono::milliseconds(300));
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    std::string metrics;
-    while (std::chrono::steady_clock::now() < deadline) {
-      metrics = server_->MetricsText();
-      if (Metric(metrics, "kiln_requests_cancelled_total") == cancelled_before + 1 && Metric(metrics, "kiln_requests_processing") == 0) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    const std::string metrics = MetricsOnceCancelled(*server_, cancelled_before);
     EXPECT_EQ(Metric(metrics, "kiln_requests_cancelled_total"), cancelled_before + 1) << metrics;
     EXPECT_EQ(Metric(metrics, "kiln_requests_processing"), 0) << metrics;
     // Cut short: fewer than the 480 tokens asked for (the context holds 512).
