@@ -1,7 +1,6 @@
 // Elementwise and copy kernels. Small next to linear/attention; parallel over rows.
 #include <cmath>
 #include <cstring>
-#include <numbers>
 
 #include "backends/cpu/kernel_context.h"
 #include "core/quant.h"
@@ -19,10 +18,14 @@ float WeightAt(const TensorArg& weight, int64_t index) {
 }
 
 namespace {
+// f(begin, end) over the output's elements, in ranges of at least 4096.
+template <typename F>
+void ForEachRange(const KernelContext& c, F&& f) {
+  c.pool->ParallelFor(c.output.rows * c.output.columns, f, 4096);
+}
 template <typename F>
 void ForEachElement(const KernelContext& c, F&& f) {
-  const int64_t count = c.output.rows * c.output.columns;
-  c.pool->ParallelFor(count, [&](int64_t begin, int64_t end) { for (int64_t i = begin; i < end; ++i) f(i); }, 4096);
+  ForEachRange(c, [&](int64_t begin, int64_t end) { for (int64_t i = begin; i < end; ++i) f(i); });
 }
 }  // namespace
 
@@ -55,18 +58,14 @@ void ScaleByWeightKernel(const KernelContext& c) {
 void GeluMulKernel(const KernelContext& c) {
   const float *gate = c.inputs[0].f32(), *up = c.inputs[1].f32();
   float* y = c.output.f32();
-  const float k = std::sqrt(2.0f / std::numbers::pi_v<float>);
-  ForEachElement(c, [&](int64_t i) {
-    const float g = gate[i];
-    y[i] = 0.5f * g * (1.0f + std::tanh(k * (g + 0.044715f * g * g * g))) * up[i];
-  });
+  ForEachRange(c, [&](int64_t begin, int64_t end) { c.dot->math->gelu_mul(gate + begin, up + begin, y + begin, end - begin); });
 }
 
 void SoftcapKernel(const KernelContext& c) {
   const float* x = c.inputs[0].f32();
   const float cap = c.op->attrs.softcap;
   float* y = c.output.f32();
-  ForEachElement(c, [&](int64_t i) { y[i] = cap * std::tanh(x[i] / cap); });
+  ForEachRange(c, [&](int64_t begin, int64_t end) { c.dot->math->softcap(x + begin, cap, y + begin, end - begin); });
 }
 
 void SliceColumnsKernel(const KernelContext& c) {

@@ -8,7 +8,6 @@
 // other; each matrix-vector product is parallel over its rows.
 #include <algorithm>
 #include <cmath>
-#include <numbers>
 #include <numeric>
 
 #include "backends/cpu/kernel_context.h"
@@ -31,7 +30,6 @@ void MoeKernel(const KernelContext& c) {
   // every expert's gate_up, each expert's activation for its down.
   uint8_t* h_int8 = reinterpret_cast<uint8_t*>(c.scratch) + MoeFloatScratchBytes(E, mi, H);
   uint8_t* activation_int8 = h_int8 + Int8ScratchBytes(gate_up.dtype, 1, H);
-  const float gelu_k = std::sqrt(2.0f / std::numbers::pi_v<float>);
   for (int64_t t = 0; t < x.rows; ++t) {
     const float* xt = x.f32() + t * H;
     double sum_squares = 0.0;
@@ -61,10 +59,7 @@ void MoeKernel(const KernelContext& c) {
       } else {
         MatVec(c, ht, gate_up, e * 2 * mi * H, 2 * mi, H, gate_up_out);
       }
-      for (int64_t j = 0; j < mi; ++j) {
-        const float g = gate_up_out[j];
-        activation[j] = 0.5f * g * (1.0f + std::tanh(gelu_k * (g + 0.044715f * g * g * g))) * gate_up_out[mi + j];
-      }
+      c.dot->math->gelu_mul(gate_up_out, gate_up_out + mi, activation, mi);
       // `routed` is reused as the expert output.
       if (const void* rounded = QuantizeActivations(c, down.dtype, activation, 1, mi, activation_int8)) {
         MatVecInt8(c, rounded, down, e * H * mi, H, mi, routed);

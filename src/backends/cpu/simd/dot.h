@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "backends/cpu/simd/quant_dot.h"
+#include "backends/cpu/simd/vector_math.h"
 
 namespace kiln::cpu {
 
@@ -53,6 +54,8 @@ struct DotKernels {
   TileU16Fn tile_f16 = nullptr;
   // Block-format weights (quant_dot.h); every table has them.
   const QuantDotKernels* quant = nullptr;
+  // GELU and softcap (vector_math.h); every table has them.
+  const VectorMathKernels* math = nullptr;
 };
 
 // A gemv made of `count` single-row dot calls, for tables without a dedicated one.

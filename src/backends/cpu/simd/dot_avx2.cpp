@@ -2,6 +2,7 @@
 #include <immintrin.h>
 
 #include "backends/cpu/simd/dot.h"
+#include "backends/cpu/simd/vector_math_inl.h"
 #include "core/dtype.h"
 
 namespace kiln::cpu {
@@ -92,12 +93,17 @@ void Gemv(const float* x, const W* w, int64_t w_stride, int64_t k, int count, fl
 
 }  // namespace
 
+const VectorMathKernels* Avx2VectorMath() {
+  static const VectorMathKernels kernels{GeluMulLoop, SoftcapLoop};
+  return &kernels;
+}
+
 const DotKernels* Avx2DotKernels() {
   static const DotKernels kernels{"avx2", true, DotRows<float, LoadWeights, ToFloat>,
                                   DotRows<uint16_t, LoadBf16, ToFloatBf16>, DotRows<uint16_t, LoadF16, ToFloatF16>,
                                   Gemv<float, LoadWeights, ToFloat>, Gemv<uint16_t, LoadBf16, ToFloatBf16>,
                                   Gemv<uint16_t, LoadF16, ToFloatF16>, nullptr, nullptr, nullptr,
-                                  Avx2QuantDotKernels()};
+                                  Avx2QuantDotKernels(), Avx2VectorMath()};
   return &kernels;
 }
 

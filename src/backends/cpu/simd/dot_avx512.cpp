@@ -2,6 +2,7 @@
 #include <immintrin.h>
 
 #include "backends/cpu/simd/dot.h"
+#include "backends/cpu/simd/vector_math_inl.h"
 
 namespace kiln::cpu {
 
@@ -131,11 +132,16 @@ void Tile4x4(const float* x, int64_t x_stride, const W* w, int64_t w_stride, int
 
 }  // namespace
 
+const VectorMathKernels* Avx512VectorMath() {
+  static const VectorMathKernels kernels{GeluMulLoop, SoftcapLoop};
+  return &kernels;
+}
+
 const DotKernels* Avx512DotKernels() {
   static const DotKernels kernels{"avx512", true, DotRows<float, LoadF32>, DotRows<uint16_t, LoadBf16>,
                                   DotRows<uint16_t, LoadF16>, Gemv<float, LoadF32>, Gemv<uint16_t, LoadBf16>,
                                   Gemv<uint16_t, LoadF16>, Tile4x4<float, LoadF32>, Tile4x4<uint16_t, LoadBf16>,
-                                  Tile4x4<uint16_t, LoadF16>, Avx512QuantDotKernels()};
+                                  Tile4x4<uint16_t, LoadF16>, Avx512QuantDotKernels(), Avx512VectorMath()};
   return &kernels;
 }
 

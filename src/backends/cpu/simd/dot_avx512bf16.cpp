@@ -50,7 +50,7 @@ const DotKernels* Avx512Bf16DotKernels() {
   const DotKernels* exact = Avx512DotKernels();
   static const DotKernels kernels{"avx512bf16", false, exact->f32, DotBf16, exact->f16,
                                   exact->gemv_f32, GemvFromDot<uint16_t, DotBf16>, exact->gemv_f16,
-                                  exact->tile_f32, nullptr, exact->tile_f16, exact->quant};
+                                  exact->tile_f32, nullptr, exact->tile_f16, exact->quant, exact->math};
   return &kernels;
 }
 

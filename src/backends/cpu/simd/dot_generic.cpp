@@ -7,6 +7,7 @@
 #include <string>
 
 #include "backends/cpu/simd/dot.h"
+#include "backends/cpu/simd/vector_math_inl.h"
 #include "core/dtype.h"
 
 namespace kiln::cpu {
@@ -35,11 +36,16 @@ float F16(uint16_t v) { return F16ToF32(v); }
 
 }  // namespace
 
+const VectorMathKernels& GenericVectorMath() {
+  static const VectorMathKernels kernels{GeluMulLoop, SoftcapLoop};
+  return kernels;
+}
+
 const DotKernels& GenericDotKernels() {
   static const DotKernels kernels{"generic", true, DotRows<float, Identity>, DotRows<uint16_t, Bf16>, DotRows<uint16_t, F16>,
                                   GemvFromDot<float, DotRows<float, Identity>>, GemvFromDot<uint16_t, DotRows<uint16_t, Bf16>>,
                                   GemvFromDot<uint16_t, DotRows<uint16_t, F16>>,
-                                  nullptr, nullptr, nullptr, &GenericQuantDotKernels()};
+                                  nullptr, nullptr, nullptr, &GenericQuantDotKernels(), &GenericVectorMath()};
   return kernels;
 }
 
