@@ -453,12 +453,14 @@ Result<bool> Scheduler::StepOnce() {
     return true;
   }
 
-  // Rows drawn on the device when every row that samples this step allows it.
+  // Rows drawn on the device when every row that samples this step allows it. A speculative
+  // entry (the pending token and its drafts: more tokens than pending) needs every row's logits
+  // on the host to verify its drafts, so a step that carries one samples on the host.
   bool on_device = options_.device_sampling && runner_.SupportsRowSampling();
   for (size_t b = 0; b < batch_.size() && on_device; ++b) {
     const Active& active = *batch_owner_[b];
     const bool samples = active.pending() == static_cast<int64_t>(batch_[b].tokens.size());
-    on_device = !samples || (DeviceSampleable(active) && !batch_[b].all_logits);
+    on_device = !batch_[b].all_logits && (!samples || DeviceSampleable(active));
   }
   // A constrained row's mask, computed before the step; a grammar that allows nothing more is
   // reported by the host path (Sample), so such a step samples there.

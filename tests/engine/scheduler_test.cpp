@@ -320,6 +320,44 @@ TEST_F(SchedulerTest, RowsSampledByTheBackendGiveTheSoloTokens) {
   }
 }
 
+// Speculating requests (prompt lookup, whose drafts a repetitive prompt makes likely) beside plain
+// ones on a backend that samples rows: a step that carries drafts needs every row's logits on the
+// host, plain steps still sample on the backend, and every request gets its solo tokens.
+TEST_F(SchedulerTest, SpeculatingRowsBesideRowsSampledByTheBackend) {
+  RowSamplingBackend backend(model_->architecture().vocab_size());
+  auto runner = RunnerOn(backend, *model_);
+  ASSERT_TRUE(runner.has_value()) << runner.error().ToString();
+  std::map<RequestId, Outcome> outcomes;
+  std::map<RequestId, std::vector<int32_t>> prompts;
+  int64_t drafted = 0;
+  {
+    Scheduler scheduler(**runner, nullptr);
+    for (int i = 0; i < 8; ++i) {
+      std::vector<int32_t> prompt;
+      for (int repeat = 0; repeat < 3; ++repeat) {
+        for (int32_t t = 0; t < 5; ++t) prompt.push_back(static_cast<int32_t>(10 + 7 * i + t));
+      }
+      Request request = Greedy(prompt, 12, &outcomes);
+      if (i % 2 == 0) {
+        request.options.speculative.type = SpeculativeType::kNgram;
+        request.options.speculative.draft_max = 4;
+      }
+      auto id = scheduler.Submit(std::move(request));
+      ASSERT_TRUE(id.has_value());
+      prompts[*id] = prompt;
+    }
+    ASSERT_TRUE(scheduler.RunUntilIdle().ok());
+    drafted = scheduler.stats().draft_tokens;
+  }
+  EXPECT_GT(drafted, 0) << "no request drafted: the test no longer speculates";
+  ASSERT_NE(backend.last, nullptr);
+  EXPECT_GT(backend.last->sampled_steps, 0) << "the device-sampling path never ran";
+  for (const auto& [id, outcome] : outcomes) {
+    ASSERT_TRUE(outcome.result.has_value()) << "request " << id << ": " << outcome.result.error().ToString();
+    EXPECT_EQ(outcome.result->tokens, Solo(prompts[id], 12)) << "request " << id;
+  }
+}
+
 // Structured output with rows sampled by the backend: each constrained row carries its mask there,
 // and every request gets the tokens the host-only scheduler gives it (constrained or not).
 TEST_F(SchedulerTest, ConstrainedRowsAreMaskedWhereTheyAreSampled) {
