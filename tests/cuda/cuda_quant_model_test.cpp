@@ -135,12 +135,13 @@ TEST(CudaQuantModelTest, EveryFormatRunsAWholeModelLikeItsDequantizedWeights) {
     SCOPED_TRACE(DTypeName(formats[f]));
     Weights quantized, twin;
     MakeWeights(programs[f], &quantized, &twin);
-    // The short prompt's decode step runs the one-row GEMV: exact products for most formats
-    // (1e-4), int8 activations for Q8_0, Q4_0 and Q4_K (block_gemv.cuh), whose rounding of x by up
-    // to 1/254 of each 32-element block's largest value compounds over the two layers: 0.6-1.1% of
-    // the largest logit measured on an H200, bound 3%.
+    // The short prompt (7 rows) and its decode step run the block GEMV: exact products for most
+    // formats (1e-4), int8 activations for Q8_0, Q4_0 and Q4_K (block_gemv.cuh), whose rounding of
+    // x by up to 1/254 of each 32-element block's largest value compounds over the two layers:
+    // 2.3-2.7% of the largest logit measured on an H100 with the 7 prompt rows in int8 too (0.6-1.1%
+    // on an H200 when only the decode row was), bound 4%.
     const bool int8 = cuda::BlockGemvInt8Supports(cuda::TypeOf(formats[f]), 1, 256);
-    for (const auto& [prompt, tolerance] : {std::pair{short_prompt, int8 ? 3e-2f : 1e-4f}, std::pair{long_prompt, 8e-2f}}) {
+    for (const auto& [prompt, tolerance] : {std::pair{short_prompt, int8 ? 4e-2f : 1e-4f}, std::pair{long_prompt, 8e-2f}}) {
       SCOPED_TRACE(std::to_string(prompt.size()) + "-token prompt");
       auto session = Session::Create(programs[f], backend, quantized.Views(programs[f]), {});
       ASSERT_TRUE(session.has_value()) << session.error().ToString();

@@ -205,7 +205,7 @@ TEST_F(QuantKernelTest, LinearMatchesTheScalarReferenceForEveryFormatRowCountAnd
 
 // One x row of Q4_0, Q8_0 and Q4_K: the int8-activation kernels within their bound, the f32 kernels
 // (BlockGemvMath::kF32) still within the exact GEMV tolerance, and the two different (so the
-// default really takes the int8 path). Shapes with several x tiles (k = 4096 * 2 + 256) and
+// default really takes the int8 path). Shapes with a long row (k = 8448) and
 // x of very different magnitudes across blocks.
 TEST_F(QuantKernelTest, Int8ActivationsStayWithinTheirBound) {
   uint32_t seed = 300;
@@ -236,6 +236,88 @@ TEST_F(QuantKernelTest, Int8ActivationsStayWithinTheirBound) {
         differ |= a[i] != b[i];
       }
       EXPECT_TRUE(differ) << "the int8 and f32 kernels gave the same outputs";
+    }
+  }
+}
+
+// The int8 kernels run a persistent grid: every warp takes several row sets when there are more
+// than fit on the device at once. 20,001 rows (plain), twice 20,001 (gate and up) and three targets
+// take more than one round on any current card, for one x row and for five; every output starts
+// as NaN, so a row set that no warp took fails. Several x rows are staged whole in shared memory,
+// so the widest x they take shrinks with the rows: 32,768 elements at two, 8,192 at eight (one
+// block wider runs the f32 kernel); one row is staged a tile at a time and takes any width.
+TEST_F(QuantKernelTest, Int8PersistentGridCoversEveryRowSet) {
+  uint32_t seed = 400;
+  const int64_t k = 256, n = 20001, third = 9001;
+  auto expect_near = [](const std::vector<float>& got, const std::vector<double>& expected, const std::vector<double>& size,
+                        const std::vector<double>& slack, const std::string& what) {
+    int failures = 0;
+    for (size_t i = 0; i < got.size() && failures < 5; ++i) {
+      if (!(std::fabs(got[i] - expected[i]) <= kGemvTolerance * size[i] + slack[i] + 1e-6)) {
+        ADD_FAILURE() << what << " output " << i << ": " << got[i] << " vs " << expected[i];
+        ++failures;
+      }
+    }
+  };
+  for (DType dtype : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_K}) {
+    const Weight gate = MakeWeight(dtype, n, k, seed++), up = MakeWeight(dtype, n, k, seed++), v = MakeWeight(dtype, third, k, seed++);
+    for (const int64_t rows : {int64_t{1}, int64_t{5}}) {
+      SCOPED_TRACE(std::string(DTypeName(dtype)) + " rows=" + std::to_string(rows));
+      ASSERT_TRUE(TakesInt8(gate, rows));
+      const std::vector<float> x = Normal(static_cast<size_t>(rows * k), 1.0f, seed++);
+      std::vector<double> g, g_size, u, u_size, vy, v_size;
+      Reference(gate, x, rows, &g, &g_size);
+      Reference(up, x, rows, &u, &u_size);
+      Reference(v, x, rows, &vy, &v_size);
+      const std::vector<double> g_slack = Int8Slack(gate, x, rows), u_slack = Int8Slack(up, x, rows), v_slack = Int8Slack(v, x, rows);
+      const size_t outputs_n = static_cast<size_t>(rows * n), outputs_third = static_cast<size_t>(rows * third);
+      DeviceMemory x_device(x), y_gate(outputs_n * 4), y_fused(outputs_n * 4), y_up(outputs_n * 4), y_v(outputs_third * 4);
+      for (const DeviceMemory* y : {&y_gate, &y_fused, &y_up}) ASSERT_EQ(cudaMemset(y->as(), 0xFF, outputs_n * 4), cudaSuccess);
+      ASSERT_EQ(cudaMemset(y_v.as(), 0xFF, outputs_third * 4), cudaSuccess);  // NaN until written
+      ASSERT_EQ(cuda::LaunchGemvGeluMul(x_device.as<float>(), gate.placed->as(), up.placed->as(), gate.type(), rows, n, k,
+                                        y_fused.as<float>(), nullptr),
+                cudaSuccess);
+      const void* weights[3] = {gate.placed->as(), v.placed->as(), up.placed->as()};
+      float* outputs[3] = {y_gate.as<float>(), y_v.as<float>(), y_up.as<float>()};
+      const int64_t ns[3] = {n, third, n};
+      ASSERT_EQ(cuda::LaunchGemvMulti(x_device.as<float>(), weights, outputs, ns, 3, gate.type(), rows, k, nullptr), cudaSuccess);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      expect_near(y_gate.Download<float>(outputs_n), g, g_size, g_slack, "gate");
+      expect_near(y_up.Download<float>(outputs_n), u, u_size, u_slack, "up");
+      expect_near(y_v.Download<float>(outputs_third), vy, v_size, v_slack, "third target");
+      const std::vector<float> fused = y_fused.Download<float>(outputs_n);
+      for (size_t i = 0, failures = 0; i < outputs_n && failures < 5; ++i) {
+        const double g_error = kGemvTolerance * g_size[i] + g_slack[i], u_error = kGemvTolerance * u_size[i] + u_slack[i];
+        const double bound = 1.2 * g_error * (std::fabs(u[i]) + u_error) + u_error * std::fabs(GeluTanh(g[i])) + 1e-6;
+        if (!(std::fabs(fused[i] - GeluTanh(g[i]) * u[i]) <= bound)) {
+          ADD_FAILURE() << "fused output " << i << ": " << fused[i] << " vs " << GeluTanh(g[i]) * u[i];
+          ++failures;
+        }
+      }
+    }
+    struct Wide {
+      int64_t rows, k;
+      bool int8;
+    };
+    for (const Wide& wide_case : {Wide{1, 65792, true}, Wide{2, 32768, true}, Wide{2, 33024, false}, Wide{8, 8192, true}, Wide{8, 8448, false}}) {
+      {
+        const int64_t rows = wide_case.rows, wide = wide_case.k;
+        SCOPED_TRACE(std::string(DTypeName(dtype)) + " rows=" + std::to_string(rows) + " k=" + std::to_string(wide));
+        const Weight w = MakeWeight(dtype, 5, wide, seed++);
+        EXPECT_EQ(TakesInt8(w, rows), wide_case.int8);
+        const std::vector<float> xw = Normal(static_cast<size_t>(rows * wide), 1.0f, seed++);
+        std::vector<double> expected, size;
+        Reference(w, xw, rows, &expected, &size);
+        const std::vector<double> slack = TakesInt8(w, rows) ? Int8Slack(w, xw, rows) : std::vector<double>(expected.size(), 0.0);
+        DeviceMemory xw_device(xw), yw(expected.size() * 4);
+        const void* wide_weights[1] = {w.placed->as()};
+        float* wide_outputs[1] = {yw.as<float>()};
+        const int64_t five = 5;
+        ASSERT_EQ(cuda::LaunchBlockGemv(xw_device.as<float>(), wide_weights, wide_outputs, &five, 1, nullptr, w.type(), rows, wide, nullptr),
+                  cudaSuccess);
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        expect_near(yw.Download<float>(expected.size()), expected, size, slack, "wide x");
+      }
     }
   }
 }

@@ -31,10 +31,12 @@ inline constexpr int64_t kBlockGemvMaxRows = 8;
 bool BlockGemvSupports(WeightType type, int64_t rows, int64_t k);
 
 // How the products are formed. kF32: every weight expanded to f32 and multiplied with f32 x, the
-// reference's products. kInt8, for one x row of Q4_0, Q8_0 or Q4_K (BlockGemvInt8Supports; other
-// shapes take kF32): x quantized to int8 per 32-element block, as llama.cpp quantizes activations,
-// and integer dot products (block_gemv_int8.cu): each element of x rounded by at most 1/254 of its
-// block's largest magnitude, for several times fewer instructions a weight.
+// reference's products. kInt8, for Q4_0, Q8_0 or Q4_K, one x row of any width or 2 to 8 rows that
+// fit in shared memory (BlockGemvInt8Supports: 32,768 elements at two, 8,192 at eight; other
+// shapes take kF32): x
+// quantized to int8 per 32-element block, as llama.cpp quantizes activations, and integer dot
+// products (block_gemv_int8.cu): each element of x rounded by at most 1/254 of its block's largest
+// magnitude, for several times fewer instructions a weight.
 enum class BlockGemvMath { kF32, kInt8 };
 
 bool BlockGemvInt8Supports(WeightType type, int64_t rows, int64_t k);

@@ -17,14 +17,24 @@
 // The integer sums are exact; the error is x's rounding, at most d / 2 an element (relative to
 // the block's largest |x|, 1/254), which the tests bound (QuantKernelTest).
 //
-// Each thread block quantizes the x tile it works on into shared memory (x is small and in L2;
-// every block reads all of it, as the staged f32 kernel does), then 8 warps stream their weight
-// rows' 16-byte units against it, 4 rows a warp (2 gate rows and their up rows with kGeluMul).
+// Two kernels, by the number of x rows:
+//   - one row (OneRowInt8Kernel, decode of one sequence): a thread block per 32 weight rows, x
+//     quantized a 4,096-element tile at a time into shared memory, 8 warps streaming their rows'
+//     16-byte units against it, 4 rows a warp (2 gate rows and their up rows with kGeluMul);
+//   - 2 to 8 rows (RowsInt8Kernel: batched decode, speculative verify, short prompts): a
+//     persistent grid, each thread block quantizing all of x into shared memory once, its warps
+//     then taking row sets in turn (the first weight loads issued before the quantization), each
+//     weight unit multiplied with every x row. Against the f32 kernel that is 1.5-3.2x on 12B
+//     shapes at 4-8 rows; for one row it measured slower than the tiled kernel on half the
+//     shapes (bench/RESULTS.md, "Int8 activations for several rows"), so one row keeps it.
 #include "backends/cuda/kernels/block_gemv.cuh"
 
 #include "backends/cuda/kernels/block_formats.cuh"
 #include "backends/cuda/kernels/block_gemv_targets.cuh"
 #include "backends/cuda/kernels/device_math.cuh"
+
+#include <algorithm>
+#include <type_traits>
 
 namespace kiln::cuda {
 
@@ -32,14 +42,17 @@ namespace {
 
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
-constexpr int64_t kTile = 4096;  // x elements staged at a time (a multiple of every block)
-constexpr int64_t kTileBlocks = kTile / 32;
+// The most shared memory a launch of several x rows stages x in (two thread blocks fit an SM):
+// 32,768 elements at two rows, 8,192 at eight. Past it, BlockGemvInt8Supports says no and the f32
+// kernels run.
+constexpr int64_t kMaxSharedBytes = 106496;
 
 // x's int8 bytes in shared memory with 16 bytes of padding after every 128: a lane reads the 32
 // bytes of its Q4_0 block as two 16-byte loads, lanes 32 bytes apart, so 8 lanes of a phase
 // would hit each bank group twice without it.
 __host__ __device__ constexpr int64_t PaddedByte(int64_t byte) { return byte + 16 * (byte >> 7); }
-constexpr int64_t kTileBytes = PaddedByte(kTile);
+// The bytes of k quantized elements, the per-block scales following at a 16-byte boundary.
+__host__ __device__ constexpr int64_t StagedXBytes(int64_t k) { return (PaddedByte(k) + 15) / 16 * 16; }
 
 // Per 32-element block of x: its scale d and d * sum(q) over each 16-element half (the K-quants'
 // minimums and Q6_K's bias multiply a half at a time).
@@ -58,6 +71,13 @@ struct StagedX {
   }
 };
 
+// One staged x row: its bytes, then its blocks' scales.
+__host__ __device__ constexpr int64_t StagedRowBytes(int64_t k) { return StagedXBytes(k) + (k / 32) * static_cast<int64_t>(sizeof(XBlock)); }
+__device__ __forceinline__ StagedX StagedRow(const int8_t* shared, int64_t k, int r) {
+  const int8_t* row = shared + r * StagedRowBytes(k);
+  return {row, reinterpret_cast<const XBlock*>(row + StagedXBytes(k))};
+}
+
 // sum_j a_j b_j over 16 int8 pairs (b the staged x).
 __device__ __forceinline__ int Dot16(uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, const uint4& b) {
   int sum = __dp4a(static_cast<int>(a0), static_cast<int>(b.x), 0);
@@ -66,12 +86,12 @@ __device__ __forceinline__ int Dot16(uint32_t a0, uint32_t a1, uint32_t a2, uint
   return __dp4a(static_cast<int>(a3), static_cast<int>(b.w), sum);
 }
 
-// Quantizes x[start, start + width) into the tile: each thread 4 elements a pass, the 8 threads of
-// a 32-element block meeting by shuffles (they are 8 consecutive lanes of one warp).
+// Quantizes x[start, start + width) into shared memory: each thread 4 elements a pass, the 8
+// threads of a 32-element block meeting by shuffles (they are 8 consecutive lanes of one warp).
 __device__ __forceinline__ void QuantizeTile(const float* __restrict__ x, int64_t start, int64_t width, int8_t* q, XBlock* blocks) {
   for (int64_t e = 4 * static_cast<int64_t>(threadIdx.x); e < width; e += 4 * kThreads) {
     const float4 v = __ldg(reinterpret_cast<const float4*>(x + start + e));
-    // Whole 32-element blocks are in or out of the tile together: the 8 lanes of one meet alone.
+    // Whole 32-element blocks are in or out of a pass together: the 8 lanes of one meet alone.
     const unsigned group = 0xFFu << (threadIdx.x & 24);
     float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
 #pragma unroll
@@ -146,8 +166,17 @@ struct Int8Dot<WeightType::kQ8_0> {
   }
 };
 
+// ---- One x row: a thread block per 32 weight rows (16 with kGeluMul), x quantized a tile of
+// kTile elements at a time into static shared memory (any k). Measured against the persistent
+// kernel below for one row (bench/RESULTS.md): as fast or faster on most 12B shapes, since the
+// hardware starts a new block as soon as one ends.
+
+constexpr int64_t kTile = 4096;  // x elements staged at a time (a multiple of every block)
+constexpr int64_t kTileBlocks = kTile / 32;
+constexpr int64_t kTileBytes = PaddedByte(kTile);
+
 template <WeightType F, bool kGeluMul>
-__global__ void __launch_bounds__(kThreads) BlockGemvInt8Kernel(const float* __restrict__ x, BlockTargets targets, const void* up, int64_t k) {
+__global__ void __launch_bounds__(kThreads) OneRowInt8Kernel(const float* __restrict__ x, BlockTargets targets, const void* up, int64_t k) {
   constexpr int P = kGeluMul ? 2 : 4, S = kGeluMul ? 2 * P : P;
   using Dot = Int8Dot<F>;
   using Format = BlockFormat<F>;
@@ -207,33 +236,189 @@ __global__ void __launch_bounds__(kThreads) BlockGemvInt8Kernel(const float* __r
 }
 
 template <WeightType F>
-cudaError_t LaunchInt8(const float* x, const void* const* w, float* const* y, const int64_t* n, int count, const void* up, int64_t k,
+cudaError_t LaunchOneRow(const float* x, const void* const* w, float* const* y, const int64_t* n, int count, const void* up, int64_t k,
                        cudaStream_t stream) {
   const BlockTargets targets = MakeBlockTargets(w, y, n, count, kWarps * (up ? 2 : 4));
   if (targets.blocks() == 0) return cudaSuccess;
   const unsigned grid = static_cast<unsigned>(targets.blocks());
   if (up) {
-    BlockGemvInt8Kernel<F, true><<<grid, kThreads, 0, stream>>>(x, targets, up, k);
+    OneRowInt8Kernel<F, true><<<grid, kThreads, 0, stream>>>(x, targets, up, k);
   } else {
-    BlockGemvInt8Kernel<F, false><<<grid, kThreads, 0, stream>>>(x, targets, nullptr, k);
+    OneRowInt8Kernel<F, false><<<grid, kThreads, 0, stream>>>(x, targets, nullptr, k);
   }
   return cudaGetLastError();
 }
 
+// ---- 2 to 8 x rows: a persistent grid over x staged whole.
+
+// The weight rows one warp multiplies with the R x rows at a time: P output rows (and, with
+// kGeluMul, their up rows). Every x row costs S accumulators a lane, so more x rows take fewer
+// weight rows and fewer units in flight (the arithmetic per byte grows with R).
+template <WeightType F, bool kGeluMul, int R>
+struct RowSet {
+  using Format = BlockFormat<F>;
+  using Unit = typename Format::Unit;
+  // Q4_K's 32-byte units (quants and the block's scales) count as two x rows' worth of registers.
+  static constexpr bool kLargeUnit = sizeof(Unit) > 20;
+  static constexpr bool kWide = R > 2 || (R == 2 && kLargeUnit);
+  static constexpr int P = kGeluMul ? (kWide ? 1 : 2) : (kWide ? 2 : 4), S = kGeluMul ? 2 * P : P;
+  static constexpr int U = R == 1 ? Int8Dot<F>::kLoads : R <= 4 && !kLargeUnit ? 2 : 1;
+  BlockMatrix m[S];
+  int64_t rows[S];
+  float* y;
+  int64_t first_row, n;
+
+  __device__ RowSet(const BlockTargets& targets, const void* up, int64_t k, int64_t group) {
+    const BlockTarget target = TargetOf(targets, group);
+    y = target.y;
+    n = target.n;
+    first_row = (group - target.first) * P;
+    const BlockMatrix a = MakeBlockMatrix(F, target.w, target.n, k);
+#pragma unroll
+    for (int p = 0; p < P; ++p) {
+      m[p] = a;
+      rows[p] = first_row + p < n ? first_row + p : n - 1;  // rows past the end read the last row, are not written
+    }
+    if constexpr (kGeluMul) {
+      const BlockMatrix b = MakeBlockMatrix(F, up, target.n, k);
+#pragma unroll
+      for (int p = 0; p < P; ++p) m[P + p] = b, rows[P + p] = rows[p];
+    }
+  }
+  // The units c, c + 32, ..., c + 32 (U - 1) of every row (those before unit_end).
+  __device__ void Load(int64_t c, int64_t unit_end, Unit (&unit)[U][S]) const {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t at = c + 32 * u;
+#pragma unroll
+      for (int s = 0; s < S; ++s) unit[u][s] = at < unit_end ? Format::Load(m[s], rows[s], at) : Unit{};
+    }
+  }
+  __device__ static void Accumulate(const Unit (&unit)[U][S], int64_t c, int64_t unit_end, const int8_t* shared, int64_t k,
+                                    float (&acc)[S][R]) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t at = c + 32 * u;
+      if (at >= unit_end) break;
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const StagedX x = StagedRow(shared, k, r);
+#pragma unroll
+        for (int s = 0; s < S; ++s) acc[s][r] += Int8Dot<F>::Dot(unit[u][s], at, 0, x);
+      }
+    }
+  }
+  __device__ void Store(const float (&acc)[S][R], int lane) const {
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+#pragma unroll
+      for (int p = 0; p < P; ++p) {
+        float value = WarpSum(acc[p][r]);
+        if constexpr (kGeluMul) value = GeluTanh(value) * WarpSum(acc[P + p][r]);
+        if (lane == 0 && first_row + p < n) y[r * n + first_row + p] = value;
+      }
+    }
+  }
+};
+
+// A persistent grid: each thread block quantizes the whole of x (R rows) into shared memory once, and each
+// warp then multiplies `rounds` row sets (groups) against it, warp w taking groups w, w + W, ...
+// (W warps in all). The first group's first loads are issued before x is quantized, so the weight
+// stream starts with the kernel; later loads overlap the other warps' arithmetic. The host picks W
+// so that every warp takes the same number of groups (LaunchRows).
+template <WeightType F, bool kGeluMul, int R>
+__global__ void __launch_bounds__(kThreads, 2)
+    RowsInt8Kernel(const float* __restrict__ x, BlockTargets targets, const void* up, int64_t k, int64_t groups, int64_t warps) {
+  using Set = RowSet<F, kGeluMul, R>;
+  extern __shared__ __align__(16) int8_t shared[];
+  const int lane = threadIdx.x & 31;
+  const int64_t unit_end = k / Int8Dot<F>::kUnitElements;
+  int64_t group = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+  if (group >= warps) group = groups;  // the last block's spare warps only quantize x
+  typename Set::Unit unit[Set::U][Set::S];
+  bool loaded = false;
+  if (group < groups) {
+    Set(targets, up, k, group).Load(lane, unit_end, unit);
+    loaded = true;
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    int8_t* row = shared + r * StagedRowBytes(k);
+    QuantizeTile(x + r * k, 0, k, row, reinterpret_cast<XBlock*>(row + StagedXBytes(k)));
+  }
+  __syncthreads();
+  for (; group < groups; group += warps) {
+    const Set set(targets, up, k, group);
+    float acc[Set::S][R] = {};
+    for (int64_t c = lane; c < unit_end; c += 32 * Set::U) {
+      if (!loaded) set.Load(c, unit_end, unit);
+      loaded = false;
+      Set::Accumulate(unit, c, unit_end, shared, k, acc);
+    }
+    loaded = false;  // a lane with no units of its own loaded nothing to keep
+    set.Store(acc, lane);
+  }
+}
+
+template <WeightType F, bool kGeluMul, int R>
+cudaError_t LaunchRows(const float* x, const void* const* w, float* const* y, const int64_t* n, int count, const void* up, int64_t k,
+                       cudaStream_t stream) {
+  const BlockTargets targets = MakeBlockTargets(w, y, n, count, RowSet<F, kGeluMul, R>::P);
+  const int64_t groups = targets.blocks();
+  if (groups == 0) return cudaSuccess;
+  const auto kernel = RowsInt8Kernel<F, kGeluMul, R>;
+  const size_t shared = static_cast<size_t>(R * StagedRowBytes(k));
+  if (shared > 48 * 1024) {
+    if (cudaError_t s = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared)); s != cudaSuccess) {
+      return s;
+    }
+  }
+  int device = 0, multiprocessors = 0, resident = 0;
+  if (cudaError_t s = cudaGetDevice(&device); s != cudaSuccess) return s;
+  if (cudaError_t s = cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device); s != cudaSuccess) return s;
+  if (cudaError_t s = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel, kThreads, shared); s != cudaSuccess) return s;
+  // As many warps as fit at once, then as few as take the same number of groups each: 3,840
+  // groups over 4,224 resident warps take one round of 3,840 warps, over 3,000 two rounds of 1,920.
+  const int64_t most = static_cast<int64_t>(std::max(resident, 1)) * multiprocessors * kWarps;
+  const int64_t rounds = (groups + most - 1) / most;
+  const int64_t warps = (groups + rounds - 1) / rounds;
+  const unsigned grid = static_cast<unsigned>((warps + kWarps - 1) / kWarps);
+  kernel<<<grid, kThreads, shared, stream>>>(x, targets, up, k, groups, warps);
+  return cudaGetLastError();
+}
 }  // namespace
 
 bool BlockGemvInt8Supports(WeightType type, int64_t rows, int64_t k) {
   const bool format = type == WeightType::kQ4_0 || type == WeightType::kQ8_0 || type == WeightType::kQ4_K;
-  return format && rows == 1 && k > 0 && k % BlockShapeOf(type).elements == 0;
+  // One row stages x a tile at a time (any k); more rows stage it whole.
+  return format && rows >= 1 && rows <= kBlockGemvMaxRows && k > 0 && k % BlockShapeOf(type).elements == 0 &&
+         (rows == 1 || rows * StagedRowBytes(k) <= kMaxSharedBytes);
 }
 
 cudaError_t LaunchBlockGemvInt8(const float* x, const void* const* w, float* const* y, const int64_t* n, int count, const void* up,
                                 WeightType type, int64_t rows, int64_t k, cudaStream_t stream) {
   if (!BlockGemvInt8Supports(type, rows, k) || count < 1 || count > kGemvMaxTargets || (up && count != 1)) return cudaErrorInvalidValue;
+  const auto launch = [&](auto format) {
+    constexpr WeightType F = decltype(format)::value;
+    const auto with_rows = [&](auto rows_constant) {
+      constexpr int R = decltype(rows_constant)::value;
+      return up ? LaunchRows<F, true, R>(x, w, y, n, count, up, k, stream) : LaunchRows<F, false, R>(x, w, y, n, count, nullptr, k, stream);
+    };
+    switch (rows) {
+      case 1: return LaunchOneRow<F>(x, w, y, n, count, up, k, stream);
+      case 2: return with_rows(std::integral_constant<int, 2>{});
+      case 3: return with_rows(std::integral_constant<int, 3>{});
+      case 4: return with_rows(std::integral_constant<int, 4>{});
+      case 5: return with_rows(std::integral_constant<int, 5>{});
+      case 6: return with_rows(std::integral_constant<int, 6>{});
+      case 7: return with_rows(std::integral_constant<int, 7>{});
+      default: return with_rows(std::integral_constant<int, 8>{});
+    }
+  };
   switch (type) {
-    case WeightType::kQ4_0: return LaunchInt8<WeightType::kQ4_0>(x, w, y, n, count, up, k, stream);
-    case WeightType::kQ8_0: return LaunchInt8<WeightType::kQ8_0>(x, w, y, n, count, up, k, stream);
-    default: return LaunchInt8<WeightType::kQ4_K>(x, w, y, n, count, up, k, stream);
+    case WeightType::kQ4_0: return launch(std::integral_constant<WeightType, WeightType::kQ4_0>{});
+    case WeightType::kQ8_0: return launch(std::integral_constant<WeightType, WeightType::kQ8_0>{});
+    default: return launch(std::integral_constant<WeightType, WeightType::kQ4_K>{});
   }
 }
 

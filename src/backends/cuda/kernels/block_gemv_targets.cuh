@@ -1,6 +1,7 @@
 // The matrices one block-format GEMV launch streams (as Targets in gemv.cu): up to
-// kGemvMaxTargets weights that read the same x, each in thread blocks of `rows_per_block` output
-// rows numbered one after another over the targets. Shared by the f32-x kernels (block_gemv.cu)
+// kGemvMaxTargets weights that read the same x, each in pieces of `rows_per_block` output rows
+// numbered one after another over the targets (thread blocks in the f32-x kernels, one warp's row
+// set in the int8-x kernels). Shared by the f32-x kernels (block_gemv.cu)
 // and the int8-x kernels (block_gemv_int8.cu).
 #pragma once
 
@@ -14,10 +15,10 @@ struct BlockTargets {
   const void* w[kGemvMaxTargets];
   float* y[kGemvMaxTargets];
   int64_t n[kGemvMaxTargets];
-  int64_t end[kGemvMaxTargets];  // thread blocks of targets 0..i together
+  int64_t end[kGemvMaxTargets];  // pieces of targets 0..i together
   int count;
-  // Thread blocks of the whole launch.
-  int64_t blocks() const { return count > 0 ? end[count - 1] : 0; }
+  // Pieces of the whole launch.
+  __host__ __device__ int64_t blocks() const { return count > 0 ? end[count - 1] : 0; }
 };
 
 inline BlockTargets MakeBlockTargets(const void* const* w, float* const* y, const int64_t* n, int count, int64_t rows_per_block) {
@@ -33,8 +34,7 @@ inline BlockTargets MakeBlockTargets(const void* const* w, float* const* y, cons
   return targets;
 }
 
-// The target of thread block `block`: its weight, output and rows, and the first thread block of
-// that target. Constant indices only: a parameter array indexed at run time would be copied to
+// The target of piece `block`: its weight, output and rows, and the first piece of that target. Constant indices only: a parameter array indexed at run time would be copied to
 // local memory.
 struct BlockTarget {
   const void* w;
