@@ -14,7 +14,8 @@
 // Every kernel that touches the cache reads and writes each token's own sequence's blocks
 // through the step's block tables. The KV cache is bf16 for bf16/f16 checkpoints and f32 for f32
 // ones (CacheDType). A decode batch is captured as a CUDA graph per (step, T) on its second run
-// and replayed (at most CudaPlacedModel::kMaxGraphs kept; KILN_CUDA_GRAPHS=0 turns it off).
+// and replayed (one kept per decode batch size, CudaPlacedModel::GraphCapacity; KILN_CUDA_GRAPHS=0
+// turns it off).
 //
 // Guard mode is a CPU-backend feature: a Program compiled with guards is refused here.
 #pragma once

@@ -101,6 +101,7 @@ Status CudaPlacedModel::Init(const std::vector<WeightView>& weights, const Place
   TRY_ASSIGN(CudaDeviceInfo device, ProbeCudaDevice(0));
   sm_count_ = device.multiprocessors;
   if (const char* graphs = std::getenv("KILN_CUDA_GRAPHS"); graphs && std::string(graphs) == "0") use_graphs_ = false;
+  graph_capacity_ = GraphCapacity(program_.max_sequences);
   if (const char* profile = std::getenv("KILN_CUDA_PROFILE"); profile && std::string(profile) == "1") profile_ = true;
   if (cudaError_t s = cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking); s != cudaSuccess) return CudaFailure(s, "cannot create a stream");
   TRY_ASSIGN(arena_, Allocate(program_.arena_bytes, "activation arena"));
@@ -251,6 +252,10 @@ bool CudaPlacedModel::Capturable(const StepFunction& /*step*/) const {
   return use_graphs_ && !profile_ && shape_.num_runs == shape_.tokens && shape_.rows == shape_.tokens;
 }
 
+size_t CudaPlacedModel::GraphCapacity(int64_t max_sequences) {
+  return std::clamp<size_t>(static_cast<size_t>(std::max<int64_t>(max_sequences, 0)), kMinGraphs, kMaxGraphs);
+}
+
 Result<cudaGraphExec_t> CudaPlacedModel::GraphFor(const StepFunction& step) {
   const GraphKey key{&step, shape_.tokens};
   for (auto it = graphs_.begin(); it != graphs_.end(); ++it) {
@@ -273,7 +278,7 @@ Result<cudaGraphExec_t> CudaPlacedModel::GraphFor(const StepFunction& step) {
   const cudaError_t instantiated = cudaGraphInstantiate(&exec, graph, 0);
   cudaGraphDestroy(graph);
   if (instantiated != cudaSuccess) return CudaFailure(instantiated, what);
-  if (graphs_.size() >= kMaxGraphs) {
+  if (graphs_.size() >= graph_capacity_) {
     // Replays of the evicted graph were enqueued on this stream: let them finish first.
     cudaStreamSynchronize(stream_);
     cudaGraphExecDestroy(graphs_.back().second);

@@ -127,8 +127,13 @@ class CudaPlacedModel : public PlacedModel {
   Result<SampledToken> NextDecoded() override;
   void EndDecode() override;
 
-  // CUDA graphs kept at once; the least recently used goes first.
-  static constexpr size_t kMaxGraphs = 16;
+  // CUDA graphs kept at once (the least recently used goes first): one per decode batch size
+  // up to the program's sequences, at least kMinGraphs, at most kMaxGraphs. Under a server's
+  // staggered arrivals the batch size wanders over 1..max_sequences; with fewer graphs than sizes
+  // in use, the LRU recaptures one (every kernel of the step, an instantiation, and a stream
+  // synchronization to evict) on every step whose size was evicted.
+  static constexpr size_t kMinGraphs = 16, kMaxGraphs = 128;
+  static size_t GraphCapacity(int64_t max_sequences);
 
  private:
   Status PlaceWeights(const std::vector<WeightView>& weights, const PlacementOptions& options);
@@ -194,6 +199,7 @@ class CudaPlacedModel : public PlacedModel {
   using GraphKey = std::pair<const StepFunction*, int64_t>;
   std::list<std::pair<GraphKey, cudaGraphExec_t>> graphs_;
   std::set<GraphKey> warmed_;  // shapes that ran once (captured from their second run on)
+  size_t graph_capacity_ = kMinGraphs;
   // Decode on the device.
   int64_t vocab_ = 0;
   DeviceBuffer sampling_;
