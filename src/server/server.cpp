@@ -1,3 +1,5 @@
+#include <sys/socket.h>
+
 #include <chrono>
 #include <csignal>
 #include <ctime>
@@ -116,9 +118,10 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
   http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, with which a second server on the
   // same port binds without error and silently shares the traffic.
-  http.set_socket_options([](int sock) {
+  http.set_socket_options([impl](int sock) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    impl->listen_socket = sock;
   });
   http.set_payload_max_length(static_cast<size_t>(impl->options.max_body_bytes));
   // Authentication, then "loading": before routing so that every route (and unknown ones) gets it.
@@ -191,6 +194,11 @@ Result<int> Server::Start() {
     return Error(ErrorCode::kIo, "cannot listen on " + impl.options.host + ":" + std::to_string(impl.options.port) +
                                      " (address in use, or not an address of this machine)");
   }
+  // The system's cpp-httplib listens with a backlog of 5 (compiled in): 32 clients connecting at
+  // once overflowed the accept queue, and a dropped connection waits out a TCP retransmission
+  // before its request reaches the model (kiln_serve_bench at 32 clients: 14 sequences a step
+  // instead of 31; bench/RESULTS.md). Listening again on a listening socket changes its backlog.
+  if (impl.listen_socket >= 0) listen(impl.listen_socket, SOMAXCONN);
   impl.listener = std::thread([&impl] { impl.http.listen_after_bind(); });
   impl.started = true;
   // httplib's stop() does nothing before the accept loop runs; wait for it so that a Stop right

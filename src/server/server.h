@@ -23,9 +23,10 @@
 // Retry-After header). Bad input never gives a 500; a 500 means the model failed while running.
 //
 // Threads: HTTP requests run on a pool of `http_threads`; each generation is submitted to the
-// model (which batches them) and its tokens come back through a RequestChannel. A streamed
-// client that goes away has its request cancelled. An unstreamed one cannot be noticed: the
-// system's cpp-httplib (0.11) gives a handler no way to see its connection until it writes.
+// model (which batches them) and its tokens come back through a RequestChannel. A client that
+// goes away has its request cancelled: a streamed one when a write fails, an unstreamed one when
+// its socket (found by ConnectionWatch, since the system's cpp-httplib 0.11 shows a handler no
+// socket) reports a hang-up.
 //
 // Stop (also the destructor): new requests get 503 "Shutting down", the requests in flight
 // (streamed ones too) finish and are answered, the listening socket closes, then the model is

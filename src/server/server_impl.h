@@ -42,6 +42,7 @@ struct Server::Impl {
   ServerOptions options;
   httplib::Server http;
   std::thread listener;
+  int listen_socket = -1;  // the socket httplib bound last (set_socket_options sees it first)
   bool started = false;
   // Written once by SetModel before `ready` is set; read only after `ready` is seen true.
   std::unique_ptr<Model> model;

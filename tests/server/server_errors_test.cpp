@@ -1,5 +1,12 @@
 // Bad requests get OpenAI's error body with the status and a message naming the field; the API
 // key; a server that is still loading.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cstdlib>
+#include <filesystem>
+
 #include "server_fixture.h"
 
 namespace kiln::server::testing {
@@ -140,6 +147,35 @@ TEST(ServerStartTest, PortInUseIsAnError) {
   auto again = second.Start();
   ASSERT_FALSE(again.has_value());
   EXPECT_EQ(again.error().code(), ErrorCode::kIo);
+}
+
+// The system's cpp-httplib listens with a backlog of 5; 32 clients connecting at once overflowed
+// it, and each dropped connection waited a TCP retransmission (a second) before its request
+// reached the model (bench/RESULTS.md, "The 32-client gap"). The server listens again with
+// SOMAXCONN: read the backlog of its listening socket back from the kernel (TCP_INFO reports a
+// listener's maximum accept queue as tcpi_sacked).
+TEST(ServerStartTest, ListensWithABacklogForBurstsOfClients) {
+  Server server(LocalOptions());
+  auto port = server.Start();
+  ASSERT_TRUE(port.has_value());
+  int listener = -1;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    const int fd = std::atoi(entry.path().filename().c_str());
+    int accepting = 0;
+    socklen_t length = sizeof(accepting);
+    sockaddr_in address{};
+    socklen_t address_length = sizeof(address);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &length) == 0 && accepting &&
+        getsockname(fd, reinterpret_cast<sockaddr*>(&address), &address_length) == 0 && address.sin_family == AF_INET &&
+        ntohs(address.sin_port) == *port) {
+      listener = fd;
+    }
+  }
+  ASSERT_GE(listener, 0) << "no listening socket on port " << *port;
+  tcp_info info{};
+  socklen_t length = sizeof(info);
+  ASSERT_EQ(getsockopt(listener, IPPROTO_TCP, TCP_INFO, &info, &length), 0);
+  EXPECT_GE(info.tcpi_sacked, 128u) << "the accept queue holds " << info.tcpi_sacked << " connections";
 }
 
 }  // namespace
