@@ -170,16 +170,7 @@ __global__ void __launch_bounds__(GemvWarps<kStaged>() * 32)
   } else if (active) {
     BlockDots<F, R, S>(m, rows, GlobalX{x, k}, 0, k / kUnit, lane, 32, acc);
   }
-  if (!active) return;
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
-#pragma unroll
-    for (int p = 0; p < P; ++p) {
-      float value = WarpSum(acc[p][r]);
-      if constexpr (kGeluMul) value = GeluTanh(value) * WarpSum(acc[P + p][r]);
-      if (lane == 0 && base + p < n) y[r * n + base + p] = value;
-    }
-  }
+  if (active) StoreWarpRows<P, S, R, kGeluMul>(acc, lane, y, n, base);
 }
 
 template <WeightType F, bool kGeluMul>

@@ -308,17 +308,7 @@ struct RowSet {
       }
     }
   }
-  __device__ void Store(const float (&acc)[S][R], int lane) const {
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-#pragma unroll
-      for (int p = 0; p < P; ++p) {
-        float value = WarpSum(acc[p][r]);
-        if constexpr (kGeluMul) value = GeluTanh(value) * WarpSum(acc[P + p][r]);
-        if (lane == 0 && first_row + p < n) y[r * n + first_row + p] = value;
-      }
-    }
-  }
+  __device__ void Store(const float (&acc)[S][R], int lane) const { StoreWarpRows<P, S, R, kGeluMul>(acc, lane, y, n, first_row); }
 };
 
 // A persistent grid: each thread block quantizes the whole of x (R rows) into shared memory once, and each

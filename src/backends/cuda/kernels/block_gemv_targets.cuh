@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "backends/cuda/kernels/device_math.cuh"
 #include "backends/cuda/kernels/gemv.cuh"
 
 namespace kiln::cuda {
@@ -47,6 +48,22 @@ __device__ __forceinline__ BlockTarget TargetOf(const BlockTargets& targets, int
   if (targets.count > 1 && block >= targets.end[0]) t = {targets.w[1], targets.y[1], targets.n[1], targets.end[0]};
   if (targets.count > 2 && block >= targets.end[1]) t = {targets.w[2], targets.y[2], targets.n[2], targets.end[1]};
   return t;
+}
+
+// A warp's outputs: y[r * n + first + p] for its P weight rows and R x rows, from each lane's
+// partial sums acc[s][r] over S = P streams (2P with kGeluMul: gelu(gate) * up, the up rows
+// after the gate rows). Lane 0 writes rows below n.
+template <int P, int S, int R, bool kGeluMul>
+__device__ __forceinline__ void StoreWarpRows(const float (&acc)[S][R], int lane, float* y, int64_t n, int64_t first) {
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int p = 0; p < P; ++p) {
+      float value = WarpSum(acc[p][r]);
+      if constexpr (kGeluMul) value = GeluTanh(value) * WarpSum(acc[P + p][r]);
+      if (lane == 0 && first + p < n) y[r * n + first + p] = value;
+    }
+  }
 }
 
 }  // namespace kiln::cuda
