@@ -24,9 +24,9 @@
 //   - 2 to 8 rows (RowsInt8Kernel: batched decode, speculative verify, short prompts): a
 //     persistent grid, each thread block quantizing all of x into shared memory once, its warps
 //     then taking row sets in turn (the first weight loads issued before the quantization), each
-//     weight unit multiplied with every x row. Against the f32 kernel that is 1.5-3.2x on 12B
-//     shapes at 4-8 rows; for one row it measured slower than the tiled kernel on half the
-//     shapes (bench/RESULTS.md, "Int8 activations for several rows"), so one row keeps it.
+//     weight unit multiplied with every x row. Against the f32 kernel that is 1.1-3.2x on 12B
+//     shapes at 2-8 rows; for one row it measured slower than the tiled kernel on half the
+//     shapes (bench/RESULTS.md, "Int8 activations for 2-8 rows"), so one row keeps it.
 #include "backends/cuda/kernels/block_gemv.cuh"
 
 #include "backends/cuda/kernels/block_formats.cuh"
@@ -34,6 +34,9 @@
 #include "backends/cuda/kernels/device_math.cuh"
 
 #include <algorithm>
+#include <map>
+#include <mutex>
+#include <tuple>
 #include <type_traits>
 
 namespace kiln::cuda {
@@ -168,8 +171,8 @@ struct Int8Dot<WeightType::kQ8_0> {
 
 // ---- One x row: a thread block per 32 weight rows (16 with kGeluMul), x quantized a tile of
 // kTile elements at a time into static shared memory (any k). Measured against the persistent
-// kernel below for one row (bench/RESULTS.md): as fast or faster on most 12B shapes, since the
-// hardware starts a new block as soon as one ends.
+// kernel below for one row (bench/RESULTS.md): faster on half the 12B shapes (up to 1.4x), at
+// most 8% slower on the others.
 
 constexpr int64_t kTile = 4096;  // x elements staged at a time (a multiple of every block)
 constexpr int64_t kTileBlocks = kTile / 32;
@@ -251,7 +254,7 @@ cudaError_t LaunchOneRow(const float* x, const void* const* w, float* const* y, 
 
 // ---- 2 to 8 x rows: a persistent grid over x staged whole.
 
-// The weight rows one warp multiplies with the R x rows at a time: P output rows (and, with
+// The weight rows one warp multiplies with the R (2 to 8) x rows at a time: P output rows (and, with
 // kGeluMul, their up rows). Every x row costs S accumulators a lane, so more x rows take fewer
 // weight rows and fewer units in flight (the arithmetic per byte grows with R).
 template <WeightType F, bool kGeluMul, int R>
@@ -262,7 +265,7 @@ struct RowSet {
   static constexpr bool kLargeUnit = sizeof(Unit) > 20;
   static constexpr bool kWide = R > 2 || (R == 2 && kLargeUnit);
   static constexpr int P = kGeluMul ? (kWide ? 1 : 2) : (kWide ? 2 : 4), S = kGeluMul ? 2 * P : P;
-  static constexpr int U = R == 1 ? Int8Dot<F>::kLoads : R <= 4 && !kLargeUnit ? 2 : 1;
+  static constexpr int U = R <= 4 && !kLargeUnit ? 2 : 1;
   BlockMatrix m[S];
   int64_t rows[S];
   float* y;
@@ -350,6 +353,32 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
 }
 
+// The warps of `kernel` the current device holds at once with `shared` bytes of dynamic shared
+// memory a block. Asked of the runtime once per (device, kernel, size) and remembered: steps that
+// are not replayed from a CUDA graph (speculative verify, mixed batches) launch these kernels a few
+// hundred times each. The first use also lets the kernel take kMaxSharedBytes.
+cudaError_t ResidentWarps(const void* kernel, size_t shared, int64_t* warps) {
+  int device = 0;
+  if (cudaError_t s = cudaGetDevice(&device); s != cudaSuccess) return s;
+  static std::mutex mutex;
+  static std::map<std::tuple<int, const void*, size_t>, int64_t> known;
+  std::lock_guard<std::mutex> lock(mutex);
+  const auto key = std::make_tuple(device, kernel, shared);
+  if (auto it = known.find(key); it != known.end()) {
+    *warps = it->second;
+    return cudaSuccess;
+  }
+  if (cudaError_t s = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kMaxSharedBytes));
+      s != cudaSuccess) {
+    return s;
+  }
+  int multiprocessors = 0, resident = 0;
+  if (cudaError_t s = cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device); s != cudaSuccess) return s;
+  if (cudaError_t s = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel, kThreads, shared); s != cudaSuccess) return s;
+  *warps = known[key] = static_cast<int64_t>(std::max(resident, 1)) * multiprocessors * kWarps;
+  return cudaSuccess;
+}
+
 template <WeightType F, bool kGeluMul, int R>
 cudaError_t LaunchRows(const float* x, const void* const* w, float* const* y, const int64_t* n, int count, const void* up, int64_t k,
                        cudaStream_t stream) {
@@ -358,18 +387,10 @@ cudaError_t LaunchRows(const float* x, const void* const* w, float* const* y, co
   if (groups == 0) return cudaSuccess;
   const auto kernel = RowsInt8Kernel<F, kGeluMul, R>;
   const size_t shared = static_cast<size_t>(R * StagedRowBytes(k));
-  if (shared > 48 * 1024) {
-    if (cudaError_t s = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared)); s != cudaSuccess) {
-      return s;
-    }
-  }
-  int device = 0, multiprocessors = 0, resident = 0;
-  if (cudaError_t s = cudaGetDevice(&device); s != cudaSuccess) return s;
-  if (cudaError_t s = cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device); s != cudaSuccess) return s;
-  if (cudaError_t s = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel, kThreads, shared); s != cudaSuccess) return s;
+  int64_t most = 0;
+  if (cudaError_t s = ResidentWarps(reinterpret_cast<const void*>(kernel), shared, &most); s != cudaSuccess) return s;
   // As many warps as fit at once, then as few as take the same number of groups each: 3,840
   // groups over 4,224 resident warps take one round of 3,840 warps, over 3,000 two rounds of 1,920.
-  const int64_t most = static_cast<int64_t>(std::max(resident, 1)) * multiprocessors * kWarps;
   const int64_t rounds = (groups + most - 1) / most;
   const int64_t warps = (groups + rounds - 1) / rounds;
   const unsigned grid = static_cast<unsigned>((warps + kWarps - 1) / kWarps);
