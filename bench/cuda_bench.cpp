@@ -17,7 +17,8 @@
 // gate or up, 15360 x 3840 down, 3840 x 262144 the LM head, and gate + up fused with GELU-mul),
 // for 1..8 activation rows: the median time of one launch, the weight bytes it streams per second,
 // and the ratio to the copy bandwidth measured in the same run (the floor: a launch cannot read
-// its bytes faster). Weights rotate through enough copies (>= 256 MB) that no launch finds its
+// its bytes faster). Block formats at more rows (--gemv-rows 16,64,...) run the linear's two paths
+// past the GEMV side by side: the int8 tensor-core kernel ("mma") and bf16 slabs ("slabs"). Weights rotate through enough copies (>= 256 MB) that no launch finds its
 // matrix in L2. --no-models skips the model runs.
 //
 // Ceilings, measured first: device-to-device copy bandwidth (bytes read + written per second, as

@@ -7,9 +7,12 @@
 #include <cstdio>
 #include <string>
 
+#include "backends/cuda/block_linear.h"
+#include "backends/cuda/cublaslt_gemm.h"
 #include "backends/cuda/cuda_placed_model.h"
 #include "backends/cuda/kernels/block_gemv.cuh"
 #include "backends/cuda/kernels/block_layout.h"
+#include "backends/cuda/kernels/block_mma.cuh"
 #include "backends/cuda/kernels/block_weights.cuh"
 #include "backends/cuda/kernels/gemv.cuh"
 #include "backends/cuda/kernels/kernels.cuh"
@@ -36,6 +39,16 @@ Status BenchGemv(const std::vector<DType>& formats, const std::vector<int64_t>& 
   CHECK_CUDA(cudaMalloc(&x, static_cast<size_t>(max_rows * 15360) * 4));
   CHECK_CUDA(cudaMalloc(&y, static_cast<size_t>(max_rows * 262144) * 4));
   CHECK_CUDA(cuda::LaunchRandomFill(x, cuda::WeightType::kF32, max_rows * 15360, 5, 0.0f, 1.0f, stream));
+  // Past the GEMV's rows a block linear takes the int8 tensor-core kernel or bf16 slabs through
+  // cuBLASLt (block_linear.h): both run, as "<format> mma" and "<format> slabs".
+  auto gemm = cuda::CublasLtGemm::Create();
+  if (!gemm) return gemm.error();
+  void* scratch = nullptr;
+  CHECK_CUDA(cudaMalloc(&scratch, static_cast<size_t>(std::max(
+                                      cuda::BlockLinearScratchBytes(cuda::WeightType::kQ8_0, max_rows, 262144, 15360, cuda::kDequantSlabBytes,
+                                                                    cuda::BlockLinearPath::kMma),
+                                      cuda::BlockLinearScratchBytes(cuda::WeightType::kQ8_0, max_rows, 262144, 15360, cuda::kDequantSlabBytes,
+                                                                    cuda::BlockLinearPath::kSlabs)))));
   cudaEvent_t start, stop;
   cudaEventCreate(&start);
   cudaEventCreate(&stop);
@@ -56,21 +69,31 @@ Status BenchGemv(const std::vector<DType>& formats, const std::vector<int64_t>& 
       }
       // Where one x row takes the int8-activation kernels, the f32 ones (BlockGemvMath::kF32) run
       // beside them, as "<format> f32x".
-      for (int64_t run = 0; run < 2 * static_cast<int64_t>(row_counts.size()); ++run) {
-        const int64_t rows = row_counts[static_cast<size_t>(run / 2)];
-        const bool f32x = run % 2 == 1;
-        if (f32x && !cuda::BlockGemvInt8Supports(type, rows, shape.k)) continue;
-        auto launch = [&](int64_t i) {
+      enum class Variant { kDefault, kF32x, kMma, kSlabs };
+      for (int64_t run = 0; run < 4 * static_cast<int64_t>(row_counts.size()); ++run) {
+        const int64_t rows = row_counts[static_cast<size_t>(run / 4)];
+        const Variant variant = static_cast<Variant>(run % 4);
+        const bool past_gemv = cuda::IsBlockWeight(type) && rows > cuda::kBlockGemvMaxRows;
+        if (variant == Variant::kF32x && !cuda::BlockGemvInt8Supports(type, rows, shape.k)) continue;
+        if (variant == Variant::kDefault && !cuda::GemvSupports(type, rows, shape.k)) continue;  // bf16 above 4 rows runs on cuBLASLt
+        if ((variant == Variant::kMma || variant == Variant::kSlabs) && (!past_gemv || shape.gelu_mul)) continue;
+        if (variant == Variant::kMma && !cuda::BlockMmaSupports(type, shape.k)) continue;
+        auto launch = [&](int64_t i) -> cudaError_t {
           void* const* w = &weights[static_cast<size_t>((i % copies) * matrices)];
-          if (f32x) {
+          if (variant == Variant::kF32x) {
             float* outputs[1] = {static_cast<float*>(y)};
             return cuda::LaunchBlockGemv(static_cast<const float*>(x), w, outputs, &shape.n, 1, shape.gelu_mul ? w[1] : nullptr, type, rows,
                                          shape.k, stream, cuda::BlockGemvMath::kF32);
           }
+          if (variant == Variant::kMma || variant == Variant::kSlabs) {
+            const Status ran = cuda::RunBlockLinear(**gemm, static_cast<const float*>(x), w[0], type, rows, shape.n, shape.k, static_cast<float*>(y),
+                                                    scratch, stream, cuda::kDequantSlabBytes,
+                                                    variant == Variant::kMma ? cuda::BlockLinearPath::kMma : cuda::BlockLinearPath::kSlabs);
+            return ran.ok() ? cudaSuccess : cudaErrorUnknown;
+          }
           if (shape.gelu_mul) return cuda::LaunchGemvGeluMul(static_cast<const float*>(x), w[0], w[1], type, rows, shape.n, shape.k, static_cast<float*>(y), stream);
           return cuda::LaunchGemv(static_cast<const float*>(x), w[0], type, rows, shape.n, shape.k, static_cast<float*>(y), stream);
         };
-        if (!cuda::GemvSupports(type, rows, shape.k)) continue;  // bf16 above 4 rows runs on cuBLASLt
         for (int64_t i = 0; i < copies; ++i) CHECK_CUDA(launch(i));  // warm up
         std::vector<double> seconds;
         for (int64_t i = 0; i < std::max<int64_t>(20, 2 * copies); ++i) {
@@ -84,7 +107,8 @@ Status BenchGemv(const std::vector<DType>& formats, const std::vector<int64_t>& 
         }
         const double median = Median(seconds);
         const double rate = static_cast<double>(bytes) / median;
-        const std::string name = std::string(DTypeName(dtype)) + (f32x ? " f32x" : "");
+        const char* suffixes[] = {"", " f32x", " mma", " slabs"};
+        const std::string name = std::string(DTypeName(dtype)) + suffixes[static_cast<int>(variant)];
         std::printf("  %-9s %-22s %4lld %10.1f %10.0f %7.1f%%\n", name.c_str(), shape.what, static_cast<long long>(rows), median * 1e6,
                     rate / 1e9, 100.0 * rate / bandwidth);
         (*out)[name][shape.what][std::to_string(rows)] = {{"seconds", median}, {"bytes", bytes}, {"bytes_per_second", rate}};
@@ -96,6 +120,7 @@ Status BenchGemv(const std::vector<DType>& formats, const std::vector<int64_t>& 
   std::fflush(stdout);
   cudaFree(x);
   cudaFree(y);
+  cudaFree(scratch);
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   cudaStreamDestroy(stream);

@@ -1,8 +1,9 @@
 // The block-format kernels (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, F8_E4M3) against
 // core/quant's scalar DequantizeRow: each weight is quantized on the host (QuantizeRow), placed on the device as the
 // placed model places it (LaunchRepackBlocks, in two slices of rows), and run through
-//   - the linear (RunBlockLinear): the block GEMV for 1-8 rows, bf16 slabs through cuBLASLt for
-//     16 and 64 rows, against sum_j DequantizeRow(w)_j * x_j in double;
+//   - the linear (RunBlockLinear): the block GEMV for 1-8 rows, the int8 tensor-core kernel (Q4_0,
+//     Q8_0, Q4_K, Q6_K) and bf16 slabs through cuBLASLt for 9-64 rows, against sum_j DequantizeRow(w)_j
+//     * x_j in double; the tensor-core kernel alone over several token groups and row tails;
 //   - the fused gate/up GELU GEMV and the three-target projections GEMV;
 //   - the embedding gather, bit for bit;
 //   - the routed MoE experts (f32 router, block experts), 1 to 7 tokens;
@@ -19,6 +20,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -28,6 +30,7 @@
 #include "backends/cuda/cuda_placed_model.h"
 #include "backends/cuda/kernels/block_gemv.cuh"
 #include "backends/cuda/kernels/block_layout.h"
+#include "backends/cuda/kernels/block_mma.cuh"
 #include "backends/cuda/kernels/block_weights.cuh"
 #include "backends/cuda/kernels/gemv.cuh"
 #include "backends/cuda/kernels/kernels.cuh"
@@ -134,6 +137,10 @@ std::vector<double> Int8Slack(const Weight& w, const std::vector<float>& x, int6
 
 // Whether a GEMV of `rows` x rows takes the int8-activation kernels by default.
 bool TakesInt8(const Weight& w, int64_t rows) { return cuda::BlockGemvInt8Supports(w.type(), rows, w.k); }
+// Whether the linear of `rows` x rows past the GEMV takes the int8 tensor-core kernel by default.
+bool TakesMma(const Weight& w, int64_t rows) {
+  return rows > cuda::kBlockGemvMaxRows && rows <= cuda::kBlockMmaMaxRows && cuda::BlockMmaSupports(w.type(), w.k);
+}
 
 // y[r, i] = sum_j w[i, j] x[r, j] in double, and the matching m = sum_j |w x|.
 void Reference(const Weight& w, const std::vector<float>& x, int64_t rows, std::vector<double>* y, std::vector<double>* m) {
@@ -169,38 +176,87 @@ TEST_F(QuantKernelTest, LinearMatchesTheScalarReferenceForEveryFormatRowCountAnd
   // Odd row counts (a warp's second row missing), one row, and a 12B width; k a multiple of every
   // block size (256).
   const std::pair<int64_t, int64_t> shapes[] = {{1, 256}, {37, 768}, {129, 3840}};
-  const int64_t row_counts[] = {1, 2, 3, 4, 8, 16, 64};
+  const int64_t row_counts[] = {1, 2, 3, 4, 8, 9, 16, 33, 64};
   uint32_t seed = 1;
   for (DType dtype : kFormats) {
     for (const auto& [n, k] : shapes) {
       const Weight w = MakeWeight(dtype, n, k, seed++);
       for (int64_t rows : row_counts) {
-        SCOPED_TRACE(std::string(DTypeName(dtype)) + " n=" + std::to_string(n) + " k=" + std::to_string(k) + " rows=" + std::to_string(rows));
         const std::vector<float> x = Normal(static_cast<size_t>(rows * k), 1.0f, seed++);
-        // Slabs of 64 weight rows: n = 129 takes three (64, 64, 1), the last one narrower.
-        const int64_t slab_bytes = 64 * 2 * k;
-        DeviceMemory x_device(x), y_device(static_cast<size_t>(rows * n) * 4);
-        DeviceMemory scratch(static_cast<size_t>(cuda::BlockLinearScratchBytes(w.type(), rows, n, k, slab_bytes)));
-        Status ran = cuda::RunBlockLinear(**gemm, x_device.as<float>(), w.placed->as(), w.type(), rows, n, k, y_device.as<float>(),
-                                          scratch.as(), nullptr, slab_bytes);
-        ASSERT_TRUE(ran.ok()) << ran.ToString();
-        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-        const std::vector<float> y = y_device.Download<float>(static_cast<size_t>(rows * n));
         std::vector<double> expected, size;
         Reference(w, x, rows, &expected, &size);
-        const double tolerance = rows <= cuda::kBlockGemvMaxRows ? kGemvTolerance : kSlabTolerance;
-        const std::vector<double> slack = TakesInt8(w, rows) ? Int8Slack(w, x, rows) : std::vector<double>(y.size(), 0.0);
-        int failures = 0;
-        for (size_t i = 0; i < y.size() && failures < 5; ++i) {
-          const double bound = tolerance * size[i] + slack[i] + (rows <= cuda::kBlockGemvMaxRows ? 1e-6 : 1e-5);
-          if (!(std::fabs(y[i] - expected[i]) <= bound)) {
-            ADD_FAILURE() << "output " << i << ": " << y[i] << " vs " << expected[i] << " (bound " << bound << ")";
-            ++failures;
+        // Past the GEMV the default path (the int8 kernel where it takes the format), then bf16
+        // slabs forced.
+        for (const cuda::BlockLinearPath path : {cuda::BlockLinearPath::kAuto, cuda::BlockLinearPath::kSlabs}) {
+          if (path == cuda::BlockLinearPath::kSlabs && (rows <= cuda::kBlockGemvMaxRows || !TakesMma(w, rows))) continue;
+          const bool gemv = rows <= cuda::kBlockGemvMaxRows, mma = path == cuda::BlockLinearPath::kAuto && TakesMma(w, rows);
+          SCOPED_TRACE(std::string(DTypeName(dtype)) + " n=" + std::to_string(n) + " k=" + std::to_string(k) + " rows=" +
+                       std::to_string(rows) + (gemv ? " gemv" : mma ? " int8 mma" : " slabs"));
+          // Slabs of 64 weight rows: n = 129 takes three (64, 64, 1), the last one narrower.
+          const int64_t slab_bytes = 64 * 2 * k;
+          DeviceMemory x_device(x), y_device(static_cast<size_t>(rows * n) * 4);
+          DeviceMemory scratch(static_cast<size_t>(cuda::BlockLinearScratchBytes(w.type(), rows, n, k, slab_bytes, path)));
+          Status ran = cuda::RunBlockLinear(**gemm, x_device.as<float>(), w.placed->as(), w.type(), rows, n, k, y_device.as<float>(),
+                                            scratch.as(), nullptr, slab_bytes, path);
+          ASSERT_TRUE(ran.ok()) << ran.ToString();
+          ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+          const std::vector<float> y = y_device.Download<float>(static_cast<size_t>(rows * n));
+          const double tolerance = gemv || mma ? kGemvTolerance : kSlabTolerance;
+          const bool int8 = gemv ? TakesInt8(w, rows) : mma;
+          const std::vector<double> slack = int8 ? Int8Slack(w, x, rows) : std::vector<double>(y.size(), 0.0);
+          int failures = 0;
+          for (size_t i = 0; i < y.size() && failures < 5; ++i) {
+            const double bound = tolerance * size[i] + slack[i] + (gemv || mma ? 1e-6 : 1e-5);
+            if (!(std::fabs(y[i] - expected[i]) <= bound)) {
+              ADD_FAILURE() << "output " << i << ": " << y[i] << " vs " << expected[i] << " (bound " << bound << ")";
+              ++failures;
+            }
           }
         }
       }
     }
   }
+}
+
+// The int8 tensor-core kernel alone (LaunchBlockMma), past the rows the linear sends it: 130 rows
+// are three token groups of 64 (the last two rows alone in theirs), n = 45 a whole 32-row tile
+// and 13 rows of the next, k = 768 three Q4_K blocks (12 steps over 8 warps, some warps taking
+// one, some two; Q6_K's 24 steps three each) and k = 8448; the output after rows x n keeps its
+// sentinel.
+TEST_F(QuantKernelTest, Int8TensorCoreLinearCoversTokenGroupsAndRowTails) {
+  uint32_t seed = 500;
+  for (DType dtype : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K}) {
+    for (const auto& [rows, n, k] : {std::tuple<int64_t, int64_t, int64_t>{130, 45, 768}, {23, 45, 8448}, {64, 33, 256}}) {
+      SCOPED_TRACE(std::string(DTypeName(dtype)) + " rows=" + std::to_string(rows) + " n=" + std::to_string(n) + " k=" + std::to_string(k));
+      const Weight w = MakeWeight(dtype, n, k, seed++);
+      ASSERT_TRUE(cuda::BlockMmaSupports(w.type(), k));
+      const std::vector<float> x = Normal(static_cast<size_t>(rows * k), 1.0f, seed++);
+      std::vector<double> expected, size;
+      Reference(w, x, rows, &expected, &size);
+      const std::vector<double> slack = Int8Slack(w, x, rows);
+      const size_t outputs = static_cast<size_t>(rows * n);
+      DeviceMemory x_device(x), y_device((outputs + 64) * 4), scratch(static_cast<size_t>(cuda::BlockMmaScratchBytes(rows, k)));
+      ASSERT_EQ(cudaMemset(y_device.as(), 0xFF, (outputs + 64) * 4), cudaSuccess);  // NaN until written
+      ASSERT_EQ(cuda::LaunchBlockMma(x_device.as<float>(), w.placed->as(), w.type(), rows, n, k, y_device.as<float>(), scratch.as(), nullptr),
+                cudaSuccess);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      const std::vector<float> y = y_device.Download<float>(outputs + 64);
+      int failures = 0;
+      for (size_t i = 0; i < outputs && failures < 5; ++i) {
+        if (!(std::fabs(y[i] - expected[i]) <= kGemvTolerance * size[i] + slack[i] + 1e-6)) {
+          ADD_FAILURE() << "output " << i << " (row " << i / n << ", column " << i % n << "): " << y[i] << " vs " << expected[i];
+          ++failures;
+        }
+      }
+      for (size_t i = outputs; i < outputs + 64; ++i) EXPECT_TRUE(std::isnan(y[i])) << "written past the output at " << i;
+    }
+  }
+  // Formats it does not take, and rows not of whole blocks, are refused.
+  EXPECT_FALSE(cuda::BlockMmaSupports(WeightType::kQ5_K, 256));
+  EXPECT_FALSE(cuda::BlockMmaSupports(WeightType::kF8E4M3, 256));
+  EXPECT_FALSE(cuda::BlockMmaSupports(WeightType::kQ4_K, 288));
+  float* nothing = nullptr;
+  EXPECT_EQ(cuda::LaunchBlockMma(nothing, nothing, WeightType::kQ5_K, 16, 8, 256, nothing, nothing, nullptr), cudaErrorInvalidValue);
 }
 
 // One x row of Q4_0, Q8_0 and Q4_K: the int8-activation kernels within their bound, the f32 kernels

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "backends/cuda/kernels/block_gemv.cuh"
+#include "backends/cuda/kernels/block_mma.cuh"
 #include "backends/cuda/kernels/block_weights.cuh"
 
 namespace kiln::cuda {
@@ -11,6 +12,9 @@ namespace kiln::cuda {
 namespace {
 
 int64_t Align256(int64_t bytes) { return (bytes + 255) / 256 * 256; }
+
+// Past the GEMV's rows (the caller checks those first).
+bool TakesMma(WeightType type, int64_t rows, int64_t k) { return rows <= kBlockMmaMaxRows && BlockMmaSupports(type, k); }
 
 Error Failure(cudaError_t status, const char* what) {
   return Error(status == cudaErrorMemoryAllocation ? ErrorCode::kOutOfMemory : ErrorCode::kDeviceUnavailable,
@@ -26,13 +30,19 @@ int64_t DequantSlabRows(int64_t n, int64_t k, int64_t slab_bytes) {
   return std::min(n, std::max<int64_t>(fit / 64 * 64, 64));
 }
 
-int64_t BlockLinearScratchBytes(WeightType type, int64_t rows, int64_t n, int64_t k, int64_t slab_bytes) {
+int64_t BlockLinearScratchBytes(WeightType type, int64_t rows, int64_t n, int64_t k, int64_t slab_bytes, BlockLinearPath path) {
   if (BlockGemvSupports(type, rows, k)) return 0;
-  return Align256(rows * k * 2) + DequantSlabRows(n, k, slab_bytes) * k * 2;
+  if (path == BlockLinearPath::kMma) return BlockMmaScratchBytes(rows, k);
+  const int64_t slabs = Align256(rows * k * 2) + DequantSlabRows(n, k, slab_bytes) * k * 2;
+  if (path == BlockLinearPath::kSlabs) return slabs;
+  // Fewer rows than planned may take the int8 kernel: its scratch at the most rows it takes.
+  const int64_t mma = BlockMmaSupports(type, k) ? BlockMmaScratchBytes(std::min(rows, kBlockMmaMaxRows), k) : 0;
+  if (TakesMma(type, rows, k)) return mma;
+  return std::max(mma, slabs);
 }
 
 Status RunBlockLinear(CublasLtGemm& gemm, const float* x, const void* w, WeightType type, int64_t rows, int64_t n, int64_t k, float* y,
-                      void* scratch, cudaStream_t stream, int64_t slab_bytes) {
+                      void* scratch, cudaStream_t stream, int64_t slab_bytes, BlockLinearPath path) {
   if (BlockGemvSupports(type, rows, k)) {
     float* outputs[1] = {y};
     const void* weights[1] = {w};
@@ -42,6 +52,10 @@ Status RunBlockLinear(CublasLtGemm& gemm, const float* x, const void* w, WeightT
     return Status::Ok();
   }
   if (!scratch) return Error(ErrorCode::kInternal, "block-format linear of " + std::to_string(rows) + " rows has no scratch");
+  if (path == BlockLinearPath::kMma || (path == BlockLinearPath::kAuto && TakesMma(type, rows, k))) {
+    if (cudaError_t s = LaunchBlockMma(x, w, type, rows, n, k, y, scratch, stream); s != cudaSuccess) return Failure(s, "int8 tensor-core linear");
+    return Status::Ok();
+  }
   uint8_t* x_bf16 = static_cast<uint8_t*>(scratch);
   uint8_t* slab = x_bf16 + Align256(rows * k * 2);
   if (cudaError_t s = LaunchConvert(x, rows * k, WeightType::kBF16, x_bf16, stream); s != cudaSuccess) return Failure(s, "rounding x");

@@ -95,23 +95,15 @@ __device__ __forceinline__ void QuantizeTile(const float* __restrict__ x, int64_
   for (int64_t e = 4 * static_cast<int64_t>(threadIdx.x); e < width; e += 4 * kThreads) {
     const float4 v = __ldg(reinterpret_cast<const float4*>(x + start + e));
     // Whole 32-element blocks are in or out of a pass together: the 8 lanes of one meet alone.
-    const unsigned group = 0xFFu << (threadIdx.x & 24);
-    float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
-#pragma unroll
-    for (int mask = 1; mask < 8; mask <<= 1) amax = fmaxf(amax, __shfl_xor_sync(group, amax, mask));
-    const float d = amax / 127.0f;
-    const float inverse = amax > 0.0f ? 127.0f / amax : 0.0f;
-    const int q0 = __float2int_rn(v.x * inverse), q1 = __float2int_rn(v.y * inverse);
-    const int q2 = __float2int_rn(v.z * inverse), q3 = __float2int_rn(v.w * inverse);
-    const uint32_t packed = (static_cast<uint32_t>(q0) & 0xFFu) | ((static_cast<uint32_t>(q1) & 0xFFu) << 8) |
-                            ((static_cast<uint32_t>(q2) & 0xFFu) << 16) | (static_cast<uint32_t>(q3) << 24);
-    *reinterpret_cast<uint32_t*>(q + PaddedByte(e)) = packed;
+    const unsigned group = BlockLaneGroup();
+    const Int8Quad quad = QuantizeInt8Quad(v, group);
+    *reinterpret_cast<uint32_t*>(q + PaddedByte(e)) = quad.packed;
     // Sums over each half: lanes 0-3 of the 8 hold the low 16 elements, lanes 4-7 the high.
-    int sum = q0 + q1 + q2 + q3;
+    int sum = quad.sum;
     sum += __shfl_xor_sync(group, sum, 1);
     sum += __shfl_xor_sync(group, sum, 2);
     const int other = __shfl_xor_sync(group, sum, 4);
-    if ((threadIdx.x & 7) == 0) blocks[e / 32] = {d, d * static_cast<float>(sum), d * static_cast<float>(other), 0.0f};
+    if ((threadIdx.x & 7) == 0) blocks[e / 32] = {quad.d, quad.d * static_cast<float>(sum), quad.d * static_cast<float>(other), 0.0f};
   }
 }
 

@@ -27,6 +27,28 @@ __device__ __forceinline__ T WarpSum(T v) {
   return v;
 }
 
+// Four consecutive elements of a 32-element block of x quantized to int8 as llama.cpp quantizes
+// activations (its Q8_1): d = max|x| / 127 over the block, q = round(x / d). The block's 8 lanes
+// (8 consecutive lanes of one warp, starting at a multiple of 8; `group` their mask) call together
+// and meet by shuffles.
+struct Int8Quad {
+  uint32_t packed;  // the 4 q, the first in the low byte
+  float d;          // the block's scale
+  int sum;          // this lane's 4 q summed
+};
+__device__ __forceinline__ unsigned BlockLaneGroup() { return 0xFFu << (threadIdx.x & 24); }
+__device__ __forceinline__ Int8Quad QuantizeInt8Quad(const float4& v, unsigned group) {
+  float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+#pragma unroll
+  for (int mask = 1; mask < 8; mask <<= 1) amax = fmaxf(amax, __shfl_xor_sync(group, amax, mask));
+  const float inverse = amax > 0.0f ? 127.0f / amax : 0.0f;
+  const int q0 = __float2int_rn(v.x * inverse), q1 = __float2int_rn(v.y * inverse);
+  const int q2 = __float2int_rn(v.z * inverse), q3 = __float2int_rn(v.w * inverse);
+  const uint32_t packed = (static_cast<uint32_t>(q0) & 0xFFu) | ((static_cast<uint32_t>(q1) & 0xFFu) << 8) |
+                          ((static_cast<uint32_t>(q2) & 0xFFu) << 16) | (static_cast<uint32_t>(q3) << 24);
+  return {packed, amax / 127.0f, q0 + q1 + q2 + q3};
+}
+
 // gelu_pytorch_tanh, as docs/gemma4.md defines it.
 __device__ __forceinline__ float GeluTanh(float g) {
   return 0.5f * g * (1.0f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g)));
