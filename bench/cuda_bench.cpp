@@ -3,7 +3,7 @@
 //
 //   kiln_cuda_bench [--config PATH]... [--ctx 512,4096,32768] [--prefill 512,2048] [--steps N]
 //                   [--batch 1,4,16,64 [--batch-ctx 4096]] [--weights bf16,q8_0,q4_0,q4_k,q6_k,f8_e4m3]
-//                   [--gemv [--gemv-rows 1,2,4,8]] [--no-models] [--constraint-vocab GGUF] [--json OUT]
+//                   [--verify 2,3,5,9] [--gemv [--gemv-rows 1,2,4,8]] [--no-models] [--constraint-vocab GGUF] [--json OUT]
 //
 // Default configs: the Gemma 4 E4B, 12B and 31B config.json files in tests/data. Each model is
 // built on the GPU with pseudo-random weights (no download; speed does not depend on the values)
@@ -43,6 +43,11 @@
 // tool-call schema (cuda_constrained_decode.h), with the host's mask time per token.
 // Memory: what the session took from the card (cudaMemGetInfo around its creation) next to the
 // plan (Backend::PlanMemory: weights + KV + arena + other).
+// Verify steps (--verify 2,3,5,9): at each --ctx, a step of T tokens of the one sequence with
+// every row's logits (a speculative verify of k = T - 1 drafts), its time against a decode step's
+// and the speedup that implies at acceptance 0.5, 0.7 and 0.9 with a drafter that costs nothing
+// (derived, not measured end to end).
+//
 // Batched decode (--batch): one placed model (Runner) for the largest batch, its KV pool sized
 // for that many sequences at --batch-ctx; for each batch size B, B sequences stand at position
 // C - 1 (their K/V blocks taken, the values whatever the pool holds: speed does not depend on
@@ -207,11 +212,14 @@ std::pair<double, double> PrefillFlops(const Program& program, int64_t tokens) {
 }
 
 Result<Program> CompileForBench(const Gemma4Config& config, const Backend& backend, int64_t max_tokens, int64_t max_context,
-                                DType weight_dtype, int64_t sequences = 1) {
+                                DType weight_dtype, int64_t sequences = 1, int64_t verify_tokens = 0) {
   TRY_ASSIGN(Graph graph, BuildGemma4Graph(config));
-  // A decode step of one token per sequence and a prefill step returning each sequence's last row.
+  // A decode step of one token per sequence and a prefill step returning each sequence's last row;
+  // with verify_tokens, a scoring step of up to that many rows (every row's logits), the step a
+  // speculative verify runs.
   std::vector<StepSpec> steps;
   steps.push_back({"decode", graph, sequences, sequences});
+  if (verify_tokens > 0) steps.push_back({"score", graph, verify_tokens, verify_tokens});
   steps.push_back({"prefill", std::move(graph), max_tokens, sequences});
   CompileOptions options;
   options.max_tokens = max_tokens;
@@ -228,6 +236,42 @@ Result<Program> CompileForBench(const Gemma4Config& config, const Backend& backe
     return spec;
   };
   return CompileProgram(std::move(steps), backend, lookup, options);
+}
+
+// Speculative verify steps (--verify): one sequence at `position` (its cache holding that many
+// tokens) runs a step of T tokens with every row's logits, T = k drafted tokens + 1, then rewinds;
+// the median step time against a one-token decode step's (decode_seconds, measured the same way).
+// From them, the speedup at acceptance rate a with a drafter that costs nothing (prompt lookup):
+// a step yields (1 - a^T) / (1 - a) tokens in expectation, each worth one decode step. Derived from
+// the measured step costs, printed as such.
+template <typename RandomTokens>
+Result<nlohmann::json> BenchVerify(Session& session, int64_t position, int32_t first, const std::vector<int64_t>& verifies, int64_t steps,
+                                   double decode_seconds, RandomTokens&& random_tokens) {
+  nlohmann::json out = nlohmann::json::object();
+  std::printf("  verify steps @%lld (one decode step %.3f ms); speedup derived for a free drafter at acceptance 0.5 / 0.7 / 0.9:\n",
+              static_cast<long long>(position + 1), 1e3 * decode_seconds);
+  for (int64_t tokens : verifies) {
+    std::vector<int32_t> ids = random_tokens(tokens);
+    ids[0] = first;
+    std::vector<float> logits(static_cast<size_t>(tokens * session.vocab_size()));
+    std::vector<double> seconds;
+    for (int64_t i = 0; i < steps + 3; ++i) {
+      const auto start = Clock::now();
+      TRY(session.StepInto(ids, /*all_positions=*/true, logits));
+      if (i >= 3) seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+      TRY(session.Rewind(position));
+    }
+    const double step = Median(seconds), cost = step / decode_seconds;
+    double speedup[3];
+    const double rates[3] = {0.5, 0.7, 0.9};
+    for (int i = 0; i < 3; ++i) speedup[i] = (1.0 - std::pow(rates[i], static_cast<double>(tokens))) / (1.0 - rates[i]) / cost;
+    std::printf("    %2lld tokens (k = %2lld): %8.3f ms = %5.2fx a decode step; derived speedup %.2fx / %.2fx / %.2fx\n",
+                static_cast<long long>(tokens), static_cast<long long>(tokens - 1), 1e3 * step, cost, speedup[0], speedup[1], speedup[2]);
+    out[std::to_string(tokens)] = {{"step_seconds", step}, {"decode_steps", cost},
+                                   {"derived_speedup_free_drafter", {{"0.5", speedup[0]}, {"0.7", speedup[1]}, {"0.9", speedup[2]}}}};
+  }
+  TRY(session.Rewind(position));
+  return out;
 }
 
 struct Row {
@@ -308,7 +352,7 @@ int Run(int argc, char** argv) {
   std::vector<std::string> configs;
   std::vector<int64_t> contexts = {512, 4096, 32768}, prefills = {512, 2048};
   int64_t steps = 32, batch_context = 4096;
-  std::vector<int64_t> batches, gemv_rows = {1, 2, 4, 8};
+  std::vector<int64_t> batches, gemv_rows = {1, 2, 4, 8}, verifies;
   std::vector<DType> weight_dtypes = {DType::kBF16};
   bool gemv = false, models = true;
   std::string json_path, constraint_vocab_path;
@@ -340,6 +384,7 @@ int Run(int argc, char** argv) {
         weight_dtypes.push_back(*dtype);
       }
     }
+    else if (arg == "--verify") verifies = ParseList(next());
     else if (arg == "--gemv") gemv = true;
     else if (arg == "--gemv-rows") gemv_rows = ParseList(next());
     else if (arg == "--no-models") models = false;
@@ -347,7 +392,7 @@ int Run(int argc, char** argv) {
     else {
       std::fprintf(stderr, "usage: kiln_cuda_bench [--config PATH]... [--ctx 512,4096,32768] [--prefill 512,2048] [--steps N] "
                            "[--batch 1,4,16,64 [--batch-ctx 4096]] [--weights bf16,q8_0,q4_0,q4_k,q6_k,f8_e4m3] "
-                           "[--gemv [--gemv-rows 1,2,4,8]] [--no-models] [--constraint-vocab GGUF] [--json OUT]\n");
+                           "[--verify 2,3,5,9] [--gemv [--gemv-rows 1,2,4,8]] [--no-models] [--constraint-vocab GGUF] [--json OUT]\n");
       return 2;
     }
   }
@@ -396,7 +441,8 @@ int Run(int argc, char** argv) {
         std::fprintf(stderr, "kiln_cuda_bench: %s\n", config.error().ToString().c_str());
         return 1;
       }
-      auto program = CompileForBench(*config, backend, max_tokens, max_context, weight_dtype);
+      const int64_t verify_tokens = verifies.empty() ? 0 : *std::max_element(verifies.begin(), verifies.end());
+      auto program = CompileForBench(*config, backend, max_tokens, max_context, weight_dtype, 1, verify_tokens);
       if (!program) {
         std::fprintf(stderr, "kiln_cuda_bench: %s\n", program.error().ToString().c_str());
         return 1;
@@ -486,6 +532,14 @@ int Run(int argc, char** argv) {
         const double measured = 1.0 / Median(seconds);
         const double floor = bandwidth / static_cast<double>(bytes);
         rows.push_back({"decode @" + std::to_string(context), measured, floor, "tok/s"});
+        if (!verifies.empty()) {
+          auto verify = BenchVerify(*session, context - 1, next, verifies, steps, Median(seconds), random_tokens);
+          if (!verify) {
+            std::fprintf(stderr, "kiln_cuda_bench: verify: %s\n", verify.error().ToString().c_str());
+            return 1;
+          }
+          model["decode"][std::to_string(context)]["verify"] = *verify;
+        }
         // The generation loop: greedy on the device, 4 steps in flight, no host round trip.
         if (Status rewound = session->Rewind(context - 1); !rewound.ok()) {
           std::fprintf(stderr, "kiln_cuda_bench: %s\n", rewound.error().ToString().c_str());
