@@ -162,6 +162,39 @@ void Reference(const Weight& w, const std::vector<float>& x, int64_t rows, std::
 
 double GeluTanh(double g) { return 0.5 * g * (1.0 + std::tanh(0.7978845608028654 * (g + 0.044715 * g * g * g))); }
 
+// The plan sizes a linear's scratch once, at the step's most rows (CudaBackend::ScratchBytes); a
+// step may run fewer rows, down another path. Host arithmetic only, so it runs without a GPU.
+TEST(BlockLinearScratchTest, PlannedScratchCoversEveryFewerRowCountAndItsPath) {
+  const std::pair<int64_t, int64_t> shapes[] = {{3840, 15360}, {262144, 3840}, {129, 3840}};
+  for (DType dtype : kFormats) {
+    const WeightType type = cuda::TypeOf(dtype);
+    for (const auto& [n, k] : shapes) {
+      for (const int64_t planned_rows : {1, 8, 9, 16, 33, 64, 65, 96, 512}) {
+        SCOPED_TRACE(std::string(DTypeName(dtype)) + " n=" + std::to_string(n) + " k=" + std::to_string(k) + " planned " +
+                     std::to_string(planned_rows));
+        const int64_t planned = cuda::BlockLinearScratchBytes(type, planned_rows, n, k);
+        for (int64_t rows = 1; rows <= planned_rows; ++rows) {
+          int64_t needed = 0;
+          if (cuda::BlockGemvSupports(type, rows, k)) {
+            needed = 0;
+          } else if (rows <= cuda::kBlockMmaMaxRows && cuda::BlockMmaSupports(type, k)) {
+            needed = cuda::BlockMmaScratchBytes(rows, k);
+            EXPECT_EQ(cuda::BlockLinearScratchBytes(type, rows, n, k), needed);
+          } else {
+            needed = cuda::BlockLinearScratchBytes(type, rows, n, k, cuda::kDequantSlabBytes, cuda::BlockLinearPath::kSlabs);
+            ASSERT_GE(needed, rows * k * 2) << "rows " << rows;  // x in bf16 at least
+          }
+          ASSERT_GE(planned, needed) << "rows " << rows;
+        }
+        if (planned_rows > cuda::kBlockGemvMaxRows && cuda::BlockMmaSupports(type, k)) {
+          EXPECT_EQ(cuda::BlockLinearScratchBytes(type, planned_rows, n, k, cuda::kDequantSlabBytes, cuda::BlockLinearPath::kMma),
+                    cuda::BlockMmaScratchBytes(planned_rows, k));
+        }
+      }
+    }
+  }
+}
+
 class QuantKernelTest : public ::testing::Test {
  protected:
   void SetUp() override {
