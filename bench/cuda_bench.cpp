@@ -85,6 +85,7 @@
 #include "models/gemma4_config.h"
 #include "cuda_bench_util.h"
 #include "cuda_gemv_bench.h"
+#include "cuda_verify_bench.h"
 #include "decode_bytes.h"
 #include "runtime/runner.h"
 #include "runtime/session.h"
@@ -236,42 +237,6 @@ Result<Program> CompileForBench(const Gemma4Config& config, const Backend& backe
     return spec;
   };
   return CompileProgram(std::move(steps), backend, lookup, options);
-}
-
-// Speculative verify steps (--verify): one sequence at `position` (its cache holding that many
-// tokens) runs a step of T tokens with every row's logits, T = k drafted tokens + 1, then rewinds;
-// the median step time against a one-token decode step's (decode_seconds, measured the same way).
-// From them, the speedup at acceptance rate a with a drafter that costs nothing (prompt lookup):
-// a step yields (1 - a^T) / (1 - a) tokens in expectation, each worth one decode step. Derived from
-// the measured step costs, printed as such.
-template <typename RandomTokens>
-Result<nlohmann::json> BenchVerify(Session& session, int64_t position, int32_t first, const std::vector<int64_t>& verifies, int64_t steps,
-                                   double decode_seconds, RandomTokens&& random_tokens) {
-  nlohmann::json out = nlohmann::json::object();
-  std::printf("  verify steps @%lld (one decode step %.3f ms); speedup derived for a free drafter at acceptance 0.5 / 0.7 / 0.9:\n",
-              static_cast<long long>(position + 1), 1e3 * decode_seconds);
-  for (int64_t tokens : verifies) {
-    std::vector<int32_t> ids = random_tokens(tokens);
-    ids[0] = first;
-    std::vector<float> logits(static_cast<size_t>(tokens * session.vocab_size()));
-    std::vector<double> seconds;
-    for (int64_t i = 0; i < steps + 3; ++i) {
-      const auto start = Clock::now();
-      TRY(session.StepInto(ids, /*all_positions=*/true, logits));
-      if (i >= 3) seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
-      TRY(session.Rewind(position));
-    }
-    const double step = Median(seconds), cost = step / decode_seconds;
-    double speedup[3];
-    const double rates[3] = {0.5, 0.7, 0.9};
-    for (int i = 0; i < 3; ++i) speedup[i] = (1.0 - std::pow(rates[i], static_cast<double>(tokens))) / (1.0 - rates[i]) / cost;
-    std::printf("    %2lld tokens (k = %2lld): %8.3f ms = %5.2fx a decode step; derived speedup %.2fx / %.2fx / %.2fx\n",
-                static_cast<long long>(tokens), static_cast<long long>(tokens - 1), 1e3 * step, cost, speedup[0], speedup[1], speedup[2]);
-    out[std::to_string(tokens)] = {{"step_seconds", step}, {"decode_steps", cost},
-                                   {"derived_speedup_free_drafter", {{"0.5", speedup[0]}, {"0.7", speedup[1]}, {"0.9", speedup[2]}}}};
-  }
-  TRY(session.Rewind(position));
-  return out;
 }
 
 struct Row {
@@ -533,7 +498,9 @@ int Run(int argc, char** argv) {
         const double floor = bandwidth / static_cast<double>(bytes);
         rows.push_back({"decode @" + std::to_string(context), measured, floor, "tok/s"});
         if (!verifies.empty()) {
-          auto verify = BenchVerify(*session, context - 1, next, verifies, steps, Median(seconds), random_tokens);
+          std::vector<int32_t> drafts = random_tokens(*std::max_element(verifies.begin(), verifies.end()));
+          drafts[0] = next;
+          auto verify = BenchVerify(*session, context - 1, drafts, verifies, steps, Median(seconds));
           if (!verify) {
             std::fprintf(stderr, "kiln_cuda_bench: verify: %s\n", verify.error().ToString().c_str());
             return 1;

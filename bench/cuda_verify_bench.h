@@ -1,0 +1,23 @@
+// kiln_cuda_bench --verify: the cost of a speculative verify step against a decode step.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+#include "runtime/session.h"
+
+namespace kiln {
+
+// One sequence at `position` (its cache holding that many tokens) runs a step of T tokens with
+// every row's logits (T = k drafted tokens + 1: the first T of `tokens`, which holds at least the
+// largest T), then rewinds; the median step time against a one-token decode step's
+// (decode_seconds, measured the same way). From them, the speedup at acceptance rate a with a
+// drafter that costs nothing (prompt lookup): a step yields (1 - a^T) / (1 - a) tokens in
+// expectation, each worth one decode step. Derived from the measured step costs, printed as such.
+Result<nlohmann::json> BenchVerify(Session& session, int64_t position, const std::vector<int32_t>& tokens,
+                                   const std::vector<int64_t>& verifies, int64_t steps, double decode_seconds);
+
+}  // namespace kiln
