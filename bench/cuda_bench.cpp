@@ -81,6 +81,7 @@
 #include "backends/cuda/kernels/gemv.cuh"
 #include "backends/cuda/kernels/kernels.cuh"
 #include "compiler/program.h"
+#include "models/gemma4_assistant.h"
 #include "models/gemma4_builder.h"
 #include "models/gemma4_config.h"
 #include "cuda_bench_util.h"
@@ -90,6 +91,7 @@
 #include "runtime/runner.h"
 #include "runtime/session.h"
 #include "cuda_constrained_decode.h"
+#include "io/json_file.h"
 
 namespace kiln {
 namespace {
@@ -213,12 +215,17 @@ std::pair<double, double> PrefillFlops(const Program& program, int64_t tokens) {
 }
 
 Result<Program> CompileForBench(const Gemma4Config& config, const Backend& backend, int64_t max_tokens, int64_t max_context,
-                                DType weight_dtype, int64_t sequences = 1, int64_t verify_tokens = 0) {
-  TRY_ASSIGN(Graph graph, BuildGemma4Graph(config));
+                                DType weight_dtype, int64_t sequences = 1, int64_t verify_tokens = 0,
+                                const std::optional<Gemma4AssistantConfig>& assistant = std::nullopt) {
+  TRY_ASSIGN(Graph graph, BuildGemma4Graph(config, /*hidden_output=*/assistant.has_value()));
   // A decode step of one token per sequence and a prefill step returning each sequence's last row;
   // with verify_tokens, a scoring step of up to that many rows (every row's logits), the step a
-  // speculative verify runs.
+  // speculative verify runs; with an MTP assistant, its draft step (weights in the same format).
   std::vector<StepSpec> steps;
+  if (assistant) {
+    TRY_ASSIGN(Graph draft, BuildGemma4DraftGraph(config, graph, *assistant));
+    steps.push_back({"draft", std::move(draft), sequences, sequences});
+  }
   steps.push_back({"decode", graph, sequences, sequences});
   if (verify_tokens > 0) steps.push_back({"score", graph, verify_tokens, verify_tokens});
   steps.push_back({"prefill", std::move(graph), max_tokens, sequences});
@@ -320,7 +327,7 @@ int Run(int argc, char** argv) {
   std::vector<int64_t> batches, gemv_rows = {1, 2, 4, 8}, verifies;
   std::vector<DType> weight_dtypes = {DType::kBF16};
   bool gemv = false, models = true;
-  std::string json_path, constraint_vocab_path;
+  std::string json_path, constraint_vocab_path, mtp_path;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto next = [&]() -> std::string {
@@ -350,6 +357,7 @@ int Run(int argc, char** argv) {
       }
     }
     else if (arg == "--verify") verifies = ParseList(next());
+    else if (arg == "--mtp") mtp_path = next();
     else if (arg == "--gemv") gemv = true;
     else if (arg == "--gemv-rows") gemv_rows = ParseList(next());
     else if (arg == "--no-models") models = false;
@@ -357,7 +365,8 @@ int Run(int argc, char** argv) {
     else {
       std::fprintf(stderr, "usage: kiln_cuda_bench [--config PATH]... [--ctx 512,4096,32768] [--prefill 512,2048] [--steps N] "
                            "[--batch 1,4,16,64 [--batch-ctx 4096]] [--weights bf16,q8_0,q4_0,q4_k,q6_k,f8_e4m3] "
-                           "[--verify 2,3,5,9] [--gemv [--gemv-rows 1,2,4,8]] [--no-models] [--constraint-vocab GGUF] [--json OUT]\n");
+                           "[--verify 2,3,5,9 [--mtp ASSISTANT_CONFIG]] [--gemv [--gemv-rows 1,2,4,8]] [--no-models] [--constraint-vocab GGUF] "
+                           "[--json OUT]\n");
       return 2;
     }
   }
@@ -365,6 +374,16 @@ int Run(int argc, char** argv) {
     for (const char* name : {"gemma-4-e4b-config.json", "gemma-4-12b-config.json", "gemma-4-31b-config.json"}) {
       configs.push_back(std::string(KILN_TEST_DATA_DIR) + "/" + name);
     }
+  }
+  std::optional<Gemma4AssistantConfig> assistant;
+  if (!mtp_path.empty()) {
+    auto document = ReadJsonFile(mtp_path);
+    auto parsed = document ? ParseGemma4AssistantConfig(*document) : Result<Gemma4AssistantConfig>(document.error());
+    if (!parsed) {
+      std::fprintf(stderr, "kiln_cuda_bench: --mtp: %s\n", parsed.error().ToString().c_str());
+      return 2;
+    }
+    assistant = std::move(parsed).value();
   }
   auto device = cuda::ProbeCudaDevice(0);
   if (!device) {
@@ -407,7 +426,7 @@ int Run(int argc, char** argv) {
         return 1;
       }
       const int64_t verify_tokens = verifies.empty() ? 0 : *std::max_element(verifies.begin(), verifies.end());
-      auto program = CompileForBench(*config, backend, max_tokens, max_context, weight_dtype, 1, verify_tokens);
+      auto program = CompileForBench(*config, backend, max_tokens, max_context, weight_dtype, 1, verify_tokens, assistant);
       if (!program) {
         std::fprintf(stderr, "kiln_cuda_bench: %s\n", program.error().ToString().c_str());
         return 1;
@@ -506,6 +525,14 @@ int Run(int argc, char** argv) {
             return 1;
           }
           model["decode"][std::to_string(context)]["verify"] = *verify;
+          if (assistant) {
+            auto drafter = BenchDrafter(*session, next, steps, Median(seconds), *verify);
+            if (!drafter) {
+              std::fprintf(stderr, "kiln_cuda_bench: drafter: %s\n", drafter.error().ToString().c_str());
+              return 1;
+            }
+            model["decode"][std::to_string(context)]["mtp_drafter"] = *drafter;
+          }
         }
         // The generation loop: greedy on the device, 4 steps in flight, no host round trip.
         if (Status rewound = session->Rewind(context - 1); !rewound.ok()) {

@@ -20,4 +20,10 @@ namespace kiln {
 Result<nlohmann::json> BenchVerify(Session& session, int64_t position, const std::vector<int32_t>& tokens,
                                    const std::vector<int64_t>& verifies, int64_t steps, double decode_seconds);
 
+// With an MTP drafter compiled in (--mtp): one drafter step of the sequence (its cache as
+// BenchVerify left it, the draft drawn greedily on the device) against the decode step, and the
+// speedup BenchVerify's step costs (`verify`, its result) imply once each round also pays T - 1
+// drafter steps. Derived, printed as such.
+Result<nlohmann::json> BenchDrafter(Session& session, int32_t token, int64_t steps, double decode_seconds, const nlohmann::json& verify);
+
 }  // namespace kiln

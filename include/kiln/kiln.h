@@ -48,13 +48,15 @@ struct ModelOptions {
   // for a .kiln file (its weights were packed when it was compiled) or an already quantized GGUF.
   std::string quant;
   // Speculative decoding for every request (docs/speculative.md): "" (off), "ngram" (prompt
-  // lookup: drafts copied from earlier in the prompt and output) or "draft" (draft_model's
-  // greedy drafts). Lossless: the same tokens.
+  // lookup: drafts copied from earlier in the prompt and output), "draft" (draft_model's greedy
+  // drafts) or "mtp" (the Gemma 4 MTP assistant at draft_model, compiled into this model and
+  // reading its KV cache). Lossless: the same tokens.
   std::string speculative;
-  // A smaller model with the same vocabulary (a checkpoint directory, GGUF or .kiln file) that
-  // drafts for every request; implies speculative "draft". It is loaded with this model's device,
-  // context, chunk, parallel, threads, kv_cache and quant, and given its own KV pool for the
-  // same number of sequences at the full context.
+  // For "draft" (implied when speculative is empty): a smaller model with the same vocabulary (a
+  // checkpoint directory, GGUF or .kiln file) that drafts for every request. It is loaded with
+  // this model's device, context, chunk, parallel, threads, kv_cache and quant, and given its own
+  // KV pool for the same number of sequences at the full context. For "mtp": the assistant's
+  // checkpoint directory.
   std::string draft_model;
   int draft_max = 8;            // tokens drafted per step
 };

@@ -248,7 +248,9 @@ Result<DecodedProgram> DecodeProgram(std::span<const uint8_t> bytes, const Kerne
       return static_cast<int32_t>(it->second);
     }));
     for (const Op& op : step.graph.ops()) TRY(catalog.CheckOp(step.graph, op));
-    step.output_value = step.graph.OutputIds().front();
+    const std::vector<int32_t> outputs = step.graph.OutputIds();
+    step.output_value = outputs.back();
+    step.hidden_value = outputs.size() == 2 ? outputs.front() : -1;
     TRY(BuildRequests(step, catalog, program.max_context, guard));
     if (step.guard_bytes != guard) return Malformed(where + "guard bytes are not aligned");
     if (plan.offsets_bytes.size() != step.requests.size()) {

@@ -242,10 +242,11 @@ Result<Program> CompileProgram(std::vector<StepSpec> steps, const KernelCatalog&
   for (StepFunction& step : functions) {
     for (const Op& op : step.graph.ops()) TRY(catalog.CheckOp(step.graph, op));
     const std::vector<int32_t> outputs = step.graph.OutputIds();
-    if (outputs.size() != 1) {
-      return Error(ErrorCode::kInternal, "step '" + step.name + "' has " + std::to_string(outputs.size()) + " outputs, expected 1");
+    if (outputs.empty() || outputs.size() > 2) {
+      return Error(ErrorCode::kInternal, "step '" + step.name + "' has " + std::to_string(outputs.size()) + " outputs, expected 1 or 2");
     }
-    step.output_value = outputs.front();
+    step.output_value = outputs.back();
+    step.hidden_value = outputs.size() == 2 ? outputs.front() : -1;
     TRY(BuildRequests(step, catalog, options.max_context, options.guard ? options.guard_bytes : 0));
     TRY(ApplyPlan(step, PlanMemory(step.requests, catalog.alignment_bytes(), options.planner), catalog.alignment_bytes()));
     program.arena_bytes = std::max(program.arena_bytes, step.plan.arena_bytes);

@@ -38,6 +38,7 @@ struct StepFunction {
   Graph graph;               // weights bound (dtypes from the checkpoint)
   std::vector<Placement> placements;     // one per graph value
   int32_t output_value = -1;             // the logits value id
+  int32_t hidden_value = -1;             // the hidden-state output's value id, or -1 (Graph::OutputIds)
   std::vector<int64_t> scratch_offsets;  // one per op; -1 when the op needs none
   std::vector<int64_t> scratch_bytes;    // one per op
   // The planner's input and output, kept so the plan can be verified again at load.
@@ -97,6 +98,8 @@ struct Program {
   int64_t arena_bytes = 0;   // max over steps: steps run one at a time in one arena
 
   const StepFunction* FindStep(const std::string& name) const;
+  // The MTP drafter's step ("draft"), when the program was compiled with an assistant, else null.
+  const StepFunction* draft_step() const { return FindStep("draft"); }
   int64_t weight_bytes() const;
   int64_t cache_bytes() const;  // KV bytes one sequence holds at its largest
   // Block table entries of one sequence over all groups; group g's entries start at

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <optional>
 
+#include "engine/mtp_draft.h"
 #include "engine/speculative.h"
 #include "engine/token_stream.h"
 
@@ -54,6 +55,7 @@ Result<int64_t> Generator::Prefill(std::span<const int32_t> prompt, const Genera
   cached_.resize(static_cast<size_t>(reuse));
 
   const int64_t tmax = session_.program().max_tokens;
+  hidden_.resize(static_cast<size_t>(session_.runner().hidden_size()));  // empty without a drafter
   const int64_t suffix = static_cast<int64_t>(prompt.size()) - reuse;
   const int64_t threshold = options.prefill_chunk_threshold > 0 ? options.prefill_chunk_threshold : tmax;
   int64_t chunk = suffix <= threshold ? tmax : (options.prefill_chunk > 0 ? options.prefill_chunk : tmax);
@@ -64,7 +66,7 @@ Result<int64_t> Generator::Prefill(std::span<const int32_t> prompt, const Genera
     if (Cancelled(options)) return reuse;  // the caller sees cancel and stops
     const int64_t count = std::min<int64_t>(chunk, static_cast<int64_t>(prompt.size()) - begin);
     const auto part = prompt.subspan(static_cast<size_t>(begin), static_cast<size_t>(count));
-    TRY(session_.StepInto(part, /*all_positions=*/false, logits_));
+    TRY(session_.StepInto(part, /*all_positions=*/false, logits_, hidden_));
     cached_.insert(cached_.end(), part.begin(), part.end());
     if (progress) options.on_prefill_progress(static_cast<int64_t>(cached_.size()), static_cast<int64_t>(prompt.size()), reuse);
   }
@@ -75,6 +77,10 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
   const auto start = Clock::now();
   TRY(options.sampling.Validate());
   TRY(options.speculative.Validate());
+  const bool mtp = options.speculative.enabled() && options.speculative.type == SpeculativeType::kMtp;
+  if (mtp && !session_.runner().has_drafter()) {
+    return Error(ErrorCode::kInvalidArgument, "speculative type mtp needs the model loaded with its MTP assistant (--draft ASSISTANT)");
+  }
   if (prompt.empty()) return Error(ErrorCode::kInvalidArgument, "the prompt is empty: give at least one token");
   if (options.max_new_tokens < 0) {
     return Error(ErrorCode::kInvalidArgument, "max tokens must be >= 0, got " + std::to_string(options.max_new_tokens));
@@ -213,8 +219,9 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
   }
   // Host decoding: each step feeds the pending token and any drafted tokens (speculative.h); a
   // step without drafts is plain decoding.
-  std::vector<int32_t> step_tokens;
-  std::vector<float> rows;
+  std::vector<int32_t> step_tokens, mtp_drafts;
+  std::vector<float> rows, hidden_rows;
+  const size_t width = hidden_.size();
   const int64_t vocab = session_.vocab_size();
   const int64_t tmax = session_.program().max_tokens;
   int draft_limit = options.speculative.draft_max;
@@ -224,13 +231,22 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
     if (speculate) {
       const int64_t room = std::min({static_cast<int64_t>(draft_limit), tmax - 1, context - base - 1,
                                      options.max_new_tokens - static_cast<int64_t>(result.tokens.size()) - 1});
-      auto drafted = DraftTokens(history, options.speculative, room, step_tokens);
-      if (!drafted.has_value()) return fail(drafted.error());
-      result.draft_tokens += *drafted;
+      if (mtp) {
+        mtp_drafts.clear();
+        const MtpJob job{&session_.sequence(), pending, hidden_, room, &mtp_drafts};
+        if (Status drafted = DraftWithMtp(session_.runner(), std::span<const MtpJob>(&job, 1)); !drafted.ok()) return fail(drafted.error());
+        step_tokens.insert(step_tokens.end(), mtp_drafts.begin(), mtp_drafts.end());
+        result.draft_tokens += static_cast<int64_t>(mtp_drafts.size());
+      } else {
+        auto drafted = DraftTokens(history, options.speculative, room, step_tokens);
+        if (!drafted.has_value()) return fail(drafted.error());
+        result.draft_tokens += *drafted;
+      }
     }
     const int64_t drafted = static_cast<int64_t>(step_tokens.size()) - 1;
     rows.resize(static_cast<size_t>((drafted + 1) * vocab));
-    if (Status stepped = session_.StepInto(step_tokens, /*all_positions=*/drafted > 0, rows); !stepped.ok()) {
+    hidden_rows.resize(static_cast<size_t>(drafted + 1) * width);
+    if (Status stepped = session_.StepInto(step_tokens, /*all_positions=*/drafted > 0, rows, hidden_rows); !stepped.ok()) {
       return fail(stepped.error());
     }
     ++result.decode_steps;
@@ -246,6 +262,8 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
       ++result.accepted_draft_tokens;
     }
     draft_limit = NextDraftLimit(options.speculative, draft_limit, drafted, std::min(row, drafted));
+    // The next round continues from the state of the row that sampled the new pending token.
+    std::copy_n(hidden_rows.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(row) * width), width, hidden_.begin());
     // Keep the pending token's predecessors: the fed token and the accepted drafts.
     if (row < drafted) {
       if (Status rewound = session_.Rewind(base + row + 1); !rewound.ok()) return fail(rewound.error());

@@ -143,6 +143,9 @@ class Generator {
   const tokenizer::Tokenizer* tokenizer_;
   std::vector<int32_t> cached_;
   std::vector<float> logits_;  // one row of vocab floats
+  // With an MTP drafter: the target's final-normed hidden state of the row that sampled the
+  // pending token (what the next draft round continues from); empty otherwise.
+  std::vector<float> hidden_;
 };
 
 }  // namespace kiln

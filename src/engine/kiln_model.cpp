@@ -174,9 +174,6 @@ Result<std::unique_ptr<Model>> Model::Load(const std::string& path, const ModelO
     if (!recipe) return Error(ErrorCode::kInvalidArgument, "quant must be one of " + QuantRecipeNames() + ", got '" + options.quant + "'");
     load.quant = *recipe;
   }
-  TRY_ASSIGN(impl->model, LoadedModel::Load(path, load));
-  TRY_ASSIGN(impl->text, LoadModelText(*impl->model));
-  TRY_ASSIGN(impl->runner, impl->model->NewRunner());
   SchedulerOptions scheduler;
   scheduler.prefix_cache = options.prefix_cache;
   const std::string speculative = options.speculative.empty() && !options.draft_model.empty() ? "draft" : options.speculative;
@@ -185,13 +182,21 @@ Result<std::unique_ptr<Model>> Model::Load(const std::string& path, const ModelO
     scheduler.speculative.draft_max = options.draft_max;
     TRY(scheduler.speculative.Validate());
   }
-  if (scheduler.speculative.type == SpeculativeType::kDraft && options.draft_model.empty()) {
-    return Error(ErrorCode::kInvalidArgument, "speculative 'draft' needs draft_model: a smaller model with the same vocabulary");
+  const bool needs_draft = scheduler.speculative.type == SpeculativeType::kDraft || scheduler.speculative.type == SpeculativeType::kMtp;
+  if (needs_draft && options.draft_model.empty()) {
+    return Error(ErrorCode::kInvalidArgument, scheduler.speculative.type == SpeculativeType::kMtp
+                                                  ? "speculative 'mtp' needs draft_model: the model's MTP assistant checkpoint"
+                                                  : "speculative 'draft' needs draft_model: a smaller model with the same vocabulary");
   }
-  if (scheduler.speculative.type != SpeculativeType::kDraft && !options.draft_model.empty()) {
-    return Error(ErrorCode::kInvalidArgument, "draft_model drafts with speculative 'draft', not '" + speculative + "'");
+  if (!needs_draft && !options.draft_model.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "draft_model drafts with speculative 'draft' or 'mtp', not '" + speculative + "'");
   }
-  if (!options.draft_model.empty()) {
+  // An MTP assistant is compiled into this model's Program; a draft model runs on its own.
+  if (scheduler.speculative.type == SpeculativeType::kMtp) load.assistant = options.draft_model;
+  TRY_ASSIGN(impl->model, LoadedModel::Load(path, load));
+  TRY_ASSIGN(impl->text, LoadModelText(*impl->model));
+  TRY_ASSIGN(impl->runner, impl->model->NewRunner());
+  if (scheduler.speculative.type == SpeculativeType::kDraft) {
     LoadOptions draft_load = load;
     draft_load.device = impl->model->device();
     TRY_ASSIGN(std::unique_ptr<LoadedModel> draft, LoadedModel::Load(options.draft_model, draft_load));

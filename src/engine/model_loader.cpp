@@ -96,6 +96,10 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadArtifact(const std::string
   if (mapped) {
     if (auto read = Artifact::ReadHeader(mapped->bytes(), path)) header = std::move(*read);
   }
+  if (!options.assistant.empty()) {
+    return Error(ErrorCode::kUnsupported, "an MTP assistant is compiled in from checkpoints, and " + path +
+                                              " is a compiled .kiln artifact; run its source checkpoint with --draft instead");
+  }
   // An artifact's weights were packed when it was compiled; loading converts none.
   if (options.quant != QuantRecipe::kNone) {
     const QuantRecipe recorded = mapped ? Artifact::RecordedQuantRecipe(mapped->bytes()) : QuantRecipe::kNone;
@@ -245,7 +249,24 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadCheckpoint(const std::stri
   }
   if (model->gguf_ && model->gguf_->has_tensors()) model->checkpoint_ = model->gguf_->MakeCheckpoint();
 
-  TRY_ASSIGN(Graph graph, model->architecture_->BuildGraph());
+  // With an MTP assistant, the target's graph also outputs its final-normed hidden state and the
+  // drafter's step reads the target's caches (docs/speculative.md).
+  std::optional<ModelArchitecture::DraftGraphs> drafter;
+  if (!options.assistant.empty()) {
+    const std::string assistant_config = (fs::path(options.assistant) / "config.json").string();
+    Result<nlohmann::json> document = ReadJsonFile(assistant_config);
+    if (!document) return document.error().WithContext("MTP assistant " + options.assistant);
+    Result<ModelArchitecture::DraftGraphs> graphs = model->architecture_->BuildWithAssistant(*document);
+    if (!graphs) return graphs.error().WithContext("MTP assistant " + options.assistant);
+    drafter = std::move(graphs).value();
+    model->assistant_summary_ = drafter->summary;
+    if (model->checkpoint_) {
+      Result<Checkpoint> weights = Checkpoint::Open(options.assistant);
+      if (!weights) return weights.error().WithContext("MTP assistant " + options.assistant);
+      TRY(model->checkpoint_->Merge(std::move(weights).value(), "mtp.", "model."));
+    }
+  }
+  TRY_ASSIGN(Graph graph, drafter ? Result<Graph>(std::move(drafter->target)) : model->architecture_->BuildGraph());
   if (options.max_sequences < 1 || options.max_sequences > options.max_tokens) {
     return Error(ErrorCode::kInvalidArgument, "--parallel " + std::to_string(options.max_sequences) + " must be in [1, " +
                                                   std::to_string(options.max_tokens) + "] (at most the chunk size, --chunk)");
@@ -258,6 +279,8 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadCheckpoint(const std::stri
   steps.push_back({"decode", graph, smax, smax});
   steps.push_back({"prefill", graph, options.max_tokens, smax});
   steps.push_back({"score", std::move(graph), options.max_tokens, options.max_tokens});
+  // A draft step: one token for each of up to Smax speculating sequences.
+  if (drafter) steps.push_back({"draft", std::move(drafter->draft), smax, smax});
   CompileOptions compile;
   compile.max_tokens = options.max_tokens;
   compile.max_sequences = smax;
@@ -266,9 +289,15 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadCheckpoint(const std::stri
   compile.guard = options.guard;
   compile.cache_dtype = options.kv_cache_dtype;
   compile.quant = options.quant;
-  const WeightLookup lookup = model->checkpoint_ && model->gguf_ ? model->gguf_->Lookup()
-                             : model->checkpoint_ ? CheckpointLookup(*model->checkpoint_, model->architecture_->TensorPrefixes())
-                                                  : ConfigOnlyLookup(model->architecture_->weight_dtype());
+  WeightLookup lookup = model->checkpoint_ && model->gguf_ ? model->gguf_->Lookup()
+                       : model->checkpoint_ ? CheckpointLookup(*model->checkpoint_, model->architecture_->TensorPrefixes())
+                                            : ConfigOnlyLookup(model->architecture_->weight_dtype());
+  if (drafter && model->checkpoint_) {
+    // The drafter's weights were merged in under their graph names.
+    lookup = [target = std::move(lookup), mtp = CheckpointLookup(*model->checkpoint_, {""})](const Value& expected) {
+      return expected.name.rfind("mtp.", 0) == 0 ? mtp(expected) : target(expected);
+    };
+  }
   TRY_ASSIGN(model->program_, CompileProgram(std::move(steps), *model->backend_, lookup, compile));
   return model;
 }

@@ -70,6 +70,9 @@ struct LoadOptions {
   int64_t required_chunk = 0;     // > 0 (--chunk given): fail if compiled for another Tmax
   // num_layers > 0 on an artifact: fail unless it was compiled with that many layers.
   std::string source;             // checkpoint to fall back to (default: the one recorded)
+  // Checkpoints only: a Gemma 4 MTP assistant's checkpoint directory (docs/speculative.md),
+  // compiled into the Program as its "draft" step, reading the target's caches.
+  std::string assistant;
   bool allow_fallback = true;
   bool verify_weights = false;    // also check the weights section's checksum
   std::function<void(const std::string&)> on_notice;  // default: print to stderr
@@ -96,6 +99,8 @@ class LoadedModel {
   // The model placed once for many sequences (Session::Attach, the scheduler).
   Result<std::unique_ptr<Runner>> NewRunner(RunnerOptions options = {});
 
+  // The MTP assistant compiled in (LoadOptions::assistant): a line describing it, or empty.
+  const std::string& assistant_summary() const { return assistant_summary_; }
   // The model family's view of the config (model_family.h).
   const ModelArchitecture& architecture() const { return *architecture_; }
   const Program& program() const { return program_; }
@@ -133,6 +138,7 @@ class LoadedModel {
 
   std::string source_;
   std::string device_;
+  std::string assistant_summary_;
   std::unique_ptr<ModelArchitecture> architecture_;
   std::optional<Checkpoint> checkpoint_;
   std::shared_ptr<const GgufSource> gguf_;

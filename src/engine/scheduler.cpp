@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "engine/mtp_draft.h"
 #include "engine/sampler.h"
 #include "engine/token_stream.h"
 
@@ -63,6 +64,9 @@ Status Scheduler::Check(const Request& request) const {
                                                     std::to_string(options_.draft_model->vocab_size()) + " tokens, the target's has " +
                                                     std::to_string(runner_.vocab_size()));
     }
+  }
+  if (speculative == SpeculativeType::kMtp && !runner_.has_drafter()) {
+    return Error(ErrorCode::kInvalidArgument, "speculative type mtp needs the model loaded with its MTP assistant (--draft ASSISTANT)");
   }
   if (request.prompt.empty()) return Error(ErrorCode::kInvalidArgument, "the prompt is empty: give at least one token");
   if (request.options.max_new_tokens < 0) {
@@ -287,36 +291,53 @@ int64_t Scheduler::DraftRoom(const Active& active, int64_t room) const {
   return std::max<int64_t>(room, 0);
 }
 
-bool Scheduler::DraftWithModel(const std::vector<Active*>& decoding) {
-  if (options_.draft_model == nullptr) return true;
+bool Scheduler::DraftWithModels(const std::vector<Active*>& decoding) {
   // Each request's room as the step will leave it if every decoding request joins it in order
   // (the loop in StepOnce): the drafts are cut to what the step really takes.
   std::vector<DraftModel::Job> jobs;
-  std::vector<Active*> owners;
+  std::vector<MtpJob> mtp_jobs;
+  std::vector<Active*> owners, mtp_owners;
   int64_t budget = program_.max_tokens;
   for (Active* active : decoding) active->model_drafts.clear();
   for (Active* active : decoding) {
     if (budget == 0) break;
     const int64_t room = DraftRoom(*active, budget - 1);
     budget -= 1 + room;
-    if (room == 0 || active->speculative.type != SpeculativeType::kDraft) continue;
-    if (!active->draft_sequence) active->draft_sequence = options_.draft_model->NewSequence();
-    jobs.push_back({active->draft_sequence.get(), active->tokens, room, &active->model_drafts});
-    owners.push_back(active);
+    if (room == 0) continue;
+    if (active->speculative.type == SpeculativeType::kDraft && options_.draft_model != nullptr) {
+      if (!active->draft_sequence) active->draft_sequence = options_.draft_model->NewSequence();
+      jobs.push_back({active->draft_sequence.get(), active->tokens, room, &active->model_drafts});
+      owners.push_back(active);
+    } else if (active->speculative.type == SpeculativeType::kMtp && !active->hidden.empty()) {
+      mtp_jobs.push_back({active->sequence.get(), active->tokens[static_cast<size_t>(active->fed)], active->hidden, room, &active->model_drafts});
+      mtp_owners.push_back(active);
+    }
   }
-  if (jobs.empty()) return true;
-  // The draft model catches up a new request's prompt one chunk per step, as the target prefills.
-  Status drafted = options_.draft_model->Draft(jobs, /*catch_up_steps=*/1);
-  if (drafted.ok()) return true;
-  for (Active* active : owners) Finish(*active, drafted.error());
-  return false;
+  bool all_ok = true;
+  if (!jobs.empty()) {
+    // The draft model catches up a new request's prompt one chunk per step, as the target prefills.
+    Status drafted = options_.draft_model->Draft(jobs, /*catch_up_steps=*/1);
+    if (!drafted.ok()) {
+      for (Active* active : owners) Finish(*active, drafted.error());
+      all_ok = false;
+    }
+  }
+  if (!mtp_jobs.empty()) {
+    Status drafted = DraftWithMtp(runner_, mtp_jobs);
+    if (!drafted.ok()) {
+      for (Active* active : mtp_owners) Finish(*active, drafted.error());
+      all_ok = false;
+    }
+  }
+  return all_ok;
 }
 
 int64_t Scheduler::Draft(Active& active, int64_t room) {
   active.step_tokens.assign(1, active.tokens[static_cast<size_t>(active.fed)]);
   room = DraftRoom(active, room);
   int64_t drafted = 0;
-  if (active.speculative.type == SpeculativeType::kDraft) {  // DraftWithModel's, cut to the room
+  if (active.speculative.type == SpeculativeType::kDraft || active.speculative.type == SpeculativeType::kMtp) {
+    // DraftWithModels', cut to the room
     drafted = std::min(room, static_cast<int64_t>(active.model_drafts.size()));
     active.step_tokens.insert(active.step_tokens.end(), active.model_drafts.begin(), active.model_drafts.begin() + drafted);
   } else if (room > 0) {
@@ -327,7 +348,7 @@ int64_t Scheduler::Draft(Active& active, int64_t room) {
   return drafted;
 }
 
-Status Scheduler::Verify(Active& active, int64_t base, std::span<float> rows) {
+Status Scheduler::Verify(Active& active, int64_t base, std::span<float> rows, std::span<const float> hidden) {
   const int64_t vocab = runner_.vocab_size();
   const int64_t drafted = static_cast<int64_t>(active.step_tokens.size()) - 1;
   int64_t row = 0;
@@ -341,6 +362,9 @@ Status Scheduler::Verify(Active& active, int64_t base, std::span<float> rows) {
     --active.result.decode_steps;  // Take counts a step per token; this step emits several
   }
   active.draft_limit = NextDraftLimit(active.speculative, active.draft_limit, drafted, std::min(row, drafted));
+  // An MTP drafter continues from the state of the row that sampled the new pending token.
+  if (!hidden.empty()) active.hidden.assign(hidden.begin() + row * static_cast<int64_t>(active.hidden.size()),
+                                            hidden.begin() + (row + 1) * static_cast<int64_t>(active.hidden.size()));
   // Drop the rejected drafts' positions: the pending token is fed next step.
   if (active.sequence->length() > active.fed) TRY(active.sequence->Rewind(active.fed));
   return Status::Ok();
@@ -397,7 +421,7 @@ Result<bool> Scheduler::StepOnce() {
     if (!owned->prefilling() && owned->pending() == 1) decoding.push_back(owned.get());
   }
   // A failed draft step ended its requests: this step is done (the next one starts afresh).
-  if (!DraftWithModel(decoding)) return true;
+  if (!DraftWithModels(decoding)) return true;
   for (Active* candidate : decoding) {
     Active& active = *candidate;
     if (budget == 0) break;
@@ -470,6 +494,13 @@ Result<bool> Scheduler::StepOnce() {
     active.allowed.resize(static_cast<size_t>((runner_.vocab_size() + 63) / 64));
     on_device = active.constraint->FillAllowed(active.allowed).ok();
   }
+  // Requests drafting with an MTP assistant keep the hidden state of the row that samples.
+  bool mtp = false;
+  for (const Active* active : batch_owner_) mtp |= active->speculative.enabled() && active->speculative.type == SpeculativeType::kMtp;
+  const size_t width = static_cast<size_t>(runner_.hidden_size());
+  const size_t hidden_floats = mtp ? static_cast<size_t>(Runner::LogitRows(batch_)) * width : 0;
+  if (hidden_rows_.size() < hidden_floats) hidden_rows_.resize(hidden_floats);
+  const std::span<float> hidden(hidden_rows_.data(), hidden_floats);
   Status ran = Status::Ok();
   if (on_device) {
     row_sampling_.assign(batch_.size(), RowSampling{});
@@ -481,11 +512,11 @@ Result<bool> Scheduler::StepOnce() {
       row_sampling_[b] = {DeviceSampling{o.temperature, o.top_k, o.top_p, o.min_p, o.seed}, active.device_draws,
                           samples && active.constraint ? active.allowed.data() : nullptr};
     }
-    ran = runner_.Run(batch_, row_sampling_, sampled_);
+    ran = runner_.Run(batch_, row_sampling_, sampled_, hidden);
   } else {
     const size_t floats = static_cast<size_t>(Runner::LogitRows(batch_) * runner_.vocab_size());
     if (logits_.size() < floats) logits_.resize(floats);  // speculative steps: rows beyond Smax
-    ran = runner_.Run(batch_, std::span<float>(logits_.data(), floats));
+    ran = runner_.Run(batch_, std::span<float>(logits_.data(), floats), hidden);
   }
   {
     bool prompt_step = false;
@@ -508,11 +539,17 @@ Result<bool> Scheduler::StepOnce() {
     const size_t entry_rows = batch_[b].all_logits ? batch_[b].tokens.size() : 1;
     const std::span<float> rows(logits_.data() + first_row * static_cast<size_t>(runner_.vocab_size()),
                                 entry_rows * static_cast<size_t>(runner_.vocab_size()));
+    const bool keeps_hidden = mtp && active.speculative.enabled() && active.speculative.type == SpeculativeType::kMtp;
+    const std::span<const float> entry_hidden =
+        keeps_hidden ? std::span<const float>(hidden_rows_.data() + (first_row * width), entry_rows * width) : std::span<const float>();
     first_row += entry_rows;
     if (batch_[b].all_logits) {  // a speculative step of a decoding request
-      TRY(Verify(active, active.fed, rows));
+      if (keeps_hidden) active.hidden.resize(width);
+      TRY(Verify(active, active.fed, rows, entry_hidden));
       continue;
     }
+    // The state of the entry's last token: what drafting for the token after it continues from.
+    if (keeps_hidden) active.hidden.assign(entry_hidden.begin(), entry_hidden.end());
     active.fed += static_cast<int64_t>(batch_[b].tokens.size());
     if (!active.prefix_cached && options_.prefix_cache) TRY(CachePrefix(active));
     if (active.pending() > 0) continue;  // mid-prompt chunk: its logits are not needed

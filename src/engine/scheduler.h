@@ -141,7 +141,8 @@ class Scheduler {
     std::vector<int32_t> tokens;         // the prompt, then every sampled token
     std::vector<int32_t> step_tokens;    // a speculative step: the pending token, then its drafts
     std::unique_ptr<DraftSequence> draft_sequence;  // kDraft: its cache on the draft model
-    std::vector<int32_t> model_drafts;   // kDraft: the draft model's tokens for this step
+    std::vector<int32_t> model_drafts;   // kDraft, kMtp: the drafter's tokens for this step
+    std::vector<float> hidden;           // kMtp: the target's hidden state of the row that sampled the pending token
     int64_t draft_room = 0;              // kDraft: drafts this step's token bound leaves room for
     SpeculativeOptions speculative;      // the request's, or the scheduler's default
     int draft_limit = 0;                 // drafts of its next round (NextDraftLimit)
@@ -182,15 +183,17 @@ class Scheduler {
   // The most drafts the request's next step may carry beside the step's token bound (`room`):
   // its draft limit, the context and max tokens.
   int64_t DraftRoom(const Active& active, int64_t room) const;
-  // The draft model's drafts for every decoding request that speculates with it, batched, into
-  // active.model_drafts. A failed draft step ends the requests in it; false when any ended.
-  bool DraftWithModel(const std::vector<Active*>& decoding);
+  // The draft model's and the MTP assistant's drafts for every decoding request that speculates
+  // with one, batched, into active.model_drafts. A failed draft step ends the requests in it;
+  // false when any ended.
+  bool DraftWithModels(const std::vector<Active*>& decoding);
   // Drafts for a decoding request's next step into active.step_tokens (after its pending
   // token), at most `room`; returns how many.
   int64_t Draft(Active& active, int64_t room);
   // A speculative step's rows (one per step token): samples them in order while they confirm
   // the drafts, then rewinds the sequence past the first rejected draft.
-  Status Verify(Active& active, int64_t base, std::span<float> rows);
+  // `hidden` (kMtp): the entry's hidden-state rows; the sampling row's becomes active.hidden.
+  Status Verify(Active& active, int64_t base, std::span<float> rows, std::span<const float> hidden);
   // Whether the request's next token may be drawn on the device.
   bool DeviceSampleable(const Active& active) const;
   // Prefix cache.
@@ -216,6 +219,7 @@ class Scheduler {
   std::list<std::unique_ptr<Active>> waiting_;  // admission order (preempted ones first)
   std::list<std::unique_ptr<Active>> running_;  // admission order
   std::vector<float> logits_;
+  std::vector<float> hidden_rows_;  // the step's hidden-state rows, when a request drafts with MTP
   std::vector<RowSampling> row_sampling_;
   std::vector<SampledToken> sampled_;
   std::vector<BatchEntry> batch_;

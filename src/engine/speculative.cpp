@@ -9,6 +9,7 @@ const char* SpeculativeTypeName(SpeculativeType type) {
     case SpeculativeType::kNone: return "none";
     case SpeculativeType::kNgram: return "ngram";
     case SpeculativeType::kDraft: return "draft";
+    case SpeculativeType::kMtp: return "mtp";
   }
   return "?";
 }
@@ -17,11 +18,8 @@ Result<SpeculativeType> ParseSpeculativeType(const std::string& name) {
   if (name == "none") return SpeculativeType::kNone;
   if (name == "ngram") return SpeculativeType::kNgram;
   if (name == "draft") return SpeculativeType::kDraft;
-  if (name == "mtp") {
-    return Error(ErrorCode::kUnsupported, "speculative type 'mtp' (Gemma 4 assistant drafters) is not available yet; use ngram "
-                                          "(prompt lookup) or draft (--draft MODEL)");
-  }
-  return Error(ErrorCode::kInvalidArgument, "unknown speculative type '" + name + "' (expected ngram, draft or none)");
+  if (name == "mtp") return SpeculativeType::kMtp;
+  return Error(ErrorCode::kInvalidArgument, "unknown speculative type '" + name + "' (expected mtp, ngram, draft or none)");
 }
 
 Status SpeculativeOptions::Validate() const {
@@ -52,6 +50,9 @@ Result<int64_t> DraftTokens(std::span<const int32_t> history, const SpeculativeO
         return Error(ErrorCode::kInvalidArgument, "speculative type draft needs a draft model (--draft MODEL)");
       }
       return options.drafter->Draft(history, max, drafts);
+    case SpeculativeType::kMtp:
+      // It continues from the target's hidden state, which only the caller holds (mtp_draft.h).
+      return Error(ErrorCode::kInternal, "MTP drafts come from DraftWithMtp, not from the token history");
   }
   return int64_t{0};
 }

@@ -18,7 +18,9 @@
 // Drafters: prompt lookup (kNgram): the longest suffix of the tokens so far (prompt and output,
 // ngram_max down to ngram_min tokens) that occurred before, most recent occurrence first, and the
 // tokens that followed it. No model, no state. A draft model (kDraft, draft_model.h): a smaller
-// model with the same vocabulary decodes greedily from the same tokens.
+// model with the same vocabulary decodes greedily from the same tokens. An MTP assistant (kMtp,
+// mtp_draft.h): Gemma 4's drafter compiled into the target's Program, continuing from the
+// target's hidden state and reading its cache.
 #pragma once
 
 #include <cstdint>
@@ -30,8 +32,8 @@
 
 namespace kiln {
 
-enum class SpeculativeType { kNone, kNgram, kDraft };
-// "none", "ngram", "draft".
+enum class SpeculativeType { kNone, kNgram, kDraft, kMtp };
+// "none", "ngram", "draft", "mtp".
 const char* SpeculativeTypeName(SpeculativeType type);
 Result<SpeculativeType> ParseSpeculativeType(const std::string& name);
 

@@ -48,6 +48,7 @@ const char* OpKindName(OpKind kind) {
     case OpKind::kSoftcap: return "softcap";
     case OpKind::kSliceColumns: return "slice_columns";
     case OpKind::kGatherRows: return "gather_rows";
+    case OpKind::kConcatColumns: return "concat_columns";
     case OpKind::kMoe: return "moe";
     case OpKind::kCount: break;
   }

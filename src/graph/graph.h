@@ -78,6 +78,7 @@ enum class OpKind : uint8_t {
   kMoe,              // (x[T, H] router input, h[T, H] expert input, router_proj[E, H],
                      //  router_scale[H], per_expert_scale[E], gate_up[E, 2M, H], down[E, H, M])
                      //  -> [T, H]
+  kConcatColumns,    // (a[R, Na], b[R, Nb]) -> [R, Na + Nb]: a's columns, then b's
   kCount,
 };
 const char* OpKindName(OpKind kind);
@@ -118,8 +119,14 @@ struct CacheDecl {
 
 // The step inputs, in declaration order: token_ids i32 [T], positions i32 [T], sequences i32 [T]
 // (the step-local index of each token's sequence, 0..S-1), logit_rows i32 [R] (token rows whose
-// logits the step returns).
-enum class StepInput : uint8_t { kTokenIds = 0, kPositions = 1, kSequences = 2, kLogitRows = 3, kCount = 4 };
+// logits the step returns). A drafter step (an MTP assistant reading its target's cache) declares
+// two more: read_positions i32 [T], the position up to which each token's attention reads the
+// cache (the target's newest cached position, one before the token's own), and hidden f32 [T, H],
+// the hidden state each token continues from.
+enum class StepInput : uint8_t {
+  kTokenIds = 0, kPositions = 1, kSequences = 2, kLogitRows = 3, kReadPositions = 4, kHidden = 5, kCount = 6
+};
+inline constexpr int kTargetStepInputs = 4;  // a target step declares the first four
 
 class Graph {
  public:
@@ -138,7 +145,9 @@ class Graph {
   const std::vector<Op>& ops() const { return ops_; }
   const std::vector<CacheDecl>& caches() const { return caches_; }
   const Value& value(int32_t id) const { return values_[static_cast<size_t>(id)]; }
-  // Step inputs in declaration order (StepInput) and outputs (logits).
+  // Step inputs in declaration order (StepInput). Outputs in declaration order: an optional
+  // hidden state [R, H] (the final-normed state the logits come from, or a drafter's next
+  // hidden state), then the logits [R, V].
   std::vector<int32_t> InputIds() const;
   std::vector<int32_t> OutputIds() const;
 

@@ -32,10 +32,17 @@ std::string CheckValue(const Value& v, int32_t input_index) {
   if (!IsKnownDType(static_cast<uint8_t>(v.dtype))) return "has an invalid dtype";
   switch (v.kind) {
     case ValueKind::kInput:
-      // Inputs in StepInput order: token ids, positions, sequences (i32 [T]), logit rows (i32 [R]).
-      if (input_index >= static_cast<int32_t>(StepInput::kCount)) return "is a fifth step input";
+      // Inputs in StepInput order: token ids, positions, sequences (i32 [T]), logit rows (i32 [R]);
+      // a drafter's read positions (i32 [T]) and hidden state (f32 [T, H]).
+      if (input_index >= static_cast<int32_t>(StepInput::kCount)) return "is a seventh step input";
       if (input_index == static_cast<int32_t>(StepInput::kLogitRows)) {
         if (v.dtype != DType::kI32 || v.shape.dims.size() != 1 || !IsRows(v.shape.dims[0])) return "must be i32 [R]";
+        return "";
+      }
+      if (input_index == static_cast<int32_t>(StepInput::kHidden)) {
+        if (v.dtype != DType::kF32 || v.shape.dims.size() != 2 || !IsTokens(v.shape.dims[0]) || v.shape.dims[1].symbol != DimSymbol::kNone) {
+          return "must be f32 [T, columns]";
+        }
         return "";
       }
       if (v.dtype != DType::kI32 || v.shape.dims.size() != 1 || !IsTokens(v.shape.dims[0])) return "must be i32 [T]";
@@ -78,6 +85,7 @@ Arity ArityOf(OpKind kind) {
     case OpKind::kSliceColumns: return {1, 1};
     case OpKind::kGatherRows: return {2, 1};
     case OpKind::kMoe: return {7, 1};
+    case OpKind::kConcatColumns: return {2, 1};
     case OpKind::kCount: break;
   }
   return {0, 0};
@@ -97,11 +105,16 @@ Status Graph::Validate() const {
     if (v.kind == ValueKind::kInput || v.kind == ValueKind::kWeight) defined[static_cast<size_t>(v.id)] = true;
     if (v.kind == ValueKind::kOutput) ++outputs;
   }
-  if (input_index != static_cast<int32_t>(StepInput::kCount)) {
-    return Error(ErrorCode::kInternal, "graph needs 4 step inputs (token ids, positions, sequences, logit rows), has " +
-                                           std::to_string(input_index));
+  if (input_index != kTargetStepInputs && input_index != static_cast<int32_t>(StepInput::kCount)) {
+    return Error(ErrorCode::kInternal, "graph needs 4 step inputs (token ids, positions, sequences, logit rows), or 6 for a drafter "
+                                       "(and read positions, hidden state), has " + std::to_string(input_index));
   }
-  if (outputs != 1) return Error(ErrorCode::kInternal, "graph needs exactly 1 output, has " + std::to_string(outputs));
+  if (outputs != 1 && outputs != 2) {
+    return Error(ErrorCode::kInternal, "graph needs 1 or 2 outputs (the logits, after an optional hidden state), has " + std::to_string(outputs));
+  }
+  for (int32_t id : OutputIds()) {
+    if (!IsRows(values_[static_cast<size_t>(id)].shape.dims[0])) return Error(ErrorCode::kInternal, "graph output '" + values_[static_cast<size_t>(id)].name + "' must have R rows");
+  }
   for (const CacheDecl& cache : caches_) {
     if (cache.num_kv_heads < 1 || cache.head_dim < 1 || cache.num_kv_heads * cache.head_dim > kMaxExtent || cache.window < 0) {
       return Error(ErrorCode::kInternal, "cache '" + cache.name + "' has invalid geometry");
@@ -111,6 +124,10 @@ Status Graph::Validate() const {
   const int32_t positions_id = input_ids[static_cast<size_t>(StepInput::kPositions)];
   const int32_t sequences_id = input_ids[static_cast<size_t>(StepInput::kSequences)];
   const int32_t logit_rows_id = input_ids[static_cast<size_t>(StepInput::kLogitRows)];
+  // A drafter's attention reads the cache up to its read positions; a target's up to the token's own.
+  const int32_t read_positions_id = input_ids.size() > static_cast<size_t>(StepInput::kReadPositions)
+                                        ? input_ids[static_cast<size_t>(StepInput::kReadPositions)] : positions_id;
+  const int32_t hidden_id = input_ids.size() > static_cast<size_t>(StepInput::kHidden) ? input_ids[static_cast<size_t>(StepInput::kHidden)] : -1;
 
   for (const Op& op : ops_) {
     auto fail = [&](const std::string& what) {
@@ -144,7 +161,8 @@ Status Graph::Validate() const {
     for (size_t i = 0; i < op.inputs.size(); ++i) {
       if (op.inputs[i] >= 0 && in(i).kind == ValueKind::kInput && !((op.kind == OpKind::kEmbed && i == 0) ||
           (op.kind == OpKind::kRope && i == 1) || (op.kind == OpKind::kAttention && i >= 1) ||
-          (op.kind == OpKind::kKvAppend && i >= 2) || (op.kind == OpKind::kGatherRows && i == 1))) {
+          (op.kind == OpKind::kKvAppend && i >= 2) || (op.kind == OpKind::kGatherRows && i == 1) ||
+          (op.kind == OpKind::kConcatColumns && op.inputs[i] == hidden_id))) {
         return fail("reads a step input where it expects a tensor");
       }
     }
@@ -185,9 +203,9 @@ Status Graph::Validate() const {
       case OpKind::kAttention: {
         const CacheDecl* c = cache();
         if (!c) return fail("no cache with this geometry");
-        if (!is_activation(0) || op.inputs[1] != positions_id || op.inputs[2] != sequences_id || !SameShape(in(0).shape, out->shape) ||
+        if (!is_activation(0) || op.inputs[1] != read_positions_id || op.inputs[2] != sequences_id || !SameShape(in(0).shape, out->shape) ||
             !IsTokens(in(0).shape.dims[0])) {
-          return fail("expects ([T, heads*d], positions, sequences)");
+          return fail("expects ([T, heads*d], positions (read positions in a drafter), sequences)");
         }
         if (a.num_heads < 1 || a.num_kv_heads < 1 || a.num_heads % a.num_kv_heads != 0 || columns(in(0)) != a.num_heads * a.head_dim) return fail("query heads do not group over kv heads");
         if (a.window < 0 || (c->window > 0 && (a.window < 1 || a.window > c->window))) return fail("window exceeds what the cache keeps");
@@ -217,6 +235,13 @@ Status Graph::Validate() const {
             columns(*out) != columns(in(0))) {
           return fail("expects ([T, columns], logit rows) -> [R, columns]");
         }
+        break;
+      case OpKind::kConcatColumns:
+        if (!SameDim(in(0).shape.dims[0], in(1).shape.dims[0]) || !SameDim(in(0).shape.dims[0], out->shape.dims[0]) ||
+            in(0).shape.dims.size() != 2 || in(1).shape.dims.size() != 2 || columns(*out) != columns(in(0)) + columns(in(1))) {
+          return fail("expects ([rows, a], [rows, b]) -> [rows, a + b]");
+        }
+        if ((!is_activation(0) && op.inputs[0] != hidden_id) || (!is_activation(1) && op.inputs[1] != hidden_id)) return fail("expects activations");
         break;
       case OpKind::kMoe: {
         if (!is_activation(0) || !is_activation(1) || !SameShape(in(0).shape, in(1).shape) || !SameShape(in(0).shape, out->shape)) return fail("x, h and output shapes differ");

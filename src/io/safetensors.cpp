@@ -212,6 +212,23 @@ Checkpoint Checkpoint::FromTensors(std::string source, std::map<std::string, Ten
   return checkpoint;
 }
 
+Status Checkpoint::Merge(Checkpoint other, const std::string& prefix, const std::string& strip) {
+  auto owner = std::make_shared<const Checkpoint>(std::move(other));
+  std::map<std::string, TensorInfo> added;
+  for (const auto& [name, info] : owner->tensors_) {
+    const std::string merged = prefix + (name.rfind(strip, 0) == 0 ? name.substr(strip.size()) : name);
+    if (tensors_.count(merged) || added.count(merged)) {
+      return Error(ErrorCode::kInvalidArgument, "tensor '" + name + "' of " + owner->dir_ + " would be '" + merged + "', a name taken already");
+    }
+    TensorInfo renamed = info;
+    renamed.name = merged;  // the name Find() knows it by
+    added.emplace(merged, std::move(renamed));
+  }
+  tensors_.merge(added);
+  merged_.push_back(std::move(owner));
+  return Status::Ok();
+}
+
 const TensorInfo* Checkpoint::Find(const std::string& name) const {
   auto it = tensors_.find(name);
   return it == tensors_.end() ? nullptr : &it->second;

@@ -66,6 +66,11 @@ class Checkpoint {
   static Checkpoint FromTensors(std::string source, std::map<std::string, TensorInfo> tensors,
                                 std::shared_ptr<const void> owner);
 
+  // Adds the tensors of `other` under `prefix` + their name, with `strip` removed where the name
+  // begins with it (a drafter's "model.layers.0..." as "mtp.layers.0..."); `other`'s files stay
+  // mapped while this checkpoint lives. kInvalidArgument when a name is taken already.
+  Status Merge(Checkpoint other, const std::string& prefix, const std::string& strip);
+
   // nullptr when absent.
   const TensorInfo* Find(const std::string& name) const;
   const std::map<std::string, TensorInfo>& tensors() const { return tensors_; }
@@ -78,6 +83,7 @@ class Checkpoint {
   std::vector<SafetensorsFile> files_;
   std::map<std::string, TensorInfo> tensors_;
   std::shared_ptr<const void> owner_;  // FromTensors: what maps the tensors' bytes
+  std::vector<std::shared_ptr<const Checkpoint>> merged_;  // Merge: what maps their tensors' bytes
 };
 
 }  // namespace kiln

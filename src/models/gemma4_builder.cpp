@@ -9,7 +9,7 @@ namespace {
 // Small helpers so the layer code reads like the math. Shapes are [T, columns] unless noted.
 class Gemma4GraphBuilder {
  public:
-  Gemma4GraphBuilder(const Gemma4Config& config) : config_(config) {}
+  Gemma4GraphBuilder(const Gemma4Config& config, bool hidden_output) : config_(config), hidden_output_(hidden_output) {}
 
   Result<Graph> Build();
 
@@ -46,6 +46,7 @@ class Gemma4GraphBuilder {
   int32_t PerLayerInput(int64_t index, int32_t x, int32_t ple);
 
   const Gemma4Config& config_;
+  const bool hidden_output_;
   Graph graph_;
   std::vector<int32_t> cache_of_layer_;
 };
@@ -177,6 +178,7 @@ Result<Graph> Gemma4GraphBuilder::Build() {
   const Dim rows = Rows();
   x = Op(OpKind::kGatherRows, "logit_rows", {x, logit_rows}, H, {}, rows);
   x = Op(OpKind::kRmsNorm, "norm", {x, Weight("norm.weight", {H})}, H, OpAttrs{.eps = config_.rms_norm_eps, .group_size = H}, rows);
+  if (hidden_output_) graph_.MarkOutput(x);
   const int32_t head = config_.tie_word_embeddings ? embed_table : Weight("lm_head.weight", {V, H});
   int32_t logits = Op(OpKind::kLinear, "lm_head", {x, head}, V, {}, rows);
   if (config_.final_logit_softcap > 0.0f) {
@@ -191,9 +193,9 @@ Result<Graph> Gemma4GraphBuilder::Build() {
 
 }  // namespace
 
-Result<Graph> BuildGemma4Graph(const Gemma4Config& config) {
+Result<Graph> BuildGemma4Graph(const Gemma4Config& config, bool hidden_output) {
   if (config.layers.empty()) return Error(ErrorCode::kInvalidArgument, "config has no layers");
-  return Gemma4GraphBuilder(config).Build();
+  return Gemma4GraphBuilder(config, hidden_output).Build();
 }
 
 }  // namespace kiln

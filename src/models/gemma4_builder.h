@@ -11,8 +11,10 @@
 namespace kiln {
 
 // Inputs (StepInput order): "token_ids", "positions", "sequences" i32 [T], "logit_rows" i32 [R].
-// Output: "logits" f32 [R, vocab]. One graph serves every step function: generation asks for the
-// last row of each sequence, scoring for every row.
-Result<Graph> BuildGemma4Graph(const Gemma4Config& config);
+// Output: "logits" f32 [R, vocab]; with `hidden_output`, first the final-normed hidden state
+// "norm" f32 [R, hidden] the logits come from (what an MTP drafter continues from). One graph
+// serves every step function: generation asks for the last row of each sequence, scoring for
+// every row.
+Result<Graph> BuildGemma4Graph(const Gemma4Config& config, bool hidden_output = false);
 
 }  // namespace kiln

@@ -153,7 +153,7 @@ Result<Gemma4Config> ParseGemma4Config(const json& document) {
   TRY_ASSIGN(bool double_wide, BoolField(text, "use_double_wide_mlp", false));
   TRY_ASSIGN(bool attention_bias, BoolField(text, "attention_bias", false));
 
-  if (config.ple_dim < 0 || config.ple_vocab_size <= 0) return Bad("per-layer input sizes must be positive");
+  if (config.ple_dim < 0 || (config.ple_dim > 0 && config.ple_vocab_size <= 0)) return Bad("per-layer input sizes must be positive");
   if (config.num_kv_shared_layers < 0 || config.num_kv_shared_layers >= config.num_layers) {
     return Bad("num_kv_shared_layers must be in [0, num_hidden_layers)");
   }

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "models/gemma4_assistant.h"
 #include "models/gemma4_builder.h"
 #include "models/gemma4_gguf.h"
 
@@ -32,6 +33,17 @@ Result<std::unique_ptr<ModelArchitecture>> Gemma4Architecture::KeepLayers(int64_
 }
 
 Result<Graph> Gemma4Architecture::BuildGraph() const { return BuildGemma4Graph(config_); }
+
+Result<ModelArchitecture::DraftGraphs> Gemma4Architecture::BuildWithAssistant(const nlohmann::json& assistant_config) const {
+  TRY_ASSIGN(const Gemma4AssistantConfig assistant, ParseGemma4AssistantConfig(assistant_config));
+  DraftGraphs graphs;
+  TRY_ASSIGN(graphs.target, BuildGemma4Graph(config_, /*hidden_output=*/true));
+  TRY_ASSIGN(graphs.draft, BuildGemma4DraftGraph(config_, graphs.target, assistant));
+  graphs.summary = assistant.model_type + ": " + std::to_string(assistant.text.num_layers) + " layers, hidden " +
+                   std::to_string(assistant.text.hidden_size) + ", " + std::to_string(assistant.text.num_heads) + " heads" +
+                   (assistant.ordered_embeddings ? ", centroid head computed densely" : "");
+  return graphs;
+}
 
 // Checkpoints name the decoder's tensors with one of these prefixes (docs/gemma4.md §9).
 std::vector<std::string> Gemma4Architecture::TensorPrefixes() const { return {"model.language_model.", "model.", ""}; }

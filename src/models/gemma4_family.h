@@ -21,6 +21,7 @@ class Gemma4Architecture : public ModelArchitecture {
   Result<Graph> BuildGraph() const override;
   std::vector<std::string> TensorPrefixes() const override;
   std::vector<std::string> LayerTable() const override;
+  Result<DraftGraphs> BuildWithAssistant(const nlohmann::json& assistant_config) const override;
   const Gemma4Config& config() const { return config_; }
 
  private:

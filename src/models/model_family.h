@@ -36,6 +36,19 @@ class ModelArchitecture {
   virtual std::vector<std::string> TensorPrefixes() const = 0;
   // `kiln inspect`'s layer table: a header line, then one line per layer.
   virtual std::vector<std::string> LayerTable() const = 0;
+
+  // With an MTP assistant (docs/speculative.md), given its config.json: this model's step graph
+  // with the final-normed hidden state as a first output, the drafter's step graph (which reads
+  // this model's caches), and a line describing the drafter. kUnsupported where the family has no
+  // drafter; kInvalidArgument when the assistant does not fit this model.
+  struct DraftGraphs {
+    Graph target;
+    Graph draft;
+    std::string summary;
+  };
+  virtual Result<DraftGraphs> BuildWithAssistant(const nlohmann::json& /*assistant_config*/) const {
+    return Error(ErrorCode::kUnsupported, family() + " models have no MTP drafter");
+  }
 };
 
 // A model stored as GGUF, translated for the loader: the config.json its metadata implies and its

@@ -71,6 +71,13 @@ struct StepIo {
   std::span<const int32_t> block_tables;  // S x Program::block_table_stride() pool block ids
   int64_t num_sequences = 0;              // S
   float* logits = nullptr;                // receives R x vocab floats
+  // A drafter step's two more inputs (Graph StepInput::kReadPositions, kHidden): T positions up
+  // to which each token's attention reads the cache, and T x H hidden-state floats.
+  std::span<const int32_t> read_positions;
+  std::span<const float> hidden;
+  // Receives R x H floats of the step's hidden-state output (StepFunction::hidden_value), when
+  // set and the step has one.
+  float* hidden_out = nullptr;
   // Sampling on the device instead (where PlacedModel::SupportsRowSampling): row r is drawn with
   // sample_rows[r] into sampled[r], and `logits` is not written (may be null). R entries each.
   std::span<const RowSampling> sample_rows;

@@ -57,6 +57,17 @@ Result<std::unique_ptr<Runner>> Runner::Create(const Program& program, Backend& 
   if (!runner->decode_ || !runner->prefill_) return Error(ErrorCode::kPlanInvalid, "program has no decode or prefill step");
   // The logits output's columns are the vocabulary.
   runner->vocab_size_ = runner->decode_->graph.value(runner->decode_->output_value).shape.dims.back().value;
+  if ((runner->draft_ = program.draft_step()) != nullptr) {
+    const std::vector<int32_t> inputs = runner->draft_->graph.InputIds();
+    if (inputs.size() != static_cast<size_t>(StepInput::kCount) || runner->decode_->hidden_value < 0 || runner->prefill_->hidden_value < 0 ||
+        (runner->score_ && runner->score_->hidden_value < 0) || runner->draft_->hidden_value < 0) {
+      return Error(ErrorCode::kPlanInvalid, "program has a draft step, but its steps lack the hidden-state inputs and outputs it needs");
+    }
+    runner->hidden_size_ = runner->draft_->graph.value(inputs[static_cast<size_t>(StepInput::kHidden)]).shape.dims.back().value;
+    if (runner->decode_->graph.value(runner->decode_->hidden_value).shape.dims.back().value != runner->hidden_size_) {
+      return Error(ErrorCode::kPlanInvalid, "the draft step's hidden state differs in width from the target's");
+    }
+  }
 
   KvPoolSize pool = options.kv_pool.blocks.empty() ? KvPoolSize::ForSequences(program, program.max_sequences) : options.kv_pool;
   if (pool.blocks.size() != program.kv_groups.size()) {
@@ -87,6 +98,7 @@ Result<std::unique_ptr<Runner>> Runner::Create(const Program& program, Backend& 
   runner->positions_.resize(tmax);
   runner->sequences_.resize(tmax);
   runner->logit_rows_.resize(tmax);
+  runner->read_positions_.resize(tmax);
   runner->block_tables_.resize(static_cast<size_t>(program.max_sequences * program.block_table_stride()));
   return runner;
 }
@@ -132,19 +144,102 @@ Status Runner::Validate(std::span<const BatchEntry> batch, int64_t tokens) const
   return Status::Ok();
 }
 
-Status Runner::Run(std::span<const BatchEntry> batch, std::span<float> logits) { return RunStep(batch, logits, {}, {}); }
+Status Runner::Run(std::span<const BatchEntry> batch, std::span<float> logits) { return RunStep(batch, logits, {}, {}, {}); }
+
+Status Runner::Run(std::span<const BatchEntry> batch, std::span<float> logits, std::span<float> hidden) {
+  return RunStep(batch, logits, {}, {}, hidden);
+}
 
 Status Runner::Run(std::span<const BatchEntry> batch, std::span<const RowSampling> sampling, std::span<SampledToken> sampled) {
+  return Run(batch, sampling, sampled, {});
+}
+
+Status Runner::Run(std::span<const BatchEntry> batch, std::span<const RowSampling> sampling, std::span<SampledToken> sampled,
+                   std::span<float> hidden) {
   if (!placed_->SupportsRowSampling()) return Error(ErrorCode::kUnsupported, "this backend samples on the host");
   if (sampling.size() != sampled.size() || static_cast<int64_t>(sampling.size()) != LogitRows(batch)) {
     return Error(ErrorCode::kInvalidArgument, "device sampling needs one entry per logit row (" + std::to_string(LogitRows(batch)) +
                                                   "), got " + std::to_string(sampling.size()) + " and " + std::to_string(sampled.size()));
   }
-  return RunStep(batch, {}, sampling, sampled);
+  return RunStep(batch, {}, sampling, sampled, hidden);
+}
+
+Status Runner::Draft(std::span<const DraftEntry> entries, std::span<float> hidden, std::span<int32_t> drafted, std::span<float> logits) {
+  if (!draft_) return Error(ErrorCode::kUnsupported, "the program has no drafter (load the model with an MTP assistant)");
+  const int64_t n = static_cast<int64_t>(entries.size());
+  if (n < 1 || n > draft_->max_tokens) {
+    return Error(ErrorCode::kInvalidArgument, "a draft step takes 1 to " + std::to_string(draft_->max_tokens) + " sequences, got " + std::to_string(n));
+  }
+  if (static_cast<int64_t>(hidden.size()) != n * hidden_size_ || static_cast<int64_t>(drafted.size()) != n ||
+      (!logits.empty() && static_cast<int64_t>(logits.size()) != n * vocab_size_)) {
+    return Error(ErrorCode::kInvalidArgument, "a draft step of " + std::to_string(n) + " sequences needs " + std::to_string(n * hidden_size_) +
+                                                  " hidden-state floats and " + std::to_string(n) + " token slots");
+  }
+  const int64_t stride = program_->block_table_stride();
+  for (int64_t i = 0; i < n; ++i) {
+    const DraftEntry& entry = entries[static_cast<size_t>(i)];
+    if (!entry.sequence || &entry.sequence->pool() != pool_.get()) {
+      return Error(ErrorCode::kInvalidArgument, "draft entry " + std::to_string(i) + " is not a sequence of this model");
+    }
+    for (int64_t j = 0; j < i; ++j) {
+      if (entries[static_cast<size_t>(j)].sequence == entry.sequence) return Error(ErrorCode::kInvalidArgument, "a sequence appears twice in one draft step");
+    }
+    const int64_t t = entry.sequence->length();
+    if (t < 1 || t >= program_->max_context) {
+      return Error(ErrorCode::kOutOfRange, "a draft at position " + std::to_string(t) + " needs a cached position before it, within the context of " +
+                                               std::to_string(program_->max_context));
+    }
+    if (entry.token < 0 || entry.token >= vocab_size_) {
+      return Error(ErrorCode::kInvalidArgument, "token id " + std::to_string(entry.token) + " is outside the vocabulary [0, " + std::to_string(vocab_size_) + ")");
+    }
+    const size_t k = static_cast<size_t>(i);
+    token_ids_[k] = entry.token;
+    positions_[k] = static_cast<int32_t>(t);
+    read_positions_[k] = static_cast<int32_t>(t - 1);
+    sequences_[k] = static_cast<int32_t>(i);
+    logit_rows_[k] = static_cast<int32_t>(i);
+    std::span<const int32_t> table = entry.sequence->block_table();
+    std::copy(table.begin(), table.end(), block_tables_.begin() + static_cast<std::ptrdiff_t>(i * stride));
+  }
+  const size_t N = static_cast<size_t>(n);
+  StepIo io;
+  io.token_ids = std::span<const int32_t>(token_ids_.data(), N);
+  io.positions = std::span<const int32_t>(positions_.data(), N);
+  io.sequences = std::span<const int32_t>(sequences_.data(), N);
+  io.logit_rows = std::span<const int32_t>(logit_rows_.data(), N);
+  io.read_positions = std::span<const int32_t>(read_positions_.data(), N);
+  io.hidden = hidden;
+  io.hidden_out = hidden.data();
+  io.block_tables = std::span<const int32_t>(block_tables_.data(), N * static_cast<size_t>(stride));
+  io.num_sequences = n;
+  const bool on_device = logits.empty() && placed_->SupportsRowSampling();
+  std::vector<float> host_logits;
+  if (on_device) {
+    greedy_.assign(N, RowSampling{});
+    drawn_.resize(N);
+    io.sample_rows = greedy_;
+    io.sampled = drawn_.data();
+  } else {
+    if (logits.empty()) {
+      host_logits.resize(N * static_cast<size_t>(vocab_size_));
+      logits = host_logits;
+    }
+    io.logits = logits.data();
+  }
+  TRY(placed_->RunStep(*draft_, io));
+  for (size_t i = 0; i < N; ++i) {
+    if (on_device) {
+      drafted[i] = drawn_[i].id;
+      continue;
+    }
+    const float* row = logits.data() + i * static_cast<size_t>(vocab_size_);
+    drafted[i] = static_cast<int32_t>(std::max_element(row, row + vocab_size_) - row);
+  }
+  return Status::Ok();
 }
 
 Status Runner::RunStep(std::span<const BatchEntry> batch, std::span<float> logits, std::span<const RowSampling> sampling,
-                       std::span<SampledToken> sampled) {
+                       std::span<SampledToken> sampled, std::span<float> hidden) {
   int64_t tokens = 0;
   bool all_logits = false, one_token_each = true;
   for (const BatchEntry& entry : batch) {
@@ -162,6 +257,11 @@ Status Runner::RunStep(std::span<const BatchEntry> batch, std::span<float> logit
   if (!step || step->max_tokens < tokens || step->max_rows < rows) {
     return Error(ErrorCode::kUnsupported, "program has no step for " + std::to_string(tokens) + " tokens and " +
                                               std::to_string(rows) + " logit rows" + (all_logits ? " of every position" : ""));
+  }
+  if (!hidden.empty() && (step->hidden_value < 0 || static_cast<int64_t>(hidden.size()) != rows * hidden_size_)) {
+    return Error(ErrorCode::kInvalidArgument, step->hidden_value < 0 ? "the program's steps have no hidden-state output (no drafter)"
+                                                                     : "hidden-state buffer holds " + std::to_string(hidden.size()) +
+                                                                           " floats, the step writes " + std::to_string(rows * hidden_size_));
   }
   for (const BatchEntry& entry : batch) {
     TRY(entry.sequence->Reserve(entry.sequence->length() + static_cast<int64_t>(entry.tokens.size())));
@@ -191,6 +291,7 @@ Status Runner::RunStep(std::span<const BatchEntry> batch, std::span<float> logit
   io.logits = logits.data();
   io.sample_rows = sampling;
   io.sampled = sampled.data();
+  io.hidden_out = hidden.empty() ? nullptr : hidden.data();
   TRY(placed_->RunStep(*step, io));
   for (const BatchEntry& entry : batch) entry.sequence->Advance(static_cast<int64_t>(entry.tokens.size()));
   return Status::Ok();

@@ -55,6 +55,28 @@ class Runner {
   // have one entry per logit row; no logits reach the host.
   Status Run(std::span<const BatchEntry> batch, std::span<const RowSampling> sampling, std::span<SampledToken> sampled);
   bool SupportsRowSampling() const { return placed_->SupportsRowSampling(); }
+  // Either step, with the final-normed hidden state of every logit row written to `hidden`
+  // (rows x hidden_size() floats, in row order): what an MTP drafter continues from. Only for a
+  // program with a drafter (has_drafter()).
+  Status Run(std::span<const BatchEntry> batch, std::span<float> logits, std::span<float> hidden);
+  Status Run(std::span<const BatchEntry> batch, std::span<const RowSampling> sampling, std::span<SampledToken> sampled,
+             std::span<float> hidden);
+
+  // MTP drafting (the Program's "draft" step, LoadOptions::assistant; docs/speculative.md).
+  bool has_drafter() const { return draft_ != nullptr; }
+  // Columns of the hidden state a drafter continues from: the target's hidden size (0 without one).
+  int64_t hidden_size() const { return hidden_size_; }
+  struct DraftEntry {
+    Sequence* sequence = nullptr;
+    int32_t token = 0;  // the sequence's newest token, at position length() (not yet in its cache)
+  };
+  // One drafter step over `entries` (distinct sequences of this runner, each holding at least one
+  // position): each drafts the token after `token` at position t = length(), reading the cache
+  // through t - 1 and continuing from its row of `hidden` (entries x hidden_size() floats), which
+  // receives the drafter's next hidden state. `drafted` receives each row's argmax (drawn
+  // greedily on the device where the backend samples); with `logits` (entries x vocab), the
+  // drafter's logits come to the host and the argmax is taken there. No sequence changes.
+  Status Draft(std::span<const DraftEntry> entries, std::span<float> hidden, std::span<int32_t> drafted, std::span<float> logits = {});
   // Logit rows Run() writes for `batch`.
   static int64_t LogitRows(std::span<const BatchEntry> batch);
 
@@ -86,7 +108,7 @@ class Runner {
   Runner() = default;
   Status Validate(std::span<const BatchEntry> batch, int64_t tokens) const;
   Status RunStep(std::span<const BatchEntry> batch, std::span<float> logits, std::span<const RowSampling> sampling,
-                 std::span<SampledToken> sampled);
+                 std::span<SampledToken> sampled, std::span<float> hidden);
 
   const Program* program_ = nullptr;
   std::unique_ptr<PlacedModel> placed_;
@@ -95,8 +117,12 @@ class Runner {
   const StepFunction* decode_ = nullptr;   // T <= Smax, one token per sequence
   const StepFunction* prefill_ = nullptr;  // T <= Tmax, last-token logits
   const StepFunction* score_ = nullptr;    // T <= Tmax, logits of every token
+  const StepFunction* draft_ = nullptr;    // T <= Smax: the MTP drafter, one token per sequence
+  int64_t hidden_size_ = 0;
   // Step inputs, sized at the bounds once.
-  std::vector<int32_t> token_ids_, positions_, sequences_, logit_rows_, block_tables_;
+  std::vector<int32_t> token_ids_, positions_, sequences_, logit_rows_, block_tables_, read_positions_;
+  std::vector<RowSampling> greedy_;    // Draft on the device: one greedy draw per row
+  std::vector<SampledToken> drawn_;
   std::vector<uint64_t> mask_;  // the allowed-token bitset of constrained device decoding
 };
 

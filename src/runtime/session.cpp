@@ -31,6 +31,12 @@ Status Session::StepInto(std::span<const int32_t> tokens, bool all_positions, st
   return runner_->Run(std::span<const BatchEntry>(&entry, 1), logits);
 }
 
+Status Session::StepInto(std::span<const int32_t> tokens, bool all_positions, std::span<float> logits, std::span<float> hidden) {
+  if (hidden.empty()) return StepInto(tokens, all_positions, logits);
+  const BatchEntry entry{sequence_.get(), tokens, all_positions};
+  return runner_->Run(std::span<const BatchEntry>(&entry, 1), logits, hidden);
+}
+
 Result<std::vector<float>> Session::Step(std::span<const int32_t> tokens, bool all_positions) {
   std::vector<float> logits(static_cast<size_t>((all_positions ? tokens.size() : 1) * static_cast<size_t>(vocab_size())));
   TRY(StepInto(tokens, all_positions, logits));

@@ -42,6 +42,9 @@ class Session {
   // Step() into a caller-owned buffer of (all_positions ? T : 1) x vocab floats. Allocates
   // nothing: the decode loop's path.
   Status StepInto(std::span<const int32_t> tokens, bool all_positions, std::span<float> logits);
+  // With the final-normed hidden state of every logit row into `hidden` (a program with an MTP
+  // drafter; Runner::Run); empty `hidden`: as above.
+  Status StepInto(std::span<const int32_t> tokens, bool all_positions, std::span<float> logits, std::span<float> hidden);
   // Step() over chunks of at most `chunk` tokens (0 = the Program's Tmax).
   Result<std::vector<float>> Prefill(std::span<const int32_t> tokens, bool all_positions = false,
                                      int64_t chunk = 0);

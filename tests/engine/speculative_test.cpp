@@ -59,8 +59,8 @@ TEST(PromptLookup, OptionsAreValidated) {
   options.ngram_max = 2;
   EXPECT_EQ(options.Validate().error().message(), "n-gram sizes must satisfy 1 <= min <= max <= 64, got min 3 and max 2");
   EXPECT_EQ(ParseSpeculativeType("ngram").value(), SpeculativeType::kNgram);
-  EXPECT_EQ(ParseSpeculativeType("bogus").error().message(), "unknown speculative type 'bogus' (expected ngram, draft or none)");
-  EXPECT_EQ(ParseSpeculativeType("mtp").error().code(), ErrorCode::kUnsupported);
+  EXPECT_EQ(ParseSpeculativeType("bogus").error().message(), "unknown speculative type 'bogus' (expected mtp, ngram, draft or none)");
+  EXPECT_EQ(*ParseSpeculativeType("mtp"), SpeculativeType::kMtp);
 }
 
 GenerationResult Generate(LoadedModel& model, const std::vector<int32_t>& prompt, GenerateOptions options) {
@@ -289,7 +289,7 @@ TEST(Speculative, ModelOptionAppliesToEveryRequest) {
   EXPECT_EQ(Model::Load(KILN_BUNDLED_MODEL_DIR, options).error().code(), ErrorCode::kInvalidArgument);
   options.speculative = "bogus";
   EXPECT_EQ(Model::Load(KILN_BUNDLED_MODEL_DIR, options).error().message(),
-            "unknown speculative type 'bogus' (expected ngram, draft or none)");
+            "unknown speculative type 'bogus' (expected mtp, ngram, draft or none)");
   options.speculative = "ngram";
   options.draft_max = 100;
   EXPECT_EQ(Model::Load(KILN_BUNDLED_MODEL_DIR, options).error().message(), "draft max must be in [0, 64], got 100");

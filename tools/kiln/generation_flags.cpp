@@ -1,6 +1,7 @@
 #include "generation_flags.h"
 
 #include "engine/draft_model.h"
+#include "engine/mtp_draft.h"
 
 #include "constraint/vocabulary.h"
 
@@ -115,15 +116,19 @@ Result<SpeculativeOptions> SpeculativeOptionsFromArgs(const Args& args) {
   if (args.Has("--spec-type")) {
     TRY_ASSIGN(options.type, ParseSpeculativeType(args.Get("--spec-type")));
   } else if (args.Has("--draft")) {
-    options.type = SpeculativeType::kDraft;
+    // An MTP assistant's checkpoint drafts as one; any other model as a draft model.
+    options.type = IsMtpAssistant(args.Get("--draft")) ? SpeculativeType::kMtp : SpeculativeType::kDraft;
   } else if (args.Has("--draft-max") || args.Has("--spec-ngram")) {
     options.type = SpeculativeType::kNgram;  // the one drafter that needs no model
   }
   if (options.type == SpeculativeType::kDraft && !args.Has("--draft")) {
     return Error(ErrorCode::kInvalidArgument, "--spec-type draft needs --draft MODEL");
   }
-  if (args.Has("--draft") && options.type != SpeculativeType::kDraft) {
-    return Error(ErrorCode::kInvalidArgument, "--draft MODEL drafts with --spec-type draft, not " +
+  if (options.type == SpeculativeType::kMtp && !args.Has("--draft")) {
+    return Error(ErrorCode::kInvalidArgument, "--spec-type mtp needs --draft ASSISTANT (the model's MTP assistant checkpoint)");
+  }
+  if (args.Has("--draft") && options.type != SpeculativeType::kDraft && options.type != SpeculativeType::kMtp) {
+    return Error(ErrorCode::kInvalidArgument, "--draft MODEL drafts with --spec-type draft or mtp, not " +
                                                   std::string(SpeculativeTypeName(options.type)));
   }
   TRY_ASSIGN(const int64_t draft_max, args.GetInt("--draft-max", options.draft_max, 1, 64));

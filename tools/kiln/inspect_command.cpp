@@ -19,7 +19,7 @@ namespace {
 
 const char kUsage[] =
     "usage: kiln inspect MODEL [--plan] [--device cpu|cuda] [--num-layers N] [--ctx N] [--chunk N] [--guard]\n"
-    "                    [--quant q8_0|q4_0|q4_k_m|q6_k|fp8]\n"
+    "                    [--quant q8_0|q4_0|q4_k_m|q6_k|fp8] [--draft ASSISTANT]\n"
     "  MODEL       checkpoint directory (config.json + *.safetensors), a .kiln artifact,\n"
     "              or a bare config.json (plan a model before downloading it)\n"
     "  --plan      print every step function's memory plan\n"
@@ -29,7 +29,8 @@ const char kUsage[] =
     "  --ctx N     context length to plan the KV cache for (default 4096)\n"
     "  --chunk N   largest prefill chunk, Tmax (default 512)\n"
     "  --quant R   plan a checkpoint with its weights quantized by recipe R (docs/quantization.md);\n"
-    "              the report lists each kind of weight with its dtype, count and bytes\n";
+    "              the report lists each kind of weight with its dtype, count and bytes\n"
+    "  --draft A   plan with the model's Gemma 4 MTP assistant (a checkpoint directory) compiled in\n";
 
 void PrintArtifactHeader(const Artifact& artifact) {
   const ArtifactHeader& header = artifact.header();
@@ -107,7 +108,9 @@ void PrintDeviceMemory(const LoadedModel& model) {
 int RunInspect(int argc, char** argv) {
   std::set<std::string> switches = kModelSwitches;
   switches.insert({"--plan", "--help"});
-  auto args = Args::Parse(argc, argv, kModelValueFlags, switches);
+  std::set<std::string> values = kModelValueFlags;
+  values.insert("--draft");
+  auto args = Args::Parse(argc, argv, values, switches);
   if (!args) return ReportError("inspect", args.error());
   if (args->Has("--help")) {
     std::fputs(kUsage, stdout);
@@ -119,6 +122,10 @@ int RunInspect(int argc, char** argv) {
   }
   auto options = ModelOptionsFromArgs(*args, 4096);
   if (!options) return ReportError("inspect", options.error());
+  if (args->Has("--draft") && options->assistant.empty()) {
+    return ReportError("inspect", Error(ErrorCode::kInvalidArgument, "--draft " + args->Get("--draft") +
+                                                                          " is not an MTP assistant's checkpoint (a draft model is a model of its own: inspect it alone)"));
+  }
   options->plan_only = true;
   auto model = LoadedModel::Load(args->positionals()[0], *options);
   if (!model) return ReportError("inspect", model.error());
@@ -128,6 +135,7 @@ int RunInspect(int argc, char** argv) {
   std::printf("model     %s%s\n", (*model)->source().c_str(), (*model)->has_weights() ? "" : "  (config only: no weights)");
   if (const Artifact* artifact = (*model)->artifact()) PrintArtifactHeader(*artifact);
   std::printf("config    %s\n", architecture.Summary().c_str());
+  if (!(*model)->assistant_summary().empty()) std::printf("drafter   %s (step 'draft')\n", (*model)->assistant_summary().c_str());
   std::printf("target    %s, Tmax %lld, %lld sequence%s per step, context %lld\n", program.target.c_str(),
               static_cast<long long>(program.max_tokens), static_cast<long long>(program.max_sequences),
               program.max_sequences == 1 ? "" : "s", static_cast<long long>(program.max_context));

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "generation_flags.h"
+
 namespace kiln::cli {
 
 Result<LoadOptions> ModelOptionsFromArgs(const Args& args, int64_t default_context) {
@@ -26,6 +28,11 @@ Result<LoadOptions> ModelOptionsFromArgs(const Args& args, int64_t default_conte
   }
   options.num_threads = static_cast<int>(std::min(threads, hardware));
   options.guard = args.Has("--guard");
+  // An MTP assistant is compiled into the model (--draft ASSISTANT, --spec-type mtp).
+  if (args.Has("--draft")) {
+    TRY_ASSIGN(const SpeculativeOptions speculative, SpeculativeOptionsFromArgs(args));
+    if (speculative.type == SpeculativeType::kMtp) options.assistant = args.Get("--draft");
+  }
   options.required_context = args.Has("--ctx") ? context : 0;
   options.required_chunk = args.Has("--chunk") ? chunk : 0;
   options.source = args.Get("--source");

@@ -1,6 +1,6 @@
 // kiln serve [MODEL] [--host 127.0.0.1] [--port 8080] [--api-key K | --api-key-file F]
 //            [--parallel N] [--ctx N] [--chunk N] [--threads N] [--device cpu|cuda]
-//            [--spec-type ngram|draft] [--draft MODEL] [--draft-max N]
+//            [--spec-type ngram|draft|mtp] [--draft MODEL] [--draft-max N]
 // An OpenAI-compatible HTTP server (src/server/server.h) over one model. The socket listens
 // before the model loads (/health answers 503 "Loading model" until then); SIGINT or SIGTERM
 // stops accepting, lets the requests in flight finish, and exits with status 0.
@@ -39,7 +39,8 @@ const char kUsage[] =
     "  --spec-type ngram    speculative decoding by prompt lookup for every request (same output;\n"
     "                       docs/speculative.md)   --draft-max N  tokens drafted per step (default 8)\n"
     "  --draft MODEL        speculative decoding with a smaller model of the same tokenizer drafting\n"
-    "                       for every request (--spec-type draft; loaded with the flags above)\n";
+    "                       for every request (--spec-type draft; loaded with the flags above), or\n"
+    "                       with the model's Gemma 4 MTP assistant (--spec-type mtp, told by its config)\n";
 
 // The id /v1/models reports: the directory's name, or the file's stem for a .kiln file.
 std::string ModelName(const std::string& path) {
@@ -97,7 +98,7 @@ int RunServe(int argc, char** argv) {
   if (!speculative) return ReportError("serve", speculative.error());
   if (speculative->enabled()) {
     options.speculative = SpeculativeTypeName(speculative->type);
-    if (speculative->type == SpeculativeType::kDraft) options.draft_model = args->Get("--draft");
+    if (speculative->type == SpeculativeType::kDraft || speculative->type == SpeculativeType::kMtp) options.draft_model = args->Get("--draft");
   }
   options.draft_max = speculative->draft_max;
 

@@ -31,6 +31,7 @@ bool ReadsBlockRows(OpKind kind, size_t input) {
     case OpKind::kSoftcap:
     case OpKind::kSliceColumns:
     case OpKind::kGatherRows:
+    case OpKind::kConcatColumns:
     case OpKind::kCount: return false;
   }
   return false;
@@ -53,6 +54,7 @@ KernelFn KernelFor(OpKind kind) {
     case OpKind::kSliceColumns: return SliceColumnsKernel;
     case OpKind::kGatherRows: return GatherRowsKernel;
     case OpKind::kMoe: return MoeKernel;
+    case OpKind::kConcatColumns: return ConcatColumnsKernel;
     case OpKind::kCount: return nullptr;
   }
   return nullptr;
@@ -148,7 +150,11 @@ cpu::TensorArg CpuPlacedModel::Resolve(const StepFunction& step, int32_t value_i
   for (size_t axis = 1; axis < value.shape.dims.size(); ++axis) arg.columns *= value.shape.Extent(axis, tokens, rows);
   switch (placement.where) {
     case Placement::Where::kInput: {
-      const std::span<const int32_t> inputs[] = {io.token_ids, io.positions, io.sequences, io.logit_rows};
+      if (placement.index == static_cast<int32_t>(StepInput::kHidden)) {
+        arg.data = const_cast<float*>(io.hidden.data());
+        break;
+      }
+      const std::span<const int32_t> inputs[] = {io.token_ids, io.positions, io.sequences, io.logit_rows, io.read_positions};
       arg.data = const_cast<int32_t*>(inputs[placement.index].data());
       break;
     }
@@ -218,6 +224,10 @@ Status CpuPlacedModel::RunStep(const StepFunction& step, const StepIo& io) {
   // The logits output: rows x vocab floats.
   const cpu::TensorArg logits = Resolve(step, step.output_value, io);
   std::memcpy(io.logits, logits.data, static_cast<size_t>(logits.rows * logits.columns) * sizeof(float));
+  if (io.hidden_out != nullptr && step.hidden_value >= 0) {
+    const cpu::TensorArg hidden = Resolve(step, step.hidden_value, io);
+    std::memcpy(io.hidden_out, hidden.data, static_cast<size_t>(hidden.rows * hidden.columns) * sizeof(float));
+  }
   return Status::Ok();
 }
 

@@ -81,6 +81,7 @@ void ScaleByWeightKernel(const KernelContext& c);
 void GeluMulKernel(const KernelContext& c);
 void SoftcapKernel(const KernelContext& c);
 void SliceColumnsKernel(const KernelContext& c);
+void ConcatColumnsKernel(const KernelContext& c);
 void GatherRowsKernel(const KernelContext& c);
 void MoeKernel(const KernelContext& c);
 

@@ -149,6 +149,10 @@ Result<size_t> CudaPlacedModel::Launch(const StepFunction& step, size_t op_index
       const DeviceTensor x = in(0);
       return done(LaunchSliceColumns(x.f32(), x.rows, x.columns, a.column_offset, out.columns, out.f32(), stream_));
     }
+    case OpKind::kConcatColumns: {
+      const DeviceTensor x = in(0), y = in(1);
+      return done(LaunchConcatColumns(x.f32(), y.f32(), out.rows, x.columns, y.columns, out.f32(), stream_));
+    }
     case OpKind::kGatherRows: {
       const DeviceTensor x = in(0);
       return done(LaunchGatherRows(x.f32(), in(1).i32(), out.rows, x.columns, out.f32(), stream_));

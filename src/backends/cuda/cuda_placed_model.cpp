@@ -25,9 +25,17 @@ Result<DeviceBuffer> Allocate(int64_t bytes, const std::string& what) {
   return DeviceBuffer(static_cast<uint8_t*>(memory));
 }
 
+int64_t DraftHiddenColumns(const Program& program) {
+  const StepFunction* draft = program.draft_step();
+  if (draft == nullptr) return 0;
+  const std::vector<int32_t> inputs = draft->graph.InputIds();
+  if (inputs.size() <= static_cast<size_t>(StepInput::kHidden)) return 0;
+  return draft->graph.value(inputs[static_cast<size_t>(StepInput::kHidden)]).shape.dims.back().value;
+}
+
 int64_t StepInputBytes(const Program& program) {
   const int64_t tmax = program.max_tokens;
-  return InputLayout::For(tmax, tmax, program.max_sequences * program.block_table_stride()).end * 4;
+  return InputLayout::For(tmax, tmax, program.max_sequences * program.block_table_stride(), DraftHiddenColumns(program)).end * 4;
 }
 
 namespace {
@@ -214,7 +222,7 @@ void CudaPlacedModel::SetShape(int64_t tokens, int64_t rows, int64_t num_runs) {
   shape_.tokens = tokens;
   shape_.rows = rows;
   shape_.num_runs = num_runs;
-  shape_.layout = InputLayout::For(tokens, rows, program_.max_sequences * program_.block_table_stride());
+  shape_.layout = InputLayout::For(tokens, rows, program_.max_sequences * program_.block_table_stride(), DraftHiddenColumns(program_));
 }
 
 DeviceTensor CudaPlacedModel::Resolve(const StepFunction& step, int32_t id) const {
@@ -229,8 +237,8 @@ DeviceTensor CudaPlacedModel::Resolve(const StepFunction& step, int32_t id) cons
   switch (placement.where) {
     case Placement::Where::kInput: {
       const InputLayout& l = shape_.layout;
-      const int64_t offsets[] = {l.token_ids, l.positions, l.sequences, l.logit_rows};
-      tensor.data = Input(offsets[std::clamp<int32_t>(placement.index, 0, 3)]);
+      const int64_t offsets[] = {l.token_ids, l.positions, l.sequences, l.logit_rows, l.read_positions, l.hidden};
+      tensor.data = Input(offsets[std::clamp<int32_t>(placement.index, 0, 5)]);
       break;
     }
     case Placement::Where::kWeight: tensor.data = weight_pointers_[static_cast<size_t>(placement.index)]; break;
@@ -299,7 +307,13 @@ Status CudaPlacedModel::RunStep(const StepFunction& step, const StepIo& io) {
                                                   " sequences is outside its bounds or its inputs disagree");
   }
   // Runs: maximal spans of one sequence at consecutive positions (the prefill attention's tiles).
-  const InputLayout layout = InputLayout::For(tokens, rows, sequences * stride);
+  const int64_t hidden_columns = DraftHiddenColumns(program_);
+  const bool drafter = step.graph.InputIds().size() > static_cast<size_t>(StepInput::kHidden);
+  if (drafter && (static_cast<int64_t>(io.read_positions.size()) != tokens || static_cast<int64_t>(io.hidden.size()) != tokens * hidden_columns)) {
+    return Error(ErrorCode::kInvalidArgument, "drafter step '" + step.name + "' needs " + std::to_string(tokens) + " read positions and " +
+                                                  std::to_string(tokens * hidden_columns) + " hidden-state floats");
+  }
+  const InputLayout layout = InputLayout::For(tokens, rows, sequences * stride, hidden_columns);
   int32_t* runs = staging_ + layout.runs;
   int64_t num_runs = 0;
   runs[num_runs++] = 0;
@@ -313,6 +327,10 @@ Status CudaPlacedModel::RunStep(const StepFunction& step, const StepIo& io) {
   std::memcpy(staging_ + layout.positions, io.positions.data(), static_cast<size_t>(tokens) * 4);
   std::memcpy(staging_ + layout.sequences, io.sequences.data(), static_cast<size_t>(tokens) * 4);
   std::memcpy(staging_ + layout.logit_rows, io.logit_rows.data(), static_cast<size_t>(rows) * 4);
+  if (drafter) {
+    std::memcpy(staging_ + layout.read_positions, io.read_positions.data(), static_cast<size_t>(tokens) * 4);
+    std::memcpy(staging_ + layout.hidden, io.hidden.data(), static_cast<size_t>(tokens * hidden_columns) * 4);
+  }
   std::memcpy(staging_ + layout.block_tables, io.block_tables.data(), static_cast<size_t>(sequences * stride) * 4);
   const size_t bytes = static_cast<size_t>(layout.block_tables + sequences * stride) * 4;
   if (cudaError_t s = cudaMemcpyAsync(inputs_.get(), staging_, bytes, cudaMemcpyHostToDevice, stream_); s != cudaSuccess) {
@@ -333,6 +351,10 @@ Status CudaPlacedModel::RunStep(const StepFunction& step, const StepIo& io) {
   }
   if (!replayed) TRY(LaunchAll(step));
   const DeviceTensor logits = Resolve(step, step.output_value);
+  if (io.hidden_out != nullptr && step.hidden_value >= 0) {
+    const DeviceTensor hidden = Resolve(step, step.hidden_value);
+    cudaMemcpyAsync(io.hidden_out, hidden.data, static_cast<size_t>(hidden.rows * hidden.columns) * 4, cudaMemcpyDeviceToHost, stream_);
+  }
   if (!io.sample_rows.empty()) return SampleRows(logits, io);
   cudaMemcpyAsync(io.logits, logits.data, static_cast<size_t>(logits.rows * logits.columns) * 4, cudaMemcpyDeviceToHost, stream_);
   if (cudaError_t s = cudaStreamSynchronize(stream_); s != cudaSuccess) return CudaFailure(s, "step '" + step.name + "' failed");

@@ -70,21 +70,27 @@ int64_t PlacedWeightBytes(const WeightBinding& binding);
 
 // Where a step's inputs sit in the device input buffer (int32 offsets), for T tokens and R rows:
 // token ids, positions, sequences (T each), logit rows (R), the runs of the step (T + 1 token
-// offsets: maximal spans of one sequence at consecutive positions) and the block tables.
+// offsets: maximal spans of one sequence at consecutive positions), a drafter's read positions
+// (T) and hidden state (T x hidden_columns floats) when the program has a drafter
+// (hidden_columns > 0), and the block tables.
 struct InputLayout {
-  int64_t token_ids, positions, sequences, logit_rows, runs, block_tables, end;
-  static InputLayout For(int64_t tokens, int64_t rows, int64_t tables) {
+  int64_t token_ids, positions, sequences, logit_rows, runs, read_positions, hidden, block_tables, end;
+  static InputLayout For(int64_t tokens, int64_t rows, int64_t tables, int64_t hidden_columns) {
     InputLayout l{};
     l.token_ids = 0;
     l.positions = tokens;
     l.sequences = 2 * tokens;
     l.logit_rows = 3 * tokens;
     l.runs = 3 * tokens + rows;
-    l.block_tables = l.runs + tokens + 1;
+    l.read_positions = l.runs + tokens + 1;
+    l.hidden = l.read_positions + (hidden_columns > 0 ? tokens : 0);
+    l.block_tables = l.hidden + tokens * hidden_columns;
     l.end = l.block_tables + tables;
     return l;
   }
 };
+// Columns of the drafter's hidden-state input (0 without a drafter step).
+int64_t DraftHiddenColumns(const Program& program);
 // Bytes of the input buffer of a program: the largest layout.
 int64_t StepInputBytes(const Program& program);
 // Memory a placed model takes besides the arena, the pool and the weights.

@@ -76,6 +76,15 @@ void SliceColumnsKernel(const KernelContext& c) {
   }
 }
 
+void ConcatColumnsKernel(const KernelContext& c) {
+  const TensorArg &a = c.inputs[0], &b = c.inputs[1];
+  const int64_t width = c.output.columns;
+  for (int64_t r = 0; r < c.output.rows; ++r) {
+    std::memcpy(c.output.f32() + r * width, a.f32() + r * a.columns, static_cast<size_t>(a.columns) * 4);
+    std::memcpy(c.output.f32() + r * width + a.columns, b.f32() + r * b.columns, static_cast<size_t>(b.columns) * 4);
+  }
+}
+
 void GatherRowsKernel(const KernelContext& c) {
   const TensorArg& x = c.inputs[0];
   const int32_t* rows = c.inputs[1].i32();

@@ -219,6 +219,14 @@ __global__ void SliceColumnsKernel(const float* x, int64_t rows, int64_t columns
   out[i] = x[(i / width) * columns + offset + i % width];
 }
 
+__global__ void ConcatColumnsKernel(const float* a, const float* b, int64_t rows, int64_t a_columns, int64_t b_columns, float* out) {
+  const int64_t width = a_columns + b_columns;
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= rows * width) return;
+  const int64_t r = i / width, c = i % width;
+  out[i] = c < a_columns ? a[r * a_columns + c] : b[r * b_columns + c - a_columns];
+}
+
 // One block per token (tokens run one after another through the block's scratch).
 __global__ void MoeKernel(const float* x, const float* h, const void* router, const void* router_scale,
                           const void* expert_scale, const void* gate_up, const void* down, WeightType type, int64_t hidden,
@@ -400,6 +408,12 @@ cudaError_t LaunchScaleByWeight(const float* x, const void* weight, WeightType t
 cudaError_t LaunchSliceColumns(const float* x, int64_t rows, int64_t columns, int64_t offset, int64_t width, float* out,
                                cudaStream_t stream) {
   SliceColumnsKernel<<<Blocks(rows * width, 256), 256, 0, stream>>>(x, rows, columns, offset, width, out);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchConcatColumns(const float* a, const float* b, int64_t rows, int64_t a_columns, int64_t b_columns, float* out,
+                                cudaStream_t stream) {
+  ConcatColumnsKernel<<<Blocks(rows * (a_columns + b_columns), 256), 256, 0, stream>>>(a, b, rows, a_columns, b_columns, out);
   return cudaGetLastError();
 }
 

@@ -66,6 +66,9 @@ cudaError_t LaunchScaleByWeight(const float* x, const void* weight, WeightType t
                                 cudaStream_t stream);
 cudaError_t LaunchSliceColumns(const float* x, int64_t rows, int64_t columns, int64_t offset, int64_t width, float* out,
                                cudaStream_t stream);
+// out[r, :] = (a[r, :], b[r, :])
+cudaError_t LaunchConcatColumns(const float* a, const float* b, int64_t rows, int64_t a_columns, int64_t b_columns, float* out,
+                                cudaStream_t stream);
 // scratch: (E + 3M + H) floats + E ints per token row processed (one block per token).
 cudaError_t LaunchMoe(const float* x, const float* h, const void* router, const void* router_scale,
                       const void* expert_scale, const void* gate_up, const void* down, WeightType type, int64_t tokens,

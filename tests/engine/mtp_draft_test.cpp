@@ -1,0 +1,325 @@
+// Gemma 4 MTP assistants (engine/mtp_draft.h, models/gemma4_assistant.h): the drafter compiled
+// into its target's Program against transformers (scripts/make_mtp_fixtures.py: the assistant
+// called directly on the target's own hidden states and KV, before and past the sliding window),
+// and speculative generation with it token-identical to plain decoding, alone and batched.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <optional>
+#include <random>
+
+#include "engine/generator.h"
+#include "engine/model_loader.h"
+#include "engine/mtp_draft.h"
+#include "engine/scheduler.h"
+#include "io/json_file.h"
+#include "io/npy.h"
+#include "kiln/kiln.h"
+
+namespace kiln {
+namespace {
+
+std::string FixtureDir(const std::string& name) { return std::string(KILN_FIXTURES_DIR) + "/" + name; }
+std::string AssistantDir(const std::string& target) { return FixtureDir(target) + "/mtp"; }
+
+std::unique_ptr<LoadedModel> LoadWithAssistant(const std::string& target, LoadOptions options = {}, const std::string& assistant = "mtp") {
+  options.assistant = FixtureDir(target) + "/" + assistant;
+  if (options.num_threads == 0) options.num_threads = 2;
+  auto model = LoadedModel::Load(FixtureDir(target), options);
+  EXPECT_TRUE(model.has_value()) << model.error().ToString();
+  return model.has_value() ? std::move(*model) : nullptr;
+}
+
+float MaxAbsDiff(std::span<const float> a, std::span<const float> b) {
+  float worst = 0.0f;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
+  return worst;
+}
+
+class MtpReferenceTest : public ::testing::TestWithParam<std::string> {};
+
+// For each reference round at t: the target prefilled with prompt[0, t) gives the hidden state
+// transformers gives at t - 1; then each draft step's logits, post-projection state and argmax
+// match the assistant's, fed back step by step.
+TEST_P(MtpReferenceTest, DrafterMatchesTransformers) {
+  const std::string target = GetParam();
+  auto reference = ReadJsonFile(AssistantDir(target) + "/reference.json");
+  ASSERT_TRUE(reference.has_value()) << reference.error().ToString();
+  auto prompt_json = ReadJsonFile(FixtureDir(target) + "/reference.json");
+  ASSERT_TRUE(prompt_json.has_value());
+  const std::vector<int32_t> prompt = (*prompt_json)["prompt"].get<std::vector<int32_t>>();
+  auto logits = ReadNpyF32(AssistantDir(target) + "/draft_logits.npy");
+  auto hidden = ReadNpyF32(AssistantDir(target) + "/draft_hidden.npy");
+  auto target_hidden = ReadNpyF32(AssistantDir(target) + "/target_hidden.npy");
+  ASSERT_TRUE(logits.has_value() && hidden.has_value() && target_hidden.has_value());
+  const int64_t steps = (*reference)["draft_steps"].get<int64_t>();
+  const auto rounds = (*reference)["rounds"].get<std::vector<int64_t>>();
+  const auto draft_tokens = (*reference)["draft_tokens"].get<std::vector<std::vector<int32_t>>>();
+
+  auto model = LoadWithAssistant(target);
+  ASSERT_NE(model, nullptr);
+  auto session = model->NewSession();
+  ASSERT_TRUE(session.has_value()) << session.error().ToString();
+  Runner& runner = session->runner();
+  ASSERT_TRUE(runner.has_drafter());
+  const int64_t V = runner.vocab_size(), H = runner.hidden_size();
+  ASSERT_EQ(logits->shape, (std::vector<int64_t>{static_cast<int64_t>(rounds.size()) * steps, V}));
+  ASSERT_EQ(hidden->shape, (std::vector<int64_t>{static_cast<int64_t>(rounds.size()) * steps, H}));
+  bool past_window = false;
+  for (size_t r = 0; r < rounds.size(); ++r) {
+    const int64_t t = rounds[r];
+    past_window |= t > 6;  // the fixtures' sliding window
+    session->Reset();
+    std::vector<float> row(static_cast<size_t>(V)), state(static_cast<size_t>(H));
+    ASSERT_TRUE(session->StepInto(std::span<const int32_t>(prompt.data(), static_cast<size_t>(t)), false, row, state).ok());
+    const std::span<const float> expected_state(target_hidden->values.data() + (t - 1) * H, static_cast<size_t>(H));
+    EXPECT_LT(MaxAbsDiff(state, expected_state), 1e-4f) << "target hidden state at " << t - 1;
+    int32_t token = prompt[static_cast<size_t>(t)];
+    for (int64_t k = 0; k < steps; ++k) {
+      const Runner::DraftEntry entry{&session->sequence(), token};
+      int32_t drafted = -1;
+      ASSERT_TRUE(runner.Draft(std::span<const Runner::DraftEntry>(&entry, 1), state, std::span<int32_t>(&drafted, 1), row).ok());
+      const int64_t at = static_cast<int64_t>(r) * steps + k;
+      EXPECT_LT(MaxAbsDiff(row, std::span<const float>(logits->values.data() + at * V, static_cast<size_t>(V))), 1e-4f)
+          << "logits of round t=" << t << " step " << k;
+      EXPECT_LT(MaxAbsDiff(state, std::span<const float>(hidden->values.data() + at * H, static_cast<size_t>(H))), 1e-4f)
+          << "post-projection state of round t=" << t << " step " << k;
+      EXPECT_EQ(drafted, draft_tokens[r][static_cast<size_t>(k)]) << "round t=" << t << " step " << k;
+      EXPECT_EQ(session->length(), t);  // drafting leaves the cache as it was
+      token = drafted;
+    }
+  }
+  EXPECT_TRUE(past_window);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, MtpReferenceTest, ::testing::Values("g31b", "e2b"));
+
+GenerationResult Generate(LoadedModel& model, const std::vector<int32_t>& prompt, const GenerateOptions& options) {
+  auto session = model.NewSession();
+  EXPECT_TRUE(session.has_value());
+  Generator generator(*session, nullptr);
+  auto result = generator.Generate(prompt, options);
+  EXPECT_TRUE(result.has_value()) << result.error().ToString();
+  return result.has_value() ? std::move(*result) : GenerationResult{};
+}
+
+// Greedy and seeded sampling with MTP drafts of 1 to 8 tokens equal plain decoding of the same
+// model, on a prompt long enough for rounds to cross the sliding window.
+TEST(MtpSpeculative, OutputEqualsPlainDecoding) {
+  for (const std::string target : {"g31b", "e2b"}) {
+    LoadOptions load;
+    load.max_tokens = 16;
+    load.max_context = 128;
+    auto model = LoadWithAssistant(target, load);
+    ASSERT_NE(model, nullptr);
+    auto prompt_json = ReadJsonFile(FixtureDir(target) + "/reference.json");
+    ASSERT_TRUE(prompt_json.has_value());
+    const std::vector<int32_t> prompt = (*prompt_json)["prompt"].get<std::vector<int32_t>>();
+    for (float temperature : {0.0f, 0.9f}) {
+      GenerateOptions plain;
+      plain.max_new_tokens = 40;
+      plain.ignore_eos = true;
+      plain.sampling.temperature = temperature;
+      plain.sampling.seed = 11;
+      const std::vector<int32_t> expected = Generate(*model, prompt, plain).tokens;
+      ASSERT_EQ(expected.size(), 40u);
+      for (int k : {1, 2, 4, 8}) {
+        GenerateOptions speculative = plain;
+        speculative.speculative.type = SpeculativeType::kMtp;
+        speculative.speculative.draft_max = k;
+        const GenerationResult result = Generate(*model, prompt, speculative);
+        EXPECT_EQ(result.tokens, expected) << target << " k=" << k << " temperature " << temperature;
+        EXPECT_GT(result.draft_tokens, 0) << target << " k=" << k;
+        EXPECT_GE(result.draft_tokens, result.accepted_draft_tokens);
+      }
+    }
+  }
+}
+
+// The drafts a speculative run takes are the drafter's from the target's hidden state of the row
+// that sampled each round's pending token: a run with a fixed draft size drafts and accepts
+// exactly what rounds computed here from plain prefills of the same tokens do. The copy drafter
+// (mostly its input token again, a little of the hidden state) is accepted on the targets'
+// repeats, so rounds end at every acceptance length.
+TEST(MtpSpeculative, DraftsContinueFromTheAcceptedRowsHiddenState) {
+  for (const std::string target : {"g31b", "e2b"}) {
+    LoadOptions load;
+    load.max_tokens = 16;
+    load.max_context = 128;
+    auto model = LoadWithAssistant(target, load, "mtp_copy");
+    ASSERT_NE(model, nullptr);
+    auto prompt_json = ReadJsonFile(FixtureDir(target) + "/reference.json");
+    ASSERT_TRUE(prompt_json.has_value());
+    const std::vector<int32_t> prompt = (*prompt_json)["prompt"].get<std::vector<int32_t>>();
+    constexpr int64_t kTokens = 60, kDraft = 3;
+    GenerateOptions options;
+    options.max_new_tokens = kTokens;
+    options.ignore_eos = true;
+    const std::vector<int32_t> output = Generate(*model, prompt, options).tokens;
+    options.speculative.type = SpeculativeType::kMtp;
+    options.speculative.draft_max = kDraft;
+    options.speculative.adaptive = false;
+    const GenerationResult speculative = Generate(*model, prompt, options);
+    ASSERT_EQ(speculative.tokens, output) << target;
+
+    std::vector<int32_t> all = prompt;
+    all.insert(all.end(), output.begin(), output.end());
+    auto session = model->NewSession();
+    ASSERT_TRUE(session.has_value());
+    const int64_t P = static_cast<int64_t>(prompt.size());
+    std::vector<float> logits(static_cast<size_t>(session->vocab_size())), hidden(static_cast<size_t>(session->runner().hidden_size()));
+    int64_t drafted = 0, accepted = 0;
+    for (int64_t t = P; t - P + 1 < kTokens;) {  // output[t - P] is pending at position t
+      session->Reset();
+      for (int64_t begin = 0; begin < t; begin += 16) {
+        const auto chunk = std::span<const int32_t>(all).subspan(static_cast<size_t>(begin), static_cast<size_t>(std::min<int64_t>(16, t - begin)));
+        ASSERT_TRUE(session->StepInto(chunk, false, logits, hidden).ok());
+      }
+      const int64_t room = std::min(kDraft, kTokens - (t - P + 1) - 1);
+      std::vector<int32_t> drafts;
+      const MtpJob job{&session->sequence(), all[static_cast<size_t>(t)], hidden, room, &drafts};
+      ASSERT_TRUE(DraftWithMtp(session->runner(), std::span<const MtpJob>(&job, 1)).ok());
+      int64_t a = 0;
+      while (a < room && drafts[static_cast<size_t>(a)] == all[static_cast<size_t>(t + 1 + a)]) ++a;
+      drafted += room;
+      accepted += a;
+      t += a + 1;
+    }
+    EXPECT_GT(accepted, 0) << target;
+    EXPECT_EQ(speculative.draft_tokens, drafted) << target;
+    EXPECT_EQ(speculative.accepted_draft_tokens, accepted) << target;
+  }
+}
+
+// Requests drafting with the assistant, batched with each other and with plain ones, under
+// preemption, give what each gives alone without speculation.
+TEST(MtpSpeculative, ScheduledRequestsEqualPlainSoloRuns) {
+  LoadOptions load;
+  load.max_tokens = 16;
+  load.max_sequences = 4;
+  load.max_context = 96;
+  load.kv_block_size = 4;
+  auto model = LoadWithAssistant("e2b", load);
+  ASSERT_NE(model, nullptr);
+  load.max_sequences = 1;
+  auto solo = LoadedModel::Load(FixtureDir("e2b"), load);
+  ASSERT_TRUE(solo.has_value());
+  std::mt19937 rng(7);
+  struct Case {
+    std::vector<int32_t> prompt;
+    GenerateOptions options;
+    std::vector<int32_t> expected;
+    std::optional<Result<GenerationResult>> got;
+  };
+  std::vector<Case> cases(8);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    Case& c = cases[i];
+    const int length = 3 + static_cast<int>(rng() % 20);
+    for (int t = 0; t < length; ++t) c.prompt.push_back(2 + static_cast<int32_t>(rng() % 500));
+    c.options.max_new_tokens = 20 + static_cast<int64_t>(rng() % 30);
+    c.options.ignore_eos = true;
+    c.options.sampling.temperature = i % 3 == 2 ? 0.8f : 0.0f;
+    c.options.sampling.seed = i;
+    c.expected = Generate(**solo, c.prompt, c.options).tokens;
+    if (i % 4 != 3) {
+      c.options.speculative.type = SpeculativeType::kMtp;
+      c.options.speculative.draft_max = 1 + static_cast<int>(i % 5);
+    }
+  }
+  RunnerOptions runner_options;
+  runner_options.num_threads = 2;
+  runner_options.kv_pool = KvPoolSize::ForSequences(model->program(), 2);  // preemption
+  auto runner = model->NewRunner(runner_options);
+  ASSERT_TRUE(runner.has_value()) << runner.error().ToString();
+  Scheduler scheduler(**runner, nullptr);
+  for (Case& c : cases) {
+    Request request;
+    request.prompt = c.prompt;
+    request.options = c.options;
+    request.on_done = [&c](RequestId, Result<GenerationResult> result) { c.got = std::move(result); };
+    ASSERT_TRUE(scheduler.Submit(std::move(request)).has_value());
+  }
+  ASSERT_TRUE(scheduler.RunUntilIdle().ok());
+  int64_t drafted = 0;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    ASSERT_TRUE(cases[i].got.has_value()) << i;
+    ASSERT_TRUE(cases[i].got->has_value()) << cases[i].got->error().ToString();
+    EXPECT_EQ((*cases[i].got)->tokens, cases[i].expected) << "request " << i;
+    drafted += (*cases[i].got)->draft_tokens;
+  }
+  EXPECT_GT(drafted, 0);
+  EXPECT_EQ(scheduler.stats().draft_tokens, drafted);
+}
+
+TEST(MtpSpeculative, RefusesWhatCannotWork) {
+  // No assistant compiled in.
+  LoadOptions load;
+  load.num_threads = 2;
+  auto plain = LoadedModel::Load(FixtureDir("g31b"), load);
+  ASSERT_TRUE(plain.has_value());
+  auto session = (*plain)->NewSession();
+  ASSERT_TRUE(session.has_value());
+  Generator generator(*session, nullptr);
+  GenerateOptions options;
+  options.speculative.type = SpeculativeType::kMtp;
+  const std::vector<int32_t> prompt = {2, 10, 11};
+  EXPECT_EQ(generator.Generate(prompt, options).error().message(),
+            "speculative type mtp needs the model loaded with its MTP assistant (--draft ASSISTANT)");
+  auto runner = (*plain)->NewRunner();
+  ASSERT_TRUE(runner.has_value());
+  Scheduler scheduler(**runner, nullptr);
+  Request request;
+  request.prompt = prompt;
+  request.options = options;
+  EXPECT_EQ(scheduler.Check(request).error().code(), ErrorCode::kInvalidArgument);
+  std::vector<float> state(4);
+  int32_t token = 0;
+  EXPECT_EQ((*runner)->Draft({}, state, std::span<int32_t>(&token, 1)).error().code(), ErrorCode::kUnsupported);
+
+  // An assistant made for another target: g12b is wider than g31b.
+  load.assistant = AssistantDir("g31b");
+  auto mismatch = LoadedModel::Load(FixtureDir("g12b"), load);
+  ASSERT_FALSE(mismatch.has_value());
+  EXPECT_EQ(mismatch.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(mismatch.error().message().find("the MTP assistant does not fit its target: its backbone_hidden_size is 48, the target's hidden size 64"),
+            std::string::npos)
+      << mismatch.error().message();
+  // Not an assistant.
+  load.assistant = FixtureDir("g31b");
+  auto not_assistant = LoadedModel::Load(FixtureDir("g31b"), load);
+  ASSERT_FALSE(not_assistant.has_value());
+  EXPECT_EQ(not_assistant.error().code(), ErrorCode::kUnsupported);
+  EXPECT_NE(not_assistant.error().message().find("is not a Gemma 4 assistant"), std::string::npos) << not_assistant.error().message();
+  EXPECT_TRUE(IsMtpAssistant(AssistantDir("g31b")));
+  EXPECT_FALSE(IsMtpAssistant(FixtureDir("g31b")));
+  EXPECT_FALSE(IsMtpAssistant(FixtureDir("g31b") + "/missing"));
+
+  // A draft at position 0 has no cached position to read.
+  auto model = LoadWithAssistant("g31b");
+  ASSERT_NE(model, nullptr);
+  auto fresh = model->NewSession();
+  ASSERT_TRUE(fresh.has_value());
+  std::vector<float> hidden(static_cast<size_t>(fresh->runner().hidden_size()));
+  const Runner::DraftEntry entry{&fresh->sequence(), 5};
+  EXPECT_EQ(fresh->runner().Draft(std::span<const Runner::DraftEntry>(&entry, 1), hidden, std::span<int32_t>(&token, 1)).error().code(),
+            ErrorCode::kOutOfRange);
+}
+
+// The public API: speculative "mtp" with the assistant as draft_model.
+TEST(MtpSpeculative, ModelOptionLoadsTheAssistant) {
+  ModelOptions options;
+  options.context = 128;
+  options.chunk = 16;
+  options.parallel = 2;
+  options.threads = 2;
+  options.speculative = "mtp";
+  auto missing = Model::Load(FixtureDir("g31b"), options);
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().message(), "speculative 'mtp' needs draft_model: the model's MTP assistant checkpoint");
+  options.draft_model = AssistantDir("g31b");
+  auto model = Model::Load(FixtureDir("g31b"), options);
+  ASSERT_TRUE(model.has_value()) << model.error().ToString();
+}
+
+}  // namespace
+}  // namespace kiln
