@@ -33,6 +33,15 @@ const char* StopReasonName(StopReason reason) {
   return "unknown";
 }
 
+void GenerationResult::RecordRound(int64_t drafted, int64_t accepted) {
+  if (static_cast<int64_t>(drafted_by_position.size()) < drafted) {
+    drafted_by_position.resize(static_cast<size_t>(drafted), 0);
+    accepted_by_position.resize(static_cast<size_t>(drafted), 0);
+  }
+  for (int64_t i = 0; i < drafted; ++i) ++drafted_by_position[static_cast<size_t>(i)];
+  for (int64_t i = 0; i < std::min(accepted, drafted); ++i) ++accepted_by_position[static_cast<size_t>(i)];
+}
+
 Generator::Generator(Session& session, const tokenizer::Tokenizer* tokenizer)
     : session_(session), tokenizer_(tokenizer), logits_(static_cast<size_t>(session.vocab_size())) {}
 
@@ -262,6 +271,7 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
       ++result.accepted_draft_tokens;
     }
     draft_limit = NextDraftLimit(options.speculative, draft_limit, drafted, std::min(row, drafted));
+    result.RecordRound(drafted, row);
     // The next round continues from the state of the row that sampled the new pending token.
     std::copy_n(hidden_rows.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(row) * width), width, hidden_.begin());
     // Keep the pending token's predecessors: the fed token and the accepted drafts.

@@ -116,6 +116,10 @@ struct GenerationResult {
   int64_t decode_steps = 0;     // steps run after the prefill
   int64_t draft_tokens = 0;     // speculative decoding: tokens drafted
   int64_t accepted_draft_tokens = 0;  // of those, accepted (each saves a step)
+  // Per draft position i (the (i + 1)-th draft of a round): rounds that drafted that far, and
+  // of those, rounds whose drafts were accepted up to it (RecordRound).
+  std::vector<int64_t> drafted_by_position, accepted_by_position;
+  void RecordRound(int64_t drafted, int64_t accepted);
   // [tokens.size(), vocab] row-major when keep_logits: the logits each token was sampled from
   // (before the repetition penalty).
   std::vector<float> logits;

@@ -362,6 +362,7 @@ Status Scheduler::Verify(Active& active, int64_t base, std::span<float> rows, st
     --active.result.decode_steps;  // Take counts a step per token; this step emits several
   }
   active.draft_limit = NextDraftLimit(active.speculative, active.draft_limit, drafted, std::min(row, drafted));
+  active.result.RecordRound(drafted, row);
   // An MTP drafter continues from the state of the row that sampled the new pending token.
   if (!hidden.empty()) active.hidden.assign(hidden.begin() + row * static_cast<int64_t>(active.hidden.size()),
                                             hidden.begin() + (row + 1) * static_cast<int64_t>(active.hidden.size()));

@@ -97,7 +97,37 @@ TEST(BatchCommand, DraftModelGivesThePlainOutputs) {
   EXPECT_NE(other.output.find("brown-gemma4 has a vocabulary of 8192 tokens, the target's has 512"), std::string::npos) << other.output;
   CommandResult mixed = Kiln("batch " + kFixtures + "/g31b" + common + " --spec-type ngram --draft " + kFixtures + "/e2b");
   EXPECT_EQ(mixed.exit_code, 2);
-  EXPECT_EQ(mixed.output, "kiln batch: invalid argument: --draft MODEL drafts with --spec-type draft, not ngram\n");
+  EXPECT_EQ(mixed.output, "kiln batch: invalid argument: --draft MODEL drafts with --spec-type draft or mtp, not ngram\n");
+}
+
+// --draft ASSISTANT (told from its config) and --spec-type mtp alone (the assistant shipped in
+// MODEL/mtp): the MTP assistant drafts for every request; outputs are the plain ones. `kiln run` prints the acceptance by draft position.
+TEST(BatchCommand, MtpAssistantGivesThePlainOutputs) {
+  std::string lines = "{\"prompt_tokens\": " + kGreedyPrompt + ", \"max_tokens\": 30}\n";
+  lines += "{\"prompt_tokens\": [2,44,45,46,47,48], \"max_tokens\": 25}\n";
+  const std::string path = WriteLines("kiln_batch_mtp.jsonl", lines);
+  const std::string common = " --prompts " + path + " --parallel 2 --chunk 8 --ctx 64 --ignore-eos";
+  CommandResult plain = Kiln("batch " + kFixtures + "/g31b" + common, "", true);
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  for (const std::string& flags : std::vector<std::string>{" --draft " + kFixtures + "/g31b/mtp_copy", " --spec-type mtp"}) {
+    CommandResult drafted = Kiln("batch " + kFixtures + "/g31b" + common + flags + " --draft-max 3", "", true);
+    ASSERT_EQ(drafted.exit_code, 0) << drafted.output;
+    const std::vector<nlohmann::json> expected = JsonLines(plain.output), got = JsonLines(drafted.output);
+    ASSERT_EQ(got.size(), 2u) << drafted.output;
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i]["tokens"], expected[i]["tokens"]) << flags << " request " << i;
+      EXPECT_GT(got[i]["draft_tokens"].get<int>(), 0) << flags;
+    }
+  }
+  CommandResult run = Kiln("run " + kFixtures + "/g31b --prompt-tokens " + kGreedyPrompt.substr(1, kGreedyPrompt.size() - 2) +
+                           " --max-tokens 40 --temperature 0 --ignore-eos --draft " + kFixtures + "/g31b/mtp_copy --draft-max 3");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("acceptance   by draft position: 1: "), std::string::npos) << run.output;
+  // No assistant given and none shipped next to the model.
+  CommandResult missing = Kiln("batch " + kFixtures + "/g12b" + common + " --spec-type mtp");
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_EQ(missing.output, "kiln batch: invalid argument: --spec-type mtp needs --draft ASSISTANT (the model's MTP assistant checkpoint); " +
+                                kFixtures + "/g12b ships none in " + kFixtures + "/g12b/mtp\n");
 }
 
 TEST(BatchCommand, ABadLineFailsBeforeAnythingRuns) {

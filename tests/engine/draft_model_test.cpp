@@ -402,7 +402,7 @@ TEST(DraftModelApi, BundledModelDraftingForItselfEqualsPlainDecoding) {
             "speculative 'draft' needs draft_model: a smaller model with the same vocabulary");
   options.speculative = "ngram";
   options.draft_model = KILN_BUNDLED_MODEL_DIR;
-  EXPECT_EQ(Model::Load(KILN_BUNDLED_MODEL_DIR, options).error().message(), "draft_model drafts with speculative 'draft', not 'ngram'");
+  EXPECT_EQ(Model::Load(KILN_BUNDLED_MODEL_DIR, options).error().message(), "draft_model drafts with speculative 'draft' or 'mtp', not 'ngram'");
   // The same vocabulary size, another tokenizer: two tokens swapped.
   const std::filesystem::path swapped = std::filesystem::temp_directory_path() / "kiln_draft_swapped_tokens";
   std::filesystem::remove_all(swapped);

@@ -39,8 +39,9 @@ const char kUsage[] =
     "        prompt_tokens, cached_tokens, draft_tokens and accepted_draft_tokens (when it drafted), timings\n"
     "  --parallel N        sequences per step (default 8)\n"
     "  --no-prefix-cache   prefill every prompt in full\n"
-    "  --spec-type ngram|draft  --draft MODEL  --draft-max N  speculative decoding (same output): prompt\n"
-    "                      lookup, or a smaller model with the same tokenizer drafting for every request\n"
+    "  --spec-type ngram|draft|mtp  --draft MODEL  --draft-max N  speculative decoding (same output):\n"
+    "                      prompt lookup, a smaller model with the same tokenizer drafting for every\n"
+    "                      request, or the model's Gemma 4 MTP assistant (--draft, or MODEL/mtp)\n"
     "  The generation flags of `kiln run` give every request's defaults: --max-tokens --temperature\n"
     "  --top-k --top-p --min-p --repeat-penalty --repeat-last-n --seed --stop --ignore-eos --system\n"
     "  --no-chat-template; and --ctx --chunk --threads --device --kv-cache --quant.\n";
@@ -254,6 +255,7 @@ int RunBatch(int argc, char** argv) {
     options.speculative = SpeculativeTypeName(flags->speculative.type);
     options.draft_max = flags->speculative.draft_max;
     if (flags->speculative.type == SpeculativeType::kDraft) options.draft_model = args->Get("--draft");
+    if (flags->speculative.type == SpeculativeType::kMtp) options.draft_model = load_options->assistant;
   }
   const auto start = std::chrono::steady_clock::now();
   auto model = Model::Load(*path, options);

@@ -29,7 +29,7 @@ const char kUsage[] =
     "  --system TEXT  a system message     --no-chat-template  turns joined as plain text\n"
     "  --max-tokens N (per reply, default 256)  --temperature T  --top-k K  --top-p P  --min-p P\n"
     "  --repeat-penalty R  --repeat-last-n N  --seed S  --stop TEXT  --ctx N  --chunk N  --threads N\n"
-    "  --spec-type ngram|draft  --draft MODEL  --draft-max N  speculative decoding (docs/speculative.md)\n"
+    "  --spec-type ngram|draft|mtp  --draft MODEL  --draft-max N  speculative decoding (docs/speculative.md)\n"
     "  --verbose      print the summary after every reply\n"
     "In the chat: /reset starts over, /stats prints the last reply's summary, /exit (or Ctrl-D)\n"
     "quits. Ctrl-C stops a reply; a second Ctrl-C, or one at the prompt, exits.\n";

@@ -124,9 +124,6 @@ Result<SpeculativeOptions> SpeculativeOptionsFromArgs(const Args& args) {
   if (options.type == SpeculativeType::kDraft && !args.Has("--draft")) {
     return Error(ErrorCode::kInvalidArgument, "--spec-type draft needs --draft MODEL");
   }
-  if (options.type == SpeculativeType::kMtp && !args.Has("--draft")) {
-    return Error(ErrorCode::kInvalidArgument, "--spec-type mtp needs --draft ASSISTANT (the model's MTP assistant checkpoint)");
-  }
   if (args.Has("--draft") && options.type != SpeculativeType::kDraft && options.type != SpeculativeType::kMtp) {
     return Error(ErrorCode::kInvalidArgument, "--draft MODEL drafts with --spec-type draft or mtp, not " +
                                                   std::string(SpeculativeTypeName(options.type)));
@@ -290,6 +287,14 @@ void PrintSummary(FILE* out, double load_seconds, const Generation& generation) 
                  static_cast<long long>(result.draft_tokens), static_cast<long long>(result.accepted_draft_tokens),
                  100.0 * static_cast<double>(result.accepted_draft_tokens) / static_cast<double>(result.draft_tokens),
                  static_cast<long long>(result.decode_steps), result.tokens.size());
+    std::string positions;
+    for (size_t i = 0; i < result.drafted_by_position.size(); ++i) {
+      char part[48];
+      std::snprintf(part, sizeof(part), "%s%zu: %.0f%%", i ? ", " : "", i + 1,
+                    100.0 * static_cast<double>(result.accepted_by_position[i]) / static_cast<double>(std::max<int64_t>(result.drafted_by_position[i], 1)));
+      positions += part;
+    }
+    if (!positions.empty()) std::fprintf(out, "acceptance   by draft position: %s\n", positions.c_str());
   }
   std::fprintf(out, "peak memory  %s\n", FormatBytes(PeakMemoryBytes()).c_str());
 }

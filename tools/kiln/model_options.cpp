@@ -1,10 +1,12 @@
 #include "model_options.h"
 
+#include <filesystem>
 #include <thread>
 
 #include <algorithm>
 #include <cstdio>
 
+#include "engine/mtp_draft.h"
 #include "generation_flags.h"
 
 namespace kiln::cli {
@@ -28,10 +30,22 @@ Result<LoadOptions> ModelOptionsFromArgs(const Args& args, int64_t default_conte
   }
   options.num_threads = static_cast<int>(std::min(threads, hardware));
   options.guard = args.Has("--guard");
-  // An MTP assistant is compiled into the model (--draft ASSISTANT, --spec-type mtp).
-  if (args.Has("--draft")) {
+  // An MTP assistant is compiled into the model: --draft ASSISTANT, or the one shipped next to the
+  // model in MODEL/mtp (--spec-type mtp alone).
+  if (args.Has("--draft") || args.Has("--spec-type")) {
     TRY_ASSIGN(const SpeculativeOptions speculative, SpeculativeOptionsFromArgs(args));
-    if (speculative.type == SpeculativeType::kMtp) options.assistant = args.Get("--draft");
+    if (speculative.type == SpeculativeType::kMtp) {
+      if (args.Has("--draft")) {
+        options.assistant = args.Get("--draft");
+      } else if (Result<std::string> model = ResolveModelPath(args); model.has_value()) {
+        const std::string shipped = (std::filesystem::path(*model) / "mtp").string();
+        if (!IsMtpAssistant(shipped)) {
+          return Error(ErrorCode::kInvalidArgument, "--spec-type mtp needs --draft ASSISTANT (the model's MTP assistant checkpoint); " +
+                                                        *model + " ships none in " + shipped);
+        }
+        options.assistant = shipped;
+      }
+    }
   }
   options.required_context = args.Has("--ctx") ? context : 0;
   options.required_chunk = args.Has("--chunk") ? chunk : 0;

@@ -98,7 +98,8 @@ int RunServe(int argc, char** argv) {
   if (!speculative) return ReportError("serve", speculative.error());
   if (speculative->enabled()) {
     options.speculative = SpeculativeTypeName(speculative->type);
-    if (speculative->type == SpeculativeType::kDraft || speculative->type == SpeculativeType::kMtp) options.draft_model = args->Get("--draft");
+    if (speculative->type == SpeculativeType::kDraft) options.draft_model = args->Get("--draft");
+    if (speculative->type == SpeculativeType::kMtp) options.draft_model = load_options->assistant;
   }
   options.draft_max = speculative->draft_max;
 
