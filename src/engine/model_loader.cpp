@@ -97,8 +97,8 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadArtifact(const std::string
     if (auto read = Artifact::ReadHeader(mapped->bytes(), path)) header = std::move(*read);
   }
   if (!options.assistant.empty()) {
-    return Error(ErrorCode::kUnsupported, "an MTP assistant is compiled in from checkpoints, and " + path +
-                                              " is a compiled .kiln artifact; run its source checkpoint with --draft instead");
+    return Error(ErrorCode::kUnsupported, path + " is a compiled .kiln artifact, and an MTP assistant is compiled into one from its "
+                                              "checkpoint: compile it in with kiln compile --draft, or run the checkpoint with --draft");
   }
   // An artifact's weights were packed when it was compiled; loading converts none.
   if (options.quant != QuantRecipe::kNone) {

@@ -65,7 +65,7 @@ Status Scheduler::Check(const Request& request) const {
     }
   }
   if (speculative == SpeculativeType::kMtp && !runner_.has_drafter()) {
-    return Error(ErrorCode::kInvalidArgument, "speculative type mtp needs the model loaded with its MTP assistant (--draft ASSISTANT)");
+    return Error(ErrorCode::kInvalidArgument, "speculative type mtp needs the model loaded with its MTP assistant (--draft ASSISTANT, or compiled in by kiln compile --draft)");
   }
   if (request.prompt.empty()) return Error(ErrorCode::kInvalidArgument, "the prompt is empty: give at least one token");
   if (request.options.max_new_tokens < 0) {

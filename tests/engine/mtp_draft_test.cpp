@@ -266,7 +266,7 @@ TEST(MtpSpeculative, RefusesWhatCannotWork) {
   options.speculative.type = SpeculativeType::kMtp;
   const std::vector<int32_t> prompt = {2, 10, 11};
   EXPECT_EQ(generator.Generate(prompt, options).error().message(),
-            "speculative type mtp needs the model loaded with its MTP assistant (--draft ASSISTANT)");
+            "speculative type mtp needs the model loaded with its MTP assistant (--draft ASSISTANT, or compiled in by kiln compile --draft)");
   auto runner = (*plain)->NewRunner();
   ASSERT_TRUE(runner.has_value());
   Scheduler scheduler(**runner, nullptr);

@@ -26,13 +26,15 @@ const char kUsage[] =
     "           compile), plain cuda compiles for this machine's GPU.\n"
     "  --ctx N (default 4096) and --chunk N (default 512) are the bounds the plans are made for.\n"
     "  --quant R stores the weights quantized by recipe R where the target runs them: q8_0, q4_0,\n"
-    "           q4_k_m, q6_k (llama.cpp's recipes) or fp8 (docs/quantization.md).\n";
+    "           q4_k_m, q6_k (llama.cpp's recipes) or fp8 (docs/quantization.md).\n"
+    "  --draft A compiles the model's Gemma 4 MTP assistant (a checkpoint directory) in, as its draft\n"
+    "           step: `kiln run OUT.kiln --spec-type mtp` drafts with it.\n";
 
 }  // namespace
 
 int RunCompile(int argc, char** argv) {
   std::set<std::string> value_flags = kModelValueFlags;
-  value_flags.insert({"-o", "--out", "--target"});
+  value_flags.insert({"-o", "--out", "--target", "--draft"});
   auto args = Args::Parse(argc, argv, value_flags, {"--help"});
   if (!args) return ReportError("compile", args.error());
   if (args->Has("--help")) {
@@ -48,6 +50,10 @@ int RunCompile(int argc, char** argv) {
   if (!target) return ReportError("compile", target.error());
   auto load = ModelOptionsFromArgs(*args, 4096);
   if (!load) return ReportError("compile", load.error());
+  if (args->Has("--draft") && load->assistant.empty()) {
+    return ReportError("compile", Error(ErrorCode::kInvalidArgument, "--draft " + args->Get("--draft") +
+                                                                          " is not an MTP assistant's checkpoint (a draft model is compiled on its own)"));
+  }
   Status output = PrepareOutput("compile", out, {args->positionals()[0], load->source}, /*needs_regular_file=*/true);
   if (!output.ok()) return ReportError("compile", output.error());
   ArtifactCompileOptions options;

@@ -37,7 +37,8 @@ Result<LoadOptions> ModelOptionsFromArgs(const Args& args, int64_t default_conte
     if (speculative.type == SpeculativeType::kMtp) {
       if (args.Has("--draft")) {
         options.assistant = args.Get("--draft");
-      } else if (Result<std::string> model = ResolveModelPath(args); model.has_value()) {
+      } else if (Result<std::string> model = ResolveModelPath(args); model.has_value() && std::filesystem::is_directory(*model)) {
+        // (A .kiln file carries its assistant compiled in, or none.)
         const std::string shipped = (std::filesystem::path(*model) / "mtp").string();
         if (!IsMtpAssistant(shipped)) {
           return Error(ErrorCode::kInvalidArgument, "--spec-type mtp needs --draft ASSISTANT (the model's MTP assistant checkpoint); " +
