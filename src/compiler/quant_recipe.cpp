@@ -90,7 +90,8 @@ WeightRole RoleOf(const WeightUse& use) {
       default: return WeightRole::kKeep;  // norms, scalars: read element by element
     }
   }
-  if (embedded || use.name == "lm_head.weight") return WeightRole::kTokenEmbedding;
+  // The MTP drafter's tied head (gemma4_assistant.h) is an output embedding like lm_head.
+  if (embedded || use.name == "lm_head.weight" || use.name == "mtp.embed_tokens.weight") return WeightRole::kTokenEmbedding;
   // llama.cpp never quantizes the PLE model projection (quantization.md section 4).
   if (use.name == "per_layer_model_projection.weight") return WeightRole::kKeep;
   if (LayerOf(use.name) >= 0) {
