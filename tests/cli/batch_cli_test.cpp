@@ -101,7 +101,8 @@ TEST(BatchCommand, DraftModelGivesThePlainOutputs) {
 }
 
 // --draft ASSISTANT (told from its config) and --spec-type mtp alone (the assistant shipped in
-// MODEL/mtp): the MTP assistant drafts for every request; outputs are the plain ones. `kiln run` prints the acceptance by draft position.
+// MODEL/mtp): the MTP assistant drafts for every request; outputs are the plain ones. `kiln run`
+// prints the acceptance by draft position.
 TEST(BatchCommand, MtpAssistantGivesThePlainOutputs) {
   std::string lines = "{\"prompt_tokens\": " + kGreedyPrompt + ", \"max_tokens\": 30}\n";
   lines += "{\"prompt_tokens\": [2,44,45,46,47,48], \"max_tokens\": 25}\n";
@@ -109,18 +110,24 @@ TEST(BatchCommand, MtpAssistantGivesThePlainOutputs) {
   const std::string common = " --prompts " + path + " --parallel 2 --chunk 8 --ctx 64 --ignore-eos";
   CommandResult plain = Kiln("batch " + kFixtures + "/g31b" + common, "", true);
   ASSERT_EQ(plain.exit_code, 0) << plain.output;
-  for (const std::string& flags : std::vector<std::string>{" --draft " + kFixtures + "/g31b/mtp_copy", " --spec-type mtp"}) {
-    CommandResult drafted = Kiln("batch " + kFixtures + "/g31b" + common + flags + " --draft-max 3", "", true);
+  // The model with an assistant shipped next to it, in MODEL/mtp.
+  const std::filesystem::path shipped = std::filesystem::temp_directory_path() / "kiln_batch_mtp_model";
+  std::filesystem::remove_all(shipped);
+  std::filesystem::copy(kFixtures + "/g31b", shipped);
+  std::filesystem::copy(kFixtures + "/g31b/mtp_copy", shipped / "mtp");
+  for (const std::string& model : {kFixtures + "/g31b --draft " + kFixtures + "/g31b/mtp_copy", shipped.string() + " --spec-type mtp"}) {
+    CommandResult drafted = Kiln("batch " + model + common + " --draft-max 3", "", true);
     ASSERT_EQ(drafted.exit_code, 0) << drafted.output;
     const std::vector<nlohmann::json> expected = JsonLines(plain.output), got = JsonLines(drafted.output);
     ASSERT_EQ(got.size(), 2u) << drafted.output;
     for (size_t i = 0; i < got.size(); ++i) {
-      EXPECT_EQ(got[i]["tokens"], expected[i]["tokens"]) << flags << " request " << i;
-      EXPECT_GT(got[i]["draft_tokens"].get<int>(), 0) << flags;
+      EXPECT_EQ(got[i]["tokens"], expected[i]["tokens"]) << model << " request " << i;
+      EXPECT_GT(got[i]["draft_tokens"].get<int>(), 0) << model;
     }
   }
+  std::filesystem::remove_all(shipped);
   CommandResult run = Kiln("run " + kFixtures + "/g31b --prompt-tokens " + kGreedyPrompt.substr(1, kGreedyPrompt.size() - 2) +
-                           " --max-tokens 40 --temperature 0 --ignore-eos --draft " + kFixtures + "/g31b/mtp_copy --draft-max 3");
+                           " --output-tokens --max-tokens 40 --temperature 0 --ignore-eos --draft " + kFixtures + "/g31b/mtp_copy --draft-max 3");
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("acceptance   by draft position: 1: "), std::string::npos) << run.output;
   // No assistant given and none shipped next to the model.

@@ -143,7 +143,7 @@ TEST_P(CudaMtpTest, GreedySpeculationEqualsPlainDecoding) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaMtpTest,
-                         ::testing::Values(Case{"g31b", "mtp"}, Case{"e2b", "mtp"}, Case{"g31b", "mtp_copy"}, Case{"e2b", "mtp_copy"}),
+                         ::testing::Values(Case{"g31b", "mtp_copy"}, Case{"e2b", "mtp_copy"}),
                          [](const ::testing::TestParamInfo<Case>& info) { return info.param.target + "_" + info.param.assistant; });
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <optional>
 #include <random>
 
@@ -45,6 +46,12 @@ class MtpReferenceTest : public ::testing::TestWithParam<std::string> {};
 // match the assistant's, fed back step by step.
 TEST_P(MtpReferenceTest, DrafterMatchesTransformers) {
   const std::string target = GetParam();
+  // The reference comes from transformers (scripts/make_mtp_fixtures.py, run where torch and
+  // transformers 5.17 are installed: the GPU machine); until it has been generated there is
+  // nothing to compare with, and the test says so.
+  if (!std::filesystem::exists(AssistantDir(target) + "/reference.json")) {
+    GTEST_SKIP() << "no transformers reference in " << AssistantDir(target) << ": run scripts/make_mtp_fixtures.py with transformers 5.17";
+  }
   auto reference = ReadJsonFile(AssistantDir(target) + "/reference.json");
   ASSERT_TRUE(reference.has_value()) << reference.error().ToString();
   auto prompt_json = ReadJsonFile(FixtureDir(target) + "/reference.json");
