@@ -314,7 +314,7 @@ TEST(MtpSpeculative, RefusesWhatCannotWork) {
             ErrorCode::kOutOfRange);
 }
 
-// The public API: speculative "mtp" with the assistant as draft_model.
+// The public API: speculative "mtp" with the assistant as draft_model gives the plain tokens.
 TEST(MtpSpeculative, ModelOptionLoadsTheAssistant) {
   ModelOptions options;
   options.context = 128;
@@ -326,8 +326,24 @@ TEST(MtpSpeculative, ModelOptionLoadsTheAssistant) {
   ASSERT_FALSE(missing.has_value());
   EXPECT_EQ(missing.error().message(), "speculative 'mtp' needs draft_model: the model's MTP assistant checkpoint");
   options.draft_model = AssistantDir("g31b", "mtp_copy");
+  options.draft_max = 3;
   auto model = Model::Load(FixtureDir("g31b"), options);
   ASSERT_TRUE(model.has_value()) << model.error().ToString();
+  options.speculative.clear();
+  options.draft_model.clear();
+  auto plain = Model::Load(FixtureDir("g31b"), options);
+  ASSERT_TRUE(plain.has_value()) << plain.error().ToString();
+  GenerationRequest request;
+  request.prompt_tokens = {2, 37, 377, 64, 34, 340, 408, 291, 322, 172, 338, 509};
+  request.max_tokens = 40;
+  request.ignore_eos = true;
+  request.sampling = SamplingParams{};  // greedy
+  auto expected = (*plain)->Generate(request);
+  auto got = (*model)->Generate(request);
+  ASSERT_TRUE(expected.has_value() && got.has_value()) << (got.has_value() ? expected.error().ToString() : got.error().ToString());
+  EXPECT_EQ(got->tokens, expected->tokens);
+  EXPECT_GT(got->draft_tokens, 0);
+  EXPECT_EQ((*model)->stats().draft_tokens, got->draft_tokens);
 }
 
 }  // namespace
