@@ -165,6 +165,9 @@ struct ModelStats {
   // Model steps run; those that ran prompt tokens (a new request's prefill, alone or beside
   // decoding sequences); sequences over all steps (step_rows / steps: the mean batch).
   int64_t steps = 0, prompt_steps = 0, step_rows = 0;
+  // Per draft position i (speculative decoding): rounds that drafted that far, and those whose
+  // drafts were accepted up to it.
+  std::vector<int64_t> drafted_by_position = {}, accepted_by_position = {};
 };
 
 class Model {

@@ -173,6 +173,15 @@ void Scheduler::Finish(Active& active, std::optional<Error> error) {
     stats_.generated_tokens += static_cast<int64_t>(active.result.tokens.size());
     stats_.draft_tokens += active.result.draft_tokens;
     stats_.accepted_draft_tokens += active.result.accepted_draft_tokens;
+    const size_t positions = active.result.drafted_by_position.size();
+    if (stats_.drafted_by_position.size() < positions) {
+      stats_.drafted_by_position.resize(positions, 0);
+      stats_.accepted_by_position.resize(positions, 0);
+    }
+    for (size_t i = 0; i < positions; ++i) {
+      stats_.drafted_by_position[i] += active.result.drafted_by_position[i];
+      stats_.accepted_by_position[i] += active.result.accepted_by_position[i];
+    }
   }
   std::unique_ptr<Active> owned;
   for (auto* list : {&waiting_, &running_}) {

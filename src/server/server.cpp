@@ -4,6 +4,7 @@
 #include <csignal>
 #include <ctime>
 #include <sstream>
+#include <tuple>
 
 #include "server/server_impl.h"
 #include "server/web_page.h"
@@ -269,6 +270,15 @@ std::string Server::Impl::Metrics() const {
          static_cast<double>(stats.draft_tokens));
   metric("kiln_draft_tokens_accepted_total", "counter", "Speculative decoding: drafted tokens accepted.",
          static_cast<double>(stats.accepted_draft_tokens));
+  // Per draft position: how often a round drafted that far, and was accepted up to it.
+  for (const auto& [name, counts, help] : {std::tuple{"kiln_draft_rounds_by_position_total", &stats.drafted_by_position,
+                                                      "Speculative decoding: rounds that drafted a token at this position."},
+                                           std::tuple{"kiln_draft_accepted_by_position_total", &stats.accepted_by_position,
+                                                      "Speculative decoding: rounds whose drafts were accepted through this position."}}) {
+    if (counts->empty()) continue;
+    out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " counter\n";
+    for (size_t i = 0; i < counts->size(); ++i) out << name << "{position=\"" << i + 1 << "\"} " << (*counts)[i] << '\n';
+  }
   metric("kiln_steps_total", "counter", "Model steps run.", static_cast<double>(stats.steps));
   metric("kiln_prompt_steps_total", "counter", "Model steps that ran prompt tokens (a prefill, alone or beside decoding).",
          static_cast<double>(stats.prompt_steps));

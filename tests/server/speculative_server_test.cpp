@@ -46,6 +46,15 @@ TEST(SpeculativeServer, CompletionsEqualPlainDecodingAndDraftsAreCounted) {
   const double accepted = MetricValue(metrics.body, "kiln_draft_tokens_accepted_total");
   EXPECT_GT(accepted, 0) << metrics.body;
   EXPECT_GE(drafted, accepted);
+  // By draft position: every round drafts a first token; acceptance through position i never
+  // exceeds the rounds that drafted that far, nor the acceptance through position i - 1.
+  const double first_rounds = MetricValue(metrics.body, "kiln_draft_rounds_by_position_total{position=\"1\"}");
+  const double first_accepted = MetricValue(metrics.body, "kiln_draft_accepted_by_position_total{position=\"1\"}");
+  const double second_accepted = MetricValue(metrics.body, "kiln_draft_accepted_by_position_total{position=\"2\"}");
+  EXPECT_GT(first_rounds, 0) << metrics.body;
+  EXPECT_GT(first_accepted, 0);
+  EXPECT_LE(first_accepted, first_rounds);
+  EXPECT_LE(second_accepted, first_accepted);
 }
 
 // A draft model (ModelOptions::draft_model, `kiln serve --draft MODEL`): the bundled model drafting
