@@ -85,11 +85,26 @@ Status DraftModel::Draft(std::span<const Job> jobs, int64_t catch_up_steps) {
     for (size_t g = 0; g < needed.size(); ++g) claimed[g] += needed[g];
     return true;
   };
-  // One step over `batch`; each entry's row is its last token's logits. A failed step leaves the
-  // caches of its sequences unknown: they are forgotten.
+  // One step over `batch`; each entry's last token's argmax lands in ids[b]: drawn greedily on
+  // the device where the backend samples (only the ids come back), else from the logits on the
+  // host. A failed step leaves the caches of its sequences unknown: they are forgotten.
+  std::vector<int32_t> ids;
+  std::vector<RowSampling> greedy;
+  std::vector<SampledToken> sampled;
   auto run = [&]() -> Status {
-    const size_t rows = batch.size() * static_cast<size_t>(vocab);
-    Status ran = runner_->Run(batch, std::span<float>(logits_.data(), rows));
+    Status ran = Status::Ok();
+    ids.resize(batch.size());
+    if (runner_->SupportsRowSampling()) {
+      greedy.assign(batch.size(), RowSampling{});
+      sampled.resize(batch.size());
+      ran = runner_->Run(batch, greedy, sampled);
+      for (size_t b = 0; b < batch.size() && ran.ok(); ++b) ids[b] = sampled[b].id;
+    } else {
+      ran = runner_->Run(batch, std::span<float>(logits_.data(), batch.size() * static_cast<size_t>(vocab)));
+      for (size_t b = 0; b < batch.size() && ran.ok(); ++b) {
+        ids[b] = Argmax(std::span<const float>(logits_.data() + b * static_cast<size_t>(vocab), static_cast<size_t>(vocab)));
+      }
+    }
     if (!ran.ok()) {
       for (Work* w : owners) {
         w->job->sequence->Reset();
@@ -98,7 +113,6 @@ Status DraftModel::Draft(std::span<const Job> jobs, int64_t catch_up_steps) {
     }
     return ran;
   };
-  auto row = [&](size_t b) { return std::span<const float>(logits_.data() + b * static_cast<size_t>(vocab), static_cast<size_t>(vocab)); };
 
   // 1. The unfed history, in steps of at most Tmax tokens and Smax sequences.
   for (int64_t step = 0; step < catch_up_steps; ++step) {
@@ -125,7 +139,7 @@ Status DraftModel::Draft(std::span<const Job> jobs, int64_t catch_up_steps) {
       DraftSequence& s = *w.job->sequence;
       s.tokens_.insert(s.tokens_.end(), batch[b].tokens.begin(), batch[b].tokens.end());
       if (w.unfed() > 0) continue;  // more of its history next step
-      w.job->drafts->push_back(Argmax(row(b)));
+      w.job->drafts->push_back(ids[b]);
       w.drafted = 1;
     }
   }
@@ -151,7 +165,7 @@ Status DraftModel::Draft(std::span<const Job> jobs, int64_t catch_up_steps) {
     for (size_t b = 0; b < batch.size(); ++b) {
       Work& w = *owners[b];
       w.job->sequence->tokens_.push_back(fed[b]);
-      w.job->drafts->push_back(Argmax(row(b)));
+      w.job->drafts->push_back(ids[b]);
       ++w.drafted;
     }
   }

@@ -13,7 +13,8 @@
 // Draft() keeps, for each job, the longest common prefix of those and the job's history (the
 // rejected drafts of the last round fall away; the accepted ones and the target's own token are
 // fed next), runs the rest of the history, and then decodes greedily: one batched Runner::Run
-// over every job per draft position, the argmax of each row taken on the host. The last draft is
+// over every job per draft position, each row's argmax drawn on the device where the backend
+// samples (else taken from the logits on the host). The last draft is
 // never fed (the next round feeds what the target kept).
 //
 // Memory: a job whose next tokens need KV blocks the draft pool cannot give stops drafting there
