@@ -23,6 +23,7 @@ std::string FixtureDir(const std::string& name) { return std::string(KILN_FIXTUR
 struct Case {
   std::string target, assistant;
 };
+void PrintTo(const Case& c, std::ostream* out) { *out << c.target << " with " << c.assistant; }
 
 class CudaMtpTest : public ::testing::TestWithParam<Case> {
  protected:

@@ -112,6 +112,8 @@ Status CudaPlacedModel::Init(const std::vector<WeightView>& weights, const Place
   graph_capacity_ = GraphCapacity(program_.max_sequences);
   if (const char* profile = std::getenv("KILN_CUDA_PROFILE"); profile && std::string(profile) == "1") profile_ = true;
   if (cudaError_t s = cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking); s != cudaSuccess) return CudaFailure(s, "cannot create a stream");
+  draft_step_ = program_.draft_step();
+  hidden_columns_ = DraftHiddenColumns(program_);
   TRY_ASSIGN(arena_, Allocate(program_.arena_bytes, "activation arena"));
   // The KV block pool: per layer, K and V of blocks(group) * block_size rows.
   const int64_t block = program_.kv_block_size;
@@ -222,7 +224,7 @@ void CudaPlacedModel::SetShape(int64_t tokens, int64_t rows, int64_t num_runs) {
   shape_.tokens = tokens;
   shape_.rows = rows;
   shape_.num_runs = num_runs;
-  shape_.layout = InputLayout::For(tokens, rows, program_.max_sequences * program_.block_table_stride(), DraftHiddenColumns(program_));
+  shape_.layout = InputLayout::For(tokens, rows, program_.max_sequences * program_.block_table_stride(), hidden_columns_);
 }
 
 DeviceTensor CudaPlacedModel::Resolve(const StepFunction& step, int32_t id) const {
@@ -307,8 +309,8 @@ Status CudaPlacedModel::RunStep(const StepFunction& step, const StepIo& io) {
                                                   " sequences is outside its bounds or its inputs disagree");
   }
   // Runs: maximal spans of one sequence at consecutive positions (the prefill attention's tiles).
-  const int64_t hidden_columns = DraftHiddenColumns(program_);
-  const bool drafter = step.graph.InputIds().size() > static_cast<size_t>(StepInput::kHidden);
+  const int64_t hidden_columns = hidden_columns_;
+  const bool drafter = &step == draft_step_;
   if (drafter && (static_cast<int64_t>(io.read_positions.size()) != tokens || static_cast<int64_t>(io.hidden.size()) != tokens * hidden_columns)) {
     return Error(ErrorCode::kInvalidArgument, "drafter step '" + step.name + "' needs " + std::to_string(tokens) + " read positions and " +
                                                   std::to_string(tokens * hidden_columns) + " hidden-state floats");

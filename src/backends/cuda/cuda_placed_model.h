@@ -182,6 +182,9 @@ class CudaPlacedModel : public PlacedModel {
   void PrintProfile() const;
 
   const Program& program_;
+  // The MTP drafter's step and the columns of its hidden-state input (null and 0 without one).
+  const StepFunction* draft_step_ = nullptr;
+  int64_t hidden_columns_ = 0;
   cudaStream_t stream_ = nullptr;
   int sm_count_ = 0;
   bool use_graphs_ = true;
