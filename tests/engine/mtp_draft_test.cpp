@@ -16,6 +16,7 @@
 #include "io/json_file.h"
 #include "io/npy.h"
 #include "kiln/kiln.h"
+#include "scheduled_cases.h"
 
 namespace kiln {
 namespace {
@@ -37,6 +38,20 @@ float MaxAbsDiff(std::span<const float> a, std::span<const float> b) {
   float worst = 0.0f;
   for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
   return worst;
+}
+
+// The fixture's own prompt (24 tokens: past its sliding window of 6).
+std::vector<int32_t> FixturePrompt(const std::string& target) {
+  auto reference = ReadJsonFile(FixtureDir(target) + "/reference.json");
+  EXPECT_TRUE(reference.has_value());
+  return reference.has_value() ? (*reference)["prompt"].get<std::vector<int32_t>>() : std::vector<int32_t>{};
+}
+
+LoadOptions CopyDrafterBounds() {
+  LoadOptions load;
+  load.max_tokens = 16;
+  load.max_context = 128;
+  return load;
 }
 
 class MtpReferenceTest : public ::testing::TestWithParam<std::string> {};
@@ -103,40 +118,26 @@ TEST_P(MtpReferenceTest, DrafterMatchesTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, MtpReferenceTest, ::testing::Values("g31b", "e2b"));
 
-GenerationResult Generate(LoadedModel& model, const std::vector<int32_t>& prompt, const GenerateOptions& options) {
-  auto session = model.NewSession();
-  EXPECT_TRUE(session.has_value());
-  Generator generator(*session, nullptr);
-  auto result = generator.Generate(prompt, options);
-  EXPECT_TRUE(result.has_value()) << result.error().ToString();
-  return result.has_value() ? std::move(*result) : GenerationResult{};
-}
-
 // Greedy and seeded sampling with MTP drafts of 1 to 8 tokens equal plain decoding of the same
 // model, on a prompt long enough for rounds to cross the sliding window.
 TEST(MtpSpeculative, OutputEqualsPlainDecoding) {
   for (const std::string target : {"g31b", "e2b"}) {
-    LoadOptions load;
-    load.max_tokens = 16;
-    load.max_context = 128;
-    auto model = LoadWithAssistant(target, "mtp_copy", load);
+    auto model = LoadWithAssistant(target, "mtp_copy", CopyDrafterBounds());
     ASSERT_NE(model, nullptr);
-    auto prompt_json = ReadJsonFile(FixtureDir(target) + "/reference.json");
-    ASSERT_TRUE(prompt_json.has_value());
-    const std::vector<int32_t> prompt = (*prompt_json)["prompt"].get<std::vector<int32_t>>();
+    const std::vector<int32_t> prompt = FixturePrompt(target);
     for (float temperature : {0.0f, 0.9f}) {
       GenerateOptions plain;
       plain.max_new_tokens = 40;
       plain.ignore_eos = true;
       plain.sampling.temperature = temperature;
       plain.sampling.seed = 11;
-      const std::vector<int32_t> expected = Generate(*model, prompt, plain).tokens;
+      const std::vector<int32_t> expected = testing::GenerateAlone(*model, prompt, plain).tokens;
       ASSERT_EQ(expected.size(), 40u);
       for (int k : {1, 2, 4, 8}) {
         GenerateOptions speculative = plain;
         speculative.speculative.type = SpeculativeType::kMtp;
         speculative.speculative.draft_max = k;
-        const GenerationResult result = Generate(*model, prompt, speculative);
+        const GenerationResult result = testing::GenerateAlone(*model, prompt, speculative);
         EXPECT_EQ(result.tokens, expected) << target << " k=" << k << " temperature " << temperature;
         EXPECT_GT(result.draft_tokens, 0) << target << " k=" << k;
         EXPECT_GE(result.draft_tokens, result.accepted_draft_tokens);
@@ -152,23 +153,18 @@ TEST(MtpSpeculative, OutputEqualsPlainDecoding) {
 // repeats, so rounds end at every acceptance length.
 TEST(MtpSpeculative, DraftsContinueFromTheAcceptedRowsHiddenState) {
   for (const std::string target : {"g31b", "e2b"}) {
-    LoadOptions load;
-    load.max_tokens = 16;
-    load.max_context = 128;
-    auto model = LoadWithAssistant(target, "mtp_copy", load);
+    auto model = LoadWithAssistant(target, "mtp_copy", CopyDrafterBounds());
     ASSERT_NE(model, nullptr);
-    auto prompt_json = ReadJsonFile(FixtureDir(target) + "/reference.json");
-    ASSERT_TRUE(prompt_json.has_value());
-    const std::vector<int32_t> prompt = (*prompt_json)["prompt"].get<std::vector<int32_t>>();
+    const std::vector<int32_t> prompt = FixturePrompt(target);
     constexpr int64_t kTokens = 60, kDraft = 3;
     GenerateOptions options;
     options.max_new_tokens = kTokens;
     options.ignore_eos = true;
-    const std::vector<int32_t> output = Generate(*model, prompt, options).tokens;
+    const std::vector<int32_t> output = testing::GenerateAlone(*model, prompt, options).tokens;
     options.speculative.type = SpeculativeType::kMtp;
     options.speculative.draft_max = kDraft;
     options.speculative.adaptive = false;
-    const GenerationResult speculative = Generate(*model, prompt, options);
+    const GenerationResult speculative = testing::GenerateAlone(*model, prompt, options);
     ASSERT_EQ(speculative.tokens, output) << target;
 
     std::vector<int32_t> all = prompt;
@@ -213,42 +209,18 @@ TEST(MtpSpeculative, ScheduledRequestsEqualPlainSoloRuns) {
   load.max_sequences = 1;
   auto solo = LoadedModel::Load(FixtureDir("e2b"), load);
   ASSERT_TRUE(solo.has_value());
-  std::mt19937 rng(7);
-  struct Case {
-    std::vector<int32_t> prompt;
-    GenerateOptions options;
-    std::vector<int32_t> expected;
-    std::optional<Result<GenerationResult>> got;
-  };
-  std::vector<Case> cases(8);
-  for (size_t i = 0; i < cases.size(); ++i) {
-    Case& c = cases[i];
-    const int length = 3 + static_cast<int>(rng() % 20);
-    for (int t = 0; t < length; ++t) c.prompt.push_back(2 + static_cast<int32_t>(rng() % 500));
-    c.options.max_new_tokens = 20 + static_cast<int64_t>(rng() % 30);
-    c.options.ignore_eos = true;
-    c.options.sampling.temperature = i % 3 == 2 ? 0.8f : 0.0f;
-    c.options.sampling.seed = i;
-    c.expected = Generate(**solo, c.prompt, c.options).tokens;
-    if (i % 4 != 3) {
-      c.options.speculative.type = SpeculativeType::kMtp;
-      c.options.speculative.draft_max = 1 + static_cast<int>(i % 5);
-    }
-  }
+  std::vector<testing::ScheduledCase> cases = testing::RandomCases(**solo, 8, 7, 20, 30, [](size_t i, GenerateOptions& options) {
+    if (i % 4 == 3) return;  // plain, beside the others
+    options.speculative.type = SpeculativeType::kMtp;
+    options.speculative.draft_max = 1 + static_cast<int>(i % 5);
+  });
   RunnerOptions runner_options;
   runner_options.num_threads = 2;
   runner_options.kv_pool = KvPoolSize::ForSequences(model->program(), 2);  // preemption
   auto runner = model->NewRunner(runner_options);
   ASSERT_TRUE(runner.has_value()) << runner.error().ToString();
   Scheduler scheduler(**runner, nullptr);
-  for (Case& c : cases) {
-    Request request;
-    request.prompt = c.prompt;
-    request.options = c.options;
-    request.on_done = [&c](RequestId, Result<GenerationResult> result) { c.got = std::move(result); };
-    ASSERT_TRUE(scheduler.Submit(std::move(request)).has_value());
-  }
-  ASSERT_TRUE(scheduler.RunUntilIdle().ok());
+  testing::RunScheduled(scheduler, cases);
   int64_t drafted = 0;
   for (size_t i = 0; i < cases.size(); ++i) {
     ASSERT_TRUE(cases[i].got.has_value()) << i;

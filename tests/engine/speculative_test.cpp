@@ -13,6 +13,7 @@
 #include "engine/speculative.h"
 #include "io/json_file.h"
 #include "kiln/kiln.h"
+#include "scheduled_cases.h"
 
 namespace kiln {
 namespace {
@@ -206,28 +207,11 @@ TEST(Speculative, ScheduledRequestsEqualPlainSoloRuns) {
     return solo;
   }());
   ASSERT_TRUE(solo_model.has_value());
-  std::mt19937 rng(5);
-  struct Case {
-    std::vector<int32_t> prompt;
-    GenerateOptions options;
-    std::vector<int32_t> expected;
-    std::optional<Result<GenerationResult>> got;
-  };
-  std::vector<Case> cases(10);
-  for (size_t i = 0; i < cases.size(); ++i) {
-    Case& c = cases[i];
-    const int length = 3 + static_cast<int>(rng() % 20);
-    for (int t = 0; t < length; ++t) c.prompt.push_back(2 + static_cast<int32_t>(rng() % 500));
-    c.options.max_new_tokens = 20 + static_cast<int64_t>(rng() % 40);
-    c.options.ignore_eos = true;
-    c.options.sampling.temperature = i % 3 == 2 ? 0.8f : 0.0f;
-    c.options.sampling.seed = i;
-    c.expected = Generate(**solo_model, c.prompt, c.options).tokens;
-    if (i % 4 != 3) {  // every fourth one decodes plainly beside the others
-      c.options.speculative.type = SpeculativeType::kNgram;
-      c.options.speculative.draft_max = 1 + static_cast<int>(i % 6);
-    }
-  }
+  std::vector<testing::ScheduledCase> cases = testing::RandomCases(**solo_model, 10, 5, 20, 40, [](size_t i, GenerateOptions& options) {
+    if (i % 4 == 3) return;  // every fourth one decodes plainly beside the others
+    options.speculative.type = SpeculativeType::kNgram;
+    options.speculative.draft_max = 1 + static_cast<int>(i % 6);
+  });
   RunnerOptions runner_options;
   runner_options.num_threads = 2;
   // Room for two sequences at the full context: the four running ones preempt each other.
@@ -235,14 +219,7 @@ TEST(Speculative, ScheduledRequestsEqualPlainSoloRuns) {
   auto runner = (*model)->NewRunner(runner_options);
   ASSERT_TRUE(runner.has_value()) << runner.error().ToString();
   Scheduler scheduler(**runner, nullptr);
-  for (Case& c : cases) {
-    Request request;
-    request.prompt = c.prompt;
-    request.options = c.options;
-    request.on_done = [&c](RequestId, Result<GenerationResult> result) { c.got = std::move(result); };
-    ASSERT_TRUE(scheduler.Submit(std::move(request)).has_value());
-  }
-  ASSERT_TRUE(scheduler.RunUntilIdle().ok());
+  testing::RunScheduled(scheduler, cases);
   int64_t accepted = 0;
   for (size_t i = 0; i < cases.size(); ++i) {
     ASSERT_TRUE(cases[i].got.has_value()) << i;
