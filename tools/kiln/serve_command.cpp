@@ -38,6 +38,7 @@ const char kUsage[] =
     "  --quant q8_0|q4_0|q4_k_m|q6_k|fp8  weights quantized by that recipe (docs/quantization.md)\n"
     "  --spec-type ngram    speculative decoding by prompt lookup for every request (same output;\n"
     "                       docs/speculative.md)   --draft-max N  tokens drafted per step (default 8)\n"
+    "  --spec-type mtp      the same with the model's MTP assistant: --draft, or the one in MODEL/mtp\n"
     "  --draft MODEL        speculative decoding with a smaller model of the same tokenizer drafting\n"
     "                       for every request (--spec-type draft; loaded with the flags above), or\n"
     "                       with the model's Gemma 4 MTP assistant (--spec-type mtp, told by its config)\n";
