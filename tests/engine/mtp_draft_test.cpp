@@ -28,7 +28,7 @@ std::string AssistantDir(const std::string& target, const std::string& assistant
 
 std::unique_ptr<LoadedModel> LoadWithAssistant(const std::string& target, const std::string& assistant, LoadOptions options = {}) {
   options.assistant = FixtureDir(target) + "/" + assistant;
-  if (options.num_threads == 0) options.num_threads = 2;
+  if (options.num_threads == 0) options.num_threads = 1;  // tiny fixtures: one thread is fastest, beside other tests too
   auto model = LoadedModel::Load(FixtureDir(target), options);
   EXPECT_TRUE(model.has_value()) << model.error().ToString();
   return model.has_value() ? std::move(*model) : nullptr;

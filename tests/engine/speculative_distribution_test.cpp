@@ -53,7 +53,7 @@ TEST(SpeculativeDistribution, TheVerifiedTokenFollowsPlainSampling) {
   LoadOptions load;
   load.max_context = 128;
   load.max_tokens = 32;
-  load.num_threads = 2;
+  load.num_threads = 1;  // thousands of short runs: a second worker only waits (and starves beside other tests)
   auto model = LoadedModel::Load(KILN_BUNDLED_MODEL_DIR, load);
   ASSERT_TRUE(model.has_value()) << model.error().ToString();
   auto session = (*model)->NewSession();
@@ -78,7 +78,7 @@ TEST(SpeculativeDistribution, TheVerifiedTokenFollowsPlainSampling) {
   speculative.speculative.draft_max = 4;
   speculative.speculative.adaptive = false;
 
-  constexpr int kSeeds = 1000;
+  constexpr int kSeeds = 500;
   std::map<int32_t, int> plain_third, speculative_third, always_accept_third;
   int64_t accepted = 0;
   for (int seed = 0; seed < kSeeds; ++seed) {
@@ -99,7 +99,7 @@ TEST(SpeculativeDistribution, TheVerifiedTokenFollowsPlainSampling) {
     ASSERT_TRUE(drafted.has_value() && *drafted == 2);
     ++always_accept_third[drafts[1]];
   }
-  EXPECT_GT(accepted, kSeeds / 4);  // the rule was exercised: drafts were accepted, and rejected
+  EXPECT_GT(accepted, kSeeds / 5);  // the rule was exercised: drafts were accepted, and rejected
   EXPECT_LT(accepted, 3 * kSeeds);
   const auto [statistic, degrees] = TwoSampleChiSquare(plain_third, speculative_third);
   ASSERT_GT(degrees, 2);
