@@ -87,9 +87,7 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
   TRY(options.sampling.Validate());
   TRY(options.speculative.Validate());
   const bool mtp = options.speculative.enabled() && options.speculative.type == SpeculativeType::kMtp;
-  if (mtp && !session_.runner().has_drafter()) {
-    return Error(ErrorCode::kInvalidArgument, "speculative type mtp needs the model loaded with its MTP assistant (--draft ASSISTANT, or compiled in by kiln compile --draft)");
-  }
+  if (mtp) TRY(CheckMtpDrafter(session_.runner()));
   if (prompt.empty()) return Error(ErrorCode::kInvalidArgument, "the prompt is empty: give at least one token");
   if (options.max_new_tokens < 0) {
     return Error(ErrorCode::kInvalidArgument, "max tokens must be >= 0, got " + std::to_string(options.max_new_tokens));

@@ -8,6 +8,12 @@
 
 namespace kiln {
 
+Status CheckMtpDrafter(const Runner& runner) {
+  if (runner.has_drafter()) return Status::Ok();
+  return Error(ErrorCode::kInvalidArgument,
+               "speculative type mtp needs the model loaded with its MTP assistant (--draft ASSISTANT, or compiled in by kiln compile --draft)");
+}
+
 bool IsMtpAssistant(const std::string& dir) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) return false;

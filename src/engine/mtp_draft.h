@@ -30,6 +30,10 @@ struct MtpJob {
 // position over the jobs still drafting.
 Status DraftWithMtp(Runner& runner, std::span<const MtpJob> jobs);
 
+// OK when `runner`'s program has an MTP drafter; else kInvalidArgument saying how to load one (the
+// generator's and the scheduler's refusal of speculative type mtp).
+Status CheckMtpDrafter(const Runner& runner);
+
 // Whether `dir` holds an MTP assistant's checkpoint (its config.json says so), which drafts
 // compiled into its target (LoadOptions::assistant) rather than as a model of its own.
 bool IsMtpAssistant(const std::string& dir);

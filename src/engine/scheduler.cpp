@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "engine/mtp_draft.h"
 #include "engine/sampler.h"
 #include "engine/token_stream.h"
 
@@ -64,9 +65,7 @@ Status Scheduler::Check(const Request& request) const {
                                                     std::to_string(runner_.vocab_size()));
     }
   }
-  if (speculative == SpeculativeType::kMtp && !runner_.has_drafter()) {
-    return Error(ErrorCode::kInvalidArgument, "speculative type mtp needs the model loaded with its MTP assistant (--draft ASSISTANT, or compiled in by kiln compile --draft)");
-  }
+  if (speculative == SpeculativeType::kMtp) TRY(CheckMtpDrafter(runner_));
   if (request.prompt.empty()) return Error(ErrorCode::kInvalidArgument, "the prompt is empty: give at least one token");
   if (request.options.max_new_tokens < 0) {
     return Error(ErrorCode::kInvalidArgument, "max tokens must be >= 0, got " + std::to_string(request.options.max_new_tokens));

@@ -213,7 +213,6 @@ Status Runner::Draft(std::span<const DraftEntry> entries, std::span<float> hidde
   io.block_tables = std::span<const int32_t>(block_tables_.data(), N * static_cast<size_t>(stride));
   io.num_sequences = n;
   const bool on_device = logits.empty() && placed_->SupportsRowSampling();
-  std::vector<float> host_logits;
   if (on_device) {
     greedy_.assign(N, RowSampling{});
     drawn_.resize(N);
@@ -221,8 +220,8 @@ Status Runner::Draft(std::span<const DraftEntry> entries, std::span<float> hidde
     io.sampled = drawn_.data();
   } else {
     if (logits.empty()) {
-      host_logits.resize(N * static_cast<size_t>(vocab_size_));
-      logits = host_logits;
+      draft_logits_.resize(N * static_cast<size_t>(vocab_size_));  // kept: no allocation per draft step
+      logits = draft_logits_;
     }
     io.logits = logits.data();
   }

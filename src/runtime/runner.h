@@ -123,6 +123,7 @@ class Runner {
   std::vector<int32_t> token_ids_, positions_, sequences_, logit_rows_, block_tables_, read_positions_;
   std::vector<RowSampling> greedy_;    // Draft on the device: one greedy draw per row
   std::vector<SampledToken> drawn_;
+  std::vector<float> draft_logits_;    // Draft on the host: the rows it takes the argmax of
   std::vector<uint64_t> mask_;  // the allowed-token bitset of constrained device decoding
 };
 
