@@ -1,13 +1,16 @@
-// Speculative decoding on a real model: plain greedy decoding against prompt lookup with several
-// draft sizes, on prose and on an input-grounded task, same process, same model.
+// Speculative decoding on a real model: plain greedy decoding against prompt lookup and an MTP
+// drafter with several draft sizes, on prose and on an input-grounded task, same process, same
+// model.
 //
-//   kiln_spec_bench [MODEL] [--device cpu|cuda] [--tokens N] [--reps R] [--threads T]
+//   kiln_spec_bench [MODEL] [--device cpu|cuda] [--tokens N] [--reps R] [--threads T] [--mtp ASSISTANT]
 //
-// MODEL defaults to the bundled model. Two prompts: "prose" continues an original passage;
-// "grounded" gives a passage twice and the start of a third copy, so the continuation can be
-// taken from the input. For each, plain decoding and --draft-max 2, 4, 8 generate N tokens
-// (median of R runs); the outputs must be identical (the bench fails otherwise), and the table
-// gives tokens/s, target steps, drafted and accepted tokens and the speedup over plain.
+// MODEL defaults to the bundled model; --mtp ASSISTANT adds MTP rows (default: MODEL/mtp when it
+// holds an assistant). Two prompts: "prose" continues an original passage; "grounded" gives a
+// passage twice and the start of a third copy, so the continuation can be taken from the input.
+// For each, plain decoding and each drafter with --draft-max 2, 4, 8 generate N tokens (median of
+// R runs); the outputs must be identical (the bench fails otherwise), and the table gives
+// tokens/s, target steps, drafted and accepted tokens, the acceptance by draft position and the
+// speedup over plain.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -18,6 +21,7 @@
 #include "engine/generator.h"
 #include "engine/model_loader.h"
 #include "engine/model_text.h"
+#include "engine/mtp_draft.h"
 
 namespace kiln {
 namespace {
@@ -30,13 +34,28 @@ constexpr const char kPassage[] =
 
 struct Row {
   std::string task;
+  SpeculativeType type = SpeculativeType::kNone;
   int draft_max = 0;
   double tokens_per_second = 0;
   int64_t steps = 0, drafted = 0, accepted = 0;
+  std::vector<int64_t> drafted_by_position, accepted_by_position;
 };
 
+// "1: 80%, 2: 55%, 3: 31%": of the rounds that drafted a position, the share accepted there.
+std::string ByPosition(const Row& row) {
+  std::string text;
+  for (size_t i = 0; i < row.drafted_by_position.size() && i < 8; ++i) {
+    if (row.drafted_by_position[i] == 0) continue;
+    char part[32];
+    std::snprintf(part, sizeof(part), "%s%zu: %.0f%%", text.empty() ? "" : ", ", i + 1,
+                  100.0 * static_cast<double>(row.accepted_by_position[i]) / static_cast<double>(row.drafted_by_position[i]));
+    text += part;
+  }
+  return text.empty() ? "-" : text;
+}
+
 int Main(int argc, char** argv) {
-  std::string path = KILN_DEFAULT_MODEL_DIR, device = "cpu";
+  std::string path = KILN_DEFAULT_MODEL_DIR, device = "cpu", assistant;
   int64_t tokens = 128, reps = 3;
   int threads = 0;
   for (int i = 1; i < argc; ++i) {
@@ -46,6 +65,7 @@ int Main(int argc, char** argv) {
     else if (arg == "--tokens") tokens = std::stoll(value());
     else if (arg == "--reps") reps = std::stoll(value());
     else if (arg == "--threads") threads = std::stoi(value());
+    else if (arg == "--mtp") assistant = value();
     else if (arg.rfind("--", 0) == 0) {
       std::fprintf(stderr, "kiln_spec_bench: unknown option %s\n", arg.c_str());
       return 2;
@@ -58,6 +78,8 @@ int Main(int argc, char** argv) {
   load.max_context = 1024;
   load.max_tokens = 256;
   load.num_threads = threads;
+  if (assistant.empty() && IsMtpAssistant(path + "/mtp")) assistant = path + "/mtp";
+  load.assistant = assistant;
   auto model = LoadedModel::Load(path, load);
   if (!model) {
     std::fprintf(stderr, "kiln_spec_bench: %s\n", model.error().ToString().c_str());
@@ -83,14 +105,17 @@ int Main(int argc, char** argv) {
   for (const auto& [task, prompt_text] : tasks) {
     const std::vector<int32_t> prompt = EncodePlain(*text->tokenizer, prompt_text);
     std::vector<int32_t> plain_tokens;
-    for (int draft_max : {0, 2, 4, 8}) {
+    std::vector<std::pair<SpeculativeType, int>> runs = {{SpeculativeType::kNone, 0}};
+    for (SpeculativeType type : {SpeculativeType::kNgram, SpeculativeType::kMtp}) {
+      if (type == SpeculativeType::kMtp && assistant.empty()) continue;
+      for (int draft_max : {2, 4, 8}) runs.push_back({type, draft_max});
+    }
+    for (const auto& [type, draft_max] : runs) {
       GenerateOptions options;
       options.max_new_tokens = tokens;
       options.ignore_eos = true;
-      if (draft_max > 0) {
-        options.speculative.type = SpeculativeType::kNgram;
-        options.speculative.draft_max = draft_max;
-      }
+      options.speculative.type = type;
+      if (draft_max > 0) options.speculative.draft_max = draft_max;
       std::vector<double> rates;
       GenerationResult last;
       for (int64_t rep = 0; rep <= reps; ++rep) {  // rep 0 warms up
@@ -107,25 +132,28 @@ int Main(int argc, char** argv) {
       if (draft_max == 0) {
         plain_tokens = last.tokens;
       } else if (last.tokens != plain_tokens) {
-        std::fprintf(stderr, "kiln_spec_bench: %s with --draft-max %d differs from plain decoding\n", task.c_str(), draft_max);
+        std::fprintf(stderr, "kiln_spec_bench: %s with %s drafts of %d differs from plain decoding\n", task.c_str(),
+                     SpeculativeTypeName(type), draft_max);
         return 1;
       }
       std::sort(rates.begin(), rates.end());
-      rows.push_back({task, draft_max, rates[rates.size() / 2], last.decode_steps, last.draft_tokens, last.accepted_draft_tokens});
+      rows.push_back({task, type, draft_max, rates[rates.size() / 2], last.decode_steps, last.draft_tokens, last.accepted_draft_tokens,
+                      last.drafted_by_position, last.accepted_by_position});
     }
   }
-  std::printf("model %s on %s (%s), %lld tokens, median of %lld\n\n", path.c_str(), (*model)->device().c_str(),
-              (*model)->program().target.c_str(), static_cast<long long>(tokens), static_cast<long long>(reps));
-  std::printf("| task | drafts | decode tok/s | steps | drafted | accepted | acceptance | speedup |\n");
-  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+  std::printf("model %s on %s (%s), %lld tokens, median of %lld%s%s\n\n", path.c_str(), (*model)->device().c_str(),
+              (*model)->program().target.c_str(), static_cast<long long>(tokens), static_cast<long long>(reps),
+              assistant.empty() ? "" : ", MTP assistant ", assistant.c_str());
+  std::printf("| task | drafter | draft max | decode tok/s | steps | drafted | accepted | acceptance | by draft position | speedup |\n");
+  std::printf("|---|---|---:|---:|---:|---:|---:|---:|---|---:|\n");
   double plain_rate = 0;
   for (const Row& row : rows) {
     if (row.draft_max == 0) plain_rate = row.tokens_per_second;
     const double acceptance = row.drafted > 0 ? 100.0 * static_cast<double>(row.accepted) / static_cast<double>(row.drafted) : 0;
-    std::printf("| %s | %s | %.1f | %lld | %lld | %lld | %.1f%% | %.2fx |\n", row.task.c_str(),
-                row.draft_max == 0 ? "plain" : std::to_string(row.draft_max).c_str(), row.tokens_per_second,
-                static_cast<long long>(row.steps), static_cast<long long>(row.drafted), static_cast<long long>(row.accepted),
-                acceptance, row.tokens_per_second / plain_rate);
+    std::printf("| %s | %s | %s | %.1f | %lld | %lld | %lld | %.1f%% | %s | %.2fx |\n", row.task.c_str(),
+                row.draft_max == 0 ? "plain" : SpeculativeTypeName(row.type), row.draft_max == 0 ? "-" : std::to_string(row.draft_max).c_str(),
+                row.tokens_per_second, static_cast<long long>(row.steps), static_cast<long long>(row.drafted),
+                static_cast<long long>(row.accepted), acceptance, ByPosition(row).c_str(), row.tokens_per_second / plain_rate);
   }
   return 0;
 }

@@ -26,7 +26,8 @@ With --copy-drafter it writes only <fixtures>/<target>/mtp_copy/ (numpy alone; s
 make_copy_drafter): an assistant that mostly drafts its input token again, for tests where drafts
 must sometimes be accepted.
 
-It writes <fixtures>/<target>/mtp/:
+It writes <fixtures>/<target>/mtp/, and for e2b also mtp_centroid/ (the same with the E2B/E4B
+centroid-masked head, use_ordered_embeddings: CENTROIDS centroids, the best CENTROID_TOP_K kept):
     config.json, model.safetensors    the assistant (fp32, save_pretrained)
     reference.json                     t values, K, draft tokens per round, sanity numbers
     draft_logits.npy                   float32 [rounds * K, V]: the assistant's logits, round-major
@@ -61,6 +62,9 @@ NORM_MEAN, NORM_STD = 1.0, 0.3
 LAYER_SCALAR_RANGE = (0.5, 1.5)
 FFN_STD_MULT = 0.7
 MIN_MARGIN = 1e-2
+# The centroid-masked head of the e2b fixtures' drafters: 16 centroids of 32 tokens (V = 512),
+# the best 4 kept (128 tokens), as E2B's 2048 of 128 with the best 32.
+CENTROIDS, CENTROID_TOP_K = 16, 4
 
 
 def assistant_classes():
@@ -130,10 +134,12 @@ def randomize(model, seed):
             b.uniform_(*LAYER_SCALAR_RANGE, generator=g)
 
 
-def build_assistant(target, seed):
+def build_assistant(target, seed, centroids=False):
     config_cls, model_cls = assistant_classes()
+    head = dict(use_ordered_embeddings=True, num_centroids=CENTROIDS, centroid_intermediate_top_k=CENTROID_TOP_K) if centroids \
+        else dict(use_ordered_embeddings=False)
     cfg = config_cls(text_config=assistant_text_config(target), backbone_hidden_size=target["hidden_size"],
-                     use_ordered_embeddings=False, tie_word_embeddings=True)
+                     tie_word_embeddings=True, **head)
     torch.manual_seed(seed)
     try:
         model = model_cls._from_config(cfg, attn_implementation="eager")
@@ -142,6 +148,13 @@ def build_assistant(target, seed):
         model = model_cls(cfg)
     model = model.float().eval()
     randomize(model, seed)
+    if centroids:
+        # A random token ordering (transformers' initial one may be the identity).
+        orderings = [b for n, b in model.named_buffers() if n.endswith("token_ordering")]
+        if len(orderings) != 1:
+            raise RuntimeError(f"expected one token_ordering buffer, found {[n for n, _ in model.named_buffers()]}")
+        g = torch.Generator().manual_seed(seed + 7)
+        orderings[0].copy_(torch.randperm(orderings[0].numel(), generator=g).to(orderings[0].dtype))
     return model
 
 
@@ -175,8 +188,8 @@ def draft_round(target, assistant, prompt, hidden, shared, t):
     return tokens, torch.stack(logits), torch.stack(states), margins
 
 
-def make(fixtures, name, seed):
-    print(f"== {name}", flush=True)
+def make(fixtures, name, seed, out_name="mtp", centroids=False):
+    print(f"== {name}/{out_name}", flush=True)
     base = os.path.join(fixtures, name)
     reference = json.load(open(os.path.join(base, "reference.json")))
     prompt = reference["prompt"]
@@ -188,15 +201,25 @@ def make(fixtures, name, seed):
     hidden, shared = target_states(target, prompt)
     print(f"  shared KV: { {k: tuple(v[0].shape) for k, v in shared.items()} }", flush=True)
     for attempt in range(8):
-        assistant = build_assistant(target_json, seed + 100 * attempt)
+        assistant = build_assistant(target_json, seed + 100 * attempt, centroids)
         results = [draft_round(target, assistant, prompt, hidden, shared, t) for t in rounds_t]
         margin = min(min(r[3]) for r in results)
         print(f"  seed {seed + 100 * attempt}: min top1-top2 margin {margin:.3g}", flush=True)
         if margin >= MIN_MARGIN:
             break
-    out = os.path.join(base, "mtp")
+    out = os.path.join(base, out_name)
     shutil.rmtree(out, ignore_errors=True)
     assistant.save_pretrained(out, safe_serialization=True)
+    if centroids:
+        # The token ordering is part of the checkpoint (the E2B/E4B drafters ship it as I64).
+        from safetensors.torch import load_file, save_file
+        path = os.path.join(out, "model.safetensors")
+        stored = load_file(path)
+        if not any(k.endswith("token_ordering") for k in stored):
+            ordering = [b for n, b in assistant.named_buffers() if n.endswith("token_ordering")][0]
+            stored["masked_embedding.token_ordering"] = ordering.to(torch.int64).contiguous()
+            save_file(stored, path, metadata={"format": "pt"})
+        print(f"  stored: {sorted(k for k in stored if 'masked' in k)}", flush=True)
     np.save(os.path.join(out, "draft_logits.npy"), torch.cat([r[1] for r in results]).numpy().astype(np.float32))
     np.save(os.path.join(out, "draft_hidden.npy"), torch.cat([r[2] for r in results]).numpy().astype(np.float32))
     np.save(os.path.join(out, "target_hidden.npy"), hidden.numpy().astype(np.float32))
@@ -233,11 +256,13 @@ def read_safetensors(path):
 
 
 def write_safetensors(path, tensors):
+    """F32 tensors, and I64 for integer arrays (a centroid head's token ordering)."""
     import struct
     header, blobs, offset = {}, [], 0
     for name, value in tensors.items():
-        blob = np.ascontiguousarray(value, dtype=np.float32).tobytes()
-        header[name] = {"dtype": "F32", "shape": list(value.shape), "data_offsets": [offset, offset + len(blob)]}
+        integer = np.issubdtype(np.asarray(value).dtype, np.integer)
+        blob = np.ascontiguousarray(value, dtype=np.int64 if integer else np.float32).tobytes()
+        header[name] = {"dtype": "I64" if integer else "F32", "shape": list(value.shape), "data_offsets": [offset, offset + len(blob)]}
         offset += len(blob)
         blobs.append(blob)
     text = json.dumps(header).encode()
@@ -246,12 +271,16 @@ def write_safetensors(path, tensors):
         f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
-def make_copy_drafter(fixtures, name, seed=2201):
+def make_copy_drafter(fixtures, name, seed=2201, centroids=0, top_k=0):
     """A numpy-made assistant for `name` that mostly drafts its input token again: its hidden size
     is the target's, pre_projection is [I | 0.3 R] (the target's own embedding, plus a little of the
     hidden state), its layers add small random terms, and its LM head is the target's embedding
     table. Targets repeat tokens often enough for it to be accepted sometimes, so speculative
-    rounds with partial acceptance (and the hidden state of the accepted row) are exercised."""
+    rounds with partial acceptance (and the hidden state of the accepted row) are exercised.
+
+    With `centroids` it writes mtp_copy_centroid/ instead: the same drafter with the E2B/E4B
+    centroid-masked head (use_ordered_embeddings; random centroids and a random token ordering),
+    so that only the tokens of its `top_k` best centroids keep their logits."""
     base = os.path.join(fixtures, name)
     target = json.load(open(os.path.join(base, "config.json")))
     weights = read_safetensors(os.path.join(base, "model.safetensors"))
@@ -288,6 +317,12 @@ def make_copy_drafter(fixtures, name, seed=2201):
         t[p + "self_attn.o_proj.weight"] = rng.normal(0, 0.05 / math.sqrt(heads * d), (H, heads * d))
         t[p + "self_attn.q_norm.weight"] = rng.normal(0.4, 0.1, (d,))
     out = os.path.join(base, "mtp_copy")
+    if centroids:
+        extra = np.random.default_rng(seed + 1)
+        config.update(use_ordered_embeddings=True, num_centroids=centroids, centroid_intermediate_top_k=top_k)
+        t["masked_embedding.centroids.weight"] = extra.normal(0, 1 / math.sqrt(H), (centroids, H))
+        t["masked_embedding.token_ordering"] = extra.permutation(V).astype(np.int64)
+        out += "_centroid"
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
     json.dump(config, open(os.path.join(out, "config.json"), "w"), indent=1)
@@ -305,14 +340,17 @@ def main():
         for name in TARGETS:
             if not args.only or name == args.only:
                 make_copy_drafter(args.fixtures, name)
+        if not args.only or args.only == "e2b":  # E2B's real drafter has the centroid head
+            make_copy_drafter(args.fixtures, "e2b", centroids=CENTROIDS, top_k=CENTROID_TOP_K)
         return
     torch.set_grad_enabled(False)
     ok = True
-    for name, seed in TARGETS.items():
+    variants = [(name, seed, "mtp", False) for name, seed in TARGETS.items()] + [("e2b", TARGETS["e2b"] + 50, "mtp_centroid", True)]
+    for name, seed, out_name, centroids in variants:
         if args.only and name != args.only:
             continue
         try:
-            ok = make(args.fixtures, name, seed) and ok
+            ok = make(args.fixtures, name, seed, out_name, centroids) and ok
         except Exception:
             traceback.print_exc()
             ok = False

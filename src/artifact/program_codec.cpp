@@ -190,9 +190,11 @@ Result<DecodedProgram> DecodeProgram(std::span<const uint8_t> bytes, const Kerne
     weight.name = r.String();
     weight.tensor_name = r.String();
     const uint8_t dtype = r.U8();
-    weight.dtype = IsKnownDType(dtype) ? static_cast<DType>(dtype) : DType::kI32;
     const uint8_t source_dtype = r.U8();
-    weight.source_dtype = IsKnownDType(source_dtype) ? static_cast<DType>(source_dtype) : DType::kI32;
+    if (r.ok() && !IsKnownDType(dtype)) return Malformed("weight '" + weight.name + "' has an invalid dtype");
+    if (r.ok() && !IsKnownDType(source_dtype)) return Malformed("weight '" + weight.name + "' has an invalid source dtype");
+    weight.dtype = static_cast<DType>(dtype);
+    weight.source_dtype = static_cast<DType>(source_dtype);
     weight.shape.resize(static_cast<size_t>(std::min<uint64_t>(r.Count(8), 4)));
     for (int64_t& d : weight.shape) d = r.I64();
     decoded.weight_offsets.push_back(r.U64());
@@ -201,8 +203,6 @@ Result<DecodedProgram> DecodeProgram(std::span<const uint8_t> bytes, const Kerne
     for (int64_t d : weight.shape) {
       if (d < 1 || __builtin_mul_overflow(elements, d, &elements) || elements > (int64_t{1} << 40)) return Malformed("weight '" + weight.name + "' has an invalid shape");
     }
-    if (weight.dtype == DType::kI32) return Malformed("weight '" + weight.name + "' has an invalid dtype");
-    if (weight.source_dtype == DType::kI32) return Malformed("weight '" + weight.name + "' has an invalid source dtype");
     // Only a recipe changes a weight's dtype, and it packs only float sources (weight_packing.h).
     if (weight.source_dtype != weight.dtype &&
         (program.quant_recipe == QuantRecipe::kNone || IsBlockDType(weight.source_dtype))) {

@@ -72,6 +72,11 @@ Result<int32_t> BindWeight(Value& value, const WeightLookup& lookup, std::vector
                                               std::to_string(spec.shape.empty() ? 0 : spec.shape.back()) + " elements are not whole " +
                                               std::to_string(DTypeBlockElements(spec.dtype)) + "-element blocks");
   }
+  if ((spec.dtype == DType::kI32) != (value.dtype == DType::kI32)) {
+    return Error(ErrorCode::kMalformed, "tensor '" + spec.tensor_name + "' is " + DTypeName(spec.dtype) + ", but " +
+                                            (value.dtype == DType::kI32 ? "it is a table of token ids (I32 or I64)"
+                                                                        : "a weight is floating point or a block format"));
+  }
   value.dtype = spec.dtype;
   weights.push_back({value.name, spec.tensor_name, spec.dtype, spec.dtype, spec.shape});
   const int32_t index = static_cast<int32_t>(weights.size() - 1);

@@ -45,7 +45,7 @@ WeightLookup CheckpointLookup(const Checkpoint& checkpoint, std::vector<std::str
 // Without weights: every tensor is assumed to have the config's shape and dtype.
 WeightLookup ConfigOnlyLookup(DType dtype) {
   return [dtype](const Value& expected) -> Result<WeightSpec> {
-    WeightSpec spec{expected.name, dtype, {}};
+    WeightSpec spec{expected.name, expected.dtype == DType::kI32 ? DType::kI32 : dtype, {}};  // integer tables stay integer
     for (const Dim& d : expected.shape.dims) spec.shape.push_back(d.value);
     return spec;
   };
@@ -263,6 +263,7 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadCheckpoint(const std::stri
     if (model->checkpoint_) {
       Result<Checkpoint> weights = Checkpoint::Open(options.assistant);
       if (!weights) return weights.error().WithContext("MTP assistant " + options.assistant);
+      if (Status narrowed = weights->NarrowIntegerTensors(); !narrowed.ok()) return narrowed.error().WithContext("MTP assistant " + options.assistant);
       TRY(model->checkpoint_->Merge(std::move(weights).value(), "mtp.", "model."));
     }
   }

@@ -79,6 +79,10 @@ enum class OpKind : uint8_t {
                      //  router_scale[H], per_expert_scale[E], gate_up[E, 2M, H], down[E, H, M])
                      //  -> [T, H]
   kConcatColumns,    // (a[R, Na], b[R, Nb]) -> [R, Na + Nb]: a's columns, then b's
+  kCentroidMask,     // (logits[R, V], scores[R, C], ordering[V] i32 weight) -> [R, V]: the logits
+                     //  of the tokens of the top_k highest-scoring centroids (centroid c owns
+                     //  tokens ordering[c*V/C, (c+1)*V/C)), every other entry the least of those
+                     //  minus 1 (the E2B/E4B MTP drafters' head; docs/speculative.md)
   kCount,
 };
 const char* OpKindName(OpKind kind);
@@ -97,7 +101,7 @@ struct OpAttrs {
   int64_t column_offset = 0;   // slice_columns
   int32_t cache_index = -1;    // kv_append, attention
   int64_t window = 0;          // attention: sliding window (0 = full causal)
-  int64_t top_k = 0;           // moe: experts per token
+  int64_t top_k = 0;           // moe: experts per token; centroid_mask: centroids kept
 };
 
 struct Op {

@@ -49,7 +49,6 @@ std::string CheckValue(const Value& v, int32_t input_index) {
       return "";
     case ValueKind::kWeight:
       for (const Dim& d : v.shape.dims) if (d.symbol != DimSymbol::kNone) return "is a weight with a symbolic dim";
-      if (v.dtype == DType::kI32) return "is an integer weight";
       // Block formats (quantized weights) only where each row is whole blocks.
       if (IsBlockDType(v.dtype) && !DTypeRowsFit(v.dtype, v.shape.dims.back().value)) return "has rows that are not whole blocks of its dtype";
       return "";
@@ -86,6 +85,7 @@ Arity ArityOf(OpKind kind) {
     case OpKind::kGatherRows: return {2, 1};
     case OpKind::kMoe: return {7, 1};
     case OpKind::kConcatColumns: return {2, 1};
+    case OpKind::kCentroidMask: return {3, 1};
     case OpKind::kCount: break;
   }
   return {0, 0};
@@ -166,6 +166,12 @@ Status Graph::Validate() const {
         return fail("reads a step input where it expects a tensor");
       }
     }
+    // The one integer weight kiln computes with: a centroid head's token ordering.
+    for (size_t i = 0; i < op.inputs.size(); ++i) {
+      if (op.inputs[i] >= 0 && in(i).kind == ValueKind::kWeight && (in(i).dtype == DType::kI32) != (op.kind == OpKind::kCentroidMask && i == 2)) {
+        return fail(in(i).dtype == DType::kI32 ? "reads an integer weight" : "expects an i32 token ordering");
+      }
+    }
     auto cache = [&]() -> const CacheDecl* {
       if (a.cache_index < 0 || static_cast<size_t>(a.cache_index) >= caches_.size()) return nullptr;
       const CacheDecl& c = caches_[static_cast<size_t>(a.cache_index)];
@@ -243,6 +249,16 @@ Status Graph::Validate() const {
         }
         if ((!is_activation(0) && op.inputs[0] != hidden_id) || (!is_activation(1) && op.inputs[1] != hidden_id)) return fail("expects activations");
         break;
+      case OpKind::kCentroidMask: {
+        if (!is_activation(0) || !is_activation(1) || !SameShape(in(0).shape, out->shape) || in(0).shape.dims.size() != 2 ||
+            in(1).shape.dims.size() != 2 || !SameDim(in(0).shape.dims[0], in(1).shape.dims[0]) || !is_weight(2, 1)) {
+          return fail("expects (logits [rows, V], centroid scores [rows, C], ordering [V]) -> [rows, V]");
+        }
+        const int64_t vocab = columns(in(0)), centroids = columns(in(1));
+        if (columns(in(2)) != vocab || vocab % centroids != 0) return fail("the ordering is not V entries, C groups of V / C tokens");
+        if (a.top_k < 1 || a.top_k > centroids) return fail("top_k outside [1, centroids]");
+        break;
+      }
       case OpKind::kMoe: {
         if (!is_activation(0) || !is_activation(1) || !SameShape(in(0).shape, in(1).shape) || !SameShape(in(0).shape, out->shape)) return fail("x, h and output shapes differ");
         if (!is_weight(2, 2) || !is_weight(3, 1) || !is_weight(4, 1) || !is_weight(5, 3) || !is_weight(6, 3)) return fail("expects router [E, H], scale [H], per-expert [E], gate_up [E, 2M, H], down [E, H, M]");

@@ -229,6 +229,28 @@ Status Checkpoint::Merge(Checkpoint other, const std::string& prefix, const std:
   return Status::Ok();
 }
 
+Status Checkpoint::NarrowIntegerTensors() {
+  for (auto& [name, info] : tensors_) {
+    if (info.dtype_name != "I64") continue;
+    std::vector<int32_t> narrowed(static_cast<size_t>(info.num_elements()));
+    for (size_t i = 0; i < narrowed.size(); ++i) {
+      int64_t value;
+      std::memcpy(&value, info.data + i * 8, 8);  // little-endian, as safetensors stores it
+      if (value < INT32_MIN || value > INT32_MAX) {
+        return Error(ErrorCode::kMalformed, "tensor '" + name + "' (I64) in " + info.file + " holds " + std::to_string(value) +
+                                                " at element " + std::to_string(i) + ", outside the 32-bit range kiln computes with");
+      }
+      narrowed[i] = static_cast<int32_t>(value);
+    }
+    info.dtype_name = "I32";
+    info.dtype = DType::kI32;
+    info.data = reinterpret_cast<const uint8_t*>(narrowed.data());
+    info.size_bytes = narrowed.size() * 4;
+    narrowed_.push_back(std::move(narrowed));  // moving a vector keeps its buffer where info.data points
+  }
+  return Status::Ok();
+}
+
 const TensorInfo* Checkpoint::Find(const std::string& name) const {
   auto it = tensors_.find(name);
   return it == tensors_.end() ? nullptr : &it->second;

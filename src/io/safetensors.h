@@ -71,6 +71,10 @@ class Checkpoint {
   // mapped while this checkpoint lives. kInvalidArgument when a name is taken already.
   Status Merge(Checkpoint other, const std::string& prefix, const std::string& strip);
 
+  // I64 tensors become I32 ones, kiln's only integer type (a drafter's token ordering), copied
+  // into memory this checkpoint owns. kMalformed naming the tensor and the value that does not fit.
+  Status NarrowIntegerTensors();
+
   // nullptr when absent.
   const TensorInfo* Find(const std::string& name) const;
   const std::map<std::string, TensorInfo>& tensors() const { return tensors_; }
@@ -84,6 +88,7 @@ class Checkpoint {
   std::map<std::string, TensorInfo> tensors_;
   std::shared_ptr<const void> owner_;  // FromTensors: what maps the tensors' bytes
   std::vector<std::shared_ptr<const Checkpoint>> merged_;  // Merge: what maps their tensors' bytes
+  std::vector<std::vector<int32_t>> narrowed_;  // NarrowIntegerTensors: the I32 copies
 };
 
 }  // namespace kiln

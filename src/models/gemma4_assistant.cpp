@@ -154,7 +154,18 @@ Result<Graph> DraftGraphBuilder::Build(const Graph& target_graph) {
   x = Norm("mtp.norm", x, Mtp("norm.weight", {Hd}), Hd, Hd, rows);
   // Outputs in declaration order: the next hidden state, then the logits (no softcap).
   graph_.MarkOutput(Linear("mtp.post_projection", x, Mtp("post_projection.weight", {Hb, Hd}), Hb, rows));
-  graph_.MarkOutput(Linear("mtp.lm_head", x, Mtp("embed_tokens.weight", {V, Hd}), V, rows));
+  int32_t logits = Linear("mtp.lm_head", x, Mtp("embed_tokens.weight", {V, Hd}), V, rows);
+  if (assistant_.ordered_embeddings) {
+    // The dense logits, masked to the tokens of the best centroids: the same values transformers'
+    // sparse head computes, over the whole vocabulary.
+    const int64_t C = assistant_.num_centroids;
+    const int32_t scores = Linear("mtp.centroids", x, Mtp("masked_embedding.centroids.weight", {C, Hd}), C, rows);
+    OpAttrs mask;
+    mask.top_k = assistant_.centroid_top_k;
+    logits = Op(OpKind::kCentroidMask, "mtp.centroid_mask", {logits, scores, Weight("mtp.masked_embedding.token_ordering", {V}, DType::kI32)}, V,
+                mask, rows);
+  }
+  graph_.MarkOutput(logits);
   TRY(graph_.Validate());
   return std::move(graph_);
 }
@@ -186,6 +197,8 @@ Result<Gemma4AssistantConfig> ParseGemma4AssistantConfig(const nlohmann::json& d
     if (!it->is_boolean()) return Bad("'use_ordered_embeddings' must be true or false");
     config.ordered_embeddings = it->get<bool>();
   }
+  TRY_ASSIGN(config.num_centroids, number("num_centroids", 2048));
+  TRY_ASSIGN(config.centroid_top_k, number("centroid_intermediate_top_k", 32));
   auto text = document.find("text_config");
   if (text == document.end() || !text->is_object()) return Bad("'text_config' is missing or not an object");
   // Every layer reads the target's K/V (num_kv_shared_layers = num_hidden_layers in the file); for
@@ -202,6 +215,14 @@ Result<Gemma4AssistantConfig> ParseGemma4AssistantConfig(const nlohmann::json& d
   if (config.text.final_logit_softcap != 0.0f) return Unsupported("final_logit_softcapping in an assistant is not supported");
   for (const Gemma4LayerConfig& layer : config.text.layers) {
     if (layer.moe) return Unsupported("an assistant with MoE layers is not supported");
+  }
+  if (config.ordered_embeddings && config.text.vocab_size % config.num_centroids != 0) {
+    return Bad("num_centroids " + std::to_string(config.num_centroids) + " does not divide the vocabulary of " +
+               std::to_string(config.text.vocab_size) + " tokens");
+  }
+  if (config.ordered_embeddings && config.centroid_top_k > config.num_centroids) {
+    return Bad("centroid_intermediate_top_k " + std::to_string(config.centroid_top_k) + " exceeds num_centroids " +
+               std::to_string(config.num_centroids));
   }
   return config;
 }

@@ -41,7 +41,9 @@ Result<ModelArchitecture::DraftGraphs> Gemma4Architecture::BuildWithAssistant(co
   TRY_ASSIGN(graphs.draft, BuildGemma4DraftGraph(config_, graphs.target, assistant));
   graphs.summary = assistant.model_type + ": " + std::to_string(assistant.text.num_layers) + " layers, hidden " +
                    std::to_string(assistant.text.hidden_size) + ", " + std::to_string(assistant.text.num_heads) + " heads" +
-                   (assistant.ordered_embeddings ? ", centroid head computed densely" : "");
+                   (assistant.ordered_embeddings ? ", centroid-masked head (top " + std::to_string(assistant.centroid_top_k) + " of " +
+                                                       std::to_string(assistant.num_centroids) + " centroids)"
+                                                 : "");
   return graphs;
 }
 

@@ -56,38 +56,45 @@ TEST_F(ArtifactTest, JitAndAotAreBitIdenticalOnEveryVariant) {
 
 // An MTP assistant compiled in (kiln compile --draft): the artifact's draft step drafts what the
 // JIT program's does, bit for bit, and an assistant asked for at load of an artifact is refused.
+// e2b's mtp_copy_centroid has the centroid-masked head, whose token ordering is an i32 weight.
 TEST_F(ArtifactTest, MtpAssistantCompiledInDraftsAsJit) {
-  LoadOptions bounds = SmallBounds();
-  bounds.assistant = FixtureDir("g31b") + "/mtp_copy";
-  ArtifactCompileOptions options;
-  options.target = ParseTarget("cpu").value();
-  options.load = bounds;
-  const fs::path artifact = dir_ / "mtp.kiln";
-  ASSERT_TRUE(CompileArtifact(FixtureDir("g31b"), artifact.string(), options).ok());
-  auto jit = LoadedModel::Load(FixtureDir("g31b"), bounds);
-  auto aot = LoadedModel::Load(artifact.string(), SmallBounds());
-  ASSERT_TRUE(jit.has_value() && aot.has_value()) << (aot.has_value() ? "" : aot.error().ToString());
-  ASSERT_NE((*aot)->program().draft_step(), nullptr);
-  std::vector<std::vector<float>> outputs;
-  for (LoadedModel* model : {jit->get(), aot->get()}) {
-    auto session = model->NewSession(2);
-    ASSERT_TRUE(session.has_value());
-    const std::vector<int32_t> prompt = {2, 37, 377, 64, 34, 340, 408};
-    std::vector<float> logits(static_cast<size_t>(session->vocab_size())), hidden(static_cast<size_t>(session->runner().hidden_size()));
-    ASSERT_TRUE(session->StepInto(prompt, false, logits, hidden).ok());
-    std::vector<float> all = hidden;
-    int32_t token = 291;
-    for (int k = 0; k < 3; ++k) {
-      const Runner::DraftEntry entry{&session->sequence(), token};
-      ASSERT_TRUE(session->runner().Draft(std::span<const Runner::DraftEntry>(&entry, 1), hidden, std::span<int32_t>(&token, 1), logits).ok());
-      all.insert(all.end(), logits.begin(), logits.end());
-      all.insert(all.end(), hidden.begin(), hidden.end());
+  auto check = [&](const std::string& target, const std::string& assistant) {
+    LoadOptions bounds = SmallBounds();
+    bounds.assistant = FixtureDir(target) + "/" + assistant;
+    ArtifactCompileOptions options;
+    options.target = ParseTarget("cpu").value();
+    options.load = bounds;
+    const fs::path artifact = dir_ / (target + "-mtp.kiln");
+    ASSERT_TRUE(CompileArtifact(FixtureDir(target), artifact.string(), options).ok());
+    auto jit = LoadedModel::Load(FixtureDir(target), bounds);
+    auto aot = LoadedModel::Load(artifact.string(), SmallBounds());
+    ASSERT_TRUE(jit.has_value() && aot.has_value()) << (aot.has_value() ? "" : aot.error().ToString());
+    ASSERT_NE((*aot)->program().draft_step(), nullptr);
+    std::vector<std::vector<float>> outputs;
+    for (LoadedModel* model : {jit->get(), aot->get()}) {
+      auto session = model->NewSession(2);
+      ASSERT_TRUE(session.has_value());
+      const std::vector<int32_t> prompt = {2, 37, 377, 64, 34, 340, 408};
+      std::vector<float> logits(static_cast<size_t>(session->vocab_size())), hidden(static_cast<size_t>(session->runner().hidden_size()));
+      ASSERT_TRUE(session->StepInto(prompt, false, logits, hidden).ok());
+      std::vector<float> all = hidden;
+      int32_t token = 291;
+      for (int k = 0; k < 3; ++k) {
+        const Runner::DraftEntry entry{&session->sequence(), token};
+        ASSERT_TRUE(session->runner().Draft(std::span<const Runner::DraftEntry>(&entry, 1), hidden, std::span<int32_t>(&token, 1), logits).ok());
+        all.insert(all.end(), logits.begin(), logits.end());
+        all.insert(all.end(), hidden.begin(), hidden.end());
+      }
+      outputs.push_back(std::move(all));
     }
-    outputs.push_back(std::move(all));
+    ASSERT_EQ(outputs[0].size(), outputs[1].size());
+    EXPECT_EQ(std::memcmp(outputs[0].data(), outputs[1].data(), outputs[0].size() * sizeof(float)), 0) << "JIT and AOT drafts differ";
+    EXPECT_NE(LoadError(artifact, bounds).find("compile it in with kiln compile --draft"), std::string::npos);
+  };
+  for (const auto& [target, assistant] : {std::pair<std::string, std::string>{"g31b", "mtp_copy"}, {"e2b", "mtp_copy_centroid"}}) {
+    SCOPED_TRACE(target + "/" + assistant);
+    check(target, assistant);
   }
-  ASSERT_EQ(outputs[0].size(), outputs[1].size());
-  EXPECT_EQ(std::memcmp(outputs[0].data(), outputs[1].data(), outputs[0].size() * sizeof(float)), 0) << "JIT and AOT drafts differ";
-  EXPECT_NE(LoadError(artifact, bounds).find("compile it in with kiln compile --draft"), std::string::npos);
 }
 
 TEST_F(ArtifactTest, CompilingIsDeterministic) {

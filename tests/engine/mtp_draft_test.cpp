@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <numeric>
 #include <optional>
 #include <random>
 
@@ -14,6 +16,8 @@
 #include "engine/mtp_draft.h"
 #include "engine/scheduler.h"
 #include "io/json_file.h"
+#include "io/safetensors.h"
+#include "io/safetensors_writer.h"
 #include "io/npy.h"
 #include "kiln/kiln.h"
 #include "scheduled_cases.h"
@@ -54,33 +58,38 @@ LoadOptions CopyDrafterBounds() {
   return load;
 }
 
-class MtpReferenceTest : public ::testing::TestWithParam<std::string> {};
+struct ReferenceCase {
+  std::string target, assistant;
+};
+void PrintTo(const ReferenceCase& c, std::ostream* out) { *out << c.target << "/" << c.assistant; }
+
+class MtpReferenceTest : public ::testing::TestWithParam<ReferenceCase> {};
 
 // For each reference round at t: the target prefilled with prompt[0, t) gives the hidden state
 // transformers gives at t - 1; then each draft step's logits, post-projection state and argmax
 // match the assistant's, fed back step by step.
 TEST_P(MtpReferenceTest, DrafterMatchesTransformers) {
-  const std::string target = GetParam();
+  const std::string target = GetParam().target, assistant = GetParam().assistant;
   // The reference comes from transformers (scripts/make_mtp_fixtures.py, run where torch and
   // transformers 5.17 are installed: the GPU machine); until it has been generated there is
   // nothing to compare with, and the test says so.
-  if (!std::filesystem::exists(AssistantDir(target) + "/reference.json")) {
-    GTEST_SKIP() << "no transformers reference in " << AssistantDir(target) << ": run scripts/make_mtp_fixtures.py with transformers 5.17";
+  if (!std::filesystem::exists(AssistantDir(target, assistant) + "/reference.json")) {
+    GTEST_SKIP() << "no transformers reference in " << AssistantDir(target, assistant) << ": run scripts/make_mtp_fixtures.py with transformers 5.17";
   }
-  auto reference = ReadJsonFile(AssistantDir(target) + "/reference.json");
+  auto reference = ReadJsonFile(AssistantDir(target, assistant) + "/reference.json");
   ASSERT_TRUE(reference.has_value()) << reference.error().ToString();
   auto prompt_json = ReadJsonFile(FixtureDir(target) + "/reference.json");
   ASSERT_TRUE(prompt_json.has_value());
   const std::vector<int32_t> prompt = (*prompt_json)["prompt"].get<std::vector<int32_t>>();
-  auto logits = ReadNpyF32(AssistantDir(target) + "/draft_logits.npy");
-  auto hidden = ReadNpyF32(AssistantDir(target) + "/draft_hidden.npy");
-  auto target_hidden = ReadNpyF32(AssistantDir(target) + "/target_hidden.npy");
+  auto logits = ReadNpyF32(AssistantDir(target, assistant) + "/draft_logits.npy");
+  auto hidden = ReadNpyF32(AssistantDir(target, assistant) + "/draft_hidden.npy");
+  auto target_hidden = ReadNpyF32(AssistantDir(target, assistant) + "/target_hidden.npy");
   ASSERT_TRUE(logits.has_value() && hidden.has_value() && target_hidden.has_value());
   const int64_t steps = (*reference)["draft_steps"].get<int64_t>();
   const auto rounds = (*reference)["rounds"].get<std::vector<int64_t>>();
   const auto draft_tokens = (*reference)["draft_tokens"].get<std::vector<std::vector<int32_t>>>();
 
-  auto model = LoadWithAssistant(target, "mtp");
+  auto model = LoadWithAssistant(target, assistant);
   ASSERT_NE(model, nullptr);
   auto session = model->NewSession();
   ASSERT_TRUE(session.has_value()) << session.error().ToString();
@@ -116,13 +125,79 @@ TEST_P(MtpReferenceTest, DrafterMatchesTransformers) {
   EXPECT_TRUE(past_window);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, MtpReferenceTest, ::testing::Values("g31b", "e2b"));
+// "mtp_centroid": e2b's drafter with the E2B/E4B centroid-masked head (every entry of its
+// logits compared, the filler of the masked-out tokens included).
+INSTANTIATE_TEST_SUITE_P(Fixtures, MtpReferenceTest,
+                         ::testing::Values(ReferenceCase{"g31b", "mtp"}, ReferenceCase{"e2b", "mtp"}, ReferenceCase{"e2b", "mtp_centroid"}));
+
+// The centroid-masked head (mtp_copy_centroid: mtp_copy's weights with 16 centroids of 32 tokens,
+// the best 4 kept) keeps the dense head's logits (mtp_copy's) of exactly the tokens of 4
+// centroids' groups of its token ordering, and gives every other token the least of them minus 1.
+TEST(MtpSpeculative, CentroidHeadKeepsTheTokensOfTheBestCentroids) {
+  auto dense = LoadWithAssistant("e2b", "mtp_copy", CopyDrafterBounds());
+  auto masked = LoadWithAssistant("e2b", "mtp_copy_centroid", CopyDrafterBounds());
+  ASSERT_TRUE(dense && masked);
+  auto config = ReadJsonFile(AssistantDir("e2b", "mtp_copy_centroid") + "/config.json");
+  ASSERT_TRUE(config.has_value());
+  const int64_t centroids = (*config)["num_centroids"].get<int64_t>(), top_k = (*config)["centroid_intermediate_top_k"].get<int64_t>();
+  // The ordering as the checkpoint stores it (I64), read back through the program's weight.
+  std::vector<int32_t> ordering;
+  for (size_t i = 0; i < masked->program().weights.size(); ++i) {
+    if (masked->program().weights[i].name != "mtp.masked_embedding.token_ordering") continue;
+    EXPECT_EQ(masked->program().weights[i].dtype, DType::kI32);
+    const std::span<const uint8_t> bytes = masked->WeightBytes()[i];
+    ordering.resize(bytes.size() / 4);
+    std::memcpy(ordering.data(), bytes.data(), bytes.size());
+  }
+  const std::vector<int32_t> prompt = FixturePrompt("e2b");
+  const int64_t V = static_cast<int64_t>(ordering.size()), per_centroid = V / centroids;
+  ASSERT_EQ(V, 512);
+  int64_t rounds = 0;
+  for (int64_t t : {4, 11, 16}) {  // one prefill chunk each (CopyDrafterBounds)
+    std::vector<std::vector<float>> rows;
+    for (LoadedModel* model : {dense.get(), masked.get()}) {
+      auto session = model->NewSession();
+      ASSERT_TRUE(session.has_value());
+      std::vector<float> row(static_cast<size_t>(V)), state(static_cast<size_t>(session->runner().hidden_size()));
+      ASSERT_TRUE(session->StepInto(std::span<const int32_t>(prompt.data(), static_cast<size_t>(t)), false, row, state).ok());
+      const Runner::DraftEntry entry{&session->sequence(), prompt[static_cast<size_t>(t)]};
+      int32_t drafted = -1;
+      ASSERT_TRUE(session->runner().Draft(std::span<const Runner::DraftEntry>(&entry, 1), state, std::span<int32_t>(&drafted, 1), row).ok());
+      EXPECT_EQ(drafted, std::max_element(row.begin(), row.end()) - row.begin());
+      rows.push_back(row);
+    }
+    std::vector<bool> kept(static_cast<size_t>(V), false);
+    float least = INFINITY;
+    int64_t groups = 0;
+    for (int64_t c = 0; c < centroids; ++c) {
+      int64_t same = 0;
+      for (int64_t j = 0; j < per_centroid; ++j) {
+        const int32_t id = ordering[static_cast<size_t>(c * per_centroid + j)];
+        same += rows[1][static_cast<size_t>(id)] == rows[0][static_cast<size_t>(id)];
+      }
+      if (same != per_centroid) continue;  // a group either keeps all its logits or none
+      ++groups;
+      for (int64_t j = 0; j < per_centroid; ++j) {
+        const int32_t id = ordering[static_cast<size_t>(c * per_centroid + j)];
+        kept[static_cast<size_t>(id)] = true;
+        least = std::min(least, rows[0][static_cast<size_t>(id)]);
+      }
+    }
+    EXPECT_EQ(groups, top_k) << "t=" << t;
+    for (int64_t v = 0; v < V; ++v) {
+      if (kept[static_cast<size_t>(v)]) continue;
+      EXPECT_EQ(rows[1][static_cast<size_t>(v)], least - 1.0f) << "t=" << t << " token " << v;
+    }
+    ++rounds;
+  }
+  EXPECT_EQ(rounds, 3);
+}
 
 // Greedy and seeded sampling with MTP drafts of 1 to 8 tokens equal plain decoding of the same
 // model, on a prompt long enough for rounds to cross the sliding window.
 TEST(MtpSpeculative, OutputEqualsPlainDecoding) {
-  for (const std::string target : {"g31b", "e2b"}) {
-    auto model = LoadWithAssistant(target, "mtp_copy", CopyDrafterBounds());
+  for (const auto& [target, assistant] : {std::pair<std::string, std::string>{"g31b", "mtp_copy"}, {"e2b", "mtp_copy"}, {"e2b", "mtp_copy_centroid"}}) {
+    auto model = LoadWithAssistant(target, assistant, CopyDrafterBounds());
     ASSERT_NE(model, nullptr);
     const std::vector<int32_t> prompt = FixturePrompt(target);
     for (float temperature : {0.0f, 0.9f}) {
@@ -287,6 +362,47 @@ TEST(MtpSpeculative, RefusesWhatCannotWork) {
 }
 
 // The public API: speculative "mtp" with the assistant as draft_model gives the plain tokens.
+// A centroid head's token ordering that is not a table of 32-bit token ids is refused at load,
+// naming the tensor: I64 values past the 32-bit range, floats.
+TEST(MtpSpeculative, RefusesBadTokenOrderings) {
+  const std::filesystem::path source = AssistantDir("e2b", "mtp_copy_centroid");
+  auto weights = Checkpoint::Open(source.string());
+  ASSERT_TRUE(weights.has_value());
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "kiln_mtp_bad_ordering";
+  auto load_with = [&](const std::string& dtype, std::span<const uint8_t> ordering) {
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    std::filesystem::copy_file(source / "config.json", dir / "config.json");
+    std::vector<TensorToWrite> tensors;
+    for (const auto& [name, info] : weights->tensors()) {
+      if (name == "masked_embedding.token_ordering") {
+        tensors.push_back({name, dtype, info.shape, ordering});
+      } else {
+        tensors.push_back({name, info.dtype_name, info.shape, std::span<const uint8_t>(info.data, info.size_bytes)});
+      }
+    }
+    EXPECT_TRUE(WriteSafetensors((dir / "model.safetensors").string(), tensors).ok());
+    LoadOptions load;
+    load.num_threads = 1;
+    load.assistant = dir.string();
+    auto model = LoadedModel::Load(FixtureDir("e2b"), load);
+    EXPECT_FALSE(model.has_value());
+    return model.has_value() ? std::string() : model.error().message();
+  };
+  std::vector<int64_t> wide(512);
+  std::iota(wide.begin(), wide.end(), 0);
+  wide[7] = int64_t{1} << 40;
+  const std::string wide_error = load_with("I64", std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(wide.data()), wide.size() * 8));
+  EXPECT_NE(wide_error.find("tensor 'masked_embedding.token_ordering' (I64) in "), std::string::npos) << wide_error;
+  EXPECT_NE(wide_error.find(" holds 1099511627776 at element 7, outside the 32-bit range kiln computes with"), std::string::npos) << wide_error;
+  std::vector<float> floats(512, 1.0f);
+  EXPECT_NE(load_with("F32", std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(floats.data()), floats.size() * 4))
+                .find("tensor 'mtp.masked_embedding.token_ordering' is f32, but it is a table of token ids (I32 or I64)"),
+            std::string::npos)
+      << "an F32 ordering";
+  std::filesystem::remove_all(dir);
+}
+
 TEST(MtpSpeculative, ModelOptionLoadsTheAssistant) {
   ModelOptions options;
   options.context = 128;

@@ -32,6 +32,7 @@ bool ReadsBlockRows(OpKind kind, size_t input) {
     case OpKind::kSliceColumns:
     case OpKind::kGatherRows:
     case OpKind::kConcatColumns:
+    case OpKind::kCentroidMask:
     case OpKind::kCount: return false;
   }
   return false;
@@ -55,6 +56,7 @@ KernelFn KernelFor(OpKind kind) {
     case OpKind::kGatherRows: return GatherRowsKernel;
     case OpKind::kMoe: return MoeKernel;
     case OpKind::kConcatColumns: return ConcatColumnsKernel;
+    case OpKind::kCentroidMask: return CentroidMaskKernel;
     case OpKind::kCount: return nullptr;
   }
   return nullptr;
@@ -260,7 +262,9 @@ Status CpuBackend::CheckOp(const Graph& graph, const Op& op) const {
     const int32_t id = op.inputs[input];
     if (id < 0) continue;
     const Value& value = graph.value(id);
-    if (value.kind == ValueKind::kWeight && value.dtype == DType::kI32) return refuse("integer weights");
+    if (value.kind == ValueKind::kWeight && value.dtype == DType::kI32 && !(op.kind == OpKind::kCentroidMask && input == 2)) {
+      return refuse("integer weights");
+    }
     if (value.kind == ValueKind::kWeight && IsBlockDType(value.dtype) && !cpu::ReadsBlockRows(op.kind, input)) {
       return refuse(std::string(DTypeName(value.dtype)) + " weights");
     }

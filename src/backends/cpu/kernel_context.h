@@ -84,6 +84,7 @@ void SliceColumnsKernel(const KernelContext& c);
 void ConcatColumnsKernel(const KernelContext& c);
 void GatherRowsKernel(const KernelContext& c);
 void MoeKernel(const KernelContext& c);
+void CentroidMaskKernel(const KernelContext& c);
 
 // y[n] = w[offset + n * columns : ... + columns] . x for n in [0, rows): one activation row
 // against a row-major weight of any dtype, parallel over weight rows (linear.cpp). For a block

@@ -9,6 +9,7 @@
 #include "backends/cuda/fusion.h"
 #include "backends/cuda/kernels/attention_decode.cuh"
 #include "backends/cuda/kernels/gemv.cuh"
+#include "backends/cuda/kernels/kernels.cuh"
 
 namespace kiln {
 
@@ -30,6 +31,10 @@ Status CudaBackend::CheckOp(const Graph& graph, const Op& op) const {
   if ((op.kind == OpKind::kAttention || op.kind == OpKind::kRope) && op.attrs.head_dim > kMaxHeadDim) {
     return refuse("head_dim above " + std::to_string(kMaxHeadDim));
   }
+  if (op.kind == OpKind::kCentroidMask &&
+      !cuda::CentroidMaskSupports(graph.value(op.inputs[1]).shape.dims.back().value, op.attrs.top_k)) {
+    return refuse("more than " + std::to_string(cuda::kMaxMaskCentroids) + " centroids or a top_k above " + std::to_string(cuda::kMaxMaskTopK));
+  }
   if (op.kind == OpKind::kMoe) {
     // Inputs: x, h, router, router scale, expert scale, gate_up, down. The router and its scales
     // share an element type; the experts share theirs: the router's, or a block format.
@@ -50,7 +55,7 @@ Status CudaBackend::CheckOp(const Graph& graph, const Op& op) const {
     const int32_t id = op.inputs[i];
     if (id < 0 || graph.value(id).kind != ValueKind::kWeight) continue;
     const DType dtype = graph.value(id).dtype;
-    if (dtype == DType::kI32) return refuse("integer weights");
+    if (dtype == DType::kI32 && !(op.kind == OpKind::kCentroidMask && i == 2)) return refuse("integer weights");
     // Block formats: the weight of a linear, an embedding table, and MoE experts (the kernels of
     // block_gemv.cuh, block_weights.cuh and block_linear.h).
     const bool block_input = (op.kind == OpKind::kLinear && i == 1) || (op.kind == OpKind::kEmbed && i == 1) ||

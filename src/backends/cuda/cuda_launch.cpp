@@ -153,6 +153,11 @@ Result<size_t> CudaPlacedModel::Launch(const StepFunction& step, size_t op_index
       const DeviceTensor x = in(0), y = in(1);
       return done(LaunchConcatColumns(x.f32(), y.f32(), out.rows, x.columns, y.columns, out.f32(), stream_));
     }
+    case OpKind::kCentroidMask: {
+      const DeviceTensor logits = in(0), scores = in(1);
+      return done(LaunchCentroidMask(logits.f32(), scores.f32(), in(2).i32(), logits.rows, logits.columns, scores.columns, a.top_k,
+                                     out.f32(), stream_));
+    }
     case OpKind::kGatherRows: {
       const DeviceTensor x = in(0);
       return done(LaunchGatherRows(x.f32(), in(1).i32(), out.rows, x.columns, out.f32(), stream_));

@@ -69,6 +69,13 @@ cudaError_t LaunchSliceColumns(const float* x, int64_t rows, int64_t columns, in
 // out[r, :] = (a[r, :], b[r, :])
 cudaError_t LaunchConcatColumns(const float* a, const float* b, int64_t rows, int64_t a_columns, int64_t b_columns, float* out,
                                 cudaStream_t stream);
+// The centroid-masked head (OpKind::kCentroidMask) for up to kMaxMaskCentroids centroids (their
+// scores sit in shared memory) and top_k <= kMaxMaskTopK.
+inline constexpr int64_t kMaxMaskCentroids = 8192;
+inline constexpr int64_t kMaxMaskTopK = 256;
+bool CentroidMaskSupports(int64_t centroids, int64_t top_k);
+cudaError_t LaunchCentroidMask(const float* logits, const float* scores, const int32_t* ordering, int64_t rows, int64_t vocab,
+                               int64_t centroids, int64_t top_k, float* out, cudaStream_t stream);
 // scratch: (E + 3M + H) floats + E ints per token row processed (one block per token).
 cudaError_t LaunchMoe(const float* x, const float* h, const void* router, const void* router_scale,
                       const void* expert_scale, const void* gate_up, const void* down, WeightType type, int64_t tokens,
