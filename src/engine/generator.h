@@ -120,6 +120,9 @@ struct GenerationResult {
   // of those, rounds whose drafts were accepted up to it (RecordRound).
   std::vector<int64_t> drafted_by_position, accepted_by_position;
   void RecordRound(int64_t drafted, int64_t accepted);
+  // RecordRound in two parts, for a round that can end its request before it is over: its
+  // drafts (RecordRound(drafted, 0)), then each accepted one as it is taken.
+  void RecordAcceptedDraft(int64_t position) { ++accepted_by_position[static_cast<size_t>(position)]; }
   // [tokens.size(), vocab] row-major when keep_logits: the logits each token was sampled from
   // (before the repetition penalty).
   std::vector<float> logits;

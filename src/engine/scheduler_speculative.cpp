@@ -77,6 +77,8 @@ int64_t Scheduler::Draft(Active& active, int64_t room) {
 Status Scheduler::Verify(Active& active, int64_t base, std::span<float> rows, std::span<const float> hidden) {
   const int64_t vocab = runner_.vocab_size();
   const int64_t drafted = static_cast<int64_t>(active.step_tokens.size()) - 1;
+  // Counted as the round goes: a sample can end the request, and its result goes out with it.
+  active.result.RecordRound(drafted, 0);
   int64_t row = 0;
   for (;; ++row) {
     // The cache holds every token before the one this row samples.
@@ -85,10 +87,10 @@ Status Scheduler::Verify(Active& active, int64_t base, std::span<float> rows, st
     if (!more) return Status::Ok();  // ended (its sequence is released)
     if (row == drafted || active.tokens.back() != active.step_tokens[static_cast<size_t>(row + 1)]) break;
     ++active.result.accepted_draft_tokens;
+    active.result.RecordAcceptedDraft(row);
     --active.result.decode_steps;  // Take counts a step per token; this step emits several
   }
   active.draft_limit = NextDraftLimit(active.speculative, active.draft_limit, drafted, std::min(row, drafted));
-  active.result.RecordRound(drafted, row);
   // An MTP drafter continues from the state of the row that sampled the new pending token.
   if (!hidden.empty()) active.hidden.assign(hidden.begin() + row * static_cast<int64_t>(active.hidden.size()),
                                             hidden.begin() + (row + 1) * static_cast<int64_t>(active.hidden.size()));

@@ -38,6 +38,8 @@ std::unique_ptr<LoadedModel> LoadWithAssistant(const std::string& target, const 
   return model.has_value() ? std::move(*model) : nullptr;
 }
 
+int64_t Sum(const std::vector<int64_t>& counts) { return std::accumulate(counts.begin(), counts.end(), int64_t{0}); }
+
 float MaxAbsDiff(std::span<const float> a, std::span<const float> b) {
   float worst = 0.0f;
   for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
@@ -216,6 +218,8 @@ TEST(MtpSpeculative, OutputEqualsPlainDecoding) {
         EXPECT_EQ(result.tokens, expected) << target << " k=" << k << " temperature " << temperature;
         EXPECT_GT(result.draft_tokens, 0) << target << " k=" << k;
         EXPECT_GE(result.draft_tokens, result.accepted_draft_tokens);
+        EXPECT_EQ(Sum(result.drafted_by_position), result.draft_tokens) << target << " k=" << k;
+        EXPECT_EQ(Sum(result.accepted_by_position), result.accepted_draft_tokens) << target << " k=" << k;
       }
     }
   }
@@ -302,9 +306,15 @@ TEST(MtpSpeculative, ScheduledRequestsEqualPlainSoloRuns) {
     ASSERT_TRUE(cases[i].got->has_value()) << cases[i].got->error().ToString();
     EXPECT_EQ((*cases[i].got)->tokens, cases[i].expected) << "request " << i;
     drafted += (*cases[i].got)->draft_tokens;
+    // Every round counted by draft position, the one that ended the request too.
+    const GenerationResult& result = **cases[i].got;
+    EXPECT_EQ(Sum(result.drafted_by_position), result.draft_tokens) << "request " << i;
+    EXPECT_EQ(Sum(result.accepted_by_position), result.accepted_draft_tokens) << "request " << i;
   }
   EXPECT_GT(drafted, 0);
   EXPECT_EQ(scheduler.stats().draft_tokens, drafted);
+  EXPECT_EQ(Sum(scheduler.stats().drafted_by_position), drafted);
+  EXPECT_EQ(Sum(scheduler.stats().accepted_by_position), scheduler.stats().accepted_draft_tokens);
 }
 
 TEST(MtpSpeculative, RefusesWhatCannotWork) {
