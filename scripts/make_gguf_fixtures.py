@@ -33,6 +33,10 @@ Outputs (tests/fixtures/gguf, about 4.8 MB):
                                64 or 128); hidden 48 is not, so llama.cpp keeps the rest F16/F32
   g31b-f16-split-0000N-of-00003.gguf  g31b f16 split in three (--split-max-tensors 48)
 
+With --assistants e2b/mtp_copy_centroid it converts that fixture MTP assistant (llama.cpp's
+Gemma4AssistantModel, general.architecture gemma4-assistant; the converter drops the centroid
+head) to OUT/e2b-mtp_copy_centroid.f32.gguf, the file tests/engine/mtp_gguf_test.cpp reads.
+
 With --checkpoint DIR it converts one checkpoint directory that carries its own tokenizer.json
 (models/brown-gemma4, for scripts/llama_cpp_oracle.sh) instead of the fixtures, to
 OUT/NAME.TYPE.gguf for each --outtypes entry (default f32 bf16; NAME defaults to the directory's
@@ -379,6 +383,20 @@ def prepare_source(variant, dest):
         "add_bos_token": True, "chat_template": CHAT_TEMPLATE}))
 
 
+def prepare_assistant(target, assistant, dest):
+    """A fixture's MTP assistant as the converter wants it: its config (plus the key the converter
+    reads without a default), weights, and the target's tokenizer."""
+    src = REPO / "tests/fixtures" / target / assistant
+    dest.mkdir(parents=True)
+    shutil.copy(src / "model.safetensors", dest / "model.safetensors")
+    config = json.loads((src / "config.json").read_text())
+    config["text_config"].setdefault("moe_intermediate_size", None)
+    (dest / "config.json").write_text(json.dumps(config, indent=2))
+    (dest / "tokenizer.json").write_text(json.dumps(tiny_tokenizer(config["text_config"]["vocab_size"]), ensure_ascii=False))
+    (dest / "tokenizer_config.json").write_text(json.dumps({
+        "bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>", "add_bos_token": True}))
+
+
 def prepare_checkpoint(checkpoint, dest):
     """A checkpoint with its own tokenizer, plus the two keys the converter reads without defaults."""
     dest.mkdir(parents=True)
@@ -554,6 +572,8 @@ def main():
     parser.add_argument("--checkpoint", type=Path, help="convert this checkpoint directory (own tokenizer) instead")
     parser.add_argument("--name", help="output name stem with --checkpoint (default: its directory name)")
     parser.add_argument("--outtypes", nargs="*", default=["f32", "bf16"], help="converter --outtype values with --checkpoint")
+    parser.add_argument("--assistants", nargs="*", metavar="TARGET/ASSISTANT",
+                        help="convert these fixture MTP assistants (e.g. e2b/mtp_copy_centroid) to OUT/TARGET-ASSISTANT.f32.gguf instead")
     parser.add_argument("--widen-for-k-quants", action="store_true",
                         help="with --checkpoint: convert an equivalent model whose rows are whole 256-element blocks")
     args = parser.parse_args()
@@ -563,6 +583,14 @@ def main():
         standins = work / "standins"
         write_standins(standins)
         args.out.mkdir(parents=True, exist_ok=True)
+        if args.assistants:
+            for entry in args.assistants:
+                target, assistant = entry.split("/")
+                source = work / "src" / f"{target}-{assistant}"
+                prepare_assistant(target, assistant, source)
+                convert(llama_cpp, standins, source, args.out / f"{target}-{assistant}.f32.gguf", "f32")
+                print(f"{target}-{assistant}.f32.gguf")
+            return
         if args.checkpoint:
             source = work / "src" / "checkpoint"
             prepare_checkpoint(args.checkpoint.resolve(), source)

@@ -46,11 +46,15 @@ bool LooksLikeGguf(const std::string& path) {
   return file.read(magic, sizeof(magic)) && std::memcmp(magic, "GGUF", sizeof(magic)) == 0;
 }
 
-Result<std::shared_ptr<const GgufSource>> GgufSource::Open(const std::string& path) {
+Result<std::shared_ptr<const GgufSource>> GgufSource::Open(const std::string& path) { return OpenAs(path, ImportGgufModel); }
+
+Result<std::shared_ptr<const GgufSource>> GgufSource::OpenAssistant(const std::string& path) { return OpenAs(path, ImportGgufAssistant); }
+
+Result<std::shared_ptr<const GgufSource>> GgufSource::OpenAs(const std::string& path, Result<ImportedModel> (*import)(const GgufModel&)) {
   TRY_ASSIGN(GgufModel model, GgufModel::Open(path));
   // Constructed first so that the imported tensor pointers point into its own model_.
   std::shared_ptr<GgufSource> source(new GgufSource(path, std::move(model)));
-  TRY_ASSIGN(source->imported_, ImportGgufModel(source->model_));
+  TRY_ASSIGN(source->imported_, import(source->model_));
   for (const ImportedModel::Tensor& tensor : source->imported_.tensors) {
     if (!source->by_name_.emplace(tensor.name, &tensor).second) {
       return Error(ErrorCode::kMalformed, path + ": two tensors map to '" + tensor.name + "'");

@@ -41,6 +41,9 @@ class GgufSource : public std::enable_shared_from_this<GgufSource> {
   // Errors: GgufModel::Open's, ImportGgufModel's, each prefixed with nothing more (they name
   // the file already).
   static Result<std::shared_ptr<const GgufSource>> Open(const std::string& path);
+  // The same for an MTP drafter's GGUF (ImportGgufAssistant): config() is the assistant's
+  // config.json, MakeCheckpoint() its tensors under the checkpoint's names.
+  static Result<std::shared_ptr<const GgufSource>> OpenAssistant(const std::string& path);
 
   const std::string& path() const { return path_; }
   const GgufModel& model() const { return model_; }
@@ -59,6 +62,7 @@ class GgufSource : public std::enable_shared_from_this<GgufSource> {
 
  private:
   GgufSource(std::string path, GgufModel model) : path_(std::move(path)), model_(std::move(model)) {}
+  static Result<std::shared_ptr<const GgufSource>> OpenAs(const std::string& path, Result<ImportedModel> (*import)(const GgufModel&));
 
   std::string path_;
   GgufModel model_;

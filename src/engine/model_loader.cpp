@@ -51,6 +51,28 @@ WeightLookup ConfigOnlyLookup(DType dtype) {
   };
 }
 
+// An MTP assistant's config.json document and, when wanted, its tensors under the checkpoint's
+// names: from a checkpoint directory (integer tensors narrowed to i32) or a GGUF drafter file.
+struct AssistantSource {
+  nlohmann::json config;
+  std::optional<Checkpoint> weights;
+};
+Result<AssistantSource> OpenAssistant(const std::string& path, bool with_weights) {
+  AssistantSource assistant;
+  if (LooksLikeGguf(path)) {
+    TRY_ASSIGN(std::shared_ptr<const GgufSource> source, GgufSource::OpenAssistant(path));
+    assistant.config = source->config();
+    if (with_weights) assistant.weights = source->MakeCheckpoint();
+    return assistant;
+  }
+  TRY_ASSIGN(assistant.config, ReadJsonFile((std::filesystem::path(path) / "config.json").string()));
+  if (with_weights) {
+    TRY_ASSIGN(assistant.weights, Checkpoint::Open(path));
+    TRY(assistant.weights->NarrowIntegerTensors());
+  }
+  return assistant;
+}
+
 // OK when a session could run on `device` here; the probe's words when the GPU is missing.
 Status CheckDeviceUsable(const std::string& device) {
 #if KILN_HAVE_CUDA
@@ -253,19 +275,13 @@ Result<std::unique_ptr<LoadedModel>> LoadedModel::LoadCheckpoint(const std::stri
   // drafter's step reads the target's caches (docs/speculative.md).
   std::optional<ModelArchitecture::DraftGraphs> drafter;
   if (!options.assistant.empty()) {
-    const std::string assistant_config = (fs::path(options.assistant) / "config.json").string();
-    Result<nlohmann::json> document = ReadJsonFile(assistant_config);
-    if (!document) return document.error().WithContext("MTP assistant " + options.assistant);
-    Result<ModelArchitecture::DraftGraphs> graphs = model->architecture_->BuildWithAssistant(*document);
+    Result<AssistantSource> assistant = OpenAssistant(options.assistant, model->checkpoint_.has_value());
+    if (!assistant) return assistant.error().WithContext("MTP assistant " + options.assistant);
+    Result<ModelArchitecture::DraftGraphs> graphs = model->architecture_->BuildWithAssistant(assistant->config);
     if (!graphs) return graphs.error().WithContext("MTP assistant " + options.assistant);
     drafter = std::move(graphs).value();
     model->assistant_summary_ = drafter->summary;
-    if (model->checkpoint_) {
-      Result<Checkpoint> weights = Checkpoint::Open(options.assistant);
-      if (!weights) return weights.error().WithContext("MTP assistant " + options.assistant);
-      if (Status narrowed = weights->NarrowIntegerTensors(); !narrowed.ok()) return narrowed.error().WithContext("MTP assistant " + options.assistant);
-      TRY(model->checkpoint_->Merge(std::move(weights).value(), "mtp.", "model."));
-    }
+    if (assistant->weights) TRY(model->checkpoint_->Merge(std::move(*assistant->weights), "mtp.", "model."));
   }
   TRY_ASSIGN(Graph graph, drafter ? Result<Graph>(std::move(drafter->target)) : model->architecture_->BuildGraph());
   if (options.max_sequences < 1 || options.max_sequences > options.max_tokens) {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "engine/gguf_source.h"
+#include "io/gguf_model.h"
 #include "io/json_file.h"
 #include "models/gemma4_assistant.h"
 
@@ -14,10 +16,20 @@ Status CheckMtpDrafter(const Runner& runner) {
                "speculative type mtp needs the model loaded with its MTP assistant (--draft ASSISTANT, or compiled in by kiln compile --draft)");
 }
 
-bool IsMtpAssistant(const std::string& dir) {
+bool IsMtpAssistant(const std::string& path) {
   std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec)) return false;
-  Result<nlohmann::json> config = ReadJsonFile((std::filesystem::path(dir) / "config.json").string());
+  if (LooksLikeGguf(path)) {
+    Result<GgufModel> model = GgufModel::Open(path);
+    if (!model) return false;
+    Result<std::string> architecture = model->metadata().GetString("general.architecture");
+    if (!architecture) return false;
+    for (const ModelFamily& family : ModelFamilies()) {
+      if (!family.gguf_assistant_architecture.empty() && family.gguf_assistant_architecture == *architecture) return true;
+    }
+    return false;
+  }
+  if (!std::filesystem::is_directory(path, ec)) return false;
+  Result<nlohmann::json> config = ReadJsonFile((std::filesystem::path(path) / "config.json").string());
   return config.has_value() && IsGemma4AssistantConfig(*config);
 }
 

@@ -34,8 +34,9 @@ Status DraftWithMtp(Runner& runner, std::span<const MtpJob> jobs);
 // generator's and the scheduler's refusal of speculative type mtp).
 Status CheckMtpDrafter(const Runner& runner);
 
-// Whether `dir` holds an MTP assistant's checkpoint (its config.json says so), which drafts
-// compiled into its target (LoadOptions::assistant) rather than as a model of its own.
-bool IsMtpAssistant(const std::string& dir);
+// Whether `path` is an MTP assistant, which drafts compiled into its target
+// (LoadOptions::assistant) rather than as a model of its own: a checkpoint directory whose
+// config.json says so, or a GGUF file of a drafter architecture (gemma4-assistant).
+bool IsMtpAssistant(const std::string& path);
 
 }  // namespace kiln

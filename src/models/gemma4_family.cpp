@@ -24,6 +24,8 @@ ModelFamily Gemma4Family() {
   };
   family.gguf_architecture = "gemma4";
   family.import_gguf = ImportGemma4Gguf;
+  family.gguf_assistant_architecture = "gemma4-assistant";
+  family.import_gguf_assistant = ImportGemma4AssistantGguf;
   return family;
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <set>
 
 namespace kiln {
 
@@ -46,16 +47,35 @@ const std::map<std::string, std::string, std::less<>> kLayerNames = {
     {"proj.weight", "per_layer_projection.weight"},
     {"post_norm.weight", "post_per_layer_input_norm.weight"},
 };
+// The MTP drafter's (gguf-py MODEL_ARCH.GEMMA4_ASSISTANT), under its checkpoint's names; its
+// layers use kLayerNames under "model.layers.N.".
+const std::map<std::string, std::string, std::less<>> kAssistantGlobalNames = {
+    {"token_embd.weight", "model.embed_tokens.weight"},
+    {"output_norm.weight", "model.norm.weight"},
+    {"nextn.pre_projection.weight", "pre_projection.weight"},
+    {"nextn.post_projection.weight", "post_projection.weight"},
+};
+// Not graph weights of the drafter: output.weight repeats its tied head (token_embd), and the
+// E2B/E4B centroid tensors are skipped: kiln computes the head densely from a GGUF, as llama.cpp
+// does (its converter drops them).
+const std::set<std::string, std::less<>> kAssistantIgnored = {"output.weight", "masked_embd_centroids.weight", "masked_embd_ordering"};
+// A drafter layer's tensors (Q-only attention, a dense MLP): any other kLayerNames entry (attn_k,
+// experts, per-layer inputs) would be silently unused, so it is refused.
+const std::set<std::string, std::less<>> kAssistantLayerTensors = {
+    "attn_norm.weight", "attn_q.weight",  "attn_q_norm.weight", "attn_output.weight", "post_attention_norm.weight", "ffn_norm.weight",
+    "post_ffw_norm.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight", "layer_output_scale.weight"};
 constexpr std::string_view kRopeFreqs = "rope_freqs.weight";
 // Real models cap at about 60 layers; the bound only keeps a hostile count from sizing vectors.
 constexpr uint32_t kMaxLayers = 4096;
 
-// Reads the gemma4.* keys with errors that name the file and key.
+// Reads the keys of one architecture ("gemma4.", "gemma4-assistant.") with errors that name the
+// file and key.
 class MetadataReader {
  public:
-  MetadataReader(const GgufModel& model) : meta_(model.metadata()), file_(model.shards().front().name()) {}
+  MetadataReader(const GgufModel& model, std::string prefix)
+      : meta_(model.metadata()), file_(model.shards().front().name()), prefix_(std::move(prefix)) {}
 
-  static std::string Key(std::string_view suffix) { return "gemma4." + std::string(suffix); }
+  std::string Key(std::string_view suffix) const { return prefix_ + std::string(suffix); }
 
   Result<int64_t> Required(std::string_view suffix) const {
     TRY_ASSIGN(uint32_t value, meta_.GetU32(Key(suffix)));
@@ -112,6 +132,7 @@ class MetadataReader {
  private:
   const GgufMetadata& meta_;
   std::string file_;
+  std::string prefix_;
 };
 
 std::vector<int64_t> Reversed(const std::vector<int64_t>& shape) { return {shape.rbegin(), shape.rend()}; }
@@ -125,13 +146,13 @@ Result<double> FullRotaryFactor(const GgufModel& model, const MetadataReader& re
   if (freqs == nullptr) {
     // No factors: llama.cpp rotates the first rope.dimension_count dims of each head.
     if (rope_dims < 2 || rope_dims > head_dim || rope_dims % 2 != 0) {
-      return reader.Bad("gemma4.rope.dimension_count " + std::to_string(rope_dims) + " is not an even count up to key_length " +
+      return reader.Bad(reader.Key("rope.dimension_count") + " " + std::to_string(rope_dims) + " is not an even count up to key_length " +
                         std::to_string(head_dim));
     }
     return static_cast<double>(rope_dims) / static_cast<double>(head_dim);
   }
   if (rope_dims != head_dim) {
-    return reader.Unsupported("gemma4.rope.dimension_count " + std::to_string(rope_dims) + " differs from key_length " +
+    return reader.Unsupported(reader.Key("rope.dimension_count") + " " + std::to_string(rope_dims) + " differs from key_length " +
                               std::to_string(head_dim) + " while rope_freqs.weight is present");
   }
   if (freqs->type != GgmlType::kF32 || freqs->shape.size() != 1 || freqs->shape[0] != head_dim / 2) {
@@ -154,12 +175,17 @@ Result<double> FullRotaryFactor(const GgufModel& model, const MetadataReader& re
 }
 
 // Maps every tensor to its HF name; refuses names kiln would silently ignore.
-Result<std::vector<ImportedModel::Tensor>> MapTensors(const GgufModel& model, const MetadataReader& reader, int64_t num_layers) {
+Result<std::vector<ImportedModel::Tensor>> MapTensors(const GgufModel& model, const MetadataReader& reader, int64_t num_layers,
+                                                      bool assistant) {
+  const auto& globals = assistant ? kAssistantGlobalNames : kGlobalNames;
+  const std::string layer_prefix = assistant ? "model.layers." : "layers.";
+  const std::string what = assistant ? "the Gemma 4 MTP drafter" : "the Gemma 4 text decoder";
   std::vector<ImportedModel::Tensor> tensors;
   for (const GgufTensor& tensor : model.tensors()) {
     std::string name;
     if (tensor.name == kRopeFreqs) continue;  // read by FullRotaryFactor, not a graph weight
-    if (auto global = kGlobalNames.find(tensor.name); global != kGlobalNames.end()) {
+    if (assistant && kAssistantIgnored.count(tensor.name)) continue;
+    if (auto global = globals.find(tensor.name); global != globals.end()) {
       name = global->second;
     } else if (tensor.name.starts_with("blk.")) {
       const size_t dot = tensor.name.find('.', 4);
@@ -174,12 +200,12 @@ Result<std::vector<ImportedModel::Tensor>> MapTensors(const GgufModel& model, co
                                   "blk.N.ffn_gate_up_exps.weight that llama.cpp's converter writes");
       }
       auto layer = kLayerNames.find(suffix);
-      if (layer == kLayerNames.end()) {
-        return reader.Unsupported("tensor '" + tensor.name + "' is not part of the Gemma 4 text decoder kiln implements");
+      if (layer == kLayerNames.end() || (assistant && !kAssistantLayerTensors.count(suffix))) {
+        return reader.Unsupported("tensor '" + tensor.name + "' is not part of " + what + " kiln implements");
       }
-      name = "layers." + std::to_string(std::stoll(index)) + "." + layer->second;
+      name = layer_prefix + std::to_string(std::stoll(index)) + "." + layer->second;
     } else {
-      return reader.Unsupported("tensor '" + tensor.name + "' is not part of the Gemma 4 text decoder kiln implements");
+      return reader.Unsupported("tensor '" + tensor.name + "' is not part of " + what + " kiln implements");
     }
     tensors.push_back({name, &tensor, Reversed(tensor.shape)});
   }
@@ -215,14 +241,13 @@ std::string PlanningDType(const GgufModel& model) {
   return "bfloat16";
 }
 
-}  // namespace
-
-Result<ImportedModel> ImportGemma4Gguf(const GgufModel& model) {
-  const MetadataReader reader(model);
+// The text decoder's config.json from the metadata under `reader`'s prefix, and the tensors
+// (an assistant's under its checkpoint names).
+Result<ImportedModel> ImportText(const GgufModel& model, const MetadataReader& reader, bool assistant) {
   const GgufMetadata& meta = reader.meta();
   TRY_ASSIGN(const int64_t num_layers, reader.Required("block_count"));
   if (num_layers < 1 || num_layers > kMaxLayers) {
-    return reader.Bad("gemma4.block_count " + std::to_string(num_layers) + " is outside [1, " + std::to_string(kMaxLayers) + "]");
+    return reader.Bad(reader.Key("block_count") + " " + std::to_string(num_layers) + " is outside [1, " + std::to_string(kMaxLayers) + "]");
   }
   TRY_ASSIGN(const int64_t hidden, reader.Required("embedding_length"));
   TRY_ASSIGN(const int64_t context, reader.Required("context_length"));
@@ -242,28 +267,30 @@ Result<ImportedModel> ImportGemma4Gguf(const GgufModel& model) {
   TRY_ASSIGN(const int64_t window, reader.Required("attention.sliding_window"));
   TRY_ASSIGN(const std::vector<bool> sliding, reader.SlidingLayers(num_layers));
   TRY_ASSIGN(const double eps, [&]() -> Result<double> {
-    TRY_ASSIGN(float value, meta.GetF32(MetadataReader::Key("attention.layer_norm_rms_epsilon")));
+    TRY_ASSIGN(float value, meta.GetF32(reader.Key("attention.layer_norm_rms_epsilon")));
     return static_cast<double>(value);
   }());
   TRY_ASSIGN(const int64_t shared_kv_layers, reader.Optional("attention.shared_kv_layers", 0));
-  TRY_ASSIGN(const int64_t ple_dim, reader.Required("embedding_length_per_layer_input"));
+  TRY_ASSIGN(const int64_t ple_dim, assistant ? reader.Optional("embedding_length_per_layer_input", 0)
+                                              : reader.Required("embedding_length_per_layer_input"));
   TRY_ASSIGN(const double softcap, reader.OptionalFloat("final_logit_softcapping", 0.0));
   TRY_ASSIGN(const double full_theta, reader.OptionalFloat("rope.freq_base", 1000000.0));
   TRY_ASSIGN(const double sliding_theta, reader.OptionalFloat("rope.freq_base_swa", 10000.0));
   TRY_ASSIGN(const int64_t sliding_rope_dims, reader.Optional("rope.dimension_count_swa", head_dim));
   if (sliding_rope_dims != head_dim) {
-    return reader.Unsupported("gemma4.rope.dimension_count_swa " + std::to_string(sliding_rope_dims) + " < key_length_swa " +
+    return reader.Unsupported(reader.Key("rope.dimension_count_swa") + " " + std::to_string(sliding_rope_dims) + " < key_length_swa " +
                               std::to_string(head_dim) + ": partial rotary on sliding layers is not Gemma 4's and not supported");
   }
   TRY_ASSIGN(const double full_rotary_factor, FullRotaryFactor(model, reader, full_head_dim));
   TRY_ASSIGN(const int64_t num_experts, reader.Optional("expert_count", 0));
-  if (shared_kv_layers < 0 || shared_kv_layers >= num_layers) {
-    return reader.Bad("gemma4.attention.shared_kv_layers " + std::to_string(shared_kv_layers) + " must be below block_count " +
+  // A drafter's layers all read its target's KV (shared_kv_layers = block_count).
+  if (shared_kv_layers < 0 || (shared_kv_layers >= num_layers && !assistant) || shared_kv_layers > num_layers) {
+    return reader.Bad(reader.Key("attention.shared_kv_layers") + " " + std::to_string(shared_kv_layers) + " must be below block_count " +
                       std::to_string(num_layers));
   }
 
   ImportedModel imported;
-  TRY_ASSIGN(imported.tensors, MapTensors(model, reader, num_layers));
+  TRY_ASSIGN(imported.tensors, MapTensors(model, reader, num_layers, assistant));
   const bool has_tensors = !model.tensors().empty();
 
   // The vocabulary: the embedding's rows (the converter truncates them to the tokenizer's size).
@@ -363,6 +390,29 @@ Result<ImportedModel> ImportGemma4Gguf(const GgufModel& model) {
   };
   imported.config = std::move(config);
   imported.source_name = GgufNameOf;
+  return imported;
+}
+
+}  // namespace
+
+Result<ImportedModel> ImportGemma4Gguf(const GgufModel& model) { return ImportText(model, MetadataReader(model, "gemma4."), false); }
+
+Result<ImportedModel> ImportGemma4AssistantGguf(const GgufModel& model) {
+  const MetadataReader reader(model, "gemma4-assistant.");
+  TRY_ASSIGN(ImportedModel imported, ImportText(model, reader, true));
+  TRY_ASSIGN(const int64_t backbone_hidden, reader.Required("embedding_length_out"));
+  json text = std::move(imported.config);
+  text.erase("architectures");
+  json config;
+  config["architectures"] = json::array({"Gemma4AssistantForCausalLM"});
+  config["model_type"] = "gemma4_assistant";
+  config["backbone_hidden_size"] = backbone_hidden;
+  config["use_ordered_embeddings"] = false;  // the centroid tensors are skipped (kAssistantIgnored)
+  config["tie_word_embeddings"] = true;
+  config["dtype"] = text["dtype"];
+  config["text_config"] = std::move(text);
+  imported.config = std::move(config);
+  imported.source_name = nullptr;  // its weights are looked up under their checkpoint names
   return imported;
 }
 

@@ -46,4 +46,16 @@ Result<ImportedModel> ImportGgufModel(const GgufModel& model) {
                                             "' is not supported; kiln reads GGUF models of " + known);
 }
 
+Result<ImportedModel> ImportGgufAssistant(const GgufModel& model) {
+  TRY_ASSIGN(const std::string architecture, model.metadata().GetString("general.architecture"));
+  std::string known;
+  for (const ModelFamily& family : ModelFamilies()) {
+    if (!family.import_gguf_assistant) continue;
+    if (family.gguf_assistant_architecture == architecture) return family.import_gguf_assistant(model);
+    known += (known.empty() ? "" : ", ") + family.gguf_assistant_architecture;
+  }
+  return Error(ErrorCode::kUnsupported, model.shards().front().name() + ": general.architecture '" + architecture +
+                                            "' is not an MTP drafter kiln reads (" + known + ")");
+}
+
 }  // namespace kiln

@@ -74,6 +74,10 @@ struct ModelFamily {
   // GGUF: the general.architecture this family reads ("" for none) and its importer.
   std::string gguf_architecture;
   std::function<Result<ImportedModel>(const GgufModel& model)> import_gguf;
+  // GGUF files of the family's MTP drafters ("" for none): their architecture and importer,
+  // which gives the drafter's config.json and its tensors under the checkpoint's names.
+  std::string gguf_assistant_architecture;
+  std::function<Result<ImportedModel>(const GgufModel& model)> import_gguf_assistant;
 };
 
 // Every family this kiln knows.
@@ -88,5 +92,7 @@ Result<std::unique_ptr<ModelArchitecture>> LoadArchitecture(const std::string& p
 // A GGUF model through the family of its general.architecture. kNotFound when the key is
 // missing; kUnsupported naming an architecture no family reads; the importer's errors.
 Result<ImportedModel> ImportGgufModel(const GgufModel& model);
+// The same for a GGUF MTP drafter (a family's gguf_assistant_architecture).
+Result<ImportedModel> ImportGgufAssistant(const GgufModel& model);
 
 }  // namespace kiln

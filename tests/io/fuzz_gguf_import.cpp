@@ -1,6 +1,6 @@
 // Fuzz target for GGUF model import: a GGUF image through the reader, the model family's
-// importer (metadata -> config.json, tensor names and shapes; models/gemma4_gguf.h), the config
-// parser and the graph builder. Whatever the metadata says, each stage either accepts or
+// importers (metadata -> config.json, tensor names and shapes; models/gemma4_gguf.h: a model and
+// an MTP drafter), the config parsers and the graph builder. Whatever the metadata says, each stage either accepts or
 // returns an error; nothing crashes or sizes memory by an unchecked count.
 // Built with libFuzzer when KILN_FUZZ=ON (clang); otherwise linked with fuzz_replay_main.cpp,
 // which replays tests/io/fuzz_corpus/gguf_import as a ctest test.
@@ -9,6 +9,7 @@
 #include <span>
 
 #include "io/gguf_model.h"
+#include "models/gemma4_assistant.h"
 #include "models/model_family.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -16,6 +17,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!file.has_value()) return 0;
   auto model = kiln::GgufModel::FromFile(std::move(*file));
   if (!model.has_value()) return 0;
+  // As an MTP drafter too (gemma4-assistant): its config must parse as an assistant's or fail.
+  if (auto assistant = kiln::ImportGgufAssistant(*model); assistant.has_value()) {
+    for (const kiln::ImportedModel::Tensor& tensor : assistant->tensors) {
+      if (tensor.source == nullptr || tensor.shape.size() != tensor.source->shape.size()) __builtin_trap();
+    }
+    (void)kiln::ParseGemma4AssistantConfig(assistant->config);
+  }
   auto imported = kiln::ImportGgufModel(*model);
   if (!imported.has_value()) return 0;
   for (const kiln::ImportedModel::Tensor& tensor : imported->tensors) {

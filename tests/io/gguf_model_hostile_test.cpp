@@ -260,3 +260,38 @@ TEST_F(GgufModelHostileTest, RopeFrequencyFactorsAreRefused) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// MTP drafter files (gemma4-assistant, ImportGemma4AssistantGguf), loaded as e2b's assistant: a
+// missing key, a tensor a drafter does not have.
+TEST_F(GgufModelHostileTest, AssistantFileRefusalsAreNamed) {
+  auto refused = [&](const std::string& path, ErrorCode code, const std::string& fragment) {
+    LoadOptions options;
+    options.max_context = 64;
+    options.max_tokens = 8;
+    options.assistant = path;
+    auto model = LoadedModel::Load(std::string(KILN_FIXTURES_DIR) + "/e2b", options);
+    ASSERT_FALSE(model.has_value()) << "loaded; expected a refusal naming " << fragment;
+    EXPECT_EQ(model.error().code(), code) << model.error().ToString();
+    EXPECT_NE(model.error().message().find(fragment), std::string::npos) << model.error().ToString();
+  };
+  const std::string fixture = "e2b-mtp_copy_centroid.f32.gguf";
+  for (const char* key : {"gemma4-assistant.embedding_length_out", "gemma4-assistant.block_count", "gemma4-assistant.attention.key_length"}) {
+    Edits edits;
+    edits.keys[key] = std::nullopt;
+    refused(Write(fixture, edits), ErrorCode::kNotFound, key);
+  }
+  Edits key_projection;
+  TensorEdit k = Tensor(fixture, "blk.0.attn_q.weight");
+  k.name = "blk.0.attn_k.weight";
+  key_projection.added.push_back(k);
+  refused(Write(fixture, key_projection), ErrorCode::kUnsupported, "tensor 'blk.0.attn_k.weight' is not part of the Gemma 4 MTP drafter");
+  Edits no_projection;
+  no_projection.tensors["nextn.pre_projection.weight"] = std::nullopt;
+  refused(Write(fixture, no_projection), ErrorCode::kNotFound, "mtp.pre_projection.weight");
+}
+
+}  // namespace
+}  // namespace kiln
