@@ -27,7 +27,7 @@ const char kUsage[] =
     "  --ctx N (default 4096) and --chunk N (default 512) are the bounds the plans are made for.\n"
     "  --quant R stores the weights quantized by recipe R where the target runs them: q8_0, q4_0,\n"
     "           q4_k_m, q6_k (llama.cpp's recipes) or fp8 (docs/quantization.md).\n"
-    "  --draft A compiles the model's Gemma 4 MTP assistant (a checkpoint directory) in, as its draft\n"
+    "  --draft A compiles the model's Gemma 4 MTP assistant (a checkpoint directory or GGUF) in, as its draft\n"
     "           step: `kiln run OUT.kiln --spec-type mtp` drafts with it.\n";
 
 }  // namespace
@@ -52,7 +52,7 @@ int RunCompile(int argc, char** argv) {
   if (!load) return ReportError("compile", load.error());
   if (args->Has("--draft") && load->assistant.empty()) {
     return ReportError("compile", Error(ErrorCode::kInvalidArgument, "--draft " + args->Get("--draft") +
-                                                                          " is not an MTP assistant's checkpoint (a draft model is compiled on its own)"));
+                                                                          " is not an MTP assistant (a draft model is compiled on its own)"));
   }
   Status output = PrepareOutput("compile", out, {args->positionals()[0], load->source}, /*needs_regular_file=*/true);
   if (!output.ok()) return ReportError("compile", output.error());

@@ -116,7 +116,7 @@ Result<SpeculativeOptions> SpeculativeOptionsFromArgs(const Args& args) {
   if (args.Has("--spec-type")) {
     TRY_ASSIGN(options.type, ParseSpeculativeType(args.Get("--spec-type")));
   } else if (args.Has("--draft")) {
-    // An MTP assistant's checkpoint drafts as one; any other model as a draft model.
+    // An MTP assistant (a checkpoint or a GGUF drafter) drafts as one; any other model as a draft model.
     options.type = IsMtpAssistant(args.Get("--draft")) ? SpeculativeType::kMtp : SpeculativeType::kDraft;
   } else if (args.Has("--draft-max") || args.Has("--spec-ngram")) {
     options.type = SpeculativeType::kNgram;  // the one drafter that needs no model

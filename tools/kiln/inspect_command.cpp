@@ -30,7 +30,7 @@ const char kUsage[] =
     "  --chunk N   largest prefill chunk, Tmax (default 512)\n"
     "  --quant R   plan a checkpoint with its weights quantized by recipe R (docs/quantization.md);\n"
     "              the report lists each kind of weight with its dtype, count and bytes\n"
-    "  --draft A   plan with the model's Gemma 4 MTP assistant (a checkpoint directory) compiled in\n";
+    "  --draft A   plan with the model's Gemma 4 MTP assistant (a checkpoint directory or GGUF) compiled in\n";
 
 void PrintArtifactHeader(const Artifact& artifact) {
   const ArtifactHeader& header = artifact.header();
@@ -124,7 +124,7 @@ int RunInspect(int argc, char** argv) {
   if (!options) return ReportError("inspect", options.error());
   if (args->Has("--draft") && options->assistant.empty()) {
     return ReportError("inspect", Error(ErrorCode::kInvalidArgument, "--draft " + args->Get("--draft") +
-                                                                          " is not an MTP assistant's checkpoint (a draft model is a model of its own: inspect it alone)"));
+                                                                          " is not an MTP assistant (a draft model is a model of its own: inspect it alone)"));
   }
   options->plan_only = true;
   auto model = LoadedModel::Load(args->positionals()[0], *options);
