@@ -19,20 +19,36 @@ double Seconds(Clock::time_point from, Clock::time_point to) { return std::chron
 
 
 Scheduler::Scheduler(Runner& runner, const tokenizer::Tokenizer* tokenizer, SchedulerOptions options)
-    : runner_(runner), program_(runner.program()), tokenizer_(tokenizer), options_(options) {
+    : runner_(runner), program_(runner.program()), tokenizer_(tokenizer), options_(options), prefixes_(runner) {
   logits_.resize(static_cast<size_t>(program_.max_sequences * runner_.vocab_size()));
   batch_.reserve(static_cast<size_t>(program_.max_sequences));
   batch_owner_.reserve(static_cast<size_t>(program_.max_sequences));
-  // Caching a prefix of a model with sliding layers copies ring blocks.
-  for (const KvGroup& group : program_.kv_groups) {
-    if (group.window > 0 && !runner_.placed().SupportsCopyBlocks()) options_.prefix_cache = false;
-  }
+  if (!prefixes_.enabled()) options_.prefix_cache = false;
 }
 
-Scheduler::~Scheduler() {
-  Stop();
-  while (EvictOne()) {
-  }
+Scheduler::~Scheduler() { Stop(); }
+
+void Scheduler::AdoptCachedPrefix(Active& active) {
+  const int64_t length = prefixes_.Adopt(active.request.prompt, *active.sequence);
+  if (length == 0) return;
+  active.fed = length;
+  if (active.result.tokens.empty()) active.result.reused_tokens = length;
+}
+
+Status Scheduler::CachePrefix(Active& active) {
+  if (active.fed < prefixes_.CachedLength(active.request.prompt.size())) return Status::Ok();
+  active.prefix_cached = true;
+  TRY(prefixes_.Insert(active.request.prompt, *active.sequence));
+  std::lock_guard<std::mutex> lock(mutex_);
+  stats_.cached_blocks = prefixes_.cached_blocks();
+  return Status::Ok();
+}
+
+bool Scheduler::EvictOne() {
+  if (!prefixes_.EvictOne()) return false;
+  std::lock_guard<std::mutex> lock(mutex_);
+  stats_.cached_blocks = prefixes_.cached_blocks();
+  return true;
 }
 
 Result<RequestId> Scheduler::Submit(Request request) {

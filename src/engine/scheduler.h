@@ -56,6 +56,7 @@
 
 #include "engine/draft_model.h"
 #include "engine/generator.h"
+#include "engine/prefix_cache.h"
 #include "engine/sampler.h"
 #include "engine/speculative.h"
 #include "engine/token_stream.h"
@@ -162,13 +163,6 @@ class Scheduler {
     int64_t pending() const { return static_cast<int64_t>(tokens.size()) - fed; }
     bool prefilling() const { return fed < static_cast<int64_t>(request.prompt.size()); }
   };
-  // A cached prompt prefix (prefix_cache.cpp).
-  struct PrefixEntry {
-    std::vector<int32_t> tokens;  // the prefix itself (hash collisions are checked, not trusted)
-    // Per KV group, the (block table index, block) pairs the cache holds.
-    std::vector<std::vector<std::pair<int64_t, int32_t>>> blocks;
-    std::list<uint64_t>::iterator lru;
-  };
 
   Result<bool> StepOnce();
   void TakeSubmissions();
@@ -199,7 +193,8 @@ class Scheduler {
   Status Verify(Active& active, int64_t base, std::span<float> rows, std::span<const float> hidden);
   // Whether the request's next token may be drawn on the device.
   bool DeviceSampleable(const Active& active) const;
-  // Prefix cache.
+  // The prefix cache (prefix_cache.h): adopted when a request is admitted, filled once its
+  // prompt's cached length has run; EvictOne also updates the stats.
   void AdoptCachedPrefix(Active& active);
   Status CachePrefix(Active& active);
   bool EvictOne();
@@ -227,8 +222,7 @@ class Scheduler {
   std::vector<SampledToken> sampled_;
   std::vector<BatchEntry> batch_;
   std::vector<Active*> batch_owner_;
-  std::unordered_map<uint64_t, std::unique_ptr<PrefixEntry>> prefixes_;  // by prefix hash
-  std::list<uint64_t> prefix_lru_;                                       // oldest first
+  PrefixCache prefixes_;
 };
 
 }  // namespace kiln
