@@ -15,6 +15,7 @@ int32_t Argmax(std::span<const float> row) {
 void DraftSequence::Reset() {
   sequence_.Release();
   tokens_.clear();
+  prefix_settled_ = false;
 }
 
 Result<std::unique_ptr<DraftModel>> DraftModel::Create(std::unique_ptr<LoadedModel> model, int64_t target_vocab_size,
@@ -53,6 +54,14 @@ Status DraftModel::Draft(std::span<const Job> jobs, int64_t catch_up_steps) {
     const int64_t max = std::min(job.max, context - length);
     if (max <= 0 || length == 0) continue;
     DraftSequence& s = *job.sequence;
+    const int64_t prompt = std::min(job.prompt_length, length);
+    if (s.tokens_.empty() && prompt > 0 && !s.prefix_settled_) {
+      // A new sequence (or one that started over) takes its prompt's cached prefix if there is one.
+      const int64_t reused = prefixes_->Adopt(job.history.first(static_cast<size_t>(prompt)), s.sequence_);
+      s.tokens_.assign(job.history.begin(), job.history.begin() + reused);
+      s.prefix_settled_ = reused > 0 && reused == prefixes_->CachedLength(static_cast<size_t>(prompt));
+      cached_tokens_ += reused;
+    }
     // Keep the longest common prefix, but run at least the history's last token: its logits
     // give the first draft.
     const int64_t held = static_cast<int64_t>(s.tokens_.size());
@@ -83,6 +92,13 @@ Status DraftModel::Draft(std::span<const Job> jobs, int64_t catch_up_steps) {
       if (needed[g] + claimed[g] > pool.free_blocks(static_cast<int32_t>(g))) return false;
     }
     for (size_t g = 0; g < needed.size(); ++g) claimed[g] += needed[g];
+    return true;
+  };
+  // Cached prefixes give their blocks back before a job goes without.
+  auto fits_or_evict = [&](const Sequence& sequence, int64_t end) {
+    while (!fits(sequence, end)) {
+      if (!prefixes_->EvictOne()) return false;
+    }
     return true;
   };
   // One step over `batch`; each entry's last token's argmax lands in ids[b]: drawn greedily on
@@ -124,7 +140,7 @@ Status DraftModel::Draft(std::span<const Job> jobs, int64_t catch_up_steps) {
       if (w.stopped || w.drafted > 0 || budget == 0 || static_cast<int64_t>(batch.size()) == smax) continue;
       DraftSequence& s = *w.job->sequence;
       const int64_t take = std::min(w.unfed(), budget);
-      if (!fits(s.sequence_, s.sequence_.length() + take)) {
+      if (!fits_or_evict(s.sequence_, s.sequence_.length() + take)) {
         w.stopped = true;  // no blocks: no drafts this time
         continue;
       }
@@ -137,7 +153,17 @@ Status DraftModel::Draft(std::span<const Job> jobs, int64_t catch_up_steps) {
     for (size_t b = 0; b < batch.size(); ++b) {
       Work& w = *owners[b];
       DraftSequence& s = *w.job->sequence;
+      const int64_t before = static_cast<int64_t>(s.tokens_.size());
       s.tokens_.insert(s.tokens_.end(), batch[b].tokens.begin(), batch[b].tokens.end());
+      // Right after the step that ran past the prompt's cached length (the sliding rings still
+      // hold the window before it): cache it for the next sequence with this prompt. A sequence
+      // that was past it already (its rings may have moved on) leaves it.
+      const size_t prompt = static_cast<size_t>(std::min<int64_t>(w.job->prompt_length, static_cast<int64_t>(w.job->history.size())));
+      const int64_t cached = prefixes_->CachedLength(prompt);
+      if (!s.prefix_settled_ && prompt > 0 && static_cast<int64_t>(s.tokens_.size()) >= cached) {
+        if (before < cached) TRY(prefixes_->Insert(w.job->history.first(prompt), s.sequence_));
+        s.prefix_settled_ = true;
+      }
       if (w.unfed() > 0) continue;  // more of its history next step
       w.job->drafts->push_back(ids[b]);
       w.drafted = 1;
@@ -152,7 +178,7 @@ Status DraftModel::Draft(std::span<const Job> jobs, int64_t catch_up_steps) {
     for (Work& w : work) {
       if (w.stopped || w.drafted == 0 || w.drafted >= w.max || static_cast<int64_t>(batch.size()) == std::min(smax, tmax)) continue;
       DraftSequence& s = *w.job->sequence;
-      if (!fits(s.sequence_, s.sequence_.length() + 1)) {
+      if (!fits_or_evict(s.sequence_, s.sequence_.length() + 1)) {
         w.stopped = true;  // keeps the drafts it has
         continue;
       }

@@ -17,9 +17,15 @@
 // samples (else taken from the logits on the host). The last draft is
 // never fed (the next round feeds what the target kept).
 //
-// Memory: a job whose next tokens need KV blocks the draft pool cannot give stops drafting there
-// (with no drafts, or fewer than asked); its cache stays, and a later call continues. Drafting
-// never fails for lack of memory. A DraftSequence must not outlive its DraftModel.
+// Prompts: a job that says how much of its history is the prompt (Job::prompt_length) shares
+// it through the draft model's PrefixCache (prefix_cache.h): a new sequence whose prompt begins
+// with a cached prefix takes its blocks instead of running it, and a prompt's prefix is cached
+// right after the catch-up step that ran it.
+//
+// Memory: a job whose next tokens need KV blocks the draft pool cannot give evicts cached
+// prefixes first, then stops drafting there (with no drafts, or fewer than asked); its cache
+// stays, and a later call continues. Drafting never fails for lack of memory. A DraftSequence
+// must not outlive its DraftModel.
 //
 // ModelDrafter is the single-sequence Drafter over one DraftModel (kiln run, chat).
 #pragma once
@@ -29,6 +35,7 @@
 #include <vector>
 
 #include "engine/model_loader.h"
+#include "engine/prefix_cache.h"
 #include "engine/speculative.h"
 #include "runtime/runner.h"
 #include "tokenizer/tokenizer.h"
@@ -49,6 +56,7 @@ class DraftSequence {
   explicit DraftSequence(KvBlockPool& pool) : sequence_(pool) {}
   Sequence sequence_;
   std::vector<int32_t> tokens_;  // sequence_.length() of them
+  bool prefix_settled_ = false;  // its prompt's prefix is cached (or it took the cached one)
 };
 
 class DraftModel {
@@ -65,6 +73,7 @@ class DraftModel {
     std::span<const int32_t> history;   // the prompt and every token so far (the target's pending one last)
     int64_t max = 0;                    // most tokens to draft
     std::vector<int32_t>* drafts = nullptr;  // drafts are appended
+    int64_t prompt_length = 0;          // history's first tokens that are the prompt (0: none cached)
   };
   // Drafts for every job (distinct sequences), batched. The unfed history is run first, in at
   // most `catch_up_steps` steps of the draft Program's token bound (a job whose history does not
@@ -77,14 +86,24 @@ class DraftModel {
   const Program& program() const { return runner_->program(); }
   int64_t vocab_size() const { return runner_->vocab_size(); }
   const LoadedModel& model() const { return *model_; }
+  // Prompt tokens taken from the prefix cache instead of run, over every Draft call.
+  int64_t cached_tokens() const { return cached_tokens_; }
+  const PrefixCache& prefix_cache() const { return *prefixes_; }
+  // Gives every cached prefix's blocks back to the pool.
+  void ClearPrefixCache() {
+    while (prefixes_->EvictOne()) {
+    }
+  }
 
  private:
   DraftModel(std::unique_ptr<LoadedModel> model, std::unique_ptr<Runner> runner)
-      : model_(std::move(model)), runner_(std::move(runner)) {}
+      : model_(std::move(model)), runner_(std::move(runner)), prefixes_(std::make_unique<PrefixCache>(*runner_)) {}
 
   std::unique_ptr<LoadedModel> model_;  // the runner's program and weights
   std::unique_ptr<Runner> runner_;
+  std::unique_ptr<PrefixCache> prefixes_;  // after runner_: gives its blocks back first
   std::vector<float> logits_;
+  int64_t cached_tokens_ = 0;
 };
 
 // With both tokenizers at hand: kInvalidArgument naming the draft model and the first id whose

@@ -32,7 +32,8 @@ bool Scheduler::DraftWithModels(const std::vector<Active*>& decoding) {
     if (room == 0) continue;
     if (active->speculative.type == SpeculativeType::kDraft && options_.draft_model != nullptr) {
       if (!active->draft_sequence) active->draft_sequence = options_.draft_model->NewSequence();
-      jobs.push_back({active->draft_sequence.get(), active->tokens, room, &active->model_drafts});
+      jobs.push_back({active->draft_sequence.get(), active->tokens, room, &active->model_drafts,
+                      static_cast<int64_t>(active->request.prompt.size())});
       owners.push_back(active);
     } else if (active->speculative.type == SpeculativeType::kMtp && !active->hidden.empty()) {
       mtp_jobs.push_back({active->sequence.get(), active->tokens[static_cast<size_t>(active->fed)], active->hidden, room, &active->model_drafts});

@@ -166,6 +166,53 @@ TEST(DraftModel, APoolThatRunsOutDraftsLessNeverFails) {
   EXPECT_TRUE((*draft)->runner().pool().AllFree());
 }
 
+// A prompt's prefix cached on the draft model: a second sequence with the same prompt takes it
+// instead of running it (g31b: sliding layers, so ring blocks are copied), and drafts exactly
+// what a draft model without a cache drafts; a pool that runs short evicts the cache first.
+TEST(DraftModel, PromptsShareTheirCachedPrefix) {
+  auto draft = NewDraftModel("g31b", 4, 4);
+  auto fresh = NewDraftModel("g31b", 4, 4);
+  ASSERT_TRUE(draft && fresh);
+  std::mt19937 rng(3);
+  std::vector<int32_t> prompt(23);
+  for (int32_t& t : prompt) t = static_cast<int32_t>(3 + rng() % 500);
+  std::vector<int32_t> history = prompt;
+  history.push_back(17);  // the target's first token
+  const int64_t prompt_length = static_cast<int64_t>(prompt.size());
+  std::vector<int32_t> first, second, expected;
+  auto a = draft->NewSequence(), b = draft->NewSequence(), c = fresh->NewSequence();
+  const DraftModel::Job job_a{a.get(), history, 5, &first, prompt_length};
+  ASSERT_TRUE(draft->Draft(std::span<const DraftModel::Job>(&job_a, 1)).ok());
+  EXPECT_EQ(draft->cached_tokens(), 0);
+  EXPECT_GT(draft->prefix_cache().cached_blocks(), 0);
+  const DraftModel::Job job_b{b.get(), history, 5, &second, prompt_length};
+  ASSERT_TRUE(draft->Draft(std::span<const DraftModel::Job>(&job_b, 1)).ok());
+  EXPECT_EQ(draft->cached_tokens(), 20);  // 23 prompt tokens, blocks of 4, the last one runs
+  EXPECT_EQ(b->cached_tokens().size(), history.size() + 4);
+  const DraftModel::Job job_c{c.get(), history, 5, &expected};  // no prompt: nothing cached
+  ASSERT_TRUE(fresh->Draft(std::span<const DraftModel::Job>(&job_c, 1)).ok());
+  EXPECT_EQ(fresh->prefix_cache().cached_blocks(), 0);
+  ASSERT_EQ(expected.size(), 5u);
+  EXPECT_EQ(first, expected);
+  EXPECT_EQ(second, expected) << "drafts from the adopted prefix differ";
+  // Two more sequences of other prompts fill the pool: the cached prefix goes first.
+  a.reset();
+  b.reset();
+  std::vector<std::unique_ptr<DraftSequence>> others;
+  std::vector<std::vector<int32_t>> histories(4, std::vector<int32_t>(90, 5)), drafts(4);
+  std::vector<DraftModel::Job> jobs;
+  for (size_t i = 0; i < histories.size(); ++i) {
+    histories[i][0] = static_cast<int32_t>(i);
+    others.push_back(draft->NewSequence());
+    jobs.push_back({others.back().get(), histories[i], 4, &drafts[i], 90});
+  }
+  ASSERT_TRUE(draft->Draft(jobs).ok());
+  for (const auto& d : drafts) EXPECT_FALSE(d.empty()) << "a job went without drafts while the cache held blocks";
+  others.clear();
+  draft->ClearPrefixCache();
+  EXPECT_TRUE(draft->runner().pool().AllFree());
+}
+
 struct Case {
   std::vector<int32_t> prompt;
   GenerateOptions options;
@@ -179,6 +226,7 @@ struct ScheduledRun {
   SchedulerStats stats;
   bool target_pool_free = false;
   bool draft_pool_free = false;
+  int64_t draft_cached_blocks = 0;
 };
 
 // `cases` through a scheduler on the target fixture, drafting with `draft`.
@@ -212,6 +260,9 @@ ScheduledRun RunScheduled(LoadedModel& target, DraftModel& draft, std::vector<Ca
     run.stats = scheduler.stats();
   }
   run.target_pool_free = (*runner)->pool().AllFree();
+  // The draft model's prefix cache keeps prompts' blocks: given back, the pool must be whole.
+  run.draft_cached_blocks = draft.prefix_cache().cached_blocks();
+  draft.ClearPrefixCache();
   run.draft_pool_free = draft.runner().pool().AllFree();
   return run;
 }
@@ -293,6 +344,9 @@ TEST(DraftModelScheduler, OutputsEqualPlainSoloRunsWithPreemptionsAndCancellatio
     EXPECT_GT(run.stats.preemptions, 0) << "the target pool was meant to force preemptions";
     EXPECT_TRUE(run.target_pool_free || run.stats.cached_blocks > 0);
     EXPECT_TRUE(run.draft_pool_free) << "draft blocks leaked";
+    if (draft_pool == 4) {
+      EXPECT_GT(run.draft_cached_blocks, 0) << "prompts were meant to be cached on the draft model";
+    }
   }
 }
 
