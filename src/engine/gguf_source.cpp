@@ -36,6 +36,7 @@ std::optional<DType> WeightDTypeFromGgml(GgmlType type) {
     case GgmlType::kQ5_0: return DType::kQ5_0;
     case GgmlType::kQ5_1: return DType::kQ5_1;
     case GgmlType::kQ5_K: return DType::kQ5_K;
+    case GgmlType::kI32: return DType::kI32;  // a drafter's token ordering; refused as any other weight
     default: return std::nullopt;
   }
 }

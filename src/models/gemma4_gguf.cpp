@@ -54,11 +54,14 @@ const std::map<std::string, std::string, std::less<>> kAssistantGlobalNames = {
     {"output_norm.weight", "model.norm.weight"},
     {"nextn.pre_projection.weight", "pre_projection.weight"},
     {"nextn.post_projection.weight", "post_projection.weight"},
+    {"masked_embd_centroids.weight", "masked_embedding.centroids.weight"},
+    {"masked_embd_ordering", "masked_embedding.token_ordering"},
 };
-// Not graph weights of the drafter: output.weight repeats its tied head (token_embd), and the
-// E2B/E4B centroid tensors are skipped: kiln computes the head densely from a GGUF, as llama.cpp
-// does (its converter drops them).
-const std::set<std::string, std::less<>> kAssistantIgnored = {"output.weight", "masked_embd_centroids.weight", "masked_embd_ordering"};
+// Not a graph weight of the drafter: output.weight repeats its tied head (token_embd).
+const std::set<std::string, std::less<>> kAssistantIgnored = {"output.weight"};
+// The E2B/E4B drafters' centroid head: kept by transformers' centroid_intermediate_top_k, 32 in
+// both released configs; llama.cpp's converter drops the tensors, so no key of its names it.
+constexpr int64_t kDefaultCentroidTopK = 32;
 // A drafter layer's tensors (Q-only attention, a dense MLP): any other kLayerNames entry (attn_k,
 // experts, per-layer inputs) would be silently unused, so it is refused.
 const std::set<std::string, std::less<>> kAssistantLayerTensors = {
@@ -407,7 +410,23 @@ Result<ImportedModel> ImportGemma4AssistantGguf(const GgufModel& model) {
   config["architectures"] = json::array({"Gemma4AssistantForCausalLM"});
   config["model_type"] = "gemma4_assistant";
   config["backbone_hidden_size"] = backbone_hidden;
-  config["use_ordered_embeddings"] = false;  // the centroid tensors are skipped (kAssistantIgnored)
+  // The centroid head when the file carries it (community conversions do; llama.cpp's does not).
+  const GgufTensor* centroids = model.FindTensor("masked_embd_centroids.weight");
+  const GgufTensor* ordering = model.FindTensor("masked_embd_ordering");
+  if ((centroids == nullptr) != (ordering == nullptr)) {
+    return reader.Bad(std::string("the centroid head needs both masked_embd_centroids.weight and masked_embd_ordering; the file has only ") +
+                      (centroids ? "masked_embd_centroids.weight" : "masked_embd_ordering"));
+  }
+  config["use_ordered_embeddings"] = centroids != nullptr;
+  if (centroids != nullptr) {
+    if (centroids->shape.size() != 2) return reader.Bad("masked_embd_centroids.weight has shape " + centroids->ShapeString() + "; expected {hidden, centroids}");
+    if (ordering->type != GgmlType::kI32) {
+      return reader.Bad("masked_embd_ordering is " + std::string(GgmlTypeName(static_cast<uint32_t>(ordering->type))) + "; token ids are i32");
+    }
+    TRY_ASSIGN(const int64_t top_k, reader.Optional("masked_embedding.top_k", kDefaultCentroidTopK));
+    config["num_centroids"] = centroids->shape[1];
+    config["centroid_intermediate_top_k"] = top_k;
+  }
   config["tie_word_embeddings"] = true;
   config["dtype"] = text["dtype"];
   config["text_config"] = std::move(text);

@@ -42,8 +42,10 @@ Result<ImportedModel> ImportGemma4Gguf(const GgufModel& model);
 // A Gemma 4 MTP drafter from llama.cpp's converter (general.architecture gemma4-assistant,
 // Gemma4AssistantModel): the assistant's config.json (gemma4_assistant, backbone_hidden_size
 // from embedding_length_out) and its tensors under the checkpoint's names ("model.layers.0...",
-// "pre_projection.weight" from nextn.pre_projection). The head is dense: the E2B/E4B centroid
-// tensors, which llama.cpp's converter drops and its loader ignores, are skipped.
+// "pre_projection.weight" from nextn.pre_projection). The E2B/E4B centroid head is taken when the
+// file carries masked_embd_centroids.weight and masked_embd_ordering (i32), as community
+// conversions do (top_k from gemma4-assistant.masked_embedding.top_k, else the released 32);
+// llama.cpp's converter drops them, and without them the head is dense, as in llama.cpp.
 Result<ImportedModel> ImportGemma4AssistantGguf(const GgufModel& model);
 
 }  // namespace kiln

@@ -4,11 +4,15 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 
 #include "engine/generator.h"
 #include "engine/model_loader.h"
 #include "engine/mtp_draft.h"
+#include "io/gguf.h"
+#include "io/gguf_writer.h"
 #include "io/json_file.h"
+#include "io/safetensors.h"
 #include "scheduled_cases.h"
 
 namespace kiln {
@@ -93,6 +97,38 @@ TEST(MtpGguf, GgufTargetAndDrafterGiveThePlainOutputs) {
     EXPECT_EQ(result.tokens, expected) << "temperature " << temperature;
     EXPECT_GT(result.draft_tokens, 0);
   }
+}
+
+// A drafter GGUF that carries the centroid head (as community conversions of the E2B/E4B
+// drafters do: masked_embd_centroids.weight and an i32 masked_embd_ordering) drafts exactly as
+// the checkpoint with that head does.
+TEST(MtpGguf, CentroidHeadFromTheFile) {
+  auto file = GgufFile::Open(kGgufAssistant);
+  ASSERT_TRUE(file.has_value()) << file.error().ToString();
+  auto checkpoint = Checkpoint::Open(FixtureDir("e2b/mtp_copy_centroid"));
+  ASSERT_TRUE(checkpoint.has_value());
+  ASSERT_TRUE(checkpoint->NarrowIntegerTensors().ok());
+  const TensorInfo* centroids = checkpoint->Find("masked_embedding.centroids.weight");
+  const TensorInfo* ordering = checkpoint->Find("masked_embedding.token_ordering");
+  ASSERT_TRUE(centroids && ordering);
+  GgufWriter writer;
+  for (const GgufMetadata::Entry& entry : file->metadata().entries()) writer.Add(entry.key, GgufWriterValue::From(entry.value));
+  writer.Add("gemma4-assistant.masked_embedding.top_k", GgufWriterValue::U32(4));  // the fixture keeps 4 of 16
+  for (const GgufTensor& tensor : file->tensors()) ASSERT_TRUE(writer.AddTensor(tensor.name, tensor.type, tensor.shape, tensor.bytes()).ok());
+  ASSERT_TRUE(writer.AddTensor("masked_embd_centroids.weight", GgmlType::kF32, {centroids->shape[1], centroids->shape[0]},
+                               std::span<const uint8_t>(centroids->data, centroids->size_bytes)).ok());
+  ASSERT_TRUE(writer.AddTensor("masked_embd_ordering", GgmlType::kI32, {ordering->shape[0]},
+                               std::span<const uint8_t>(ordering->data, ordering->size_bytes)).ok());
+  const std::string path = (std::filesystem::temp_directory_path() / "kiln_mtp_centroid_drafter.gguf").string();
+  ASSERT_TRUE(writer.WriteFile(path).ok());
+  auto from_gguf = Load(FixtureDir("e2b"), path);
+  auto from_checkpoint = Load(FixtureDir("e2b"), FixtureDir("e2b/mtp_copy_centroid"));
+  ASSERT_TRUE(from_gguf && from_checkpoint);
+  EXPECT_NE(from_gguf->assistant_summary().find("centroid-masked head (top 4 of 16 centroids)"), std::string::npos) << from_gguf->assistant_summary();
+  const std::vector<float> gguf = Drafts(*from_gguf), expected = Drafts(*from_checkpoint);
+  ASSERT_EQ(gguf.size(), expected.size());
+  EXPECT_EQ(std::memcmp(gguf.data(), expected.data(), gguf.size() * sizeof(float)), 0) << "the GGUF centroid head drafts differently";
+  std::filesystem::remove(path);
 }
 
 TEST(MtpGguf, RefusesAModelAsADrafter) {

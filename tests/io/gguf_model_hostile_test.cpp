@@ -291,6 +291,14 @@ TEST_F(GgufModelHostileTest, AssistantFileRefusalsAreNamed) {
   Edits no_projection;
   no_projection.tensors["nextn.pre_projection.weight"] = std::nullopt;
   refused(Write(fixture, no_projection), ErrorCode::kNotFound, "mtp.pre_projection.weight");
+  // Half a centroid head; a float token ordering.
+  Edits half_head;
+  half_head.added.push_back({"masked_embd_ordering", GgmlType::kI32, {512}, std::vector<uint8_t>(512 * 4, 0)});
+  refused(Write(fixture, half_head), ErrorCode::kMalformed, "needs both masked_embd_centroids.weight and masked_embd_ordering");
+  Edits float_ordering;
+  float_ordering.added.push_back({"masked_embd_centroids.weight", GgmlType::kF32, {64, 16}, std::vector<uint8_t>(64 * 16 * 4, 0)});
+  float_ordering.added.push_back({"masked_embd_ordering", GgmlType::kF32, {512}, std::vector<uint8_t>(512 * 4, 0)});
+  refused(Write(fixture, float_ordering), ErrorCode::kMalformed, "masked_embd_ordering is f32; token ids are i32");
 }
 
 }  // namespace
