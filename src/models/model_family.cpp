@@ -34,28 +34,33 @@ Result<std::unique_ptr<ModelArchitecture>> LoadArchitecture(const std::string& p
   return architecture;
 }
 
-Result<ImportedModel> ImportGgufModel(const GgufModel& model) {
-  TRY_ASSIGN(const std::string architecture, model.metadata().GetString("general.architecture"));
+namespace {
+
+using GgufImporter = std::function<Result<ImportedModel>(const GgufModel& model)>;
+
+// Imports `model` through the family whose `architecture` member names its general.architecture;
+// the refusal lists the architectures the families read, after `what`.
+Result<ImportedModel> ImportThrough(const GgufModel& model, std::string ModelFamily::*architecture, GgufImporter ModelFamily::*importer,
+                                    const std::string& what) {
+  TRY_ASSIGN(const std::string name, model.metadata().GetString("general.architecture"));
   std::string known;
   for (const ModelFamily& family : ModelFamilies()) {
-    if (!family.import_gguf) continue;
-    if (family.gguf_architecture == architecture) return family.import_gguf(model);
-    known += (known.empty() ? "" : ", ") + family.gguf_architecture;
+    if (!(family.*importer)) continue;
+    if (family.*architecture == name) return (family.*importer)(model);
+    known += (known.empty() ? "" : ", ") + family.*architecture;
   }
-  return Error(ErrorCode::kUnsupported, model.shards().front().name() + ": general.architecture '" + architecture +
-                                            "' is not supported; kiln reads GGUF models of " + known);
+  return Error(ErrorCode::kUnsupported, model.shards().front().name() + ": general.architecture '" + name + "' " + what + known);
+}
+
+}  // namespace
+
+Result<ImportedModel> ImportGgufModel(const GgufModel& model) {
+  return ImportThrough(model, &ModelFamily::gguf_architecture, &ModelFamily::import_gguf, "is not supported; kiln reads GGUF models of ");
 }
 
 Result<ImportedModel> ImportGgufAssistant(const GgufModel& model) {
-  TRY_ASSIGN(const std::string architecture, model.metadata().GetString("general.architecture"));
-  std::string known;
-  for (const ModelFamily& family : ModelFamilies()) {
-    if (!family.import_gguf_assistant) continue;
-    if (family.gguf_assistant_architecture == architecture) return family.import_gguf_assistant(model);
-    known += (known.empty() ? "" : ", ") + family.gguf_assistant_architecture;
-  }
-  return Error(ErrorCode::kUnsupported, model.shards().front().name() + ": general.architecture '" + architecture +
-                                            "' is not an MTP drafter kiln reads (" + known + ")");
+  return ImportThrough(model, &ModelFamily::gguf_assistant_architecture, &ModelFamily::import_gguf_assistant,
+                       "is not an MTP drafter kiln reads: the drafters' architectures are ");
 }
 
 }  // namespace kiln
