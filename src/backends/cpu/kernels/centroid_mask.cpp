@@ -2,6 +2,7 @@
 // top_k highest-scoring centroids keep theirs (docs/speculative.md). Per row: rank the centroid
 // scores, then fill the row with the least kept logit minus 1 and copy the kept ones over it.
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <numeric>
 #include <vector>
@@ -21,10 +22,12 @@ void CentroidMaskKernel(const KernelContext& c) {
       const float* score = scores.f32() + r * centroids;
       const float* in = logits.f32() + r * vocab;
       float* out = c.output.f32() + r * vocab;
-      // Highest score first; the lower index wins a tie.
+      // Highest score first; the lower index wins a tie; NaN ranks as -inf (a strict weak order,
+      // as the CUDA kernel ranks).
+      auto key = [&](int32_t i) { return std::isnan(score[i]) ? -std::numeric_limits<float>::infinity() : score[i]; };
       std::iota(ranked.begin(), ranked.end(), 0);
       std::partial_sort(ranked.begin(), ranked.begin() + top_k, ranked.end(),
-                        [&](int32_t a, int32_t b) { return score[a] > score[b] || (score[a] == score[b] && a < b); });
+                        [&](int32_t a, int32_t b) { return key(a) > key(b) || (key(a) == key(b) && a < b); });
       // Ids outside the vocabulary (a hostile artifact's) are skipped, never written.
       auto each_kept = [&](auto&& f) {
         for (int64_t k = 0; k < top_k; ++k) {
