@@ -168,6 +168,7 @@ struct ModelStats {
   // Per draft position i (speculative decoding): rounds that drafted that far, and those whose
   // drafts were accepted up to it.
   std::vector<int64_t> drafted_by_position = {}, accepted_by_position = {};
+  int64_t draft_cached_tokens = 0;  // prompt tokens a draft model took from its prefix cache
 };
 
 class Model {

@@ -306,7 +306,7 @@ ModelStats Model::stats() const {
   const SchedulerStats s = impl_->scheduler->stats();
   return {s.waiting,       s.running,       s.finished,         s.cancelled,    s.preemptions,           s.prompt_tokens, s.cached_tokens,
           s.generated_tokens, s.draft_tokens, s.accepted_draft_tokens, s.steps, s.prompt_steps, s.step_rows,
-          s.drafted_by_position, s.accepted_by_position};
+          s.drafted_by_position, s.accepted_by_position, s.draft_cached_tokens};
 }
 
 }  // namespace kiln

@@ -107,6 +107,7 @@ struct SchedulerStats {
   std::vector<int64_t> drafted_by_position, accepted_by_position;
   int64_t free_blocks = 0;     // over all groups
   int64_t cached_blocks = 0;   // held by the prefix cache
+  int64_t draft_cached_tokens = 0;  // prompt tokens the draft model took from its prefix cache
 };
 
 class Scheduler {

@@ -44,6 +44,10 @@ bool Scheduler::DraftWithModels(const std::vector<Active*>& decoding) {
   if (!jobs.empty()) {
     // The draft model catches up a new request's prompt one chunk per step, as the target prefills.
     Status drafted = options_.draft_model->Draft(jobs, /*catch_up_steps=*/1);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stats_.draft_cached_tokens = options_.draft_model->cached_tokens();
+    }
     if (!drafted.ok()) {
       for (Active* active : owners) Finish(*active, drafted.error());
       all_ok = false;

@@ -270,6 +270,8 @@ std::string Server::Impl::Metrics() const {
          static_cast<double>(stats.draft_tokens));
   metric("kiln_draft_tokens_accepted_total", "counter", "Speculative decoding: drafted tokens accepted.",
          static_cast<double>(stats.accepted_draft_tokens));
+  metric("kiln_draft_prompt_tokens_cached_total", "counter", "Speculative decoding: prompt tokens a draft model took from its prefix cache.",
+         static_cast<double>(stats.draft_cached_tokens));
   // Per draft position: how often a round drafted that far, and was accepted up to it.
   for (const auto& [name, counts, help] : {std::tuple{"kiln_draft_rounds_by_position_total", &stats.drafted_by_position,
                                                       "Speculative decoding: rounds that drafted a token at this position."},

@@ -77,7 +77,10 @@ TEST(SpeculativeServer, DraftModelChatCompletionsEqualAPlainServers) {
   ASSERT_TRUE(model.has_value()) << model.error().message();
   server.SetModel(std::move(*model), "brown-gemma4");
 
-  const json messages = json::array({{{"role", "user"}, {"content", "Tell me about the jury and the city election."}}});
+  // Long enough for whole KV blocks of prompt to be cached on the draft model.
+  const json messages = json::array({{{"role", "user"}, {"content", "Tell me about the jury and the city election, the mayor's "
+                                                                    "office, the new school board and what the county commissioners "
+                                                                    "said about the roads and the bridge over the river."}}});
   // Greedy without the model's default repetition penalty: the drafts are plain argmax.
   const json greedy = {{"model", "brown-gemma4"}, {"messages", messages}, {"max_tokens", 40}, {"temperature", 0},
                        {"repetition_penalty", 1.0}};
@@ -94,6 +97,7 @@ TEST(SpeculativeServer, DraftModelChatCompletionsEqualAPlainServers) {
   const double accepted = MetricValue(metrics.body, "kiln_draft_tokens_accepted_total");
   EXPECT_GT(drafted, 0) << metrics.body;
   EXPECT_EQ(accepted, drafted) << "a model accepts its own greedy drafts";
+  EXPECT_EQ(MetricValue(metrics.body, "kiln_draft_prompt_tokens_cached_total"), 0) << "nothing cached on the draft model yet";
 
   json seeded = greedy;  // with the model's repetition penalty: rows the drafts may disagree with
   seeded.erase("repetition_penalty");
@@ -106,6 +110,8 @@ TEST(SpeculativeServer, DraftModelChatCompletionsEqualAPlainServers) {
   EXPECT_EQ(got.Json()["choices"][0]["message"], expected.Json()["choices"][0]["message"]);
   metrics = Send(*port, "GET", "/metrics");
   EXPECT_GT(MetricValue(metrics.body, "kiln_draft_tokens_total"), drafted);
+  // The same prompt again: the draft model takes it from its prefix cache.
+  EXPECT_GT(MetricValue(metrics.body, "kiln_draft_prompt_tokens_cached_total"), 0) << metrics.body;
 }
 
 }  // namespace
