@@ -35,7 +35,8 @@ Outputs (tests/fixtures/gguf, about 4.8 MB):
 
 With --assistants e2b/mtp_copy_centroid it converts that fixture MTP assistant (llama.cpp's
 Gemma4AssistantModel, general.architecture gemma4-assistant; the converter drops the centroid
-head) to OUT/e2b-mtp_copy_centroid.f32.gguf, the file tests/engine/mtp_gguf_test.cpp reads.
+head) to OUT/e2b-mtp_copy_centroid.{f32,q8_0}.gguf, the files tests/engine/mtp_gguf_test.cpp
+reads.
 
 With --checkpoint DIR it converts one checkpoint directory that carries its own tokenizer.json
 (models/brown-gemma4, for scripts/llama_cpp_oracle.sh) instead of the fixtures, to
@@ -588,8 +589,9 @@ def main():
                 target, assistant = entry.split("/")
                 source = work / "src" / f"{target}-{assistant}"
                 prepare_assistant(target, assistant, source)
-                convert(llama_cpp, standins, source, args.out / f"{target}-{assistant}.f32.gguf", "f32")
-                print(f"{target}-{assistant}.f32.gguf")
+                for outtype in ("f32", "q8_0"):
+                    convert(llama_cpp, standins, source, args.out / f"{target}-{assistant}.{outtype}.gguf", outtype)
+                    print(f"{target}-{assistant}.{outtype}.gguf")
             return
         if args.checkpoint:
             source = work / "src" / "checkpoint"

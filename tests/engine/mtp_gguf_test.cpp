@@ -131,6 +131,29 @@ TEST(MtpGguf, CentroidHeadFromTheFile) {
   std::filesystem::remove(path);
 }
 
+// llama.cpp's Q8_0 conversion of the same drafter: its matrices bind as q8_0 (the tensors the
+// converter quantized), and speculation with it gives the plain outputs.
+TEST(MtpGguf, AQ8_0DrafterStaysQ8_0) {
+  auto model = Load(FixtureDir("e2b"), FixtureDir("gguf/e2b-mtp_copy_centroid.q8_0.gguf"));
+  ASSERT_NE(model, nullptr);
+  int64_t q8_0 = 0;
+  for (const WeightBinding& weight : model->program().weights) {
+    if (weight.name.rfind("mtp.", 0) == 0 && weight.dtype == DType::kQ8_0) ++q8_0;
+  }
+  EXPECT_EQ(q8_0, 9) << "the drafter's Q8_0 tensors";
+  const std::vector<int32_t> prompt = Prompt();
+  GenerateOptions plain;
+  plain.max_new_tokens = 30;
+  plain.ignore_eos = true;
+  const std::vector<int32_t> expected = testing::GenerateAlone(*model, prompt, plain).tokens;
+  GenerateOptions speculative = plain;
+  speculative.speculative.type = SpeculativeType::kMtp;
+  speculative.speculative.draft_max = 3;
+  const GenerationResult result = testing::GenerateAlone(*model, prompt, speculative);
+  EXPECT_EQ(result.tokens, expected);
+  EXPECT_GT(result.draft_tokens, 0);
+}
+
 TEST(MtpGguf, RefusesAModelAsADrafter) {
   LoadOptions options;
   options.num_threads = 1;
