@@ -193,5 +193,28 @@ TEST(BenchCommand, TableAndJson) {
   EXPECT_EQ(bad.output, "kiln bench: invalid argument: -r expects an integer in [1, 10000], got '0'\n");
 }
 
+// tg tests with speculative decoding (here the g31b fixture's MTP copy drafter): the table adds
+// the share of drafts accepted, the JSON the counts; pp tests run without drafts.
+TEST(BenchCommand, SpeculativeTgTestsCountTheDrafts) {
+  const std::string json = (std::filesystem::temp_directory_path() / "kiln_bench_spec.json").string();
+  std::filesystem::remove(json);
+  CommandResult run = Kiln("bench " + kFixtures + "/g31b -p 8 -g 24 -r 2 --chunk 16 --draft " + kFixtures +
+                           "/g31b/mtp_copy --draft-max 3 --json " + json);
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_TRUE(Contains(run.output, "| test     | reps |   t/s median |          min |          max |   accepted |\n")) << run.output;
+  EXPECT_TRUE(Contains(run.output, "| pp8      |    2 |")) << run.output;
+  std::ifstream in(json);
+  const auto document = nlohmann::json::parse(in, nullptr, false);
+  ASSERT_FALSE(document.is_discarded());
+  ASSERT_EQ(document["results"].size(), 2u);
+  EXPECT_EQ(document["results"][0]["draft_tokens"], 0);
+  EXPECT_GT(document["results"][1]["draft_tokens"].get<int64_t>(), 0);
+  EXPECT_LE(document["results"][1]["accepted_draft_tokens"].get<int64_t>(), document["results"][1]["draft_tokens"].get<int64_t>());
+  std::filesystem::remove(json);
+  CommandResult bad = Kiln("bench " + kFixtures + "/g31b -g 8 --spec-type draft");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_EQ(bad.output, "kiln bench: invalid argument: --spec-type draft needs --draft MODEL\n");
+}
+
 }  // namespace
 }  // namespace kiln

@@ -38,6 +38,8 @@ const char kUsage[] =
     "               prefill a -p prompt each (packed into steps of --chunk tokens), then decode -g tokens\n"
     "               together; reports time to first token, aggregate and per-sequence generation tok/s\n"
     "  --ctx N (default: the largest test)  --chunk N  --threads N  --num-layers N\n"
+    "  --spec-type ngram|draft|mtp  --draft MODEL  --draft-max N  tg tests with speculative decoding\n"
+    "               (docs/speculative.md); the table adds the share of drafted tokens accepted\n"
     "  Rows are printed as they are measured; Ctrl-C stops, keeps them (and --json) and exits with 130.\n";
 
 struct Test {
@@ -46,6 +48,7 @@ struct Test {
   int64_t generated_tokens = 0;
   std::vector<double> seconds;
   std::vector<double> tokens_per_second;
+  int64_t draft_tokens = 0, accepted_draft_tokens = 0;  // over the measured repetitions
 };
 
 Result<std::vector<int64_t>> ParseCounts(const Args& args, const std::string& flag, int64_t fallback) {
@@ -236,7 +239,7 @@ int RunBench(int argc, char** argv) {
   auto parallel_flags = TakeRepeatedFlag("--parallel", &arguments);
   if (!parallel_flags) return ReportError("bench", parallel_flags.error());
   std::set<std::string> value_flags = kModelValueFlags;
-  value_flags.insert({"-p", "-g", "-r", "--seed", "--json", "--decode-depth"});
+  value_flags.insert({"-p", "-g", "-r", "--seed", "--json", "--decode-depth", "--spec-type", "--draft-max", "--spec-ngram", "--draft"});
   std::set<std::string> switches = kModelSwitches;
   switches.insert("--help");
   auto args = Args::Parse(static_cast<int>(arguments.size()), arguments.data(), value_flags, switches);
@@ -298,6 +301,21 @@ int RunBench(int argc, char** argv) {
   if (!model) return ReportError("bench", model.error());
   auto session = (*model)->NewSession();
   if (!session) return ReportError("bench", session.error());
+  // Speculative tg tests: the drafter as `kiln run` attaches it (an MTP assistant is compiled in
+  // by the load options already).
+  auto speculative = SpeculativeOptionsFromArgs(*args);
+  if (!speculative) return ReportError("bench", speculative.error());
+  GenerateOptions base;
+  base.speculative = *speculative;
+  std::unique_ptr<Drafter> drafter;
+  if (speculative->enabled()) {
+    auto text = LoadModelText(**model);
+    if (!text) return ReportError("bench", text.error());
+    auto attached = AttachDrafter(*args, *load_options, **model, *text, base);
+    if (!attached) return ReportError("bench", attached.error());
+    drafter = std::move(*attached);
+  }
+  const bool drafts = speculative->enabled();
   const double prepare_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
   const int threads = load_options->num_threads > 0 ? load_options->num_threads
                                                     : static_cast<int>(std::thread::hardware_concurrency());
@@ -307,9 +325,9 @@ int RunBench(int argc, char** argv) {
   for (int64_t g : *generations) tests.push_back({"tg" + std::to_string(g), 1, g, {}, {}});
   std::printf("model    %s\nbackend  %s, %d threads\nprepare  %.2f s (load, compile, plan check)\n\n", path->c_str(),
               (*model)->program().target.c_str(), threads, prepare_seconds);
-  std::printf("| %-8s | %4s | %12s | %12s | %12s |\n", "test", "reps", "t/s median", "min", "max");
-  std::printf("| %-8s | %4s | %12s | %12s | %12s |\n", "--------", "---:", "-----------:", "-----------:",
-              "-----------:");
+  std::printf("| %-8s | %4s | %12s | %12s | %12s |%s\n", "test", "reps", "t/s median", "min", "max", drafts ? "   accepted |" : "");
+  std::printf("| %-8s | %4s | %12s | %12s | %12s |%s\n", "--------", "---:", "-----------:", "-----------:",
+              "-----------:", drafts ? " ----------:|" : "");
   std::fflush(stdout);
 
   // Each test: a warm-up, then the repetitions; its row as soon as they are done.
@@ -321,7 +339,8 @@ int RunBench(int argc, char** argv) {
   for (Test& test : tests) {
     const std::vector<int32_t> prompt =
         SyntheticPrompt(test.prompt_tokens, session->vocab_size(), static_cast<uint64_t>(*seed));
-    GenerateOptions options;
+    GenerateOptions options = base;
+    if (test.generated_tokens == 0) options.speculative = {};  // pp: the prefill alone
     options.max_new_tokens = std::max<int64_t>(test.generated_tokens, 1);
     options.ignore_eos = true;
     options.prefill_chunk = load_options->max_tokens;
@@ -341,6 +360,8 @@ int RunBench(int argc, char** argv) {
                                                         : result->first_token_seconds + result->decode_seconds;
       const int64_t tokens = test.generated_tokens == 0 ? test.prompt_tokens : static_cast<int64_t>(result->tokens.size());
       if (run == 0) continue;
+      test.draft_tokens += result->draft_tokens;
+      test.accepted_draft_tokens += result->accepted_draft_tokens;
       test.seconds.push_back(seconds);
       test.tokens_per_second.push_back(seconds > 0 ? static_cast<double>(tokens) / seconds : 0);
     }
@@ -348,15 +369,27 @@ int RunBench(int argc, char** argv) {
     if (test.tokens_per_second.empty()) break;  // stopped before a measured repetition
     const auto [low, high] = std::minmax_element(test.tokens_per_second.begin(), test.tokens_per_second.end());
     const double median = Median(test.tokens_per_second);
-    std::printf("| %-8s | %4zu | %12.2f | %12.2f | %12.2f |\n", test.name.c_str(), test.tokens_per_second.size(), median,
-                *low, *high);
+    std::string accepted;
+    if (drafts) {
+      char cell[32];
+      if (test.draft_tokens > 0) {
+        std::snprintf(cell, sizeof(cell), " %9.1f%% |", 100.0 * static_cast<double>(test.accepted_draft_tokens) / static_cast<double>(test.draft_tokens));
+      } else {
+        std::snprintf(cell, sizeof(cell), " %10s |", "-");
+      }
+      accepted = cell;
+    }
+    std::printf("| %-8s | %4zu | %12.2f | %12.2f | %12.2f |%s\n", test.name.c_str(), test.tokens_per_second.size(), median,
+                *low, *high, accepted.c_str());
     std::fflush(stdout);
     results.push_back({{"test", test.name},
                        {"prompt_tokens", test.prompt_tokens},
                        {"generated_tokens", test.generated_tokens},
                        {"repetitions", test.tokens_per_second.size()},
                        {"tokens_per_second", {{"median", median}, {"min", *low}, {"max", *high}, {"values", test.tokens_per_second}}},
-                       {"seconds", test.seconds}});
+                       {"seconds", test.seconds},
+                       {"draft_tokens", test.draft_tokens},
+                       {"accepted_draft_tokens", test.accepted_draft_tokens}});
     if (interrupts.cancel) break;
   }
   interrupts.generating = false;
