@@ -21,6 +21,7 @@
 #include "io/npy.h"
 #include "kiln/kiln.h"
 #include "scheduled_cases.h"
+#include "synthetic_constraint.h"
 
 namespace kiln {
 namespace {
@@ -222,6 +223,49 @@ TEST(MtpSpeculative, OutputEqualsPlainDecoding) {
         EXPECT_EQ(Sum(result.accepted_by_position), result.accepted_draft_tokens) << target << " k=" << k;
       }
     }
+  }
+}
+
+// Structured output with speculation: every row of a verify step is sampled under the request's
+// constraint, so drafts the grammar forbids are rejected and the output is plain constrained
+// decoding's, for the MTP drafter and prompt lookup, greedy and seeded, alone and scheduled.
+TEST(MtpSpeculative, ConstrainedOutputEqualsPlainConstrainedDecoding) {
+  LoadOptions load = CopyDrafterBounds();
+  load.max_sequences = 4;
+  auto model = LoadWithAssistant("e2b", "mtp_copy", load);
+  ASSERT_NE(model, nullptr);
+  const int64_t vocab = model->architecture().vocab_size();
+  const std::vector<int32_t> prompt = FixturePrompt("e2b");
+  std::vector<testing::ScheduledCase> cases;
+  int64_t drafted = 0;
+  for (const std::string pattern : {"[ab01]{4,40}y", "(xa|b0){2,12}[xy]{1,9}"}) {
+    for (float temperature : {0.0f, 0.9f}) {
+      GenerateOptions plain;
+      plain.max_new_tokens = 40;
+      plain.sampling.temperature = temperature;
+      plain.sampling.seed = 21;
+      plain.constraint = testing::SyntheticRegexConstraint(vocab, pattern);
+      const std::vector<int32_t> expected = testing::GenerateAlone(*model, prompt, plain).tokens;
+      ASSERT_FALSE(expected.empty());
+      for (SpeculativeType type : {SpeculativeType::kMtp, SpeculativeType::kNgram}) {
+        GenerateOptions speculative = plain;
+        speculative.speculative.type = type;
+        speculative.speculative.draft_max = 3;
+        const GenerationResult result = testing::GenerateAlone(*model, prompt, speculative);
+        EXPECT_EQ(result.tokens, expected) << pattern << " " << SpeculativeTypeName(type) << " temperature " << temperature;
+        drafted += result.draft_tokens;
+        cases.push_back({prompt, speculative, expected, {}});
+      }
+    }
+  }
+  EXPECT_GT(drafted, 0);
+  auto runner = model->NewRunner();
+  ASSERT_TRUE(runner.has_value()) << runner.error().ToString();
+  Scheduler scheduler(**runner, nullptr);
+  testing::RunScheduled(scheduler, cases);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    ASSERT_TRUE(cases[i].got.has_value() && cases[i].got->has_value()) << i;
+    EXPECT_EQ((*cases[i].got)->tokens, cases[i].expected) << "scheduled request " << i;
   }
 }
 
