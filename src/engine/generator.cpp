@@ -33,13 +33,12 @@ const char* StopReasonName(StopReason reason) {
   return "unknown";
 }
 
-void GenerationResult::RecordRound(int64_t drafted, int64_t accepted) {
+void GenerationResult::RecordDrafts(int64_t drafted) {
   if (static_cast<int64_t>(drafted_by_position.size()) < drafted) {
     drafted_by_position.resize(static_cast<size_t>(drafted), 0);
     accepted_by_position.resize(static_cast<size_t>(drafted), 0);
   }
   for (int64_t i = 0; i < drafted; ++i) ++drafted_by_position[static_cast<size_t>(i)];
-  for (int64_t i = 0; i < std::min(accepted, drafted); ++i) ++accepted_by_position[static_cast<size_t>(i)];
 }
 
 Generator::Generator(Session& session, const tokenizer::Tokenizer* tokenizer)
@@ -258,6 +257,7 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
     }
     ++result.decode_steps;
     // Row i holds the distribution of the token after step_tokens[i].
+    result.RecordDrafts(drafted);
     int64_t row = 0;
     for (;; ++row) {
       GeneratedToken next;
@@ -266,10 +266,9 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
       more = accept(next, base + row + 1);
       pending = next.id;
       if (!more || row == drafted || next.id != step_tokens[static_cast<size_t>(row + 1)]) break;
-      ++result.accepted_draft_tokens;
+      result.RecordAcceptedDraft(row);
     }
     draft_limit = NextDraftLimit(options.speculative, draft_limit, drafted, std::min(row, drafted));
-    result.RecordRound(drafted, row);
     // The next round continues from the state of the row that sampled the new pending token.
     std::copy_n(hidden_rows.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(row) * width), width, hidden_.begin());
     // Keep the pending token's predecessors: the fed token and the accepted drafts.

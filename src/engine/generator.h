@@ -117,12 +117,15 @@ struct GenerationResult {
   int64_t draft_tokens = 0;     // speculative decoding: tokens drafted
   int64_t accepted_draft_tokens = 0;  // of those, accepted (each saves a step)
   // Per draft position i (the (i + 1)-th draft of a round): rounds that drafted that far, and
-  // of those, rounds whose drafts were accepted up to it (RecordRound).
+  // of those, rounds whose drafts were accepted up to it.
   std::vector<int64_t> drafted_by_position, accepted_by_position;
-  void RecordRound(int64_t drafted, int64_t accepted);
-  // RecordRound in two parts, for a round that can end its request before it is over: its
-  // drafts (RecordRound(drafted, 0)), then each accepted one as it is taken.
-  void RecordAcceptedDraft(int64_t position) { ++accepted_by_position[static_cast<size_t>(position)]; }
+  // A round is counted as it goes (a sample can end the request before the round is over): its
+  // drafts when it starts, then each draft accepted, in order, as it is taken.
+  void RecordDrafts(int64_t drafted);
+  void RecordAcceptedDraft(int64_t position) {
+    ++accepted_draft_tokens;
+    ++accepted_by_position[static_cast<size_t>(position)];
+  }
   // [tokens.size(), vocab] row-major when keep_logits: the logits each token was sampled from
   // (before the repetition penalty).
   std::vector<float> logits;

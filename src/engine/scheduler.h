@@ -103,7 +103,7 @@ struct SchedulerStats {
   int64_t draft_tokens = 0;    // speculative decoding, over finished requests
   int64_t accepted_draft_tokens = 0;
   // Per draft position i, over finished requests: rounds that drafted that far, and those whose
-  // drafts were accepted up to it (GenerationResult::RecordRound).
+  // drafts were accepted up to it (GenerationResult::RecordDrafts, RecordAcceptedDraft).
   std::vector<int64_t> drafted_by_position, accepted_by_position;
   int64_t free_blocks = 0;     // over all groups
   int64_t cached_blocks = 0;   // held by the prefix cache

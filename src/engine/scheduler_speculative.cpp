@@ -83,7 +83,7 @@ Status Scheduler::Verify(Active& active, int64_t base, std::span<float> rows, st
   const int64_t vocab = runner_.vocab_size();
   const int64_t drafted = static_cast<int64_t>(active.step_tokens.size()) - 1;
   // Counted as the round goes: a sample can end the request, and its result goes out with it.
-  active.result.RecordRound(drafted, 0);
+  active.result.RecordDrafts(drafted);
   int64_t row = 0;
   for (;; ++row) {
     // The cache holds every token before the one this row samples.
@@ -91,7 +91,6 @@ Status Scheduler::Verify(Active& active, int64_t base, std::span<float> rows, st
     TRY_ASSIGN(const bool more, Sample(active, rows.subspan(static_cast<size_t>(row * vocab), static_cast<size_t>(vocab))));
     if (!more) return Status::Ok();  // ended (its sequence is released)
     if (row == drafted || active.tokens.back() != active.step_tokens[static_cast<size_t>(row + 1)]) break;
-    ++active.result.accepted_draft_tokens;
     active.result.RecordAcceptedDraft(row);
     --active.result.decode_steps;  // Take counts a step per token; this step emits several
   }
