@@ -37,8 +37,9 @@
 namespace kiln {
 
 inline constexpr char kArtifactMagic[8] = {'K', 'I', 'L', 'N', 'A', 'O', 'T', '\0'};
-inline constexpr uint64_t kArtifactFormatVersion = 3;  // 2: batched steps (Smax, KV blocks, R rows);
-                                                       // 3: quantized weights (recipe, source dtypes)
+inline constexpr uint64_t kArtifactFormatVersion = 4;  // 2: batched steps (Smax, KV blocks, R rows);
+                                                       // 3: quantized weights (recipe, source dtypes);
+                                                       // 4: the sparse centroid head (4 inputs)
 inline constexpr const char* kProducerVersion = "kiln 0.1.0";
 
 // What the compiled code needs from a machine.

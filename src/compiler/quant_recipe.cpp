@@ -84,6 +84,7 @@ WeightRole RoleOf(const WeightUse& use) {
     switch (consumer.op) {
       case OpKind::kEmbed: embedded = true; break;
       case OpKind::kLinear: break;
+      case OpKind::kCentroidHead: if (consumer.input != 1) return WeightRole::kKeep; break;  // the head rows, as a linear's
       // Of a MoE op only the expert matrices (inputs 5 and 6) are quantized; the router and its
       // scales stay at source precision, as llama.cpp keeps ffn_gate_inp.
       case OpKind::kMoe: if (consumer.input < 5) return WeightRole::kKeep; break;

@@ -49,7 +49,7 @@ const char* OpKindName(OpKind kind) {
     case OpKind::kSliceColumns: return "slice_columns";
     case OpKind::kGatherRows: return "gather_rows";
     case OpKind::kConcatColumns: return "concat_columns";
-    case OpKind::kCentroidMask: return "centroid_mask";
+    case OpKind::kCentroidHead: return "centroid_head";
     case OpKind::kMoe: return "moe";
     case OpKind::kCount: break;
   }

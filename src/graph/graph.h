@@ -79,10 +79,11 @@ enum class OpKind : uint8_t {
                      //  router_scale[H], per_expert_scale[E], gate_up[E, 2M, H], down[E, H, M])
                      //  -> [T, H]
   kConcatColumns,    // (a[R, Na], b[R, Nb]) -> [R, Na + Nb]: a's columns, then b's
-  kCentroidMask,     // (logits[R, V], scores[R, C], ordering[V] i32 weight) -> [R, V]: the logits
-                     //  of the tokens of the top_k highest-scoring centroids (centroid c owns
-                     //  tokens ordering[c*V/C, (c+1)*V/C)), every other entry the least of those
-                     //  minus 1 (the E2B/E4B MTP drafters' head; docs/speculative.md)
+  kCentroidHead,     // (x[R, H], w[V, H], scores[R, C], ordering[V] i32 weight) -> [R, V]: the
+                     //  logits x . w[id] of only the tokens of the top_k highest-scoring
+                     //  centroids (centroid c owns tokens ordering[c*V/C, (c+1)*V/C)), every
+                     //  other entry the least of those minus 1 (the E2B/E4B MTP drafters'
+                     //  sparse head; docs/speculative.md)
   kCount,
 };
 const char* OpKindName(OpKind kind);

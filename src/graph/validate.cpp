@@ -85,7 +85,7 @@ Arity ArityOf(OpKind kind) {
     case OpKind::kGatherRows: return {2, 1};
     case OpKind::kMoe: return {7, 1};
     case OpKind::kConcatColumns: return {2, 1};
-    case OpKind::kCentroidMask: return {3, 1};
+    case OpKind::kCentroidHead: return {4, 1};
     case OpKind::kCount: break;
   }
   return {0, 0};
@@ -168,7 +168,7 @@ Status Graph::Validate() const {
     }
     // The one integer weight kiln computes with: a centroid head's token ordering.
     for (size_t i = 0; i < op.inputs.size(); ++i) {
-      if (op.inputs[i] >= 0 && in(i).kind == ValueKind::kWeight && (in(i).dtype == DType::kI32) != (op.kind == OpKind::kCentroidMask && i == 2)) {
+      if (op.inputs[i] >= 0 && in(i).kind == ValueKind::kWeight && (in(i).dtype == DType::kI32) != (op.kind == OpKind::kCentroidHead && i == 3)) {
         return fail(in(i).dtype == DType::kI32 ? "reads an integer weight" : "expects an i32 token ordering");
       }
     }
@@ -249,13 +249,15 @@ Status Graph::Validate() const {
         }
         if ((!is_activation(0) && op.inputs[0] != hidden_id) || (!is_activation(1) && op.inputs[1] != hidden_id)) return fail("expects activations");
         break;
-      case OpKind::kCentroidMask: {
-        if (!is_activation(0) || !is_activation(1) || !SameShape(in(0).shape, out->shape) || in(0).shape.dims.size() != 2 ||
-            in(1).shape.dims.size() != 2 || !SameDim(in(0).shape.dims[0], in(1).shape.dims[0]) || !is_weight(2, 1)) {
-          return fail("expects (logits [rows, V], centroid scores [rows, C], ordering [V]) -> [rows, V]");
+      case OpKind::kCentroidHead: {
+        if (!is_activation(0) || !is_weight(1, 2) || !is_activation(2) || !is_weight(3, 1) || in(0).shape.dims.size() != 2 ||
+            in(2).shape.dims.size() != 2 || out->shape.dims.size() != 2 || !SameDim(in(0).shape.dims[0], in(2).shape.dims[0]) ||
+            !SameDim(in(0).shape.dims[0], out->shape.dims[0]) || columns(in(1)) != columns(in(0)) ||
+            in(1).shape.dims[0].value != columns(*out)) {
+          return fail("expects (x [rows, H], head [V, H], centroid scores [rows, C], ordering [V]) -> [rows, V]");
         }
-        const int64_t vocab = columns(in(0)), centroids = columns(in(1));
-        if (columns(in(2)) != vocab || vocab % centroids != 0) return fail("the ordering is not V entries, C groups of V / C tokens");
+        const int64_t vocab = columns(*out), centroids = columns(in(2));
+        if (columns(in(3)) != vocab || vocab % centroids != 0) return fail("the ordering is not V entries, C groups of V / C tokens");
         if (a.top_k < 1 || a.top_k > centroids) return fail("top_k outside [1, centroids]");
         break;
       }

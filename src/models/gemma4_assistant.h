@@ -32,7 +32,8 @@ struct Gemma4AssistantConfig {
   std::string model_type;            // "gemma4_assistant" or "gemma4_unified_assistant"
   int64_t backbone_hidden_size = 0;  // H_b: the target's hidden size
   // E2B/E4B drafters rank tokens through centroids (use_ordered_embeddings): only the tokens of
-  // the centroid_top_k best of num_centroids centroids keep their logits (a centroid_mask op).
+  // the centroid_top_k best of num_centroids centroids get logits (a centroid_head op computes
+  // only those).
   bool ordered_embeddings = false;
   int64_t num_centroids = 2048;
   int64_t centroid_top_k = 32;  // centroid_intermediate_top_k

@@ -24,7 +24,7 @@ const std::string kData = KILN_TEST_DATA_DIR;
 TEST(CliTest, VersionAndShortHelp) {
   CommandResult version = Kiln("--version");
   EXPECT_EQ(version.exit_code, 0);
-  EXPECT_EQ(version.output.rfind("kiln 0.1.0 (artifact format 3, ", 0), 0u) << version.output;
+  EXPECT_EQ(version.output.rfind("kiln 0.1.0 (artifact format 4, ", 0), 0u) << version.output;
   CommandResult help = Kiln("-h");
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.output.find("usage: kiln <command> [options]"), std::string::npos) << help.output;

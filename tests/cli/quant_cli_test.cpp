@@ -59,7 +59,7 @@ TEST(QuantCliTest, CompileRecordsTheRecipeAndTheArtifactRefusesAnother) {
   EXPECT_NE(compiled.output.find(", weights q8_0 in "), std::string::npos) << compiled.output;
   const auto inspected = Kiln("inspect " + out);
   ASSERT_EQ(inspected.exit_code, 0) << inspected.output;
-  EXPECT_NE(inspected.output.find("artifact  format 3"), std::string::npos) << inspected.output;
+  EXPECT_NE(inspected.output.find("artifact  format 4"), std::string::npos) << inspected.output;
   EXPECT_NE(inspected.output.find("quant     q8_0: "), std::string::npos) << inspected.output;
   const auto ran = Kiln("run " + out + " --prompt 'The jury said' --max-tokens 4 --temperature 0");
   EXPECT_EQ(ran.exit_code, 0) << ran.output;

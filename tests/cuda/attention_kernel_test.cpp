@@ -392,13 +392,21 @@ TEST_F(DecodeAttentionTest, BatchOfSequencesMatchesTheReference) {
       }
     }
   }
-  // A few tokens of one sequence (a short chunk) take the same kernel.
-  const Shape chunk{4, 16, 8, 256, 0, 0, false, 16};
-  Problem problem(chunk, {{250, 4}}, 77);
-  ASSERT_EQ(problem.RunReference(0), cudaSuccess);
-  const std::vector<float> reference = problem.Output();
-  ASSERT_EQ(problem.RunDecode(true, 8, SmCount()), cudaSuccess);
-  EXPECT_LE(MaxAbsDiff(problem.Output(), reference), 1e-4f);
+  // Up to kDecodeAttentionMaxRunTokens tokens of one sequence (a speculative verify, a short
+  // chunk) take the same kernel: 12B's full layers (16 heads over one 512-wide KV head) and its
+  // sliding ones (a ring), planned at the step's bound and at a larger one.
+  for (int64_t tokens : {int64_t{4}, int64_t{9}, cuda::kDecodeAttentionMaxRunTokens}) {
+    for (auto [layout, window] : {std::pair<HeadLayout, int64_t>{{512, 16, 1}, 0}, {{256, 16, 8}, 100}}) {
+      const Shape chunk{tokens, layout.heads, layout.kv_heads, layout.head_dim, window, 0, window > 0, 16};
+      Problem problem(chunk, {{3000, tokens}}, seed++);
+      ASSERT_EQ(problem.RunReference(window), cudaSuccess);
+      const std::vector<float> reference = problem.Output();
+      for (int64_t max_tokens : {tokens, int64_t{64}}) {
+        ASSERT_EQ(problem.RunDecode(true, max_tokens, SmCount()), cudaSuccess);
+        EXPECT_LE(MaxAbsDiff(problem.Output(), reference), 1e-4f) << chunk.ToString() << " max_tokens " << max_tokens;
+      }
+    }
+  }
 }
 
 // Gemma 4 12B at a 2048-token prefill: sliding layers (16 query heads over 8 kv heads of 256,

@@ -21,6 +21,8 @@
 #include <ostream>
 #include <sstream>
 #include <string>
+#include <string_view>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -149,7 +151,11 @@ TEST_P(LlamaCppFile, LogitsMatchLlamaCpp) {
   for (size_t i = 0; i < ids.size(); ++i) oracle_same += Argmax(expected->values.data() + i * vocab, vocab) == golden_argmax[i];
   EXPECT_EQ(oracle_same, ids.size()) << "llama.cpp's cached logits differ from tests/oracle/brown_llama_cpp_goldens.json";
   const double llama_ppl = Perplexity(expected->values.data(), vocab, ids);
-  EXPECT_NEAR(llama_ppl, golden["perplexity"].get<double>(), 1e-4 * llama_ppl);
+  // llama.cpp multiplies bf16 weights by bf16-rounded activations where the CPU has AVX512-BF16
+  // and by f32 ones elsewhere, so its bf16 perplexity moves with the machine (202.696 on one with
+  // the instructions against the golden's 202.726); the other files' paths do not.
+  const bool bf16 = std::string_view(file.stem).ends_with(".bf16");
+  EXPECT_NEAR(llama_ppl, golden["perplexity"].get<double>(), (bf16 ? 5e-4 : 1e-4) * llama_ppl);
 
   int64_t kiln_vocab = 0;
   auto logits = KilnLogits(gguf, ids, &kiln_vocab);

@@ -18,6 +18,7 @@ bool ReadsBlockRows(OpKind kind, size_t input) {
   switch (kind) {
     case OpKind::kEmbed: return input == 1;   // the table: one dequantized row per token
     case OpKind::kLinear: return input == 1;  // the weight: quant_dot.h
+    case OpKind::kCentroidHead: return input == 1;  // the head: its kept rows, as a linear's
     case OpKind::kMoe: return input == 2 || input == 5 || input == 6;  // router, gate_up, down (MatVec)
     case OpKind::kRmsNorm:
     case OpKind::kRope:
@@ -32,7 +33,6 @@ bool ReadsBlockRows(OpKind kind, size_t input) {
     case OpKind::kSliceColumns:
     case OpKind::kGatherRows:
     case OpKind::kConcatColumns:
-    case OpKind::kCentroidMask:
     case OpKind::kCount: return false;
   }
   return false;
@@ -56,7 +56,7 @@ KernelFn KernelFor(OpKind kind) {
     case OpKind::kGatherRows: return GatherRowsKernel;
     case OpKind::kMoe: return MoeKernel;
     case OpKind::kConcatColumns: return ConcatColumnsKernel;
-    case OpKind::kCentroidMask: return CentroidMaskKernel;
+    case OpKind::kCentroidHead: return CentroidHeadKernel;
     case OpKind::kCount: return nullptr;
   }
   return nullptr;
@@ -262,7 +262,7 @@ Status CpuBackend::CheckOp(const Graph& graph, const Op& op) const {
     const int32_t id = op.inputs[input];
     if (id < 0) continue;
     const Value& value = graph.value(id);
-    if (value.kind == ValueKind::kWeight && value.dtype == DType::kI32 && !(op.kind == OpKind::kCentroidMask && input == 2)) {
+    if (value.kind == ValueKind::kWeight && value.dtype == DType::kI32 && !(op.kind == OpKind::kCentroidHead && input == 3)) {
       return refuse("integer weights");
     }
     if (value.kind == ValueKind::kWeight && IsBlockDType(value.dtype) && !cpu::ReadsBlockRows(op.kind, input)) {
@@ -298,6 +298,12 @@ int64_t CpuBackend::ScratchBytes(const Graph& graph, const Op& op, int64_t max_t
       const int64_t k = x.shape.dims.back().value;
       const int64_t rows = x.shape.NumElements(max_tokens, max_tokens) / std::max<int64_t>(k, 1);
       return cpu::Int8ScratchBytes(w.dtype, rows, k);
+    }
+    case OpKind::kCentroidHead: {
+      const Value& head = graph.value(op.inputs[1]);  // [V, H]
+      const int64_t centroids = graph.value(op.inputs[2]).shape.dims.back().value;
+      const int64_t vocab = head.shape.dims[0].value, kept = op.attrs.top_k * (vocab / std::max<int64_t>(centroids, 1));
+      return cpu::CentroidHeadScratchBytes(head.dtype, head.shape.dims[1].value, kept);
     }
     default:
       return 0;

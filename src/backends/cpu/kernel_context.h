@@ -84,7 +84,7 @@ void SliceColumnsKernel(const KernelContext& c);
 void ConcatColumnsKernel(const KernelContext& c);
 void GatherRowsKernel(const KernelContext& c);
 void MoeKernel(const KernelContext& c);
-void CentroidMaskKernel(const KernelContext& c);
+void CentroidHeadKernel(const KernelContext& c);
 
 // y[n] = w[offset + n * columns : ... + columns] . x for n in [0, rows): one activation row
 // against a row-major weight of any dtype, parallel over weight rows (linear.cpp). For a block
@@ -105,6 +105,9 @@ inline int64_t MoeFloatScratchBytes(int64_t experts, int64_t width, int64_t hidd
 const void* QuantizeActivations(const KernelContext& c, DType dtype, const float* x, int64_t rows, int64_t k, void* scratch);
 void MatVecInt8(const KernelContext& c, const void* xq, const TensorArg& w, int64_t element_offset, int64_t rows,
                 int64_t columns, float* y);
+
+// The centroid head's scratch (centroid_head.cpp): one x row rounded to int8, then the kept logits.
+int64_t CentroidHeadScratchBytes(DType head_dtype, int64_t hidden, int64_t kept);
 
 // Scalar value of element i of a weight of an element dtype (block formats: see ReadsBlockRows).
 float WeightAt(const TensorArg& weight, int64_t index);

@@ -31,9 +31,13 @@ Status CudaBackend::CheckOp(const Graph& graph, const Op& op) const {
   if ((op.kind == OpKind::kAttention || op.kind == OpKind::kRope) && op.attrs.head_dim > kMaxHeadDim) {
     return refuse("head_dim above " + std::to_string(kMaxHeadDim));
   }
-  if (op.kind == OpKind::kCentroidMask &&
-      !cuda::CentroidMaskSupports(graph.value(op.inputs[1]).shape.dims.back().value, op.attrs.top_k)) {
-    return refuse("more than " + std::to_string(cuda::kMaxMaskCentroids) + " centroids or a top_k above " + std::to_string(cuda::kMaxMaskTopK));
+  if (op.kind == OpKind::kCentroidHead) {
+    const Value& head = graph.value(op.inputs[1]);
+    if (!cuda::CentroidHeadSupports(TypeOf(head.dtype), head.shape.dims[1].value, graph.value(op.inputs[2]).shape.dims.back().value,
+                                    op.attrs.top_k)) {
+      return refuse("more than " + std::to_string(cuda::kMaxHeadCentroids) + " centroids, a top_k above " + std::to_string(cuda::kMaxHeadTopK) +
+                    " or a hidden size above " + std::to_string(cuda::kMaxHeadHidden));
+    }
   }
   if (op.kind == OpKind::kMoe) {
     // Inputs: x, h, router, router scale, expert scale, gate_up, down. The router and its scales
@@ -55,14 +59,15 @@ Status CudaBackend::CheckOp(const Graph& graph, const Op& op) const {
     const int32_t id = op.inputs[i];
     if (id < 0 || graph.value(id).kind != ValueKind::kWeight) continue;
     const DType dtype = graph.value(id).dtype;
-    if (dtype == DType::kI32 && !(op.kind == OpKind::kCentroidMask && i == 2)) return refuse("integer weights");
+    if (dtype == DType::kI32 && !(op.kind == OpKind::kCentroidHead && i == 3)) return refuse("integer weights");
     // Block formats: the weight of a linear, an embedding table, and MoE experts (the kernels of
     // block_gemv.cuh, block_weights.cuh and block_linear.h).
     const bool block_input = (op.kind == OpKind::kLinear && i == 1) || (op.kind == OpKind::kEmbed && i == 1) ||
+                             (op.kind == OpKind::kCentroidHead && i == 1) ||
                              (op.kind == OpKind::kMoe && (i == 5 || i == 6));
     if (IsBlockDType(dtype) && !block_input) {
       return refuse(std::string(DTypeName(dtype)) + " weights as input " + std::to_string(i) +
-                    " (block formats are taken by linear weights, embedding tables and MoE experts)");
+                    " (block formats are taken by linear weights, embedding tables, centroid heads and MoE experts)");
     }
   }
   return Status::Ok();
@@ -86,6 +91,11 @@ int64_t CudaBackend::ScratchBytes(const Graph& graph, const Op& op, int64_t max_
       if (cuda::IsBlockWeight(TypeOf(w.dtype))) return cuda::BlockLinearScratchBytes(TypeOf(w.dtype), rows, w.shape.dims[0].value, k);
       if (w.dtype == DType::kF32 || cuda::GemvSupports(TypeOf(w.dtype), rows, k)) return 0;
       return rows * k * 2;
+    }
+    case OpKind::kCentroidHead: {
+      const int64_t rows = graph.value(op.inputs[0]).shape.dims[0].Resolve(max_tokens, max_tokens);
+      const int64_t vocab = graph.value(op.inputs[1]).shape.dims[0].value, centroids = graph.value(op.inputs[2]).shape.dims.back().value;
+      return cuda::CentroidHeadScratchBytes(rows, op.attrs.top_k, op.attrs.top_k * (vocab / std::max<int64_t>(centroids, 1)));
     }
     case OpKind::kAttention:
       // Split-K partial states (decode attention takes any step whose tokens are all apart).

@@ -153,10 +153,10 @@ Result<size_t> CudaPlacedModel::Launch(const StepFunction& step, size_t op_index
       const DeviceTensor x = in(0), y = in(1);
       return done(LaunchConcatColumns(x.f32(), y.f32(), out.rows, x.columns, y.columns, out.f32(), stream_));
     }
-    case OpKind::kCentroidMask: {
-      const DeviceTensor logits = in(0), scores = in(1);
-      return done(LaunchCentroidMask(logits.f32(), scores.f32(), in(2).i32(), logits.rows, logits.columns, scores.columns, a.top_k,
-                                     out.f32(), stream_));
+    case OpKind::kCentroidHead: {
+      const DeviceTensor x = in(0), head = in(1), scores = in(2);
+      return done(LaunchCentroidHead(x.f32(), head.data, TypeOf(head.dtype), out.columns, x.columns, scores.f32(), in(3).i32(), x.rows,
+                                     scores.columns, a.top_k, Scratch(step, op_index), out.f32(), stream_));
     }
     case OpKind::kGatherRows: {
       const DeviceTensor x = in(0);
@@ -181,7 +181,8 @@ Result<size_t> CudaPlacedModel::Launch(const StepFunction& step, size_t op_index
 }
 
 // Split-K decode attention where every token is its own sequence (a decode batch: the step
-// reads each sequence's keys once whatever it does) or the step is tiny; otherwise the tensor-core
+// reads each sequence's keys once whatever it does) or the step is small (a verify step of up to
+// kDecodeAttentionMaxRunTokens); otherwise the tensor-core
 // prefill kernel over the step's runs (bf16 cache), else the reference kernel.
 Result<size_t> CudaPlacedModel::LaunchAttention(const StepFunction& step, size_t op_index) {
   const Op& op = step.graph.ops()[op_index];
@@ -195,7 +196,7 @@ Result<size_t> CudaPlacedModel::LaunchAttention(const StepFunction& step, size_t
   const DeviceTensor q = Resolve(step, op.inputs[0]), out = Resolve(step, op.outputs[0]);
   const int32_t* positions = Resolve(step, op.inputs[1]).i32();
   const int32_t* sequences = Resolve(step, op.inputs[2]).i32();
-  const bool decode_batch = shape_.num_runs == q.rows || q.rows <= kDecodeAttentionScratchTokens;
+  const bool decode_batch = shape_.num_runs == q.rows || q.rows <= kDecodeAttentionMaxRunTokens;
   if (decode_batch && DecodeAttentionSupports(q.rows, step.max_tokens, a.num_heads, a.num_kv_heads, a.head_dim)) {
     return done(LaunchDecodeAttention(q.f32(), positions, sequences, q.rows, step.max_tokens, a.num_heads, a.num_kv_heads, a.head_dim,
                                       a.window, a.scale, cache.k, cache.v, cache.type, pages,

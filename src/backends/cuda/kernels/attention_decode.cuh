@@ -25,6 +25,11 @@ namespace kiln::cuda {
 // partial states per head; a step of more tokens splits each one less.
 inline constexpr int64_t kDecodeAttentionScratchTokens = 4;
 inline constexpr int64_t kDecodeAttentionMaxSplits = 512;
+// Steps of up to this many tokens of one sequence (a speculative verify, a short prefill chunk)
+// also take this kernel: the prefill kernel's query tiles would hand the whole context to a few
+// blocks per KV head, and the split here keeps every SM busy while each token reads its keys
+// (from L2 after the first: the step's tokens read the same positions).
+inline constexpr int64_t kDecodeAttentionMaxRunTokens = 16;
 
 // `max_tokens`: the bound the step (and its scratch) was planned at.
 bool DecodeAttentionSupports(int64_t tokens, int64_t max_tokens, int64_t heads, int64_t kv_heads, int64_t head_dim);

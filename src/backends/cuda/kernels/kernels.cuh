@@ -69,13 +69,19 @@ cudaError_t LaunchSliceColumns(const float* x, int64_t rows, int64_t columns, in
 // out[r, :] = (a[r, :], b[r, :])
 cudaError_t LaunchConcatColumns(const float* a, const float* b, int64_t rows, int64_t a_columns, int64_t b_columns, float* out,
                                 cudaStream_t stream);
-// The centroid-masked head (OpKind::kCentroidMask) for up to kMaxMaskCentroids centroids (their
-// scores sit in shared memory) and top_k <= kMaxMaskTopK.
-inline constexpr int64_t kMaxMaskCentroids = 8192;
-inline constexpr int64_t kMaxMaskTopK = 256;
-bool CentroidMaskSupports(int64_t centroids, int64_t top_k);
-cudaError_t LaunchCentroidMask(const float* logits, const float* scores, const int32_t* ordering, int64_t rows, int64_t vocab,
-                               int64_t centroids, int64_t top_k, float* out, cudaStream_t stream);
+// The sparse centroid head (OpKind::kCentroidHead: out[rows, vocab] from x[rows, hidden], the
+// head [vocab, hidden] in any weight type, centroid scores [rows, centroids] and the token
+// ordering) for up to kMaxHeadCentroids centroids (their scores sit in shared memory), top_k <=
+// kMaxHeadTopK and hidden <= kMaxHeadHidden (x in shared memory); a block-format head needs rows
+// of whole blocks. `scratch`: CentroidHeadScratchBytes(rows, top_k, top_k * vocab / centroids).
+inline constexpr int64_t kMaxHeadCentroids = 8192;
+inline constexpr int64_t kMaxHeadTopK = 256;
+inline constexpr int64_t kMaxHeadHidden = 8192;
+bool CentroidHeadSupports(WeightType head_type, int64_t hidden, int64_t centroids, int64_t top_k);
+int64_t CentroidHeadScratchBytes(int64_t rows, int64_t top_k, int64_t kept);
+cudaError_t LaunchCentroidHead(const float* x, const void* head, WeightType head_type, int64_t vocab, int64_t hidden, const float* scores,
+                               const int32_t* ordering, int64_t rows, int64_t centroids, int64_t top_k, void* scratch, float* out,
+                               cudaStream_t stream);
 // scratch: (E + 3M + H) floats + E ints per token row processed (one block per token).
 cudaError_t LaunchMoe(const float* x, const float* h, const void* router, const void* router_scale,
                       const void* expert_scale, const void* gate_up, const void* down, WeightType type, int64_t tokens,
