@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <random>
 
 #include "core/dtype.h"
@@ -89,6 +91,8 @@ TEST(DotKernelsTest, GemvMatchesDotOnEveryIsa) {
   }
 }
 
+// Every tile height (1..4 activation rows, the leftover rows of a verify step or a small batch)
+// against the row kernels, with k below, at and past one vector and with a tail.
 TEST(DotKernelsTest, TilesMatchRowKernels) {
   std::mt19937 rng(13);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -103,21 +107,27 @@ TEST(DotKernelsTest, TilesMatchRowKernels) {
     }
     for (const DotKernels* table : SupportedDotKernels()) {
       if (!table->tile_f32) continue;
-      float got[16], want[16];
-      auto check = [&](const char* dtype) {
-        for (int i = 0; i < 16; ++i) EXPECT_NEAR(got[i], want[i], 1e-4 * std::sqrt(static_cast<double>(k))) << table->isa << " " << dtype << " k=" << k;
-      };
-      table->tile_f32(x.data(), k, w.data(), k, k, got, 4);
-      for (int j = 0; j < 4; ++j) table->f32(x.data(), k, 4, w.data() + j * k, k, want + j, 4);
-      check("f32");
-      if (table->tile_bf16) {
-        table->tile_bf16(x.data(), k, w_bf16.data(), k, k, got, 4);
-        for (int j = 0; j < 4; ++j) table->bf16(x.data(), k, 4, w_bf16.data() + j * k, k, want + j, 4);
-        check("bf16");
+      for (int rows = 1; rows <= 4; ++rows) {
+        float got[16], want[16];
+        auto check = [&](const char* dtype) {
+          for (int i = 0; i < 4 * rows; ++i) {
+            EXPECT_NEAR(got[i], want[i], 1e-4 * std::sqrt(static_cast<double>(k))) << table->isa << " " << dtype << " k=" << k << " rows=" << rows;
+          }
+        };
+        std::fill(got, got + 16, NAN);
+        table->tile_f32(x.data(), k, rows, w.data(), k, k, got, 4);
+        for (int j = 0; j < 4; ++j) table->f32(x.data(), k, rows, w.data() + j * k, k, want + j, 4);
+        check("f32");
+        for (int i = 4 * rows; i < 16; ++i) EXPECT_TRUE(std::isnan(got[i])) << "row " << i / 4 << " written by a tile of " << rows;
+        if (table->tile_bf16) {
+          table->tile_bf16(x.data(), k, rows, w_bf16.data(), k, k, got, 4);
+          for (int j = 0; j < 4; ++j) table->bf16(x.data(), k, rows, w_bf16.data() + j * k, k, want + j, 4);
+          check("bf16");
+        }
+        table->tile_f16(x.data(), k, rows, w_f16.data(), k, k, got, 4);
+        for (int j = 0; j < 4; ++j) table->f16(x.data(), k, rows, w_f16.data() + j * k, k, want + j, 4);
+        check("f16");
       }
-      table->tile_f16(x.data(), k, w_f16.data(), k, k, got, 4);
-      for (int j = 0; j < 4; ++j) table->f16(x.data(), k, 4, w_f16.data() + j * k, k, want + j, 4);
-      check("f16");
     }
   }
 }

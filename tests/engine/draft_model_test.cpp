@@ -19,6 +19,7 @@
 #include "engine/model_loader.h"
 #include "engine/scheduler.h"
 #include "kiln/kiln.h"
+#include "submit_together.h"
 #include <nlohmann/json.hpp>
 
 namespace kiln {
@@ -417,22 +418,7 @@ TEST(DraftModelApi, BundledModelDraftingForItselfEqualsPlainDecoding) {
     expected.push_back(*done);
   }
   // All at once: they speculate in the same steps.
-  std::mutex mutex;
-  std::condition_variable all_done;
-  std::map<size_t, Completion> got;
-  for (size_t i = 0; i < requests.size(); ++i) {
-    GenerationRequest request = requests[i];
-    request.on_done = [&, i](const Completion& completion) {
-      std::lock_guard<std::mutex> lock(mutex);
-      got[i] = completion;
-      all_done.notify_all();
-    };
-    ASSERT_TRUE((*speculative)->Submit(std::move(request)).has_value());
-  }
-  {
-    std::unique_lock<std::mutex> lock(mutex);
-    all_done.wait(lock, [&] { return got.size() == requests.size(); });
-  }
+  std::vector<Completion> got = SubmitTogether(**speculative, requests);
   int64_t drafted = 0, accepted = 0;
   for (size_t i = 0; i < requests.size(); ++i) {
     ASSERT_FALSE(got[i].error) << got[i].error->ToString();

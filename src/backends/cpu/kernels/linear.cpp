@@ -76,11 +76,13 @@ namespace {
 template <typename W, typename RowFn, typename TileFn>
 void LinearBlock(const float* x, int64_t r0, int64_t rows, const W* w, int64_t n, int count, int64_t K, int64_t N,
                  float* y, RowFn row_fn, TileFn tile_fn) {
-  int64_t r = 0;
   if (tile_fn != nullptr && count == kMaxRows) {
-    for (; r + 4 <= rows; r += 4) tile_fn(x + (r0 + r) * K, K, w + n * K, K, K, y + (r0 + r) * N + n, N);
+    for (int64_t r = 0; r < rows; r += 4) {
+      tile_fn(x + (r0 + r) * K, K, static_cast<int>(std::min<int64_t>(4, rows - r)), w + n * K, K, K, y + (r0 + r) * N + n, N);
+    }
+    return;
   }
-  for (; r < rows; r += kMaxRows) {
+  for (int64_t r = 0; r < rows; r += kMaxRows) {
     const int block_rows = static_cast<int>(std::min<int64_t>(kMaxRows, rows - r));
     for (int j = 0; j < count; ++j) row_fn(x + (r0 + r) * K, K, block_rows, w + (n + j) * K, K, y + (r0 + r) * N + n + j, N);
   }

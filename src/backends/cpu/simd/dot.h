@@ -29,12 +29,13 @@ using DotU16Fn = void (*)(const float* x, int64_t x_stride, int rows, const uint
 using GemvF32Fn = void (*)(const float* x, const float* w, int64_t w_stride, int64_t k, int count, float* out);
 using GemvU16Fn = void (*)(const float* x, const uint16_t* w, int64_t w_stride, int64_t k, int count, float* out);
 
-// A 4 x 4 tile (prefill): activation rows x[r * x_stride], weight rows w[j * w_stride],
-//   out[r * out_stride + j] = sum_i x[r][i] * w[j][i]       r, j < 4
-// 16 accumulators: each loaded (and converted) vector feeds four FMAs.
-using TileF32Fn = void (*)(const float* x, int64_t x_stride, const float* w, int64_t w_stride, int64_t k, float* out,
+// A tile of `rows` (1..4) activation rows x 4 weight rows (prefill, verify steps, small batches):
+//   out[r * out_stride + j] = sum_i x[r][i] * w[j][i]       r < rows, j < 4
+// Up to 16 accumulators: each loaded (and converted) weight vector feeds `rows` FMAs, each
+// activation vector four, and the four sums of a row are reduced together.
+using TileF32Fn = void (*)(const float* x, int64_t x_stride, int rows, const float* w, int64_t w_stride, int64_t k, float* out,
                            int64_t out_stride);
-using TileU16Fn = void (*)(const float* x, int64_t x_stride, const uint16_t* w, int64_t w_stride, int64_t k, float* out,
+using TileU16Fn = void (*)(const float* x, int64_t x_stride, int rows, const uint16_t* w, int64_t w_stride, int64_t k, float* out,
                            int64_t out_stride);
 
 struct DotKernels {

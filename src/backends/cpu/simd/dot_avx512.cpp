@@ -107,9 +107,19 @@ __attribute__((always_inline)) inline void TileRow(__m512 x, __m512 v0, __m512 v
   a3 = _mm512_fmadd_ps(x, v3, a3);
 }
 
-// 16 named accumulators (arrays were spilled to the stack by GCC 12, as in Gemv4).
-template <typename W, __m512 (*Load)(const W*, __mmask16)>
-void Tile4x4(const float* x, int64_t x_stride, const W* w, int64_t w_stride, int64_t k, float* out, int64_t out_stride) {
+// The sums of four accumulators as one vector: halves added down to 4 lanes, then two horizontal
+// adds; a quarter of the shuffles of four separate reductions.
+__attribute__((always_inline)) inline __m128 Sum4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  auto to256 = [](__m512 v) { return _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))); };
+  auto to128 = [](__m256 v) { return _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)); };
+  return _mm_hadd_ps(_mm_hadd_ps(to128(to256(a)), to128(to256(b))), _mm_hadd_ps(to128(to256(c)), to128(to256(d))));
+}
+
+// R (1..4) activation rows x 4 weight rows: each loaded (and converted) weight vector feeds R
+// FMAs and each activation vector four. 16 named accumulators (arrays were spilled to the stack by
+// GCC 12, as in Gemv4); the rows past R are compiled out.
+template <int R, typename W, __m512 (*Load)(const W*, __mmask16)>
+void TileRows(const float* x, int64_t x_stride, const W* w, int64_t w_stride, int64_t k, float* out, int64_t out_stride) {
   __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
   __m512 c20 = c00, c21 = c00, c22 = c00, c23 = c00, c30 = c00, c31 = c00, c32 = c00, c33 = c00;
   for (int64_t i = 0; i < k; i += 16) {
@@ -117,16 +127,24 @@ void Tile4x4(const float* x, int64_t x_stride, const W* w, int64_t w_stride, int
     const __mmask16 mask = left >= 16 ? 0xffff : static_cast<__mmask16>((1u << left) - 1);
     const __m512 v0 = Load(w + i, mask), v1 = Load(w + w_stride + i, mask), v2 = Load(w + 2 * w_stride + i, mask),
                  v3 = Load(w + 3 * w_stride + i, mask);
-    const __m512 x0 = _mm512_maskz_loadu_ps(mask, x + i), x1 = _mm512_maskz_loadu_ps(mask, x + x_stride + i),
-                 x2 = _mm512_maskz_loadu_ps(mask, x + 2 * x_stride + i), x3 = _mm512_maskz_loadu_ps(mask, x + 3 * x_stride + i);
-    TileRow(x0, v0, v1, v2, v3, c00, c01, c02, c03);
-    TileRow(x1, v0, v1, v2, v3, c10, c11, c12, c13);
-    TileRow(x2, v0, v1, v2, v3, c20, c21, c22, c23);
-    TileRow(x3, v0, v1, v2, v3, c30, c31, c32, c33);
+    TileRow(_mm512_maskz_loadu_ps(mask, x + i), v0, v1, v2, v3, c00, c01, c02, c03);
+    if constexpr (R > 1) TileRow(_mm512_maskz_loadu_ps(mask, x + x_stride + i), v0, v1, v2, v3, c10, c11, c12, c13);
+    if constexpr (R > 2) TileRow(_mm512_maskz_loadu_ps(mask, x + 2 * x_stride + i), v0, v1, v2, v3, c20, c21, c22, c23);
+    if constexpr (R > 3) TileRow(_mm512_maskz_loadu_ps(mask, x + 3 * x_stride + i), v0, v1, v2, v3, c30, c31, c32, c33);
   }
-  const __m512 sums[16] = {c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33};
-  for (int r = 0; r < 4; ++r) {
-    for (int j = 0; j < 4; ++j) out[r * out_stride + j] = _mm512_reduce_add_ps(sums[r * 4 + j]);
+  _mm_storeu_ps(out, Sum4(c00, c01, c02, c03));
+  if constexpr (R > 1) _mm_storeu_ps(out + out_stride, Sum4(c10, c11, c12, c13));
+  if constexpr (R > 2) _mm_storeu_ps(out + 2 * out_stride, Sum4(c20, c21, c22, c23));
+  if constexpr (R > 3) _mm_storeu_ps(out + 3 * out_stride, Sum4(c30, c31, c32, c33));
+}
+
+template <typename W, __m512 (*Load)(const W*, __mmask16)>
+void Tile(const float* x, int64_t x_stride, int rows, const W* w, int64_t w_stride, int64_t k, float* out, int64_t out_stride) {
+  switch (rows) {
+    case 1: return TileRows<1, W, Load>(x, x_stride, w, w_stride, k, out, out_stride);
+    case 2: return TileRows<2, W, Load>(x, x_stride, w, w_stride, k, out, out_stride);
+    case 3: return TileRows<3, W, Load>(x, x_stride, w, w_stride, k, out, out_stride);
+    default: return TileRows<4, W, Load>(x, x_stride, w, w_stride, k, out, out_stride);
   }
 }
 
@@ -140,8 +158,8 @@ const VectorMathKernels* Avx512VectorMath() {
 const DotKernels* Avx512DotKernels() {
   static const DotKernels kernels{"avx512", true, DotRows<float, LoadF32>, DotRows<uint16_t, LoadBf16>,
                                   DotRows<uint16_t, LoadF16>, Gemv<float, LoadF32>, Gemv<uint16_t, LoadBf16>,
-                                  Gemv<uint16_t, LoadF16>, Tile4x4<float, LoadF32>, Tile4x4<uint16_t, LoadBf16>,
-                                  Tile4x4<uint16_t, LoadF16>, Avx512QuantDotKernels(), Avx512VectorMath()};
+                                  Gemv<uint16_t, LoadF16>, Tile<float, LoadF32>, Tile<uint16_t, LoadBf16>,
+                                  Tile<uint16_t, LoadF16>, Avx512QuantDotKernels(), Avx512VectorMath()};
   return &kernels;
 }
 
